@@ -1,0 +1,1 @@
+"""pytest plugin for reprex: replay bundles as tests, capture failing tests as bundles."""

@@ -1,0 +1,113 @@
+"""Pick the local files a run read, within a size budget, for the bundle's files/.
+
+Only files under the working directory are taken (plus the entry script), with
+paths relative to it. Files that are secrets as a whole (keys, .env, .netrc) are
+listed, never copied, unless the user includes them explicitly (then they are
+still redacted like every other carrier).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+DEFAULT_MAX_TOTAL = 5 * 1024 * 1024
+DEFAULT_MAX_FILE = 2 * 1024 * 1024
+SECRET_FILE_PATTERNS = (".env", ".env.*", "*.pem", "*.key", "*.p12", "*.pfx", "id_rsa*", "id_ed25519*", "id_ecdsa*",
+                        ".netrc", "_netrc", ".pypirc", ".npmrc", "credentials", "credentials.*", "*.kdbx",
+                        ".git-credentials", "service-account*.json", ".dockercfg", "config.json.docker")
+SKIP_DIRS = {".git", "__pycache__", ".venv", "venv", "node_modules", ".mypy_cache", ".pytest_cache", ".tox"}
+
+
+@dataclass
+class Inputs:
+    files: dict[str, Path] = field(default_factory=dict)  # bundle-relative path -> source path
+    skipped: list[dict] = field(default_factory=list)  # {"path", "size", "reason"}
+    total: int = 0
+    script_rel: str | None = None  # where the entry script landed
+
+    def manifest(self) -> dict:
+        return {"copied": sorted(self.files), "skipped": self.skipped, "total_bytes": self.total}
+
+
+def _matches(rel: str, patterns: Iterable[str]) -> bool:
+    name = rel.rsplit("/", 1)[-1]
+    return any(fnmatch.fnmatch(rel, p) or fnmatch.fnmatch(name, p) for p in patterns)
+
+
+def collect_inputs(cwd: Path, *, script: Path | None, opened: Iterable[str], app_modules: Iterable[str] = (),
+                   include: Iterable[str] = (), exclude: Iterable[str] = (),
+                   max_file: int = DEFAULT_MAX_FILE, max_total: int = DEFAULT_MAX_TOTAL) -> Inputs:
+    cwd = Path(cwd).resolve()
+    include = list(include)
+    exclude = list(exclude)
+    out = Inputs()
+    candidates: list[tuple[Path, bool]] = []  # (path, explicitly wanted)
+    if script is not None:
+        candidates.append((Path(script), True))
+    for path in list(opened) + list(app_modules):
+        candidates.append((Path(path), False))
+    for pattern in include:
+        for match in sorted(cwd.glob(pattern)):
+            if match.is_file():
+                candidates.append((match, True))
+    seen: set[Path] = set()
+    for path, explicit in candidates:
+        try:
+            real = path.resolve()
+        except OSError:
+            continue
+        if real in seen or not real.is_file():
+            continue
+        seen.add(real)
+        is_script = script is not None and real == Path(script).resolve()
+        try:
+            rel = real.relative_to(cwd).as_posix()
+        except ValueError:
+            if not is_script:
+                out.skipped.append({"path": str(real), "size": _size(real), "reason": "outside the working directory"})
+                continue
+            rel = real.name  # the entry script from elsewhere: run it from the work dir
+        if any(part in SKIP_DIRS for part in rel.split("/")[:-1]):
+            continue
+        size = _size(real)
+        if _matches(rel, exclude):
+            out.skipped.append({"path": rel, "size": size, "reason": "excluded"})
+            continue
+        if not (explicit and _matches(rel, include)) and _matches(rel, SECRET_FILE_PATTERNS):
+            out.skipped.append({"path": rel, "size": size, "reason": "looks like a secrets file (use --include to add it)"})
+            continue
+        if size > max_file:
+            out.skipped.append({"path": rel, "size": size, "reason": f"over the per-file limit ({max_file} bytes)"})
+            continue
+        if out.total + size > max_total:
+            out.skipped.append({"path": rel, "size": size, "reason": f"over the total budget ({max_total} bytes)"})
+            continue
+        out.files["files/" + rel] = real
+        out.total += size
+        if is_script:
+            out.script_rel = rel
+    return out
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def app_module_files(modules: dict[str, str | None], cwd: Path) -> list[str]:
+    """Files of imported modules that live in the working tree (the user's own code)."""
+    cwd = Path(cwd).resolve()
+    out = []
+    for name, path in modules.items():
+        if not path:
+            continue
+        real = Path(path).resolve()
+        if cwd in real.parents and "site-packages" not in real.parts and "dist-packages" not in real.parts:
+            out.append(str(real))
+    return out

@@ -1,0 +1,318 @@
+"""Capture: run -> record -> probes -> pins -> redact -> bundle.
+
+The one place that assembles a bundle from a recorded run; the CLI, the Python API
+and the pytest plugin all come through here.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform as _platform
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from reprex import __version__
+from reprex.bundle import SUFFIX, Bundle, canonical_json
+from reprex.capture.inputs import DEFAULT_MAX_FILE, DEFAULT_MAX_TOTAL, Inputs, app_module_files, collect_inputs
+from reprex.capture.runner import python_of, run_recorded
+from reprex.pins import closure, requirements_txt, roots_for
+from reprex.record import RECORDER_FILE, Outcome, outcome_text
+from reprex.signature import Signature, compute
+from reprex.templates import render_template
+
+Progress = Callable[[str], None]
+
+
+class CaptureError(Exception):
+    """Capture could not proceed; one line for the user."""
+
+
+@dataclass
+class CaptureOptions:
+    output: Path | None = None
+    name: str | None = None
+    timeout: float | None = None
+    allow_success: bool = False
+    include: Sequence[str] = ()
+    exclude: Sequence[str] = ()
+    max_file_size: int = DEFAULT_MAX_FILE
+    max_total: int = DEFAULT_MAX_TOTAL
+    network: bool | None = None  # None: decided from what the run connected to
+    tee: bool = True
+    probe_timeout: float = 10.0
+
+
+@dataclass
+class CaptureResult:
+    outcome: Outcome
+    signature: Signature
+    bundle: Bundle | None = None
+    path: Path | None = None
+    message: str = ""
+    skipped_files: list[dict] = field(default_factory=list)
+
+
+def _noop(_: str) -> None:
+    pass
+
+
+def capture_command(argv: Sequence[str], options: CaptureOptions | None = None, *, cwd: str | None = None,
+                    env: dict | None = None, progress: Progress = _noop, write: bool = True) -> CaptureResult:
+    """Run argv under the recorder and, if it fails, build (and write) its bundle."""
+    options = options or CaptureOptions()
+    if not argv:
+        raise CaptureError("no command given: use `reprex capture -- python app.py`")
+    cwd_path = Path(cwd or os.getcwd()).resolve()
+    environ = dict(os.environ if env is None else env)
+    python = python_of(argv, path=environ.get("PATH"))
+    progress(f"running {' '.join(argv)[:80]}")
+    try:
+        run = run_recorded(argv, cwd=cwd_path, env=environ, timeout=options.timeout, tee=options.tee)
+    except (FileNotFoundError, PermissionError) as exc:
+        raise CaptureError(str(exc)) from None
+    outcome = run.outcome
+    signature = compute(outcome)
+    if not outcome.failed and not options.allow_success:
+        return CaptureResult(outcome, signature, message="the command succeeded: no bundle written "
+                                                         "(use --allow-success to capture it anyway)")
+    if not outcome.recorded:
+        hint = f" ({python})" if python else ""
+        progress(f"warning: no Python process was recorded{hint}; bundling what the exit status says")
+    bundle = build_bundle(outcome, argv=list(argv), cwd=cwd_path, environ=environ,
+                          python=python or (outcome.facts.get("python") or {}).get("executable"),
+                          options=options, progress=progress)
+    result = CaptureResult(outcome, signature, bundle=bundle,
+                           skipped_files=bundle.manifest.get("files", {}).get("skipped", []))
+    if write:
+        result.path = write_bundle(bundle, options.output, cwd_path)
+    return result
+
+
+def default_output(bundle: Bundle, cwd: Path) -> Path:
+    return cwd / f"{bundle.name}{SUFFIX}"
+
+
+def write_bundle(bundle: Bundle, output: Path | None, cwd: Path) -> Path:
+    path = Path(output) if output else default_output(bundle, cwd)
+    if path.is_dir() and not (path / "reprex.json").exists():
+        path = path / f"{bundle.name}{SUFFIX}"
+    return bundle.write(path)
+
+
+# -- assembling -----------------------------------------------------------------------
+
+def _fallback_facts(python: str | None, modules: dict) -> dict:
+    """Facts for a run that died before the recorder could write them (a hard crash)."""
+    if not python:
+        return {}
+    try:
+        proc = subprocess.run([python, "-S", str(RECORDER_FILE), "--facts"], capture_output=True, text=True,
+                              timeout=20, env={k: v for k, v in os.environ.items() if k != "REPREX_RECORD_DIR"})
+        facts = json.loads(proc.stdout)
+    except (OSError, subprocess.SubprocessError, json.JSONDecodeError):
+        return {}
+    # The fresh process imported nothing: map the recorded imports by top-level name.
+    by_top: dict[str, list[str]] = {}
+    for dist in facts.get("distributions") or ():
+        for top in dist.get("top_level") or ():
+            if top in modules:
+                by_top.setdefault(top, []).append(dist["name"])
+    facts["module_dists"] = by_top
+    return facts
+
+
+def _entry(outcome: Outcome, argv: list[str], cwd: Path, inputs: Inputs) -> dict:
+    """How replay re-runs the program: Python arguments relative to files/."""
+    facts = outcome.facts
+    orig = list(facts.get("orig_argv") or outcome.start.get("orig_argv") or [])
+    args = orig[1:] if orig else list(argv[1:])
+    kind = "other"
+    console = facts.get("console_script")
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "-c":
+            kind = "code"
+            break
+        if arg == "-m":
+            kind = "module"
+            break
+        if arg in ("-X", "-W", "-Q") and i + 1 < len(args):
+            i += 2
+            continue
+        if arg.startswith("-") and arg != "-":
+            i += 1
+            continue
+        kind = "script"
+        break
+    if console and kind == "script":
+        module, _, attr = console["value"].partition(":")
+        attr = attr.strip() or "main"
+        code = (f"import sys; from {module.strip()} import {attr.split('.')[0]} as _entry; "
+                f"sys.argv[0] = {console['name']!r}; sys.exit(_entry{attr[len(attr.split('.')[0]):]}())")
+        return {"argv": argv, "cwd": str(cwd), "kind": "console", "python_args": ["-c", code] + args[i + 1:]}
+    if kind == "script" and i < len(args):
+        if inputs.script_rel:
+            args[i] = inputs.script_rel
+    return {"argv": argv, "cwd": str(cwd), "kind": kind, "python_args": args}
+
+
+def _created() -> str:
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    when = (_dt.datetime.fromtimestamp(int(epoch), _dt.timezone.utc) if epoch and epoch.isdigit()
+            else _dt.datetime.now(_dt.timezone.utc))
+    return when.replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def _bundle_name(options: CaptureOptions, entry: dict, argv: list[str]) -> str:
+    if options.name:
+        name = options.name
+    else:
+        args = entry.get("python_args") or []
+        if entry["kind"] == "script" and args:
+            name = Path(next(a for a in args if not a.startswith("-") or a == "-")).stem
+        elif entry["kind"] == "module" and "-m" in args:
+            name = args[args.index("-m") + 1].rsplit(".", 1)[-1]
+        elif entry["kind"] == "console":
+            name = Path(argv[0]).name
+        else:
+            name = Path(argv[0]).stem or "repro"
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in name).strip(".-") or "repro"
+    return safe[:100]
+
+
+def _gpu_summary(probes: dict) -> dict | None:
+    gpu = (probes.get("gpu") or {}).get("value") or {}
+    if not gpu.get("count"):
+        return None
+    cuda = gpu.get("cuda_driver_version")
+    torch_cuda = ((probes.get("cuda") or {}).get("value") or {}).get("torch", {}) or {}
+    return {"count": int(gpu["count"]), "models": list(gpu.get("models") or []), "driver": gpu.get("driver"),
+            "compute_capabilities": list(gpu.get("compute_capabilities") or []),
+            "cuda": torch_cuda.get("cuda") or cuda}
+
+
+def _platform_summary(probes: dict) -> dict:
+    value = (probes.get("platform") or {}).get("value") or {}
+    libc = value.get("libc")
+    if isinstance(libc, dict):
+        libc = " ".join(str(libc[k]) for k in ("name", "version") if libc.get(k)) or None
+    if not libc:
+        name, version = _platform.libc_ver()
+        libc = f"{name} {version}".strip() or None
+    distro = value.get("distro")
+    if isinstance(distro, dict):
+        distro = distro.get("pretty_name") or " ".join(str(distro[k]) for k in ("name", "version_id") if distro.get(k))
+    return {"system": value.get("system") or _platform.system(), "machine": value.get("machine") or _platform.machine(),
+            "libc": libc, "release": value.get("release") or _platform.release(), "distro": distro or None}
+
+
+def needs_network(outcome: Outcome) -> bool:
+    for conn in outcome.connects:
+        if conn.get("family") in (2, 10):  # AF_INET, AF_INET6
+            return True
+    return False
+
+
+def build_bundle(outcome: Outcome, *, argv: list[str], cwd: Path, environ: dict, python: str | None,
+                 options: CaptureOptions, progress: Progress = _noop, extra_files: dict[str, bytes] | None = None,
+                 entry: dict | None = None, script: Path | None = None) -> Bundle:
+    from reprex.probes import ProbeContext, run_probes
+    from reprex.redact import Redactor
+
+    facts = outcome.facts or _fallback_facts(python, outcome.modules)
+    progress("probing the environment")
+    ctx = ProbeContext(python_executable=python or "python3", imported=frozenset(outcome.modules),
+                       environ=environ, target_facts=facts, cwd=str(cwd))
+    probes = run_probes(ctx, timeout=options.probe_timeout)
+
+    progress("pinning what the run imported")
+    pins = closure(facts, roots_for(facts, outcome.modules))
+
+    main_file = facts.get("main_file")
+    if script is None and main_file and not str(main_file).startswith("<"):
+        script = Path(main_file)
+    inputs = collect_inputs(cwd, script=script, opened=outcome.opened,
+                            app_modules=app_module_files(outcome.modules, cwd), include=options.include,
+                            exclude=options.exclude, max_file=options.max_file_size, max_total=options.max_total)
+    if entry is None:
+        entry = _entry(outcome, argv, cwd, inputs)
+    name = _bundle_name(options, entry, argv)
+    signature = compute(outcome)
+
+    progress("redacting secrets")
+    red = Redactor(environ)
+    files: dict[str, bytes] = {}
+    for rel, src in sorted(inputs.files.items()):
+        files[rel] = red.bytes(src.read_bytes(), rel)
+    for rel, data in (extra_files or {}).items():
+        files[rel] = red.bytes(data, rel)
+    entry = {**entry, "argv": [red.text(a, "argv") for a in entry["argv"]], "cwd": red.text(entry["cwd"], "argv"),
+             "python_args": [red.text(a, "argv") for a in entry.get("python_args") or []]}
+    exception = red.obj(outcome.exception, "traceback") if outcome.exception else None
+    run_record = {
+        "outcome": red.obj(outcome.to_dict(), "locals"),
+        "output_tail": [[s, red.text(t, s)] for s, t in outcome.output_tail],
+        "opened": [red.text(p, "opened") for p in outcome.opened],
+        "connects": red.obj(outcome.connects, "network"),
+        "modules": sorted(outcome.modules),
+    }
+    environment = red.obj({name_: probe for name_, probe in sorted(probes.items())}, "environment.json")
+    environment["env"] = environment.get("env", {})
+    if isinstance((probes.get("env") or {}).get("value"), dict):
+        env_value = probes["env"]["value"]
+        environment["env"] = {**probes["env"], "value": {
+            "names": env_value.get("names", []),
+            "values": red.env(env_value.get("values", {}), "environment.json")}}
+    traceback_text = red.text(outcome_text(outcome), "traceback")
+    reqs = red.text(requirements_txt(pins), "requirements.txt")
+    python_facts = facts.get("python") or {}
+    expect_exc = None
+    if exception:
+        from reprex.signature import innermost
+
+        inner = innermost(exception) or exception
+        expect_exc = {"type": exception.get("type"), "message": (exception.get("message") or "")[:2000],
+                      "innermost_type": inner.get("type")}
+    manifest = {
+        "schema": 1,
+        "id": "0" * 64,
+        "name": name,
+        "created": _created(),
+        "tool": {"name": "reprex", "version": __version__},
+        "entry": entry,
+        "python": {"version": python_facts.get("version") or _platform.python_version(),
+                   "implementation": python_facts.get("implementation") or _platform.python_implementation()},
+        "platform": red.obj(_platform_summary(probes), "environment.json"),
+        "gpu": red.obj(_gpu_summary(probes), "environment.json"),
+        "expect": {"outcome": outcome.outcome, "exception": expect_exc, "exit_code": outcome.exit_code,
+                   "signal": outcome.signal, "signature": red.obj(signature.to_dict(), "traceback")},
+        "network": needs_network(outcome) if options.network is None else bool(options.network),
+        "pins": {"count": len(pins), "flagged": [p.to_dict() for p in pins if set(p.flags) - {"local-version"}]},
+        "files": red.obj(inputs.manifest(), "files"),
+        "probes": {k: v.get("status") for k, v in sorted(probes.items())},
+    }
+    files.update({
+        "requirements.txt": reqs.encode(),
+        "environment.json": canonical_json(environment),
+        "run.json": canonical_json(red.obj(run_record, "run.json")),
+        "traceback.txt": traceback_text.encode(),
+        "repro.py": red.text(render_template(
+            "repro_launcher.py.tmpl", tool_version=__version__, summary=signature.short()[:200],
+            bundle_name=f"{name}{SUFFIX}", python_args=repr(entry.get("python_args") or [])), "repro.py").encode(),
+    })
+    if exception:
+        files["run.json"] = canonical_json({**json.loads(files["run.json"]), "exception": exception})
+    manifest["redactions"] = [{"kind": r.kind, "where": r.where, "count": r.count} for r in red.report()]
+    bundle = Bundle(manifest=manifest, files=files)
+    from reprex.render import render
+
+    bundle.files["README.md"] = render(bundle, venue="gh").encode()
+    # The README is made from redacted parts; scrub once more so nothing can slip through.
+    bundle.files["README.md"] = red.bytes(bundle.files["README.md"], "README.md")
+    bundle.manifest["redactions"] = [{"kind": r.kind, "where": r.where, "count": r.count} for r in red.report()]
+    return bundle.finalize()

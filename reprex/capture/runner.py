@@ -1,0 +1,190 @@
+"""Run a command with the recorder injected, tee its output, and load the Outcome.
+
+Shared by capture and the local replay backend so both record runs identically.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+from reprex.record import INJECT_DIR, Outcome, load_outcome
+
+TAIL_BYTES = 64 * 1024
+_PYTHON_NAME = re.compile(r"^(?:python|pypy)(?:\d+(?:\.\d+)?)?(?:\.exe)?$")
+
+
+def recorder_env(base: Mapping[str, str], record_dir: Path, inject_dir: Path = INJECT_DIR) -> dict[str, str]:
+    env = dict(base)
+    env["REPREX_RECORD_DIR"] = str(record_dir)
+    previous = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = str(inject_dir) + (os.pathsep + previous if previous else "")
+    env["PYTHONUNBUFFERED"] = "1"  # keep stdout and stderr in their real order
+    return env
+
+
+def python_of(argv: Sequence[str], path: str | None = None) -> str | None:
+    """The interpreter a command will run: `python ...` itself, or a script's shebang."""
+    if not argv:
+        return None
+    exe = shutil.which(argv[0], path=path) or (argv[0] if os.path.isfile(argv[0]) else None)
+    if exe is None:
+        return None
+    if _PYTHON_NAME.match(os.path.basename(argv[0])):
+        return exe
+    try:
+        with open(exe, "rb") as fh:
+            first = fh.readline(512).decode("utf-8", "replace").strip()
+    except OSError:
+        return None
+    if not first.startswith("#!"):
+        return None
+    parts = first[2:].split()
+    if not parts:
+        return None
+    if os.path.basename(parts[0]) == "env":
+        parts = [p for p in parts[1:] if not p.startswith("-")]
+        if not parts:
+            return None
+        return shutil.which(parts[0], path=path)
+    return parts[0] if "python" in os.path.basename(parts[0]) or "pypy" in parts[0] else None
+
+
+@dataclass
+class RunResult:
+    outcome: Outcome
+    record_dir: Path
+    returncode: int | None
+    timed_out: bool
+
+
+class _Tail:
+    """The last bytes of stdout and stderr, in the order they arrived."""
+
+    def __init__(self, limit: int = TAIL_BYTES):
+        self.limit = limit
+        self.chunks: list[list] = []
+        self.size = 0
+
+    def add(self, stream: str, data: bytes) -> None:
+        if self.chunks and self.chunks[-1][0] == stream:
+            self.chunks[-1][1] += data
+        else:
+            self.chunks.append([stream, bytearray(data)])
+        self.size += len(data)
+        while self.size > self.limit and self.chunks:
+            head = self.chunks[0]
+            excess = self.size - self.limit
+            if len(head[1]) <= excess:
+                self.chunks.pop(0)
+                self.size -= len(head[1])
+            else:
+                del head[1][:excess]
+                self.size -= excess
+
+    def as_text(self) -> list[list[str]]:
+        return [[s, bytes(b).decode("utf-8", "replace")] for s, b in self.chunks]
+
+
+def run_recorded(argv: Sequence[str], *, cwd: str | os.PathLike | None = None,
+                 env: Mapping[str, str] | None = None, timeout: float | None = None,
+                 tee: bool = True, record_dir: Path | None = None,
+                 on_output: Callable[[str, bytes], None] | None = None) -> RunResult:
+    """Run argv under the recorder. On timeout, ask the recorded process for a stack
+    dump (SIGUSR1 -> faulthandler), then kill the whole process group."""
+    record_dir = Path(record_dir or tempfile.mkdtemp(prefix="reprex-record-"))
+    record_dir.mkdir(parents=True, exist_ok=True)
+    full_env = recorder_env(env if env is not None else os.environ, record_dir)
+    tail = _Tail()
+    started = time.monotonic()
+    try:
+        proc = subprocess.Popen(list(argv), cwd=cwd, env=full_env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"command not found: {argv[0]}") from None
+    except PermissionError:
+        raise PermissionError(f"command is not executable: {argv[0]}") from None
+    timed_out = False
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ, "stdout")
+    sel.register(proc.stderr, selectors.EVENT_READ, "stderr")
+    sinks = {"stdout": getattr(sys.stdout, "buffer", None), "stderr": getattr(sys.stderr, "buffer", None)}
+    deadline = started + timeout if timeout else None
+    try:
+        while sel.get_map():
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if deadline is not None and wait == 0.0 and not timed_out:
+                timed_out = True
+                _dump_and_kill(proc, record_dir)
+                deadline = None
+                continue
+            for key, _ in sel.select(timeout=wait if wait is None else min(wait, 0.5)):
+                data = os.read(key.fileobj.fileno(), 65536)
+                if not data:
+                    sel.unregister(key.fileobj)
+                    continue
+                tail.add(key.data, data)
+                if on_output is not None:
+                    on_output(key.data, data)
+                if tee and sinks[key.data] is not None:
+                    sinks[key.data].write(data)
+                    sinks[key.data].flush()
+        returncode = proc.wait()
+    except KeyboardInterrupt:
+        # Ctrl-C: let the program see it (its stack is recorded), then stop it.
+        _signal_group(proc, signal.SIGINT)
+        try:
+            returncode = proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            _signal_group(proc, signal.SIGKILL)
+            returncode = proc.wait()
+        raise
+    finally:
+        sel.close()
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+        if proc.poll() is None:
+            _signal_group(proc, signal.SIGKILL)
+            proc.wait()
+    outcome = load_outcome(record_dir, returncode, timed_out=timed_out,
+                           duration_s=time.monotonic() - started, output_tail=tail.as_text())
+    return RunResult(outcome, record_dir, returncode, timed_out)
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _dump_and_kill(proc: subprocess.Popen, record_dir: Path) -> None:
+    pid = None
+    try:
+        pid = int((record_dir / "claim").read_text())
+    except (OSError, ValueError):
+        pass
+    if pid is not None and hasattr(signal, "SIGUSR1"):
+        try:
+            os.kill(pid, signal.SIGUSR1)
+        except ProcessLookupError:
+            pass
+        # faulthandler writes from a signal handler: give it a moment to land.
+        fault = record_dir / "fault.log"
+        for _ in range(20):
+            time.sleep(0.05)
+            if fault.exists() and fault.stat().st_size > 0:
+                time.sleep(0.05)
+                break
+    _signal_group(proc, signal.SIGKILL)

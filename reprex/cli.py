@@ -1,0 +1,246 @@
+"""The `reprex` command: a thin click layer over the library.
+
+Heavy modules (docker, rich's console, jsonschema, the probes) are imported inside
+the commands, so `reprex --help` starts fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from reprex import __version__
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _console(stderr: bool = True):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    click.echo(f"reprex: error: {message}", err=True)
+    sys.exit(code)
+
+
+def _load_bundle(source: str):
+    from reprex.bundle import Bundle, BundleError
+    from reprex.fetch import FetchError, fetch_bundle
+
+    try:
+        return Bundle.read(fetch_bundle(source))
+    except (BundleError, FetchError) as exc:
+        _fail(str(exc))
+
+
+def _size(value: str) -> int:
+    units = {"k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
+    text = value.strip().lower().rstrip("b")
+    try:
+        if text and text[-1] in units:
+            return int(float(text[:-1]) * units[text[-1]])
+        return int(text)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a size (e.g. 500k, 5M)") from None
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, prog_name="reprex")
+def main() -> None:
+    """Capture a failing Python run as a self-contained, redacted bundle, and replay it.
+
+    \b
+      reprex capture -- python app.py --config prod.yaml
+      reprex show app.reprex.zip
+      reprex render app.reprex.zip --venue gh > issue.md
+      reprex replay app.reprex.zip
+    """
+
+
+@main.command(context_settings={**CONTEXT, "ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Bundle path: NAME.reprex.zip, or a directory.")
+@click.option("--name", help="Bundle name (default: the script or module name).")
+@click.option("--timeout", type=float, help="Seconds before the run counts as hung; its stacks are recorded.")
+@click.option("--allow-success", is_flag=True, help="Write a bundle even if the command succeeds.")
+@click.option("--include", multiple=True, metavar="GLOB", help="Also bundle these files (relative to the cwd).")
+@click.option("--exclude", multiple=True, metavar="GLOB", help="Never bundle these files.")
+@click.option("--max-file-size", default="2M", show_default=True, help="Largest input file to copy.")
+@click.option("--max-total", default="5M", show_default=True, help="Budget for all input files.")
+@click.option("--network/--no-network", default=None, help="Does the repro need a network? (default: detected)")
+@click.option("--from-traceback", "from_traceback", type=click.Path(allow_dash=True),
+              help="Build a bundle from a pasted traceback (FILE or - for stdin) instead of running a command.")
+@click.option("--last", is_flag=True, help="Take the newest bundle written by reprex.install().")
+@click.option("--preview", is_flag=True, help="Show what would go into the bundle; write nothing.")
+@click.option("--extract", is_flag=True, help="Also extract the minimal failing call (see `reprex extract`).")
+@click.option("-q", "--quiet", is_flag=True, help="Don't echo the program's output.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object describing the result.")
+def capture(command, output, name, timeout, allow_success, include, exclude, max_file_size, max_total, network,
+            from_traceback, last, preview, extract, quiet, as_json):
+    """Run COMMAND under the recorder; if it fails, write NAME.reprex.zip.
+
+    \b
+      reprex capture -- python app.py --config prod.yaml
+      reprex capture -- python -m mypkg.cli serve
+      reprex capture --timeout 60 -- pytest-free-script args
+      reprex capture --from-traceback traceback.txt
+    """
+    from reprex.capture.pipeline import CaptureError, CaptureOptions
+
+    options = CaptureOptions(output=output, name=name, timeout=timeout, allow_success=allow_success,
+                             include=include, exclude=exclude, max_file_size=_size(max_file_size),
+                             max_total=_size(max_total), network=network, tee=not quiet and not as_json)
+    console = _console()
+    if last:
+        return _capture_last(output, as_json)
+    try:
+        if from_traceback:
+            from reprex.capture.pasted import capture_traceback
+
+            text = sys.stdin.read() if from_traceback == "-" else _read_text(from_traceback)
+            result = capture_traceback(text, options, write=not preview)
+        else:
+            if not command:
+                raise click.UsageError("no command given: use `reprex capture -- python app.py`")
+            from reprex.capture.pipeline import capture_command
+
+            with console.status("capturing...", spinner="dots") as status:
+                result = capture_command(list(command), options, write=not preview,
+                                         progress=lambda msg: status.update(msg))
+            if extract and result.bundle is not None and result.path is not None:
+                from reprex.extract import extract_into
+
+                report = extract_into(result.path)
+                console.print(f"[bold]extract:[/] {report.message}")
+    except CaptureError as exc:
+        _fail(str(exc))
+    if result.bundle is None:
+        if as_json:
+            click.echo(json.dumps({"written": None, "outcome": result.outcome.outcome, "message": result.message}))
+        else:
+            console.print(f"[green]reprex:[/] {result.message}")
+        sys.exit(0)
+    if preview:
+        return _print_preview(result.bundle, as_json)
+    if as_json:
+        click.echo(json.dumps({"written": str(result.path), "name": result.bundle.name,
+                               "signature": result.bundle.manifest["expect"]["signature"],
+                               "outcome": result.outcome.outcome, "size": result.path.stat().st_size,
+                               "redactions": result.bundle.manifest["redactions"]}))
+        return
+    sig = result.bundle.manifest["expect"]["signature"]
+    console.print(f"[bold red]captured[/] {result.outcome.outcome}: {' <- '.join(sig['types'])}  "
+                  f"[dim]signature {sig['id']}[/]")
+    redacted = sum(r["count"] for r in result.bundle.manifest["redactions"])
+    console.print(f"[bold]wrote[/] {result.path} ({result.path.stat().st_size // 1024 or 1} KB, "
+                  f"{result.bundle.manifest['pins']['count']} pins, {redacted} redactions)")
+    if result.skipped_files:
+        console.print(f"[yellow]{len(result.skipped_files)} file(s) not included[/]; `reprex show` lists them")
+    console.print(f"next: [bold]reprex render {result.path} --venue gh[/] for the issue body, "
+                  f"[bold]reprex replay {result.path}[/] to check it")
+
+
+def _read_text(path: str) -> str:
+    try:
+        return Path(path).read_text("utf-8", "replace")
+    except OSError as exc:
+        _fail(f"cannot read {path}: {exc.strerror}")
+
+
+def _capture_last(output, as_json):
+    from reprex.api import last_bundle
+
+    path = last_bundle()
+    if path is None:
+        _fail("no bundle from reprex.install() found in the cache")
+    if output:
+        import shutil
+
+        shutil.copyfile(path, output)
+        path = Path(output)
+    click.echo(json.dumps({"written": str(path)}) if as_json else str(path))
+
+
+def _print_preview(bundle, as_json):
+    entries = bundle.entries()
+    data = {"name": bundle.name, "entries": {k: len(v) for k, v in sorted(entries.items())},
+            "size_zip": len(bundle.to_zip_bytes()), "redactions": bundle.manifest["redactions"],
+            "signature": bundle.manifest["expect"]["signature"], "skipped": bundle.manifest["files"]["skipped"]}
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    from rich.table import Table
+
+    console = _console(stderr=False)
+    table = Table(title=f"preview: {bundle.name} (nothing written)")
+    table.add_column("entry")
+    table.add_column("bytes", justify="right")
+    for name, size in data["entries"].items():
+        table.add_row(name, str(size))
+    console.print(table)
+    console.print(f"zip size: {data['size_zip']} bytes")
+    for r in data["redactions"]:
+        console.print(f"redacted {r['count']}x {r['kind']} in {r['where']}")
+    for s in data["skipped"]:
+        console.print(f"[yellow]not included[/] {s['path']}: {s['reason']}")
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("bundle")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest and summary as JSON.")
+def show(bundle, as_json):
+    """Summarize a bundle: failure, signature, Python/platform/GPU, pins, files, size."""
+    from reprex.render import render, summary_facts
+
+    b = _load_bundle(bundle)
+    if as_json:
+        click.echo(render(b, "json"))
+        return
+    from rich.table import Table
+
+    console = _console(stderr=False)
+    table = Table(title=f"{b.name}  ({b.size // 1024 or 1} KB, id {b.id[:12]})", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in summary_facts(b):
+        table.add_row(key, value)
+    console.print(table)
+    for s in (b.manifest.get("files") or {}).get("skipped") or []:
+        console.print(f"[yellow]not included[/] {s['path']} ({s['size']} bytes): {s['reason']}")
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("bundle")
+@click.option("--venue", type=click.Choice(["gh", "text", "json"]), default="gh", show_default=True)
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write to a file instead of stdout.")
+def render(bundle, venue, output):
+    """Render a bundle as a GitHub issue body (gh), plain text, or JSON."""
+    from reprex.render import render as do_render
+
+    text = do_render(_load_bundle(bundle), venue)
+    if output:
+        from reprex.fsutil import atomic_write_text
+
+        atomic_write_text(output, text)
+    else:
+        click.echo(text)
+
+
+def _register_optional() -> None:
+    """Commands that live in their own modules (replay, lock, extract, check-serve)."""
+    from reprex import cli_replay  # noqa: F401  (registers on import)
+
+
+try:
+    _register_optional()
+except ImportError:  # a partial install still offers capture/show/render
+    pass
+
+
+if __name__ == "__main__":
+    main()

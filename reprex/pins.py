@@ -1,0 +1,137 @@
+"""Exact pins: installed metadata -> the closure of what the run imported.
+
+Offline and resolver-free: the installed environment already is a solution, so
+walking Requires-Dist (markers evaluated for the target interpreter) from the
+imported distributions gives the smallest faithful requirements.txt.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+_NORMALIZE = re.compile(r"[-_.]+")
+# Never pinned: the installer's own tooling, and reprex, which replay injects itself.
+_TOOLING = {"pip", "setuptools", "wheel", "reprex", "distribute"}
+
+
+def canonical(name: str) -> str:
+    return _NORMALIZE.sub("-", name).lower()
+
+
+@dataclass
+class Pin:
+    name: str
+    version: str
+    line: str  # the requirements.txt line
+    flags: list[str] = field(default_factory=list)  # editable, vcs, local-path, local-version
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "version": self.version, "line": self.line, "flags": self.flags}
+
+
+def _marker_env(python_version: str | None) -> dict:
+    from packaging.markers import default_environment
+
+    env = default_environment()
+    if python_version:
+        parts = python_version.split(".")
+        env["python_full_version"] = python_version
+        env["python_version"] = ".".join(parts[:2])
+    return env
+
+
+def pin_line(dist: dict) -> Pin:
+    """One distribution -> its pin, honouring PEP 610 provenance."""
+    name, version = dist["name"], dist["version"]
+    flags: list[str] = []
+    if "+" in version:
+        flags.append("local-version")
+    direct = dist.get("direct_url") or {}
+    url = direct.get("url", "")
+    if direct.get("vcs_info"):
+        vcs = direct["vcs_info"]
+        commit = vcs.get("commit_id") or vcs.get("requested_revision") or ""
+        flags.append("vcs")
+        line = f"{name} @ {vcs.get('vcs', 'git')}+{url}@{commit}" if commit else f"{name} @ {vcs.get('vcs', 'git')}+{url}"
+        if direct.get("subdirectory"):
+            line += f"#subdirectory={direct['subdirectory']}"
+        return Pin(name, version, line, flags)
+    if (direct.get("dir_info") or {}).get("editable"):
+        flags.append("editable")
+        return Pin(name, version, f"{name}=={version}", flags)
+    if url.startswith("file:"):
+        flags.append("local-path")
+    elif url and direct.get("archive_info") is not None:
+        flags.append("url")
+        return Pin(name, version, f"{name} @ {url}", flags)
+    return Pin(name, version, f"{name}=={version}", flags)
+
+
+def roots_for(facts: dict, imported: dict | list | set) -> set[str]:
+    """Canonical names of the distributions that provide the imported modules."""
+    module_dists = facts.get("module_dists") or {}
+    names = set()
+    for module in imported:
+        for dist in module_dists.get(module, ()):
+            names.add(canonical(dist))
+    # Editable installs live outside site-packages: match module files to their source tree.
+    if isinstance(imported, dict):
+        for dist in facts.get("distributions") or ():
+            direct = dist.get("direct_url") or {}
+            if (direct.get("dir_info") or {}).get("editable") and direct.get("url", "").startswith("file://"):
+                root = direct["url"][len("file://"):].rstrip("/") + "/"
+                if any(path and path.startswith(root) for path in imported.values()):
+                    names.add(canonical(dist["name"]))
+    return names
+
+
+def closure(facts: dict, roots: set[str], extra_roots: dict[str, set[str]] | None = None) -> list[Pin]:
+    """Walk Requires-Dist from the roots through installed distributions."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    installed = {canonical(d["name"]): d for d in facts.get("distributions") or ()}
+    base_env = _marker_env((facts.get("python") or {}).get("version"))
+    wanted: dict[str, set[str]] = {}  # name -> extras requested
+    stack = [(r, set()) for r in roots if r in installed]
+    for name, extras in (extra_roots or {}).items():
+        if name in installed:
+            stack.append((name, set(extras)))
+    while stack:
+        name, extras = stack.pop()
+        known = wanted.get(name)
+        if known is not None and extras <= known:
+            continue
+        wanted[name] = (known or set()) | extras
+        for text in installed[name].get("requires") or ():
+            try:
+                req = Requirement(text)
+            except InvalidRequirement:
+                continue
+            if req.marker is not None:
+                active = [""] + sorted(wanted[name])
+                if not any(req.marker.evaluate({**base_env, "extra": e}) for e in active):
+                    continue
+            dep = canonical(req.name)
+            if dep in installed:
+                stack.append((dep, set(req.extras)))
+    pins = [pin_line(installed[n]) for n in sorted(wanted) if n not in _TOOLING]
+    return pins
+
+
+def requirements_txt(pins: list[Pin]) -> str:
+    lines = ["# Exact pins: the installed closure of what the run imported (written by reprex)."]
+    for pin in pins:
+        note = f"  # {', '.join(pin.flags)}" if pin.flags and pin.flags != ["local-version"] else ""
+        lines.append(pin.line + note)
+    return "\n".join(lines) + "\n"
+
+
+def parse_requirements(text: str) -> list[str]:
+    """Requirement lines of a bundle's requirements.txt (comments and blanks dropped)."""
+    out = []
+    for line in text.splitlines():
+        line = line.split(" #", 1)[0].strip()
+        if line and not line.startswith("#"):
+            out.append(line)
+    return out

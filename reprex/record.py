@@ -1,0 +1,303 @@
+"""Read what the injected recorder wrote, into one Outcome.
+
+The recorder writes raw events; this module decides what the run's outcome was
+(exception, signal, exit, timeout, or success) the same way for capture and replay.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal as _signal
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+INJECT_DIR = Path(__file__).parent / "_inject"
+RECORDER_FILE = INJECT_DIR / "sitecustomize.py"
+
+
+@dataclass
+class Outcome:
+    """What one run of the program did, as recorded."""
+
+    outcome: str  # exception | signal | exit | timeout | success
+    exit_code: int | None = None
+    exception: dict | None = None  # recorder exception record (main thread, or first thread failure)
+    thread_exceptions: list[dict] = field(default_factory=list)
+    signal: str | None = None
+    fault_frames: list[dict] = field(default_factory=list)
+    fault_text: str = ""
+    opened: list[str] = field(default_factory=list)
+    connects: list[dict] = field(default_factory=list)  # network connections the program made
+    modules: dict[str, str | None] = field(default_factory=dict)
+    facts: dict = field(default_factory=dict)
+    start: dict = field(default_factory=dict)
+    duration_s: float = 0.0
+    output_tail: list[list[str]] = field(default_factory=list)  # [[stream, text], ...] in arrival order
+    recorded: bool = False  # did a Python process claim the record dir?
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome != "success"
+
+    def to_dict(self) -> dict:
+        return {
+            "outcome": self.outcome,
+            "exit_code": self.exit_code,
+            "signal": self.signal,
+            "exception": self.exception,
+            "thread_exceptions": self.thread_exceptions,
+            "fault_frames": self.fault_frames,
+            "duration_s": round(self.duration_s, 3),
+        }
+
+
+def read_events(record_dir: Path) -> list[dict]:
+    path = Path(record_dir) / "events.jsonl"
+    if not path.exists():
+        return []
+    events = []
+    for line in path.read_text("utf-8", "surrogateescape").splitlines():
+        try:
+            events.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line cut short by a crash
+    return events
+
+
+def signal_name(returncode: int | None) -> str | None:
+    if returncode is None:
+        return None
+    num = -returncode if returncode < 0 else (returncode - 128 if 128 < returncode < 160 else None)
+    if not num:
+        return None
+    try:
+        return _signal.Signals(num).name
+    except ValueError:
+        return f"SIG{num}"
+
+
+def load_outcome(record_dir: Path, returncode: int | None, *, timed_out: bool = False,
+                 duration_s: float = 0.0, output_tail: list | None = None,
+                 signal_exit_codes: bool = False) -> Outcome:
+    """Combine the recorder's events, the faulthandler log and the exit status.
+
+    signal_exit_codes: treat 128+N as death by signal N (a shell or container init
+    reports signals that way).
+    """
+    events = read_events(record_dir)
+    out = Outcome(outcome="success", exit_code=returncode, duration_s=duration_s,
+                  output_tail=output_tail or [])
+    for ev in events:
+        kind = ev.get("ev")
+        if kind == "start":
+            out.start = ev
+            out.recorded = True
+        elif kind == "open":
+            if ev["path"] not in out.opened:
+                out.opened.append(ev["path"])
+        elif kind == "connect":
+            out.connects.append({"address": ev.get("address"), "family": ev.get("family")})
+        elif kind == "import":
+            out.modules.setdefault(ev["module"], None)
+        elif kind == "modules":
+            out.modules.update(ev.get("modules") or {})
+        elif kind == "facts":
+            out.facts = {k: v for k, v in ev.items() if k != "ev"}
+        elif kind == "exception" and ev.get("exception"):
+            if ev.get("thread") == "MainThread":
+                out.exception = ev["exception"]
+            else:
+                out.thread_exceptions.append(ev["exception"])
+    fault_path = Path(record_dir) / "fault.log"
+    if fault_path.exists():
+        out.fault_text = fault_path.read_text("utf-8", "replace")[-200_000:]
+        out.fault_frames = parse_faulthandler(out.fault_text)
+
+    sig = None
+    if returncode is not None and returncode < 0:
+        sig = signal_name(returncode)
+    elif signal_exit_codes and returncode is not None and 128 < returncode < 160:
+        sig = signal_name(returncode)
+
+    if timed_out:
+        out.outcome = "timeout"
+    elif out.exception is not None:
+        out.outcome = "exception"
+    elif sig is not None:
+        out.outcome = "signal"
+        out.signal = sig
+    elif returncode:
+        out.outcome = "exit"
+        # A program that catches its own exception and exits non-zero: recover the
+        # last traceback it printed, so the signature still names the failure.
+        stderr = "".join(text for stream, text in out.output_tail if stream == "stderr")
+        parsed = parse_traceback_text(stderr)
+        if parsed is not None:
+            parsed["from_output"] = True
+            out.exception = parsed
+    elif out.thread_exceptions:
+        out.outcome = "exception"
+        out.exception = out.thread_exceptions[0]
+    return out
+
+
+# -- faulthandler -----------------------------------------------------------------
+
+_FAULT_FRAME = re.compile(r'^\s+File "(?P<file>.*)", line (?P<line>\d+) in (?P<func>\S+)')
+_FAULT_THREAD = re.compile(r"^(?P<current>Current thread|Thread) (?P<id>0x[0-9a-f]+)", re.I)
+
+
+def parse_faulthandler(text: str) -> list[dict]:
+    """Frames of the dump's current (or first) thread, innermost first, as in the dump."""
+    blocks: list[tuple[bool, list[dict]]] = []
+    for line in text.splitlines():
+        m = _FAULT_THREAD.match(line)
+        if m:
+            blocks.append((m.group("current").lower().startswith("current"), []))
+            continue
+        m = _FAULT_FRAME.match(line)
+        if m:
+            if not blocks:
+                blocks.append((True, []))
+            blocks[-1][1].append({"file": m.group("file"), "line": int(m.group("line")),
+                                  "function": m.group("func"), "qualname": m.group("func")})
+    if not blocks:
+        return []
+    # The last dump wins (a hang dumps once at the timeout); prefer its current thread.
+    current = [frames for is_current, frames in blocks if is_current]
+    return current[-1] if current else blocks[-1][1]
+
+
+# -- traceback text -------------------------------------------------------------------
+
+_TB_HEAD = "Traceback (most recent call last):"
+_TB_FRAME = re.compile(r'^\s*File "(?P<file>[^"]*)", line (?P<line>\d+)(?:, in (?P<func>.+))?$')
+_TB_EXC = re.compile(r"^(?P<type>[A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Warning|Group|[A-Z]\w*))(?::\s?(?P<msg>.*))?$")
+_CHAIN_CAUSE = "The above exception was the direct cause of the following exception:"
+_CHAIN_CONTEXT = "During handling of the above exception, another exception occurred:"
+
+
+def parse_traceback_text(text: str) -> dict | None:
+    """Parse the last printed traceback (with its chain) into a recorder-shaped record.
+
+    Handles chained tracebacks, `^^^^` markers, and log prefixes before each line
+    (Ray prints tracebacks inside log lines), by anchoring on the header's column.
+    """
+    lines = text.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.rstrip().endswith(_TB_HEAD)]
+    if not starts:
+        return None
+    # Group consecutive tracebacks joined by chain markers; take the last group.
+    records: list[tuple[str | None, dict]] = []
+    link: str | None = None
+    last_end = -1
+    for start in starts:
+        if start < last_end:
+            continue
+        between = "\n".join(lines[last_end + 1:start]) if last_end >= 0 else ""
+        if last_end >= 0 and _CHAIN_CAUSE not in between and _CHAIN_CONTEXT not in between:
+            records = []
+        link = "cause" if _CHAIN_CAUSE in between else ("context" if _CHAIN_CONTEXT in between else None)
+        rec, end = _parse_one(lines, start)
+        if rec is None:
+            continue
+        records.append((link, rec))
+        last_end = end
+    if not records:
+        return None
+    # Outermost first in text; the last one printed is the one raised.
+    result = None
+    for link, rec in records:
+        if result is not None:
+            rec.setdefault("cause", None)
+            rec.setdefault("context", None)
+            rec["cause" if link == "cause" else "context"] = result
+        result = rec
+    return result
+
+
+def _parse_one(lines: list[str], start: int) -> tuple[dict | None, int]:
+    prefix_len = len(lines[start]) - len(lines[start].lstrip()) if lines[start].lstrip().startswith(_TB_HEAD) \
+        else lines[start].index(_TB_HEAD)
+    frames: list[dict] = []
+    i = start + 1
+    while i < len(lines):
+        line = lines[i][prefix_len:] if len(lines[i]) >= prefix_len else lines[i]
+        m = _TB_FRAME.match(line)
+        if m:
+            source = ""
+            if i + 1 < len(lines):
+                nxt = lines[i + 1][prefix_len:]
+                if nxt.startswith("    ") and not _TB_FRAME.match(nxt):
+                    source = nxt.strip()
+            func = (m.group("func") or "<module>").strip()
+            frames.append({"file": m.group("file"), "line": int(m.group("line")), "function": func,
+                           "qualname": func, "source": source})
+            i += 1
+            continue
+        stripped = line.strip()
+        if not stripped or stripped.startswith(("^", "~")) or line.startswith("    ") or stripped.startswith("..."):
+            i += 1
+            continue
+        m = _TB_EXC.match(stripped)
+        if m:
+            message = [m.group("msg") or ""]
+            j = i + 1
+            while j < len(lines) and lines[j].strip() and not lines[j].rstrip().endswith(_TB_HEAD) \
+                    and _CHAIN_CAUSE not in lines[j] and _CHAIN_CONTEXT not in lines[j]:
+                message.append(lines[j][prefix_len:])
+                j += 1
+            return ({"type": m.group("type"), "message": "\n".join(message).strip(), "notes": [],
+                     "frames": frames, "cause": None, "context": None, "suppress_context": False}, j - 1)
+        i += 1
+    return None, i
+
+
+# -- formatting ---------------------------------------------------------------------
+
+def format_exception(exc: dict | None, *, _depth: int = 0) -> str:
+    """A recorder exception record as Python prints it (chain first, raised last)."""
+    if not exc or _depth > 20:
+        return ""
+    parts = []
+    if exc.get("cause"):
+        parts.append(format_exception(exc["cause"], _depth=_depth + 1))
+        parts.append("\nThe above exception was the direct cause of the following exception:\n\n")
+    elif exc.get("context") and not exc.get("suppress_context"):
+        parts.append(format_exception(exc["context"], _depth=_depth + 1))
+        parts.append("\nDuring handling of the above exception, another exception occurred:\n\n")
+    if exc.get("frames"):
+        parts.append("Traceback (most recent call last):\n")
+        for frame in exc["frames"]:
+            parts.append(f'  File "{frame.get("file")}", line {frame.get("line")}, in {frame.get("function")}\n')
+            if frame.get("source"):
+                parts.append(f"    {frame['source']}\n")
+    message = exc.get("message") or ""
+    parts.append(f"{exc.get('type', 'Exception')}: {message}\n" if message else f"{exc.get('type', 'Exception')}\n")
+    for note in exc.get("notes") or ():
+        parts.append(f"{note}\n")
+    for i, child in enumerate(exc.get("children") or (), 1):
+        body = format_exception(child, _depth=_depth + 1)
+        parts.append(f"  +---------------- {i} ----------------\n")
+        parts.append("".join("  | " + line + "\n" for line in body.splitlines()))
+    return "".join(parts)
+
+
+def outcome_text(out: Outcome) -> str:
+    """The original failure as text: the traceback, the crash dump, or the exit status."""
+    if out.outcome in ("exception", "exit") and out.exception:
+        text = format_exception(out.exception)
+        if out.outcome == "exit":
+            text = f"(process exited with status {out.exit_code}; traceback recovered from its output)\n" + text
+        return text
+    if out.outcome in ("signal", "timeout"):
+        head = (f"Process killed by {out.signal}\n" if out.outcome == "signal"
+                else f"Timed out after {out.duration_s:.1f}s; stacks at that moment:\n")
+        return head + out.fault_text
+    if out.outcome == "exit":
+        stderr = "".join(text for stream, text in out.output_tail if stream == "stderr")
+        return f"Process exited with status {out.exit_code}\n" + stderr[-8000:]
+    return "The run succeeded.\n"

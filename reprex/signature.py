@@ -1,0 +1,163 @@
+"""Failure signatures (a contract, see DESIGN.md) and verdicts.
+
+A signature names a failure stably across machines: the exception chain's types
+and the top three in-app frames of the innermost exception, keyed by qualname and
+a location with no line numbers. Messages are normalized and kept beside it, and
+compared only in strict mode.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+TOP_FRAMES = 3
+VERDICT_EXIT = {"reproduced": 0, "different": 1, "fixed": 1, "flaky": 1, "env-incompatible": 3, "infra-error": 3}
+
+_SITE = re.compile(r"[\\/](?:site|dist)-packages[\\/](.+)$")
+_STDLIB = re.compile(r"[\\/]lib[\\/]python\d+(?:\.\d+)?t?[\\/](.+)$")
+_NOISE_STDLIB = ("runpy.py", "importlib/_bootstrap.py", "importlib/_bootstrap_external.py", "threading.py")
+_NOISE_PACKAGES = ("_pytest/", "pluggy/", "pytest/", "reprex/_inject/", "pytest_reprex/")
+
+
+def classify(filename: str) -> tuple[str, str]:
+    """(kind, loc) for a frame file from parsed text, where the recorder's layout is unknown."""
+    if not filename or filename.startswith("<"):
+        return ("frozen", filename) if filename.startswith("<frozen ") else ("app", filename or "<unknown>")
+    norm = filename.replace("\\", "/")
+    m = _SITE.search(norm)
+    if m:
+        return "package", m.group(1).replace("\\", "/")
+    m = _STDLIB.search(norm)
+    if m:
+        return "stdlib", m.group(1).replace("\\", "/")
+    if norm.endswith("_inject/sitecustomize.py"):
+        return "recorder", "sitecustomize.py"
+    return "app", norm.rsplit("/", 1)[-1]
+
+
+def frame_key(frame: dict) -> str | None:
+    """`loc:qualname`, or None for frames the signature drops."""
+    kind, loc = frame.get("kind"), frame.get("loc")
+    if not kind or not loc:
+        kind, loc = classify(frame.get("file", ""))
+    if kind in ("frozen", "recorder"):
+        return None
+    if kind == "stdlib" and loc.startswith(_NOISE_STDLIB):
+        return None
+    if kind == "package" and loc.startswith(_NOISE_PACKAGES):
+        return None
+    return f"{loc}:{frame.get('qualname') or frame.get('function') or '?'}"
+
+
+def top_frames(frames: list[dict], innermost_last: bool = True, n: int = TOP_FRAMES) -> list[str]:
+    ordered = list(reversed(frames)) if innermost_last else list(frames)
+    keys = [k for k in (frame_key(f) for f in ordered) if k]
+    return keys[:n]
+
+
+def chain(exc: dict | None) -> list[dict]:
+    """Exceptions from the one raised down to its root cause."""
+    out: list[dict] = []
+    seen = 0
+    while exc is not None and seen < 20:
+        out.append(exc)
+        seen += 1
+        exc = exc.get("cause") or (None if exc.get("suppress_context") else exc.get("context"))
+    return out
+
+
+def type_list(exc: dict | None) -> list[str]:
+    types = []
+    for item in chain(exc):
+        name = item.get("type", "?")
+        children = [c for c in (item.get("children") or []) if c]
+        if children:
+            name += "[" + ",".join(sorted({c.get("type", "?") for c in children})) + "]"
+        types.append(name)
+    return types
+
+
+def innermost(exc: dict | None) -> dict | None:
+    """The deepest exception in the chain that has frames: where the failure happened."""
+    links = chain(exc)
+    for item in reversed(links):
+        if item.get("frames"):
+            if item.get("children"):
+                first = next((c for c in item["children"] if c and c.get("frames")), None)
+                if first is not None:
+                    return first
+            return item
+    return links[-1] if links else None
+
+
+_NORMALIZERS = [
+    (re.compile(r"0x[0-9a-fA-F]+"), "<addr>"),
+    (re.compile(r"(?:/private)?/(?:tmp|var/folders|var/tmp)/[^\s'\"]*"), "<tmp>"),
+    (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"), "<uuid>"),
+    (re.compile(r"\b[0-9a-f]{32,64}\b"), "<hash>"),
+    (re.compile(r"\d+(?:\.\d+)*"), "<n>"),
+]
+
+
+def normalize_message(message: str | None) -> str:
+    text = (message or "").strip()
+    for pattern, repl in _NORMALIZERS:
+        text = pattern.sub(repl, text)
+    return text[:2000]
+
+
+@dataclass
+class Signature:
+    kind: str  # exception | signal | exit | timeout | success
+    types: list[str] = field(default_factory=list)
+    frames: list[str] = field(default_factory=list)
+    message: str = ""  # normalized; compared only in strict mode
+
+    @property
+    def id(self) -> str:
+        blob = json.dumps([self.kind, self.types, self.frames], separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "kind": self.kind, "types": self.types, "frames": self.frames,
+                "message": self.message}
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> "Signature | None":
+        if not data:
+            return None
+        return cls(kind=data.get("kind", "?"), types=list(data.get("types") or []),
+                   frames=list(data.get("frames") or []), message=data.get("message", ""))
+
+    def matches(self, other: "Signature | None", strict: bool = False) -> bool:
+        if other is None or self.id != other.id:
+            return False
+        return self.message == other.message if strict else True
+
+    def short(self) -> str:
+        head = " <- ".join(self.types) or self.kind
+        return f"{head} @ {' < '.join(self.frames) or '-'}"
+
+
+def compute(outcome: Any) -> Signature:
+    """Signature of an Outcome (reprex.record.Outcome)."""
+    kind = outcome.outcome
+    if kind == "success":
+        return Signature("success")
+    if kind == "exception" or (kind == "exit" and outcome.exception):
+        exc = outcome.exception
+        inner = innermost(exc)
+        types = type_list(exc)
+        if kind == "exit":
+            types = [f"exit:{outcome.exit_code}"] + types
+        return Signature(kind, types, top_frames((inner or {}).get("frames") or []),
+                         normalize_message((inner or exc or {}).get("message")))
+    if kind == "signal":
+        return Signature("signal", [outcome.signal or "?"], top_frames(outcome.fault_frames, innermost_last=False))
+    if kind == "timeout":
+        return Signature("timeout", ["timeout"], top_frames(outcome.fault_frames, innermost_last=False))
+    return Signature("exit", [f"exit:{outcome.exit_code}"], [])

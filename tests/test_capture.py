@@ -1,0 +1,278 @@
+"""`reprex capture` on real runs: exceptions, crashes, hangs, console scripts, inputs."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from reprex.bundle import Bundle
+from reprex.capture.pipeline import CaptureOptions, capture_command
+
+PY = sys.executable
+
+
+def reprex_cli(*args, cwd, env=None, check=True):
+    proc = subprocess.run([PY, "-m", "reprex.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=120)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"reprex {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+@pytest.fixture
+def app(tmp_path):
+    write(tmp_path / "conf" / "settings.json", '{"rows": 3}')
+    write(tmp_path / "helpers.py", """
+        import json
+        def load(path):
+            with open(path) as fh:
+                return json.load(fh)
+    """)
+    write(tmp_path / "app.py", """
+        import sys
+        import helpers
+        def main(argv):
+            cfg = helpers.load("conf/settings.json")
+            print("loaded", cfg, flush=True)
+            print("about to fail", file=sys.stderr, flush=True)
+            return cfg["columns"]
+        main(sys.argv[1:])
+    """)
+    return tmp_path
+
+
+def test_capture_exception_writes_a_replayable_bundle(app):
+    proc = reprex_cli("capture", "-q", "--json", "--", PY, "app.py", "--flag", cwd=app)
+    info = json.loads(proc.stdout)
+    assert info["outcome"] == "exception"
+    bundle = Bundle.read(info["written"])
+    m = bundle.manifest
+    assert m["name"] == "app"
+    assert m["expect"]["signature"]["types"] == ["KeyError"]
+    assert m["expect"]["signature"]["frames"] == ["app.py:main", "app.py:<module>"]
+    assert m["entry"]["python_args"] == ["app.py", "--flag"]
+    # the script, the module it imported from the work tree, and the file it read
+    assert {"files/app.py", "files/helpers.py", "files/conf/settings.json"} <= set(bundle.files)
+    run = bundle.json("run.json")
+    frames = run["exception"]["frames"]
+    assert frames[-1]["qualname"] == "main" and "cfg" in frames[-1]["locals"]
+    order = [stream for stream, _ in run["output_tail"]]
+    assert order == ["stdout", "stderr", "stderr"] or order[:2] == ["stdout", "stderr"]
+    assert "KeyError: 'columns'" in bundle.text("traceback.txt")
+    assert "reprex replay app.reprex.zip" in bundle.text("README.md")
+    # repro.py runs on its own and fails the same way
+    out = app / "unpacked"
+    with zipfile.ZipFile(info["written"]) as zf:
+        zf.extractall(out)
+    repro = subprocess.run([PY, "repro.py"], cwd=out, capture_output=True, text=True, timeout=60)
+    assert repro.returncode == 1 and "KeyError: 'columns'" in repro.stderr
+
+
+def test_success_writes_nothing_unless_allowed(tmp_path):
+    write(tmp_path / "ok.py", "print('fine')\n")
+    proc = reprex_cli("capture", "-q", "--", PY, "ok.py", cwd=tmp_path)
+    assert "succeeded" in proc.stderr + proc.stdout
+    assert not list(tmp_path.glob("*.reprex.zip"))
+    reprex_cli("capture", "-q", "--allow-success", "--", PY, "ok.py", cwd=tmp_path)
+    bundle = Bundle.read(tmp_path / "ok.reprex.zip")
+    assert bundle.manifest["expect"]["outcome"] == "success"
+
+
+def test_segfault_is_captured_with_faulthandler_frames(tmp_path):
+    write(tmp_path / "crash.py", """
+        import ctypes
+        def deref():
+            return ctypes.string_at(0)
+        deref()
+    """)
+    result = capture_command([PY, "crash.py"], CaptureOptions(tee=False), cwd=str(tmp_path))
+    assert result.outcome.outcome == "signal" and result.outcome.signal == "SIGSEGV"
+    sig = result.bundle.manifest["expect"]["signature"]
+    assert sig["types"] == ["SIGSEGV"]
+    assert "crash.py:deref" in sig["frames"]
+    assert "Segmentation fault" in result.bundle.text("traceback.txt")
+
+
+def test_abort_is_captured(tmp_path):
+    write(tmp_path / "abort.py", "import os\ndef boom():\n    os.abort()\nboom()\n")
+    result = capture_command([PY, "abort.py"], CaptureOptions(tee=False), cwd=str(tmp_path))
+    assert result.outcome.signal == "SIGABRT"
+    assert "abort.py:boom" in result.bundle.manifest["expect"]["signature"]["frames"]
+
+
+def test_hang_is_captured_with_stacks_at_timeout(tmp_path):
+    write(tmp_path / "hang.py", """
+        import threading, time
+        def spin():
+            while True:
+                time.sleep(0.05)
+        threading.Thread(target=spin, daemon=True).start()
+        def wait_forever():
+            threading.Event().wait()
+        wait_forever()
+    """)
+    result = capture_command([PY, "hang.py"], CaptureOptions(tee=False, timeout=2), cwd=str(tmp_path))
+    assert result.outcome.outcome == "timeout"
+    sig = result.bundle.manifest["expect"]["signature"]
+    assert sig["kind"] == "timeout"
+    assert sig["frames"][-2:] == ["hang.py:wait_forever", "hang.py:<module>"]
+    assert "spin" in result.bundle.text("traceback.txt")  # other threads' stacks too
+
+
+def test_thread_exception_and_exception_group_and_notes(tmp_path):
+    write(tmp_path / "grp.py", """
+        import threading
+        def worker():
+            raise ValueError("in a thread")
+        t = threading.Thread(target=worker); t.start(); t.join()
+        def fail():
+            try:
+                {}["k"]
+            except KeyError as exc:
+                err = ExceptionGroup("several", [TypeError("t"), exc])
+                err.add_note("while loading shards")
+                raise RuntimeError("wrapper") from err
+        fail()
+    """)
+    result = capture_command([PY, "grp.py"], CaptureOptions(tee=False), cwd=str(tmp_path))
+    exc = result.outcome.exception
+    assert exc["type"] == "RuntimeError"
+    assert exc["cause"]["type"] == "ExceptionGroup" and exc["cause"]["notes"] == ["while loading shards"]
+    assert [c["type"] for c in exc["cause"]["children"]] == ["TypeError", "KeyError"]
+    assert result.outcome.thread_exceptions[0]["type"] == "ValueError"
+    assert result.bundle.manifest["expect"]["signature"]["types"] == ["RuntimeError", "ExceptionGroup[KeyError,TypeError]"]
+
+
+def test_module_and_caught_exit(tmp_path):
+    write(tmp_path / "pkg" / "__init__.py", "")
+    write(tmp_path / "pkg" / "cli.py", """
+        import sys, traceback
+        def run():
+            try:
+                int("not a number")
+            except ValueError:
+                traceback.print_exc()
+                sys.exit(4)
+        if __name__ == "__main__":
+            run()
+    """)
+    result = capture_command([PY, "-m", "pkg.cli"], CaptureOptions(tee=False), cwd=str(tmp_path))
+    m = result.bundle.manifest
+    assert m["entry"]["kind"] == "module" and m["entry"]["python_args"] == ["-m", "pkg.cli"]
+    assert m["expect"]["outcome"] == "exit" and m["expect"]["exit_code"] == 4
+    # the traceback the program printed names the failure
+    assert m["expect"]["signature"]["types"] == ["exit:4", "ValueError"]
+    assert m["expect"]["signature"]["frames"] == ["cli.py:run"]  # print_exc shows the frames below the handler
+
+
+def test_console_script_is_replayed_through_its_entry_point(tmp_path):
+    """A real console script: pip's `pip` entry point, asked for a bogus command."""
+    pip = Path(sys.executable).parent / "pip"
+    if not pip.exists():
+        pytest.skip(f"no pip console script next to {sys.executable}")
+    write(tmp_path / "boom.py", "")
+    result = capture_command([str(pip), "--isolated", "definitely-not-a-command"], CaptureOptions(tee=False),
+                             cwd=str(tmp_path))
+    entry = result.bundle.manifest["entry"]
+    assert entry["kind"] == "console"
+    assert entry["python_args"][0] == "-c" and "pip._internal.cli.main" in entry["python_args"][1]
+    assert result.bundle.manifest["name"] == "pip"
+
+
+def test_input_budget_and_secret_files(tmp_path):
+    write(tmp_path / "big.bin", "x" * 5000)
+    write(tmp_path / ".env", "API_TOKEN=abc\n")
+    write(tmp_path / "small.txt", "hi")
+    write(tmp_path / "reader.py", """
+        for name in ("big.bin", ".env", "small.txt"):
+            open(name).read()
+        raise SystemExit("stop")
+    """)
+    result = capture_command([PY, "reader.py"], CaptureOptions(tee=False, max_file_size=1000), cwd=str(tmp_path))
+    files = result.bundle.manifest["files"]
+    assert "files/small.txt" in files["copied"]
+    reasons = {s["path"]: s["reason"] for s in files["skipped"]}
+    assert "per-file limit" in reasons["big.bin"]
+    assert "secrets file" in reasons[".env"]
+    assert "files/.env" not in result.bundle.files
+
+
+def test_bad_inputs_give_one_line_errors(tmp_path):
+    proc = reprex_cli("capture", "--", "definitely-not-a-program-xyz", cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and proc.stderr.strip().startswith("reprex: error: command not found")
+    assert "Traceback" not in proc.stderr
+    proc = reprex_cli("capture", cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "no command given" in proc.stderr
+    (tmp_path / "junk.reprex.zip").write_text("junk")
+    proc = reprex_cli("show", "junk.reprex.zip", cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "not a reprex bundle" in proc.stderr and "Traceback" not in proc.stderr
+    proc = reprex_cli("capture", "--max-total", "lots", "--", PY, "x.py", cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "not a size" in proc.stderr
+
+
+def test_from_traceback(tmp_path):
+    write(tmp_path / "svc.py", "def handler(x):\n    return 1 / x\n")
+    text = textwrap.dedent(f"""\
+        2026-11-22 10:00:01 ERROR worker crashed
+        Traceback (most recent call last):
+          File "{tmp_path}/svc.py", line 2, in handler
+            return 1 / x
+                   ~~^~~
+        ZeroDivisionError: division by zero
+    """)
+    (tmp_path / "tb.txt").write_text(text)
+    proc = reprex_cli("capture", "--from-traceback", "tb.txt", "--json", cwd=tmp_path)
+    bundle = Bundle.read(json.loads(proc.stdout)["written"])
+    assert bundle.manifest["expect"]["signature"]["types"] == ["ZeroDivisionError"]
+    assert bundle.manifest["expect"]["signature"]["frames"] == ["svc.py:handler"]
+    assert "files/svc.py" in bundle.files
+    proc = reprex_cli("capture", "--from-traceback", "-", cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "no Python traceback" in proc.stderr
+
+
+def test_python_api_capture_exception_and_recording(tmp_path):
+    write(tmp_path / "lib_user.py", """
+        import reprex
+        def risky(n):
+            return [1, 2][n]
+        try:
+            risky(5)
+        except IndexError as exc:
+            print(reprex.capture_exception(exc, "caught.reprex.zip"))
+        with reprex.recording("ctx.reprex.zip"):
+            risky(7)
+    """)
+    proc = subprocess.run([PY, "lib_user.py"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "IndexError" in proc.stderr
+    for name in ("caught", "ctx"):
+        bundle = Bundle.read(tmp_path / f"{name}.reprex.zip")
+        sig = bundle.manifest["expect"]["signature"]
+        assert sig["types"] == ["IndexError"] and sig["frames"][0] == "lib_user.py:risky"
+
+
+def test_preview_writes_nothing(app):
+    proc = reprex_cli("capture", "-q", "--preview", "--json", "--", PY, "app.py", cwd=app)
+    data = json.loads(proc.stdout)
+    assert "files/app.py" in data["entries"] and data["size_zip"] > 0
+    assert not list(app.glob("*.reprex.zip"))
+
+
+def test_render_venues(app):
+    reprex_cli("capture", "-q", "--", PY, "app.py", cwd=app)
+    gh = reprex_cli("render", "app.reprex.zip", "--venue", "gh", cwd=app).stdout
+    assert "<details><summary>Traceback</summary>" in gh and len(gh) < 65536
+    text = reprex_cli("render", "app.reprex.zip", "--venue", "text", cwd=app).stdout
+    assert "KeyError" in text
+    data = json.loads(reprex_cli("show", "app.reprex.zip", "--json", cwd=app).stdout)
+    assert data["manifest"]["name"] == "app"
