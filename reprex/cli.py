@@ -231,16 +231,10 @@ def render(bundle, venue, output):
         click.echo(text)
 
 
-def _register_optional() -> None:
-    """Commands that live in their own modules (replay, lock, extract, check-serve)."""
-    from reprex import cli_replay  # noqa: F401  (registers on import)
+# Commands that live in their own modules register themselves on `main`.
+from reprex import cli_replay  # noqa: E402,F401
 
+if __name__ == "__main__":  # `python -m reprex.cli`: use the registered group, not this copy
+    from reprex.cli import main as _main
 
-try:
-    _register_optional()
-except ImportError:  # a partial install still offers capture/show/render
-    pass
-
-
-if __name__ == "__main__":
-    main()
+    _main()

@@ -81,7 +81,8 @@ def roots_for(facts: dict, imported: dict | list | set) -> set[str]:
             direct = dist.get("direct_url") or {}
             if (direct.get("dir_info") or {}).get("editable") and direct.get("url", "").startswith("file://"):
                 root = direct["url"][len("file://"):].rstrip("/") + "/"
-                if any(path and path.startswith(root) for path in imported.values()):
+                if any(path and path.startswith(root) and "/_inject/" not in path
+                       for name, path in imported.items() if name != "sitecustomize"):
                     names.add(canonical(dist["name"]))
     return names
 
@@ -93,7 +94,8 @@ def closure(facts: dict, roots: set[str], extra_roots: dict[str, set[str]] | Non
     installed = {canonical(d["name"]): d for d in facts.get("distributions") or ()}
     base_env = _marker_env((facts.get("python") or {}).get("version"))
     wanted: dict[str, set[str]] = {}  # name -> extras requested
-    stack = [(r, set()) for r in roots if r in installed]
+    # Tooling is neither pinned nor walked: its dependencies are not the program's.
+    stack = [(r, set()) for r in roots if r in installed and r not in _TOOLING]
     for name, extras in (extra_roots or {}).items():
         if name in installed:
             stack.append((name, set(extras)))
@@ -113,7 +115,7 @@ def closure(facts: dict, roots: set[str], extra_roots: dict[str, set[str]] | Non
                 if not any(req.marker.evaluate({**base_env, "extra": e}) for e in active):
                     continue
             dep = canonical(req.name)
-            if dep in installed:
+            if dep in installed and dep not in _TOOLING:
                 stack.append((dep, set(req.extras)))
     pins = [pin_line(installed[n]) for n in sorted(wanted) if n not in _TOOLING]
     return pins

@@ -63,8 +63,15 @@ def summary_facts(bundle) -> list[tuple[str, str]]:
         ("pins", f"{len(pins)} packages"),
         ("files", f"{len(files.get('copied') or [])} copied, {len(files.get('skipped') or [])} skipped"),
         ("network", "needed" if m.get("network") else "not needed"),
-        ("redactions", ", ".join(f"{r['kind']}x{r['count']}" for r in m.get("redactions") or []) or "none"),
+        ("redactions", _redaction_summary(m.get("redactions") or [])),
     ]
+
+
+def _redaction_summary(redactions: list[dict]) -> str:
+    by_kind: dict[str, int] = {}
+    for r in redactions:
+        by_kind[r["kind"]] = by_kind.get(r["kind"], 0) + r["count"]
+    return ", ".join(f"{kind} x{count}" for kind, count in sorted(by_kind.items())) or "none"
 
 
 def _output_text(bundle) -> str:

@@ -17,7 +17,7 @@ PY = sys.executable
 
 
 def reprex_cli(*args, cwd, env=None, check=True):
-    proc = subprocess.run([PY, "-m", "reprex.cli", *args], cwd=cwd, capture_output=True, text=True,
+    proc = subprocess.run([PY, "-m", "reprex", *args], cwd=cwd, capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, timeout=120)
     if check and proc.returncode != 0:
         raise AssertionError(f"reprex {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}")

@@ -19,6 +19,7 @@ DEFAULT_MAX_FILE = 2 * 1024 * 1024
 SECRET_FILE_PATTERNS = (".env", ".env.*", "*.pem", "*.key", "*.p12", "*.pfx", "id_rsa*", "id_ed25519*", "id_ecdsa*",
                         ".netrc", "_netrc", ".pypirc", ".npmrc", "credentials", "credentials.*", "*.kdbx",
                         ".git-credentials", "service-account*.json", ".dockercfg", "config.json.docker")
+_RECORDER_DIR = (Path(__file__).parent.parent / "_inject").resolve()
 SKIP_DIRS = {".git", "__pycache__", ".venv", "venv", "node_modules", ".mypy_cache", ".pytest_cache", ".tox"}
 
 
@@ -60,7 +61,7 @@ def collect_inputs(cwd: Path, *, script: Path | None, opened: Iterable[str], app
             real = path.resolve()
         except OSError:
             continue
-        if real in seen or not real.is_file():
+        if real in seen or not real.is_file() or real.parent == _RECORDER_DIR:
             continue
         seen.add(real)
         is_script = script is not None and real == Path(script).resolve()

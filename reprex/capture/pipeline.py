@@ -115,7 +115,10 @@ def _fallback_facts(python: str | None, modules: dict) -> dict:
         facts = json.loads(proc.stdout)
     except (OSError, subprocess.SubprocessError, json.JSONDecodeError):
         return {}
-    # The fresh process imported nothing: map the recorded imports by top-level name.
+    # The fresh process ran nothing of the program: keep only what describes the environment.
+    for key in ("main_file", "main_spec", "console_script", "argv", "orig_argv"):
+        facts.pop(key, None)
+    # It imported nothing either: map the recorded imports by top-level name.
     by_top: dict[str, list[str]] = {}
     for dist in facts.get("distributions") or ():
         for top in dist.get("top_level") or ():
@@ -159,6 +162,24 @@ def _entry(outcome: Outcome, argv: list[str], cwd: Path, inputs: Inputs) -> dict
         if inputs.script_rel:
             args[i] = inputs.script_rel
     return {"argv": argv, "cwd": str(cwd), "kind": kind, "python_args": args}
+
+
+def _script_from_argv(orig_argv: list[str], cwd: Path) -> str | None:
+    """The script a `python [opts] script.py` command line runs (for runs that died early)."""
+    args = orig_argv[1:]
+    i = 0
+    while i < len(args):
+        if args[i] in ("-c", "-m", "-"):
+            return None
+        if args[i] in ("-X", "-W"):
+            i += 2
+            continue
+        if args[i].startswith("-"):
+            i += 1
+            continue
+        path = Path(args[i]) if os.path.isabs(args[i]) else cwd / args[i]
+        return str(path) if path.is_file() else None
+    return None
 
 
 def _created() -> str:
@@ -233,7 +254,7 @@ def build_bundle(outcome: Outcome, *, argv: list[str], cwd: Path, environ: dict,
     progress("pinning what the run imported")
     pins = closure(facts, roots_for(facts, outcome.modules))
 
-    main_file = facts.get("main_file")
+    main_file = facts.get("main_file") or _script_from_argv(outcome.start.get("orig_argv") or [], cwd)
     if script is None and main_file and not str(main_file).startswith("<"):
         script = Path(main_file)
     inputs = collect_inputs(cwd, script=script, opened=outcome.opened,

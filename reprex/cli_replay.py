@@ -1,0 +1,97 @@
+"""`reprex replay` (and its neighbours): click commands registered on the main group."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from reprex.cli import CONTEXT, _console, _fail, _load_bundle, main
+
+_VERDICT_STYLE = {"reproduced": "bold red", "fixed": "bold green", "different": "bold yellow", "flaky": "bold magenta",
+                  "env-incompatible": "bold cyan", "infra-error": "bold white on red"}
+
+
+def _gpus(value: str | None) -> str | None:
+    if value is None or value in ("none", "all"):
+        return value
+    if value.isdigit() and int(value) > 0:
+        return value
+    raise click.BadParameter(f"{value!r}: use none, all or a count")
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("bundle")
+@click.option("--backend", type=click.Choice(["auto", "local", "docker"]), default="auto", show_default=True,
+              help="auto: docker when a daemon is reachable, else a local virtualenv.")
+@click.option("--image", help="Base image for the docker backend (default: python:X.Y-slim for the bundle's Python).")
+@click.option("--gpus", help="none, all or N (default: what the bundle needs).")
+@click.option("--runs", type=click.IntRange(1, 1000), default=1, show_default=True,
+              help="Run N times; some-but-not-all reproductions is `flaky`.")
+@click.option("--timeout", type=float, default=300, show_default=True, help="Seconds per run before it is killed.")
+@click.option("--network", type=click.Choice(["none", "bridge"]), help="Default: none, unless the bundle needs one.")
+@click.option("--expect", type=click.Choice(["reproduced", "fixed"]), default="reproduced", show_default=True,
+              help="With `fixed`, exit 0 means the failure is gone.")
+@click.option("--with", "with_specs", multiple=True, metavar="SPEC",
+              help="Install over the pins: 'pkg==X', a local checkout path, or 'pkg @ git+URL'. Repeatable.")
+@click.option("--strict", is_flag=True, help="Also compare the normalized messages.")
+@click.option("--keep", is_flag=True, help="Keep the work dir (and container) for inspection.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the verdict.")
+def replay(bundle, backend, image, gpus, runs, timeout, network, expect, with_specs, strict, keep, as_json):
+    """Replay BUNDLE (a path, directory or URI) in a clean environment and give a verdict.
+
+    \b
+    Exit codes: 0 reproduced (or fixed with --expect fixed), 1 different/fixed/flaky,
+    2 usage error, 3 env-incompatible or infra-error.
+    """
+    from reprex.replay import ReplayOptions, exit_code
+    from reprex.replay import replay as do_replay
+
+    options = ReplayOptions(backend=backend, image=image, gpus=_gpus(gpus), runs=runs, timeout=timeout,
+                            network=network, expect=expect, with_specs=list(with_specs), keep=keep, strict=strict)
+    b = _load_bundle(bundle)
+    console = _console()
+    if as_json:
+        result = do_replay(b, options)
+    else:
+        with console.status("replaying...", spinner="dots") as status:
+            result = do_replay(b, options, progress=lambda msg: status.update(msg))
+    code = exit_code(result.verdict, expect)
+    if as_json:
+        click.echo(json.dumps(result.to_dict()))
+        sys.exit(code)
+    _print_result(console, b, result)
+    sys.exit(code)
+
+
+def _print_result(console, bundle, result) -> None:
+    style = _VERDICT_STYLE.get(result.verdict, "bold")
+    where = result.backend or "?"
+    if result.image:
+        where += f" ({result.image})"
+    runs = f", {result.reproduced_runs}/{result.runs} runs reproduced" if result.runs > 1 else ""
+    console.print(f"[{style}]{result.verdict}[/] on {where} in {result.duration_s:.1f}s{runs}")
+    if result.reason:
+        console.print(f"reason: {result.reason}")
+    if result.verdict in ("different", "flaky") and result.signature is not None:
+        from rich.table import Table
+
+        table = Table(show_header=True)
+        table.add_column("")
+        table.add_column("expected (bundle)")
+        table.add_column("observed (replay)")
+        exp, got = result.expected_signature, result.signature
+        table.add_row("id", exp.id, got.id)
+        table.add_row("kind", exp.kind, got.kind)
+        table.add_row("types", "\n".join(exp.types), "\n".join(got.types))
+        table.add_row("frames", "\n".join(exp.frames), "\n".join(got.frames))
+        table.add_row("message", exp.message[:200], got.message[:200])
+        console.print(table)
+        if result.logs:
+            console.print("[dim]replay output (tail):[/]")
+            console.print(result.logs[-3000:], markup=False, highlight=False)
+    if result.diff:
+        console.print("[dim]environment differences (bundle -> replay):[/]")
+        for row in result.diff[:30]:
+            console.print(f"  {row['what']}: {row['bundle']} -> {row['replay']}", markup=False)

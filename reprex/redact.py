@@ -1,0 +1,1068 @@
+"""Secret scrubbing, used by every writer before anything reaches a bundle.
+
+Bundles are attached to public issues, so nothing secret may leave the machine.
+A :class:`Redactor` scrubs strings, bytes, JSON-like objects and environment
+mappings, and keeps a tally of what it replaced as ``(kind, where, count)``
+entries (never the values) for the manifest's ``redactions`` list.
+
+What it catches, in this order:
+
+1. PEM private key blocks (the whole block);
+2. literal values of environment variables whose *names* look secret
+   (``HF_TOKEN``, ``DB_PASSWORD``, ``AWS_SECRET_ACCESS_KEY`` ...), passwords
+   found in URL-valued variables, and ``extra_secrets``; each also in its
+   URL-encoded, base64 and backslash-escaped forms (and UTF-16LE in bytes);
+3. well-known token shapes: GitHub, GitLab, AWS access key ids, Slack, Stripe,
+   ``sk-`` keys (OpenAI, Anthropic ...), SendGrid, HuggingFace, Google API keys
+   and OAuth tokens, PyPI, npm, JWTs;
+4. ``Authorization`` header values in any syntax, then bare ``Bearer`` tokens;
+5. ``user:password@`` (and token-only userinfo) in URLs of any scheme;
+6. secret query parameters (``access_token=``, ``sig=``, ``X-Amz-Signature=`` ...);
+7. ``key = value`` pairs whose key looks secret, in any config-ish syntax
+   (yaml, ini, .env, JSON, dict and kwargs reprs, annotations), AWS secret keys;
+8. ``--password VALUE`` style flags and ``.netrc`` ``password`` entries;
+9. this machine's home directory, hostname and user name (``<home>``,
+   ``<hostname>``, ``<user>``; home first, so ``/home/alice/x`` -> ``<home>/x``).
+
+Standard library only; patterns are compiled once, on first use, so importing
+this module is cheap. Case-insensitive patterns run against a lower-cased copy
+of the text (same length, same offsets), which keeps the regex engine on its
+fast literal-prefix paths: scrubbing runs at tens of MB/s. ``Redactor.text`` is
+idempotent: placeholders are never matched or counted again.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Callable, Iterable, Mapping
+
+__all__ = [
+    "REDACTED",
+    "HOSTNAME_PLACEHOLDER",
+    "USER_PLACEHOLDER",
+    "HOME_PLACEHOLDER",
+    "KINDS",
+    "Redaction",
+    "Redactor",
+]
+
+REDACTED = "<redacted:{kind}>"
+HOSTNAME_PLACEHOLDER = "<hostname>"
+USER_PLACEHOLDER = "<user>"
+HOME_PLACEHOLDER = "<home>"
+
+#: Every kind a Redactor can report.
+KINDS = (
+    "api-key",  # sk-... (OpenAI, Anthropic, ...), SendGrid SG.x.y
+    "authorization",  # Authorization header values other than Bearer
+    "aws-access-key",  # AKIA/ASIA... key ids
+    "aws-secret-key",  # next to an aws_secret_access_key-style name
+    "bearer",  # Bearer tokens (header or bare)
+    "config-secret",  # key = value pairs / dict fields / flags whose name looks secret
+    "env-secret",  # literal values of secret-looking environment variables
+    "extra-secret",  # literal values passed as extra_secrets
+    "github-token",
+    "gitlab-token",
+    "google-api-key",
+    "google-oauth-token",
+    "home",
+    "hostname",
+    "huggingface-token",
+    "jwt",
+    "npm-token",
+    "password",  # password = ..., .netrc password, {"password": ...}, --password x
+    "pem-private-key",
+    "pypi-token",
+    "query-secret",  # ?access_token=, &sig=, X-Amz-Signature= ...
+    "slack-token",
+    "stripe-key",
+    "url-credentials",
+    "username",
+)
+
+
+def _ph(kind: str) -> str:
+    return REDACTED.format(kind=kind)
+
+
+_PLACEHOLDER_SRC = r"<redacted:[a-z0-9-]+>|<home>|<user>|<hostname>"
+
+
+@dataclass(frozen=True)
+class Redaction:
+    """One entry of the manifest's ``redactions`` list: never the value."""
+
+    kind: str
+    where: str
+    count: int
+
+    def as_dict(self) -> dict:
+        return {"kind": self.kind, "where": self.where, "count": self.count}
+
+
+# --------------------------------------------------------------------------
+# Names that look secret
+# --------------------------------------------------------------------------
+
+_PASSWORD_WORDS = frozenset(
+    {"password", "passwd", "passphrase", "pass", "pwd", "pw", "passwords", "passcode"}
+)
+_STRONG_WORDS = frozenset(
+    {
+        "secret", "secrets", "credential", "credentials", "creds", "cred",
+        "apikey", "apikeys", "privatekey", "accesskey", "secretkey", "clientsecret",
+        "authtoken", "accesstoken", "refreshtoken", "apitoken", "idtoken",
+        "dsn", "salt", "jwt", "bearer", "cookie", "cookies", "connstr",
+        "connectionstring", "sessionid", "sessiontoken", "sessionkey", "webhook",
+        "signingkey", "encryptionkey", "masterkey", "licensekey", "privatetoken",
+    }
+)
+# The last word of a name that says "this is about a secret, not the secret".
+_TRAILING_NOT_SECRET = frozenset(
+    {
+        "file", "files", "filename", "path", "paths", "dir", "directory", "sock",
+        "socket", "home", "url", "uri", "urls", "endpoint", "host", "hostname",
+        "port", "server", "domain", "region", "timeout", "ttl", "expiry",
+        "expires", "expiration", "length", "len", "size", "count", "max", "min",
+        "limit", "enabled", "enable", "disabled", "disable", "required", "type",
+        "kind", "mode", "name", "names", "prefix", "suffix", "format", "algorithm",
+        "alg", "version", "policy", "lifetime", "age", "duration", "interval",
+        "backend", "engine", "class", "cls", "provider", "method", "scheme",
+        "source", "location", "header", "field", "env", "var", "variable",
+        "user", "username", "login", "email", "helper", "command", "cmd",
+        "manager", "store", "level", "strategy", "style", "hint", "label",
+        "error", "exception", "errors",
+    }
+)
+# Words next to "token" that mean the NLP kind of token (pad_token, max_tokens ...).
+_TOKEN_CONTEXT = frozenset(
+    {
+        "pad", "eos", "bos", "unk", "sep", "cls", "mask", "special", "added",
+        "num", "n", "start", "end", "usage", "total", "prompt", "completion",
+        "input", "output", "per", "budget", "vocab", "decoder", "encoder",
+        "position", "index", "idx", "embedding", "embeddings", "logits", "prob",
+        "probs", "chunk", "window", "context", "stop", "split", "tokens",
+        "tokenizer", "image", "audio", "video", "text", "vision", "boi", "eoi",
+        "fim", "think", "tool", "pred", "predicted", "generated", "new", "first",
+        "last", "next", "unknown", "separator", "padding", "invalid", "unexpected",
+    }
+)
+# Qualifiers that make "key" a secret in text and dict keys (api_key, secret_key ...).
+_KEY_QUALIFIERS = frozenset(
+    {
+        "api", "access", "secret", "private", "auth", "signing", "sign", "encryption",
+        "encrypt", "master", "client", "account", "service", "subscription",
+        "license", "licence", "session", "ssh", "deploy", "app", "application",
+        "consumer", "admin", "write", "read", "x", "openai", "anthropic", "hf",
+        "aws", "gcp", "google", "azure", "stripe", "sendgrid", "mailgun", "twilio",
+        "wandb", "comet", "neptune", "kaggle", "pinecone", "cohere", "groq",
+        "mistral", "together", "replicate", "datadog", "dd", "sentry", "github",
+        "gitlab", "slack", "discord", "telegram", "bot", "storage", "shared",
+        "jwt", "hmac", "cipher", "crypto", "aes", "rsa", "root", "ocp", "apim",
+        "gemini", "langchain", "langsmith", "serp", "serper", "tavily", "voyage",
+        "deepseek", "fireworks", "perplexity", "huggingface", "hub", "ngrok",
+        "algolia", "mapbox", "firebase", "supabase", "anon", "role", "user",
+    }
+)
+# Exact environment variable names that look secret but are not.
+_ENV_NOT_SECRET = frozenset(
+    {
+        "PWD", "OLDPWD", "SSH_AUTH_SOCK", "GPG_AGENT_INFO", "SESSION_MANAGER",
+        "DESKTOP_SESSION", "DBUS_SESSION_BUS_ADDRESS", "KEYTIMEOUT",
+        "GNOME_KEYRING_CONTROL", "GNOME_KEYRING_PID", "TOKENIZERS_PARALLELISM",
+        "SSH_ASKPASS", "GIT_ASKPASS", "SUDO_ASKPASS", "KRB5CCNAME", "XAUTHORITY",
+        "PYTHONHASHSEED", "TERM_SESSION_ID", "SECURITYSESSIONID",
+    }
+)
+
+_WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
+
+
+def _words(name: str) -> list[str]:
+    return [w.lower() for w in _WORD_SPLIT.split(name) if w]
+
+
+@lru_cache(maxsize=4096)
+def _name_class(name: str, strict: bool) -> str | None:
+    """Classify a variable / key / header / flag name.
+
+    Returns ``"password"``, ``"authorization"``, ``"strong"`` (clearly a
+    secret), ``"weak"`` (token/session/auth-ish: in prose, values must look
+    random) or None. ``strict`` is for keys found in text and dicts (fewer false
+    positives: ``key`` needs a qualifier like ``api_key``); environment
+    variable names use the broad rules (any ``*_KEY``, ``PRIVATE``, ``SESSION``).
+    """
+    words = _words(name)
+    if not words:
+        return None
+    if not strict:
+        up = name.upper()
+        if up in _ENV_NOT_SECRET or up.startswith("XDG_"):
+            return None
+    if words[-1] in _TRAILING_NOT_SECRET and "webhook" not in words:
+        return None
+    for w in words:
+        if w in _PASSWORD_WORDS or w.endswith(("password", "passwd")):
+            return "password"
+    for w in words:
+        if w in ("authorization", "authorisation") or w.endswith("authorization"):
+            return "authorization"
+    for w in words:
+        if w in _STRONG_WORDS or w.endswith(("secret", "apikey", "privatekey", "accesskey")):
+            return "strong"
+    ctx = any(w in _TOKEN_CONTEXT for w in words)
+    for i, w in enumerate(words):
+        if w == "token" or (w.endswith("token") and len(w) > 5):
+            if ctx or any(x in ("id", "ids") for x in words[i + 1:]):
+                continue
+            return "strong" if (not strict or len(words) > 1 or w != "token") else "weak"
+    for i, w in enumerate(words):
+        if w in ("key", "keys"):
+            if not strict or any(q in _KEY_QUALIFIERS for q in words[:i]):
+                return "strong"
+    if "auth" in words or "oauth" in words:
+        return "weak"
+    if "session" in words and (not strict or any(w in ("id", "key", "token", "cookie") for w in words)):
+        return "weak"
+    if "signature" in words or "sig" in words:
+        return "weak" if strict else "strong"
+    if ("connection" in words and "string" in words) or ("conn" in words and (not strict or "str" in words)):
+        return "strong"
+    if not strict and "private" in words:
+        return "strong"
+    return None
+
+
+def _cls_kind(cls: str) -> str:
+    return cls if cls in ("password", "authorization") else "config-secret"
+
+
+# --------------------------------------------------------------------------
+# Values that look secret
+# --------------------------------------------------------------------------
+
+_BORING_VALUES = frozenset(
+    {
+        "", "0", "1", "true", "false", "yes", "no", "on", "off", "none", "null",
+        "nil", "undefined", "str", "string", "bytes", "int", "optional", "any",
+        "secretstr", "secretbytes", "required", "redacted", "***", "xxx", "...",
+        "empty", "unset", "n/a", "na", "<none>", "true,", "false,", "missing",
+        "invalid", "expired", "str)", "str,", "str]",
+    }
+)
+_BOOLISH = frozenset(
+    {"", "0", "1", "true", "false", "yes", "no", "on", "off", "none", "null", "y", "n", "t", "f"}
+)
+_CODE_REF_PREFIXES = (
+    "$", "{", "%(", "%s", "<", "os.environ", "os.getenv", "getenv(", "env(",
+    "process.env", "ENV[", "!", "&", "*",
+)
+_AUTH_SCHEMES = (
+    "bearer", "token", "basic", "digest", "bot", "apikey", "api-key", "key",
+    "sso-key", "negotiate", "ntlm", "hmac", "aws4-hmac-sha256", "otp", "jwt",
+    "dpop", "mac", "gssapi", "oauth", "splunk", "ssws",
+)
+_DOTTED_IDENT = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+(?:\(\))?")
+_RANDOMISH = re.compile(r"[0-9_+/=.:-]")
+_TOKENISH = re.compile(r"[A-Za-z0-9_.~+/=-]+")
+_PATH_EXT = re.compile(r"\.(?:json|pem|key|crt|cert|txt|ya?ml|cfg|ini|toml|sock|env|p12|pfx|gpg|asc|db)$", re.I)
+
+
+def _unquote(val: str) -> tuple[str, str, str]:
+    for q in ('\\"', "\\'", '"', "'"):
+        if len(val) >= 2 * len(q) and val.startswith(q) and val.endswith(q):
+            return q, val[len(q):-len(q)], q
+    return "", val, ""
+
+
+def _value_is_secret(key: str, cls: str, inner: str, quoted: bool) -> bool:
+    """Is ``inner`` (the value next to a secret-looking ``key``) worth redacting?"""
+    v = inner.strip()
+    if "<redacted:" in v or v in ("<home>", "<user>", "<hostname>"):
+        return False
+    lv = v.lower()
+    if lv in _BORING_VALUES:
+        return False
+    if not quoted:
+        if v.startswith(_CODE_REF_PREFIXES) or "(" in v or "[" in v:
+            return False  # code: password=get_password(), token=os.environ[...]
+        if _DOTTED_IDENT.fullmatch(v) or lv == key.lower().lstrip("-"):
+            return False  # code: password=self.password, password=password
+    elif v.startswith(("${", "{{", "%(")) or set(v) <= {"*", "x", "X", "\u2022"}:
+        return False  # templates and masks
+    if cls == "password":
+        if not quoted and "pwd" in _words(key) and v.startswith(("/", "~")):
+            return False  # pwd: /some/dir is a working directory
+        return True
+    if cls == "authorization":
+        return lv not in _AUTH_SCHEMES and len(v) >= 4
+    if cls == "strong":
+        return len(v) >= 4
+    # weak (token / session / auth): prose like "unexpected token: expected ..."
+    if quoted:
+        return len(v) >= 6
+    return len(v) >= 8 and " " not in v and bool(_RANDOMISH.search(v))
+
+
+def _looks_like_token(s: str) -> bool:
+    return (
+        len(s) >= 16
+        and _TOKENISH.fullmatch(s) is not None
+        and any(c.isdigit() for c in s)
+        and any(c.isalpha() for c in s)
+    )
+
+
+def _looks_like_path(v: str) -> bool:
+    """A secret-named variable holding a file path (GOOGLE_APPLICATION_CREDENTIALS)."""
+    if not (v.startswith(("/", "~/", "./")) or (len(v) > 2 and v[1] == ":" and v[2] in "\\/")):
+        return False
+    if any(c.isspace() for c in v) or "+" in v or "=" in v:
+        return False
+    try:
+        if os.path.exists(os.path.expanduser(v)):
+            return True
+    except (OSError, ValueError):
+        pass
+    return _PATH_EXT.search(v) is not None
+
+
+_COMMON_USERNAMES = frozenset(
+    {
+        "root", "admin", "administrator", "user", "users", "ubuntu", "debian",
+        "runner", "test", "tests", "guest", "nobody", "app", "dev", "developer",
+        "docker", "jenkins", "vagrant", "home", "hostname", "redacted", "python",
+        "vscode", "codespace", "node", "daemon", "system", "default", "local",
+        "main", "master", "build", "worker", "ray", "data", "model", "ec2-user",
+        "centos", "fedora", "alpine", "www-data", "postgres", "mysql", "git",
+        "runneradmin", "circleci", "gitpod", "colab", "kaggle", "nvidia", "jovyan",
+    }
+)
+_COMMON_HOSTNAMES = frozenset(
+    {"localhost", "localhost.localdomain", "ubuntu", "debian", "raspberrypi", "host", "unknown"}
+)
+
+
+# --------------------------------------------------------------------------
+# Patterns (compiled on first use)
+# --------------------------------------------------------------------------
+
+# Stems a secret-looking key must contain (the names are then judged by _name_class).
+_STEMS = r"(?:pass|pw|secret|token|key|auth|cred|cookie|session|private|sig|dsn|conn|salt|jwt|bearer)"
+_QUOTED_VALUE = (
+    r"""\\"(?:(?!\\").){0,4096}\\"|\\'(?:(?!\\').){0,4096}\\'"""
+    r"""|"(?:[^"\\\n]|\\.){0,4096}"|'(?:[^'\\\n]|\\.){0,4096}'"""
+)
+
+
+class _Patterns:
+    """All compiled patterns. Patterns whose name ends in ``_lc`` are lower-case
+    only and run against the lower-cased copy of the text."""
+
+    def __init__(self) -> None:
+        c = re.compile
+        self.pem = c(
+            r"-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----"
+            r"(?:.*?-----END[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----"
+            r"|[A-Za-z0-9+/=\s\\:,.-]*)",  # truncated block: eat the base64 that follows
+            re.S,
+        )
+        # (kind, pattern): each starts with a literal so the engine can skip
+        # ahead fast; the left word boundary is checked by hand. A group "v"
+        # limits the replacement to that part.
+        self.tokens = [
+            ("github-token", c(r"gh[pousr]_[A-Za-z0-9]{30,255}\b")),
+            ("github-token", c(r"github_pat_[A-Za-z0-9_]{30,255}\b")),
+            ("gitlab-token", c(r"gl(?:pat|dt|rt|ptt|cbt|oas|ft|imt|agent|soat)-[A-Za-z0-9_-]{20,}")),
+            ("aws-access-key", c(r"(?:AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|ABIA|ACCA)[A-Z0-9]{16}\b")),
+            ("slack-token", c(r"xox[abposre]-[A-Za-z0-9-]{10,}")),
+            ("slack-token", c(r"xapp-\d-[A-Za-z0-9-]{10,}")),
+            ("slack-token", c(r"hooks\.slack\.com/services/(?P<v>[A-Za-z0-9_/-]{20,})")),
+            ("stripe-key", c(r"sk_(?:live|test)_[A-Za-z0-9]{10,}")),
+            ("stripe-key", c(r"rk_(?:live|test)_[A-Za-z0-9]{10,}")),
+            ("api-key", c(r"sk-[A-Za-z0-9_-]{20,}")),
+            ("api-key", c(r"SG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}")),
+            ("huggingface-token", c(r"hf_[A-Za-z0-9]{30,}\b")),
+            ("google-api-key", c(r"AIza[A-Za-z0-9_-]{35}(?![A-Za-z0-9_-])")),
+            ("google-oauth-token", c(r"ya29\.[A-Za-z0-9_-]{20,}")),
+            ("pypi-token", c(r"pypi-AgE[A-Za-z0-9_-]{40,}")),
+            ("npm-token", c(r"npm_[A-Za-z0-9]{36}\b")),
+            ("jwt", c(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*")),
+        ]
+        self.auth_lc = c(
+            r"""authori[sz]ation(?P<sep>\\?["']?[ \t]*[:=][ \t]*\\?["']?)"""
+            r"(?:(?P<scheme>" + "|".join(re.escape(x) for x in _AUTH_SCHEMES) + r")[ \t]+"
+            r"""(?P<sval>[^\r\n'"\\]+)|(?P<val>[^\s'"\\,;{}$%<]+))"""
+        )
+        self.bearer_lc = c(r"bearer[ \t]+(?P<val>[a-z0-9._~+/-]{8,}=*)")
+        self.url = c(r"://(?P<ui>[^\s/?#'\"<>\\]+)@")
+        self.query_lc = c(
+            r"[?&;](?:access_token|refresh_token|id_token|auth_token|token|api_key"
+            r"|apikey|api-key|key|client_secret|secret|password|passwd|pwd|sig|signature"
+            r"|x-amz-signature|x-amz-credential|x-amz-security-token|x-goog-signature"
+            r"|x-goog-credential|code|private_token|sessionid|session_token|auth)="
+            r"(?P<val>[^&#\s\"'<>\\]+)"
+        )
+        self.aws_secret_lc = c(
+            r"""secret_?(?:access_?)?key\\?["']?[ \t]*(?::|=>|=)[ \t]*\\?["']?"""
+            r"(?P<val>[a-z0-9/+]{30,}={0,2})(?![a-z0-9/+=])"
+        )
+        # key = value: a fast pre-scan finds "stem...<sep>", the full pattern
+        # then matches from the start of the key.
+        # (a bare "key" is never a secret key in text: it needs a qualifier)
+        self.kv_pre_lc = c(_STEMS.replace("|key|", r"|key(?<=[\w.-]key)|") + r"""[\w.-]{0,80}\\?["']?[ \t]*[:=]""")
+        self.kv_lc = c(
+            r"(?P<key>(?:[a-z_][\w.-]{0,80}?)?" + _STEMS + r"[\w.-]{0,80})"
+            r"""(?P<sep>\\?["']?[ \t]*(?::[ \t]*[a-z_][\w.\[\]|, ]{0,60}?[ \t]*=(?!=)|:=|=>|=(?!=)|:)[ \t]*)"""
+            r"(?P<val>" + _QUOTED_VALUE +
+            r"""|[^\s'",;)}\]<>][^\s'",;)}\]<>]*(?:[ \t]+(?![#;]|//)[^\s'",;)}\]<>=:]+(?=[ \t\r\n]|\Z))*)"""
+        )
+        self.flag_lc = c(
+            r"(?P<key>-(?<![\w-]-)-?(?:[a-z][\w-]{0,60}?)?" + _STEMS + r"[\w-]{0,60})(?P<sep>[ \t]+)"
+            r"""(?P<val>"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|[^\s'"<>-][^\s'"<>]*)"""
+        )
+        self.netrc_lc = c(
+            r"password[ \t]+(?P<val>[^\s'\"<]+)"
+            r"(?=[ \t]*(?:$|(?:machine|login|account|macdef|default)\b))",
+            re.M,
+        )
+        self.netrc_ctx_lc = c(r"\b(?:machine|default)\b")
+
+
+_PATTERNS: _Patterns | None = None
+_PATTERNS_LOCK = threading.Lock()
+
+
+def _patterns() -> _Patterns:
+    global _PATTERNS
+    if _PATTERNS is None:
+        with _PATTERNS_LOCK:
+            if _PATTERNS is None:
+                _PATTERNS = _Patterns()
+    return _PATTERNS
+
+
+def _lower(s: str) -> str:
+    """Lower-case copy with the same length (so match offsets carry over)."""
+    low = s.lower()
+    if len(low) != len(s):  # only U+0130 lower-cases to two code points
+        low = s.replace("\u0130", "i").lower()
+    return low
+
+
+_KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_.-")
+
+
+def _word_char_before(s: str, i: int) -> bool:
+    return i > 0 and (s[i - 1].isalnum() or s[i - 1] == "_")
+
+
+class _Edit:
+    """Collects replacements of (start, end) spans of ``src``; spans come in order."""
+
+    __slots__ = ("src", "parts", "last")
+
+    def __init__(self, src: str) -> None:
+        self.src = src
+        self.parts: list[str] = []
+        self.last = 0
+
+    def put(self, start: int, end: int, text: str) -> None:
+        self.parts.append(self.src[self.last:start])
+        self.parts.append(text)
+        self.last = end
+
+    def result(self) -> str:
+        if not self.parts:
+            return self.src
+        self.parts.append(self.src[self.last:])
+        return "".join(self.parts)
+
+
+def _scan(
+    pattern: re.Pattern[str],
+    hay: str,
+    src: str,
+    handle: Callable[[re.Match[str]], tuple[int, int, str] | None],
+    resume: Callable[[re.Match[str]], int] | None = None,
+) -> str:
+    """Search ``pattern`` in ``hay`` (``src`` or its lower-cased twin) and let
+    ``handle`` return a (start, end, replacement) for ``src``, or None to
+    decline; after a declined match scanning resumes at ``resume(m)`` (default:
+    one past the match start) so a declined key never hides a later secret."""
+    edit = _Edit(src)
+    search = pattern.search
+    pos, n = 0, len(hay)
+    while pos <= n:
+        m = search(hay, pos)
+        if m is None:
+            break
+        r = handle(m)
+        if r is None:
+            pos = max(resume(m) if resume else m.start() + 1, m.start() + 1)
+            continue
+        start, end, text = r
+        edit.put(start, end, text)
+        pos = max(end, m.start() + 1)
+    return edit.result()
+
+
+# --------------------------------------------------------------------------
+# Redactor
+# --------------------------------------------------------------------------
+
+Counts = dict  # (kind, where) -> int
+
+
+class Redactor:
+    """Scrub secrets and machine identity from text, bytes, objects and environments.
+
+    One Redactor per capture: it remembers what it replaced (kinds and counts,
+    never values) for :meth:`report` / :meth:`preview`. Thread-safe.
+    """
+
+    def __init__(
+        self,
+        environ: Mapping[str, str] | None = None,
+        *,
+        extra_secrets: Iterable[str] = (),
+        hostname: str | None = None,
+        username: str | None = None,
+        home: str | None = None,
+    ) -> None:
+        if environ is None:
+            environ = os.environ
+        self._p = _patterns()
+        self._lock = threading.Lock()
+        self._counts: dict[tuple[str, str], int] = {}
+
+        # Literal secrets: form -> kind, tried longest first.
+        literals: dict[str, str] = {}
+        for value in extra_secrets:
+            if isinstance(value, str) and len(value.strip()) >= 3:
+                for form in _forms(value):
+                    literals.setdefault(form, "extra-secret")
+        for name, value in environ.items():
+            if not isinstance(name, str) or not isinstance(value, str):
+                continue
+            if _name_class(name, False) is not None and _env_value_collectable(value):
+                for form in _forms(value):
+                    literals.setdefault(form, "env-secret")
+            if "://" in value:  # DATABASE_URL=postgres://u:pw@h/db: the password
+                for m in self._p.url.finditer(value):
+                    pw = m["ui"].partition(":")[2]
+                    if len(pw) >= 6 and "<" not in pw:
+                        for form in _forms(pw):
+                            literals.setdefault(form, "env-secret")
+        self._literals = sorted(literals.items(), key=lambda kv: (-len(kv[0]), kv[0]))
+        self._literal_kind = dict(self._literals)
+        self._literal_re_cache: dict[tuple[str, ...], re.Pattern[str]] = {}
+        self._utf16 = [
+            (form.encode("utf-16-le"), _ph(kind).encode("utf-16-le"), kind)
+            for form, kind in self._literals
+            if form.isascii() and len(form) >= 6
+        ]
+
+        # Machine identity.
+        if hostname is None:
+            try:
+                import socket
+
+                hostname = socket.gethostname()
+            except Exception:
+                hostname = ""
+        if username is None:
+            try:
+                import getpass
+
+                username = getpass.getuser()
+            except Exception:
+                username = ""
+        if home is None:
+            try:
+                from pathlib import Path
+
+                home = str(Path.home())
+            except Exception:
+                home = ""
+        self.hostname = hostname or ""
+        self.username = username or ""
+        self.home = home or ""
+        self._ident_re = self._build_identity_re()
+
+    def _build_identity_re(self) -> re.Pattern[str] | None:
+        """One lower-case pattern: placeholders (kept), home, hostname, user.
+        No named groups: they would cost the engine its fast first-char scan;
+        the handler tells the alternatives apart by the matched text."""
+        alts: list[str] = []
+        self._ident_kind: dict[str, str] = {}
+        home = self.home.rstrip("/\\")
+        if len(home) >= 2:
+            variants = {home}
+            try:
+                real = os.path.realpath(home)
+                if len(real) >= 2:
+                    variants.add(real)
+            except (OSError, ValueError):
+                pass
+            for h in list(variants):
+                if "\\" in h:
+                    variants.add(h.replace("\\", "/"))
+                    variants.add(h.replace("\\", "\\\\"))
+            lows = sorted({_lower(v) for v in variants}, key=len, reverse=True)
+            self._ident_kind.update(dict.fromkeys(lows, "home"))
+            alts.append(r"(?:%s)(?![a-z0-9_.-])" % "|".join(re.escape(v) for v in lows))
+        host = self.hostname
+        hosts = []
+        if (
+            len(host) >= 3
+            and host.lower() not in _COMMON_HOSTNAMES
+            and not re.fullmatch(r"[\d.]+|[0-9a-fA-F:]+", host)
+        ):
+            hosts.append(host)
+            short = host.split(".")[0]
+            if short != host and len(short) >= 3 and short.lower() not in _COMMON_HOSTNAMES:
+                hosts.append(short)
+        if hosts:
+            lows = [_lower(h) for h in hosts]
+            for h in lows:
+                self._ident_kind.setdefault(h, "hostname")
+            alts.append(r"(?:%s)(?![a-z0-9])" % "|".join(re.escape(h) for h in lows))
+        user = self.username
+        if len(user) >= 3 and user.lower() not in _COMMON_USERNAMES:
+            self._ident_kind.setdefault(_lower(user), "username")
+            alts.append(r"%s(?![a-z0-9])" % re.escape(_lower(user)))
+        if not alts:
+            return None
+        return re.compile(r"%s|%s" % (_PLACEHOLDER_SRC, "|".join(alts)))
+
+    # -- bookkeeping -----------------------------------------------------------
+
+    def _merge(self, counts: Counts) -> None:
+        if counts:
+            with self._lock:
+                for key, n in counts.items():
+                    self._counts[key] = self._counts.get(key, 0) + n
+
+    def _count(self, kind: str, where: str, n: int = 1) -> None:
+        self._merge({(kind, where): n})
+
+    def report(self) -> list[Redaction]:
+        """Aggregated redactions, sorted by (where, kind)."""
+        with self._lock:
+            items = sorted((w, k, n) for (k, w), n in self._counts.items() if n > 0)
+        return [Redaction(kind=k, where=w, count=n) for w, k, n in items]
+
+    def preview(self) -> list[dict]:
+        """Same as :meth:`report`, as plain ``{"kind", "where", "count"}`` dicts."""
+        return [r.as_dict() for r in self.report()]
+
+    # -- text ------------------------------------------------------------------
+
+    def text(self, s: str, where: str) -> str:
+        """Scrub a string, recording counts per (kind, where). Idempotent."""
+        if not s:
+            return s
+        counts: Counts = {}
+        out = self._scrub(s, where, counts)
+        self._merge(counts)
+        return out
+
+    def _scrub(self, s: str, where: str, counts: Counts) -> str:
+        p = self._p
+
+        def add(kind: str) -> None:
+            key = (kind, where)
+            counts[key] = counts.get(key, 0) + 1
+
+        # 1. PEM private key blocks, whole.
+        if "PRIVATE KEY-----" in s:
+            def pem(m: re.Match[str]) -> tuple[int, int, str]:
+                add("pem-private-key")
+                return m.start(), m.end(), _ph("pem-private-key")
+
+            s = _scan(p.pem, s, s, pem)
+
+        # 2. Literal secrets.
+        if self._literals:
+            s = self._scrub_literals(s, add)
+
+        # 3. Token shapes (case-sensitive, on the text itself).
+        for kind, rx in p.tokens:
+            def token(m: re.Match[str], kind: str = kind) -> tuple[int, int, str] | None:
+                if m.re.groups:
+                    start, end = m.span("v")
+                else:
+                    start, end = m.span()
+                    if _word_char_before(s, start):
+                        return None
+                    if kind == "api-key" and m.group().startswith("sk-"):
+                        body = m.group()[3:]
+                        if not (any(c.isdigit() for c in body) and any(c.isalpha() for c in body)):
+                            return None
+                add(kind)
+                return start, end, _ph(kind)
+
+            s = _scan(rx, s, s, token)
+
+        low = _lower(s)
+
+        def relower(new: str) -> None:
+            nonlocal s, low
+            if new is not s:
+                s, low = new, _lower(new)
+
+        # 4. Authorization headers, then bare Bearer tokens.
+        if "authori" in low:
+            def auth(m: re.Match[str]) -> tuple[int, int, str] | None:
+                if _word_char_before(low, m.start()):
+                    return None
+                if m["scheme"] is not None:
+                    start, end = m.span("sval")
+                    val = s[start:end].rstrip()
+                    if not val or "<redacted:" in val or val[0] in "{$%<":
+                        return None
+                    kind = "bearer" if m["scheme"] == "bearer" else "authorization"
+                    add(kind)
+                    return start, start + len(val), _ph(kind)
+                start, end = m.span("val")
+                val = s[start:end]
+                if not (len(val) >= 8 and any(c.isdigit() for c in val)):
+                    return None
+                add("authorization")
+                return start, end, _ph("authorization")
+
+            relower(_scan(p.auth_lc, low, s, auth, lambda m: m.end("sep")))
+        if "bearer" in low:
+            def bearer(m: re.Match[str]) -> tuple[int, int, str] | None:
+                if _word_char_before(low, m.start()):
+                    return None
+                val = m["val"]
+                if not (any(c.isdigit() for c in val) or len(val) >= 20):
+                    return None
+                add("bearer")
+                return m.start("val"), m.end("val"), _ph("bearer")
+
+            relower(_scan(p.bearer_lc, low, s, bearer, lambda m: m.start("val")))
+
+        # 5. Credentials in URLs (any scheme).
+        if "://" in s:
+            def url(m: re.Match[str]) -> tuple[int, int, str] | None:
+                if not _word_char_before(s, m.start()):
+                    return None  # no scheme
+                ui = m["ui"]
+                user, colon, pw = ui.partition(":")
+                if colon:
+                    if not pw:
+                        return None
+                elif not _looks_like_token(ui):
+                    return None
+                add("url-credentials")
+                return m.start("ui"), m.end("ui"), _ph("url-credentials")
+
+            relower(_scan(p.url, s, s, url, lambda m: m.start() + 3))
+
+        # 6. Secret query parameters.
+        if "=" in s:
+            def query(m: re.Match[str]) -> tuple[int, int, str] | None:
+                val = m["val"]
+                if len(val) < 4 or val in _BORING_VALUES:
+                    return None
+                add("query-secret")
+                return m.start("val"), m.end("val"), _ph("query-secret")
+
+            relower(_scan(p.query_lc, low, s, query, lambda m: m.start("val")))
+
+        if "=" in s or ":" in s:
+            # 7a. AWS secret access keys next to their name.
+            if "secret" in low:
+                def aws(m: re.Match[str]) -> tuple[int, int, str] | None:
+                    st = m.start()
+                    if not ("access" in m.group() or low.endswith(("aws", "aws_"), max(0, st - 4), st)):
+                        return None
+                    add("aws-secret-key")
+                    return m.start("val"), m.end("val"), _ph("aws-secret-key")
+
+                relower(_scan(p.aws_secret_lc, low, s, aws, lambda m: m.start("val")))
+
+            # 7b. key = value pairs whose key looks secret.
+            relower(self._scrub_kv(s, low, add))
+
+        # 8. --password VALUE flags, .netrc passwords.
+        if "-" in s:
+            def flag(m: re.Match[str]) -> tuple[int, int, str] | None:
+                key = s[m.start("key"):m.end("key")].lstrip("-")
+                cls = _name_class(key, True)
+                if cls is None:
+                    return None
+                vs, ve = m.span("val")
+                qo, inner, qc = _unquote(s[vs:ve])
+                if not _value_is_secret(key, cls, inner, bool(qo)):
+                    return None
+                kind = _cls_kind(cls)
+                add(kind)
+                return vs + len(qo), ve - len(qc), _ph(kind)
+
+            relower(_scan(p.flag_lc, low, s, flag, lambda m: m.end("key")))
+        if "password" in low:
+            def netrc(m: re.Match[str]) -> tuple[int, int, str] | None:
+                st = m.start()
+                if _word_char_before(low, st):
+                    return None
+                line = low[low.rfind("\n", 0, st) + 1:st]
+                if line.strip() and not p.netrc_ctx_lc.search(line):
+                    return None
+                if m["val"] in _BORING_VALUES:
+                    return None
+                add("password")
+                return m.start("val"), m.end("val"), _ph("password")
+
+            relower(_scan(p.netrc_lc, low, s, netrc, lambda m: m.start("val")))
+
+        # 9. Machine identity: home (before user name), hostname, user name.
+        if self._ident_re is not None:
+            names = {"home": HOME_PLACEHOLDER, "hostname": HOSTNAME_PLACEHOLDER, "username": USER_PLACEHOLDER}
+
+            kinds = self._ident_kind
+
+            def ident(m: re.Match[str]) -> tuple[int, int, str] | None:
+                kind = kinds.get(m.group())
+                if kind is None:  # a placeholder
+                    return None
+                if kind != "home" and m.start() > 0 and low[m.start() - 1].isalnum():
+                    return None  # hostname / user name only as a whole word
+                add(kind)
+                return m.start(), m.end(), names[kind]
+
+            s = _scan(self._ident_re, low, s, ident, lambda m: m.end())
+        return s
+
+    def _scrub_kv(self, s: str, low: str, add: Callable[[str], None]) -> str:
+        p = self._p
+        edit = _Edit(s)
+        pos, n = 0, len(low)
+        pre_search, kv_match = p.kv_pre_lc.search, p.kv_lc.match
+        while pos < n:
+            c = pre_search(low, pos)
+            if c is None:
+                break
+            # walk back from the stem to the start of the key
+            ks = c.start()
+            stop = max(pos, ks - 80)
+            while ks > stop and low[ks - 1] in _KEY_CHARS:
+                ks -= 1
+            while ks < c.start() and not (low[ks].isalpha() or low[ks] == "_"):
+                ks += 1
+            m = kv_match(low, ks)
+            if m is None or (ks > 0 and low[ks - 1] in _KEY_CHARS and low[ks - 1] != "-"):
+                pos = c.start() + 1
+                continue
+            key = s[ks:m.end("key")]
+            cls = _name_class(key, True)
+            vs, ve = m.span("val")
+            if cls is not None:
+                qo, inner, qc = _unquote(s[vs:ve])
+                if _value_is_secret(key, cls, inner, bool(qo)):
+                    kind = _cls_kind(cls)
+                    add(kind)
+                    edit.put(vs + len(qo), ve - len(qc), _ph(kind))
+                    pos = ve
+                    continue
+            pos = m.end("key")
+        return edit.result()
+
+    def _scrub_literals(self, s: str, add: Callable[[str], None]) -> str:
+        present = tuple(form for form, _ in self._literals if form in s)
+        if not present:
+            return s
+        rx = self._literal_re_cache.get(present)
+        if rx is None:
+            alts = []
+            for form in present:
+                e = re.escape(form)
+                if form.isdigit():
+                    e = r"(?<!\d)%s(?!\d)" % e
+                alts.append(e)
+            rx = re.compile(r"(?P<ph>%s)|(?P<lit>%s)" % (_PLACEHOLDER_SRC, "|".join(alts)))
+            with self._lock:
+                if len(self._literal_re_cache) > 256:
+                    self._literal_re_cache.clear()
+                self._literal_re_cache[present] = rx
+        kinds = self._literal_kind
+
+        def lit(m: re.Match[str]) -> tuple[int, int, str] | None:
+            if m.lastgroup == "ph":
+                return None
+            kind = kinds.get(m.group(), "env-secret")
+            add(kind)
+            return m.start(), m.end(), _ph(kind)
+
+        return _scan(rx, s, s, lit, lambda m: m.end())
+
+    # -- bytes -----------------------------------------------------------------
+
+    def bytes(self, b: bytes, where: str) -> bytes:
+        """Scrub file contents. UTF-8 with surrogateescape round-trips any bytes,
+        so binary files get the same scrubbing (literal secrets embedded as ASCII
+        are caught); UTF-16LE copies of literal secrets are replaced as well."""
+        if not b:
+            return b
+        s = b.decode("utf-8", "surrogateescape")
+        out = self.text(s, where).encode("utf-8", "surrogateescape")
+        if self._utf16 and b"\x00" in out:
+            counts: Counts = {}
+            for needle, rep, kind in self._utf16:
+                k = out.count(needle)
+                if k:
+                    out = out.replace(needle, rep)
+                    counts[(kind, where)] = counts.get((kind, where), 0) + k
+            self._merge(counts)
+        return out
+
+    # -- objects ---------------------------------------------------------------
+
+    def obj(self, o: Any, where: str) -> Any:
+        """Recursively scrub JSON-like data (dicts, lists, tuples, sets, str, bytes).
+
+        A dict key that looks secret (``password``, ``Authorization``,
+        ``api_key``, ``client_secret`` ...) gets its value replaced entirely
+        (strings/bytes; under such a key lists are redacted item by item and
+        dicts recurse). In a list of strings (argv), the item after a flag like
+        ``--token`` is redacted. Numbers, bools and None pass through; path
+        objects stay paths; any other object becomes its scrubbed ``repr()``.
+        """
+        return self._obj(o, where, 0)
+
+    def _secret_value(self, v: Any, key: str, cls: str, where: str, depth: int) -> Any:
+        """The value under a secret-looking key (or after a secret flag)."""
+        kind = _cls_kind(cls)
+        if cls == "authorization" and isinstance(v, str) and v.strip().lower().startswith("bearer "):
+            kind = "bearer"
+        if v is None or isinstance(v, bool):
+            return v
+        if isinstance(v, (str, bytes, bytearray)):
+            inner = v if isinstance(v, str) else bytes(v).decode("utf-8", "replace")
+            if inner.strip().lower() in _BOOLISH or not _value_is_secret(key, cls, inner, True):
+                return self._obj(v, where, depth + 1)
+            self._count(kind, where)
+            return _ph(kind) if isinstance(v, str) else _ph(kind).encode()
+        if isinstance(v, (int, float)):
+            if cls == "password":
+                self._count(kind, where)
+                return _ph(kind)
+            return v
+        if isinstance(v, Mapping):
+            return self._obj(v, where, depth + 1)
+        if isinstance(v, (list, tuple, set, frozenset)):
+            items = [self._secret_value(x, key, cls, where, depth + 1) for x in v]
+            if isinstance(v, list):
+                return items
+            if hasattr(v, "_fields"):
+                return type(v)(*items)
+            try:
+                return type(v)(items)
+            except TypeError:
+                return items
+        return self._secret_value(repr(v), key, cls, where, depth)
+
+    def _obj(self, o: Any, where: str, depth: int) -> Any:
+        if depth > 100:
+            return _ph("too-deep")
+        if isinstance(o, str):
+            return self.text(o, where)
+        if o is None or isinstance(o, (bool, int, float)):
+            return o
+        if isinstance(o, (bytes, bytearray)):
+            return self.bytes(bytes(o), where)
+        if isinstance(o, Mapping):
+            out = {}
+            for k, v in o.items():
+                cls = _name_class(k, True) if isinstance(k, str) else None
+                nk = self._obj(k, where, depth + 1)
+                if cls is not None:
+                    out[nk] = self._secret_value(v, k, cls, where, depth)
+                else:
+                    out[nk] = self._obj(v, where, depth + 1)
+            return out
+        if isinstance(o, (list, tuple)):
+            res = []
+            flag, flag_cls = "", None
+            for x in o:
+                if flag_cls is not None and isinstance(x, str) and x and not x.startswith("-"):
+                    res.append(self._secret_value(x, flag, flag_cls, where, depth))
+                    flag_cls = None
+                    continue
+                flag_cls = None
+                if isinstance(x, str) and x.startswith("-") and "=" not in x and len(x) > 2:
+                    flag = x.lstrip("-")
+                    flag_cls = _name_class(flag, True) if flag else None
+                res.append(self._obj(x, where, depth + 1))
+            if isinstance(o, list):
+                return res
+            if hasattr(o, "_fields"):
+                return type(o)(*res)
+            return tuple(res)
+        if isinstance(o, (set, frozenset)):
+            return type(o)(self._obj(x, where, depth + 1) for x in o)
+        if isinstance(o, os.PathLike):
+            scrubbed = self.text(os.fspath(o), where)
+            try:
+                return type(o)(scrubbed)
+            except Exception:
+                return scrubbed
+        return self.text(repr(o), where)
+
+    # -- environment -------------------------------------------------------------
+
+    def env(self, environ: Mapping[str, str], where: str) -> dict[str, str]:
+        """Names kept; values of secret-looking names become
+        ``<redacted:env-secret>`` (except empty/boolean values and file paths,
+        which are kept, scrubbed); every other value is scrubbed with :meth:`text`."""
+        out: dict[str, str] = {}
+        for name, value in environ.items():
+            value = "" if value is None else str(value)
+            if _name_class(str(name), False) is not None:
+                v = value.strip()
+                if v.lower() in _BOOLISH or "<redacted:" in v or _looks_like_path(v):
+                    out[name] = self.text(value, where)
+                else:
+                    self._count("env-secret", where)
+                    out[name] = _ph("env-secret")
+            else:
+                out[name] = self.text(value, where)
+        return out
+
+
+def _env_value_collectable(value: str) -> bool:
+    v = value.strip()
+    if len(v) < 6 or v.lower() in _BOOLISH or "<redacted:" in v:
+        return False
+    return not _looks_like_path(v)
+
+
+def _forms(value: str) -> list[str]:
+    """The value plus the encodings it is cheap to look for."""
+    from urllib.parse import quote, quote_plus
+
+    forms = [value]
+    stripped = value.strip()
+    if stripped != value and len(stripped) >= 3:
+        forms.append(stripped)
+    raw = stripped.encode("utf-8", "surrogatepass")
+    for f in (
+        quote(stripped, safe=""),
+        quote(stripped),
+        quote_plus(stripped),
+        base64.b64encode(raw).decode().rstrip("="),
+        base64.urlsafe_b64encode(raw).decode().rstrip("="),
+        stripped.encode("unicode_escape").decode("ascii"),
+        stripped.replace("\\", "\\\\").replace('"', '\\"'),
+    ):
+        if len(f) >= 6 and f not in forms:
+            forms.append(f)
+    return forms

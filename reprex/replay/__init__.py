@@ -1,0 +1,166 @@
+"""Replay a bundle and judge the outcome: reproduced, different, fixed, flaky,
+env-incompatible or infra-error (a contract, see DESIGN.md).
+
+The bundle is the only thing replay reads. Infrastructure trouble is never
+reported as `fixed`: a run that never reached Python is an infra-error.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from reprex.bundle import Bundle
+from reprex.replay.base import EnvIncompatible, InfraError, Progress, ReplayOptions, ReplayProblem, RunOutput
+from reprex.replay.diff import environment_diff
+from reprex.signature import VERDICT_EXIT, Signature, compute
+
+__all__ = ["replay", "ReplayOptions", "ReplayResult", "judge", "pick_backend", "exit_code"]
+
+
+@dataclass
+class ReplayResult:
+    verdict: str
+    signature: Signature | None
+    expected_signature: Signature
+    runs: int = 0
+    reproduced_runs: int = 0
+    backend: str | None = None
+    image: str | None = None
+    duration_s: float = 0.0
+    reason: str = ""
+    diff: list[dict] = field(default_factory=list)
+    logs: str = ""
+    run_verdicts: list[str] = field(default_factory=list)
+    message_diff: tuple[str, str] | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "verdict": self.verdict,
+            "signature": self.signature.to_dict() if self.signature else None,
+            "expected_signature": self.expected_signature.to_dict(),
+            "runs": self.runs,
+            "reproduced_runs": self.reproduced_runs,
+            "run_verdicts": self.run_verdicts,
+            "backend": self.backend,
+            "image": self.image,
+            "duration_s": round(self.duration_s, 3),
+            "reason": self.reason,
+            "diff": self.diff,
+        }
+
+
+def exit_code(verdict: str, expect: str = "reproduced") -> int:
+    if expect == "fixed":
+        if verdict == "fixed":
+            return 0
+        if verdict == "reproduced":
+            return 1
+    return VERDICT_EXIT.get(verdict, 3)
+
+
+def judge_run(expected: Signature, outcome, strict: bool = False) -> tuple[str, Signature]:
+    observed = compute(outcome)
+    if not outcome.recorded:
+        return "infra-error", observed
+    if observed.matches(expected, strict=strict):
+        return "reproduced", observed
+    if outcome.outcome == "success":
+        return "fixed", observed
+    return "different", observed
+
+
+def judge(run_verdicts: list[str]) -> str:
+    """Combine per-run verdicts: all reproduced, some (flaky), all fixed, else different."""
+    if not run_verdicts:
+        return "infra-error"
+    if "infra-error" in run_verdicts:
+        return "infra-error"
+    k = run_verdicts.count("reproduced")
+    if k == len(run_verdicts):
+        return "reproduced"
+    if k > 0:
+        return "flaky"
+    if all(v == "fixed" for v in run_verdicts):
+        return "fixed"
+    return "different"
+
+
+def docker_available() -> tuple[bool, str]:
+    try:
+        from reprex.replay.docker_backend import connect
+    except ImportError as exc:
+        return False, f"docker backend unavailable: {exc}"
+    try:
+        connect()
+        return True, ""
+    except ReplayProblem as exc:
+        return False, exc.reason
+
+
+def pick_backend(name: str):
+    if name == "auto":
+        ok, _ = docker_available()
+        name = "docker" if ok else "local"
+    if name == "docker":
+        from reprex.replay.docker_backend import DockerBackend
+
+        return DockerBackend()
+    if name == "local":
+        from reprex.replay.local import LocalBackend
+
+        return LocalBackend()
+    raise ValueError(f"unknown backend {name!r}; choose auto, local or docker")
+
+
+def _noop(_: str) -> None:
+    pass
+
+
+def replay(bundle: Bundle, options: ReplayOptions | None = None, progress: Progress = _noop) -> ReplayResult:
+    options = options or ReplayOptions()
+    expected = Signature.from_dict(bundle.manifest["expect"]["signature"])
+    started = time.monotonic()
+    result = ReplayResult(verdict="infra-error", signature=None, expected_signature=expected)
+    env = None
+    backend = None
+    try:
+        backend = pick_backend(options.backend)
+        result.backend = backend.name
+        env = backend.prepare(bundle, options, progress)
+        info = backend.describe(env)
+        result.image = info.get("image")
+        outputs: list[RunOutput] = []
+        for i in range(max(1, options.runs)):
+            progress(f"run {i + 1}/{options.runs}" if options.runs > 1 else "running the repro")
+            out = backend.run(env, bundle, options)
+            outputs.append(out)
+            verdict, observed = judge_run(expected, out.outcome, options.strict)
+            result.run_verdicts.append(verdict)
+            if result.signature is None or (verdict != "reproduced" and result.signature.matches(expected)):
+                result.signature = observed
+                result.logs = out.logs
+        result.runs = len(outputs)
+        result.reproduced_runs = result.run_verdicts.count("reproduced")
+        result.verdict = judge(result.run_verdicts)
+        if result.verdict == "infra-error":
+            result.reason = "the replay never started the recorded Python process (see the logs)"
+        elif result.verdict == "flaky":
+            result.reason = f"reproduced in {result.reproduced_runs} of {result.runs} runs"
+        elif result.verdict == "different":
+            result.reason = f"expected {expected.short()}; got {result.signature.short()}"
+        last = outputs[-1].outcome
+        result.diff = environment_diff(bundle, last.facts, info)
+        if result.signature and expected.message != result.signature.message:
+            result.message_diff = (expected.message, result.signature.message)
+    except ReplayProblem as exc:
+        result.verdict = exc.verdict
+        result.reason = exc.reason
+    finally:
+        if backend is not None and env is not None:
+            try:
+                backend.close(env, options)
+            except Exception:  # cleanup trouble must not hide the verdict
+                pass
+        result.duration_s = time.monotonic() - started
+    return result

@@ -1,0 +1,143 @@
+"""What every replay backend shares: options, problems, the run environment, the lock hash.
+
+Backends know nothing of each other; they get a Bundle and ReplayOptions and hand
+back Outcomes recorded by the same injected recorder as capture.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+from reprex.bundle import Bundle
+from reprex.pins import parse_requirements
+from reprex.record import Outcome
+
+Progress = Callable[[str], None]
+
+
+class ReplayProblem(Exception):
+    """The replay could not give a run verdict; `verdict` says which kind of trouble."""
+
+    verdict = "infra-error"
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class InfraError(ReplayProblem):
+    verdict = "infra-error"
+
+
+class EnvIncompatible(ReplayProblem):
+    verdict = "env-incompatible"
+
+
+@dataclass
+class ReplayOptions:
+    backend: str = "auto"  # auto | local | docker
+    image: str | None = None
+    gpus: str | None = None  # None: from the bundle; "none" | "all" | "N"
+    runs: int = 1
+    timeout: float = 300.0
+    network: str | None = None  # None: from the bundle; "none" | "bridge"
+    expect: str = "reproduced"
+    with_specs: list[str] = field(default_factory=list)
+    keep: bool = False
+    strict: bool = False
+    setup_timeout: float = 900.0
+
+
+@dataclass
+class RunOutput:
+    outcome: Outcome
+    logs: str = ""
+
+
+class Backend(Protocol):
+    name: str
+
+    def prepare(self, bundle: Bundle, options: ReplayOptions, progress: Progress) -> object: ...
+
+    def run(self, env: object, bundle: Bundle, options: ReplayOptions) -> RunOutput: ...
+
+    def describe(self, env: object) -> dict: ...
+
+    def close(self, env: object, options: ReplayOptions) -> None: ...
+
+
+def python_xy(bundle: Bundle) -> str:
+    version = (bundle.manifest.get("python") or {}).get("version", "")
+    parts = version.split(".")
+    if len(parts) < 2:
+        raise EnvIncompatible(f"the bundle does not say which Python it ran ({version!r})")
+    return ".".join(parts[:2])
+
+
+def requirements(bundle: Bundle) -> list[str]:
+    return parse_requirements(bundle.text("requirements.txt"))
+
+
+def lock_hash(bundle: Bundle, *parts: str) -> str:
+    h = hashlib.sha256()
+    h.update(python_xy(bundle).encode())
+    for line in sorted(requirements(bundle)):
+        h.update(b"\n" + line.encode())
+    for part in parts:
+        h.update(b"\0" + part.encode())
+    return h.hexdigest()[:16]
+
+
+def entry_args(bundle: Bundle) -> list[str]:
+    """Python arguments for the entry, run in a work dir laid out from files/."""
+    entry = bundle.manifest.get("entry") or {}
+    args = list(entry.get("python_args") or [])
+    if not args:
+        if "repro.py" in bundle.files:
+            return ["repro.py"]
+        raise InfraError("the bundle has no runnable entry (no python_args and no repro.py)")
+    return args
+
+
+def work_files(bundle: Bundle) -> dict[str, bytes]:
+    """The work dir's contents: files/, plus repro.py when the entry is the extracted call."""
+    files = bundle.input_files()
+    entry = bundle.manifest.get("entry") or {}
+    if entry.get("kind") == "extracted" or not entry.get("python_args"):
+        files.setdefault("repro.py", bundle.files.get("repro.py", b""))
+    return files
+
+
+_SKIP_ENV = re.compile(r"^(PATH|HOME|PWD|OLDPWD|SHLVL|LD_LIBRARY_PATH|LD_PRELOAD|PYTHONPATH|PYTHONHOME|"
+                       r"PYTHONSTARTUP|PYTHONUSERBASE|VIRTUAL_ENV|CONDA_.*|PYENV_.*|UV_.*|PIP_.*|TMPDIR|"
+                       r"CUDA_VISIBLE_DEVICES|NVIDIA_VISIBLE_DEVICES|REPREX_.*|DISPLAY|TERM|SSH_.*)$")
+
+
+def replay_environ(bundle: Bundle) -> dict[str, str]:
+    """Non-secret environment values recorded at capture that the failure may depend on."""
+    env = bundle.json("environment.json", {}) or {}
+    values = ((env.get("env") or {}).get("value") or {}).get("values") or {}
+    out = {}
+    for name, value in values.items():
+        if not isinstance(value, str) or _SKIP_ENV.match(name) or "<redacted" in value or "<home>" in value \
+                or "<user>" in value or "<hostname>" in value:
+            continue
+        out[name] = value
+    return out
+
+
+def base_environ(home: str, path: str) -> dict[str, str]:
+    return {"PATH": path, "HOME": home, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONIOENCODING": "utf-8", "TMPDIR": os.path.join(home, "tmp")}
+
+
+def needs_gpu(bundle: Bundle) -> bool:
+    """A GPU matters when one was present and the run used a GPU framework."""
+    if not bundle.manifest.get("gpu"):
+        return False
+    env = bundle.json("environment.json", {}) or {}
+    return (env.get("cuda") or {}).get("status") == "ok"

@@ -1,0 +1,188 @@
+"""The local backend: a virtualenv per lock hash in the cache, reused while the lock matches.
+
+Exact pins are installed with --no-deps (the lock already is a solution); `--with`
+specs go into a per-replay overlay directory on PYTHONPATH so the cached env stays
+warm. Each run gets a fresh work dir laid out from files/.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reprex.bundle import Bundle
+from reprex.capture.runner import run_recorded
+from reprex.replay.base import (EnvIncompatible, InfraError, Progress, ReplayOptions, RunOutput, base_environ,
+                                entry_args, lock_hash, needs_gpu, python_xy, replay_environ, requirements,
+                                work_files)
+
+
+def cache_root() -> Path:
+    from platformdirs import user_cache_dir
+
+    return Path(os.environ.get("REPREX_CACHE_DIR") or user_cache_dir("reprex"))
+
+
+@dataclass
+class LocalEnv:
+    venv: Path
+    python: Path
+    overlay: Path | None = None
+    reused: bool = False
+    scratch: list[Path] = field(default_factory=list)
+
+
+def find_python(xy: str) -> str | None:
+    if f"{sys.version_info.major}.{sys.version_info.minor}" == xy:
+        return sys.executable
+    found = shutil.which(f"python{xy}")
+    if found:
+        return found
+    uv = shutil.which("uv")
+    if uv:
+        try:
+            proc = subprocess.run([uv, "python", "find", xy], capture_output=True, text=True, timeout=30)
+            if proc.returncode == 0 and proc.stdout.strip():
+                return proc.stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return None
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    """One builder per env at a time (pytest-xdist workers, parallel CLIs)."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _pip(python: Path, *args: str, timeout: float) -> subprocess.CompletedProcess:
+    uv = shutil.which("uv")
+    if uv and args and args[0] == "install":
+        cmd = [uv, "pip", "install", "--python", str(python), *args[1:]]
+    else:
+        cmd = [sys.executable, "-m", "pip", "--python", str(python), "--disable-pip-version-check", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def _last_error(proc: subprocess.CompletedProcess) -> str:
+    lines = [l.strip() for l in (proc.stderr or proc.stdout or "").splitlines() if l.strip()]
+    errors = [l for l in lines if l.lower().startswith("error")]
+    return (errors[-1] if errors else (lines[-1] if lines else f"exit status {proc.returncode}"))[:400]
+
+
+class LocalBackend:
+    name = "local"
+
+    def prepare(self, bundle: Bundle, options: ReplayOptions, progress: Progress) -> LocalEnv:
+        if options.gpus not in (None, "none") or needs_gpu(bundle):
+            if not shutil.which("nvidia-smi"):
+                raise EnvIncompatible("the bundle needs a GPU (captured on "
+                                      f"{', '.join((bundle.manifest.get('gpu') or {}).get('models') or ['a GPU'])}) "
+                                      "and this machine has none")
+        xy = python_xy(bundle)
+        python = find_python(xy)
+        if python is None:
+            raise EnvIncompatible(f"no Python {xy} on this machine (the bundle ran "
+                                  f"{bundle.manifest['python']['version']}); install it or use --backend docker")
+        key = lock_hash(bundle, python)
+        venv = cache_root() / "envs" / f"py{xy}-{key}"
+        env_python = venv / "bin" / "python"
+        with _locked(venv.with_suffix(".lock")):
+            reused = (venv / ".reprex-ready").exists()
+            if not reused:
+                self._build(bundle, python, venv, options, progress)
+        env = LocalEnv(venv=venv, python=env_python, reused=reused)
+        if options.with_specs:
+            env.overlay = Path(tempfile.mkdtemp(prefix="reprex-with-"))
+            env.scratch.append(env.overlay)
+            for spec in options.with_specs:
+                progress(f"installing --with {spec}")
+                target = str(Path(spec).resolve()) if os.path.exists(spec) else spec
+                proc = _pip(env_python, "install", "--no-deps", "--target", str(env.overlay), target,
+                            timeout=options.setup_timeout)
+                if proc.returncode != 0:
+                    raise InfraError(f"--with {spec}: install failed: {_last_error(proc)}")
+        return env
+
+    def _build(self, bundle: Bundle, python: str, venv: Path, options: ReplayOptions, progress: Progress) -> None:
+        if venv.exists():
+            shutil.rmtree(venv)  # a half-built env from an interrupted replay
+        progress(f"creating a virtualenv for Python {python_xy(bundle)}")
+        uv = shutil.which("uv")
+        cmd = [uv, "venv", "--quiet", "--python", python, str(venv)] if uv else \
+            [python, "-m", "venv", "--without-pip", str(venv)]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=options.setup_timeout)
+        except subprocess.TimeoutExpired:
+            raise InfraError("creating the virtualenv timed out") from None
+        if proc.returncode != 0:
+            raise InfraError(f"creating the virtualenv failed: {_last_error(proc)}")
+        reqs = requirements(bundle)
+        if reqs:
+            progress(f"installing {len(reqs)} pinned packages (--no-deps)")
+            req_file = venv / "reprex-requirements.txt"
+            req_file.write_text("\n".join(reqs) + "\n")
+            try:
+                proc = _pip(venv / "bin" / "python", "install", "--no-deps", "-r", str(req_file),
+                            timeout=options.setup_timeout)
+            except subprocess.TimeoutExpired:
+                shutil.rmtree(venv, ignore_errors=True)
+                raise InfraError(f"installing the pins took longer than {options.setup_timeout:.0f}s") from None
+            if proc.returncode != 0:
+                shutil.rmtree(venv, ignore_errors=True)
+                reason = _last_error(proc)
+                machine = (bundle.manifest.get("platform") or {}).get("machine")
+                if machine and machine != platform.machine():
+                    raise EnvIncompatible(f"the bundle ran on {machine}, this is {platform.machine()}, and a pin "
+                                          f"has no build here: {reason}")
+                raise InfraError(f"installing the pins failed: {reason}")
+        (venv / ".reprex-ready").write_text(lock_hash(bundle, python) + "\n")
+
+    def run(self, env: LocalEnv, bundle: Bundle, options: ReplayOptions) -> RunOutput:
+        home = Path(tempfile.mkdtemp(prefix="reprex-replay-"))
+        env.scratch.append(home)
+        workdir = home / "work"
+        workdir.mkdir()
+        (home / "tmp").mkdir()
+        for rel, data in work_files(bundle).items():
+            target = workdir / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        environ = {**replay_environ(bundle),
+                   **base_environ(str(home), f"{env.venv / 'bin'}{os.pathsep}/usr/local/bin:/usr/bin:/bin")}
+        environ["VIRTUAL_ENV"] = str(env.venv)
+        if env.overlay is not None:
+            environ["PYTHONPATH"] = str(env.overlay)
+        if options.gpus == "none":
+            environ["CUDA_VISIBLE_DEVICES"] = ""
+        elif options.gpus not in (None, "all"):
+            environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(int(options.gpus)))
+        result = run_recorded([str(env.python), *entry_args(bundle)], cwd=workdir, env=environ,
+                              timeout=options.timeout, tee=False)
+        logs = "".join(text for _, text in result.outcome.output_tail)
+        return RunOutput(result.outcome, logs)
+
+    def describe(self, env: LocalEnv) -> dict:
+        return {"backend": "local", "image": None, "venv": str(env.venv), "reused": env.reused,
+                "platform": {"system": platform.system(), "machine": platform.machine()}}
+
+    def close(self, env: LocalEnv, options: ReplayOptions) -> None:
+        if options.keep:
+            return
+        for path in env.scratch:
+            shutil.rmtree(path, ignore_errors=True)

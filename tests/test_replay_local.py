@@ -1,0 +1,186 @@
+"""`reprex replay` on the local backend: real venvs, real pip installs, real verdicts."""
+
+import http.server
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+
+from reprex.bundle import Bundle
+from reprex.capture.pipeline import CaptureOptions, capture_command
+from reprex.replay import ReplayOptions, exit_code, judge, replay
+
+PY = sys.executable
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    path = tmp_path_factory.mktemp("reprex-cache")
+    old = os.environ.get("REPREX_CACHE_DIR")
+    os.environ["REPREX_CACHE_DIR"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("REPREX_CACHE_DIR", None)
+    else:
+        os.environ["REPREX_CACHE_DIR"] = old
+
+
+def _capture(tmp: Path, source: str, name="app.py", **opts) -> Bundle:
+    (tmp / name).write_text(textwrap.dedent(source))
+    result = capture_command([PY, name], CaptureOptions(tee=False, **opts), cwd=str(tmp))
+    assert result.bundle is not None, result.message
+    return result.bundle
+
+
+SKEW = """
+    # Code written against packaging<22, which still had LegacyVersion.
+    from packaging.version import parse
+    def newest(tags):
+        from packaging.version import LegacyVersion
+        return max(parse(t) for t in tags if not isinstance(parse(t), LegacyVersion))
+    print(newest(["1.0", "2.0", "nightly"]))
+"""
+
+
+@pytest.fixture(scope="module")
+def skew_bundle(tmp_path_factory, cache):
+    tmp = tmp_path_factory.mktemp("skew")
+    return _capture(tmp, SKEW)
+
+
+def test_pins_are_the_imported_closure(skew_bundle):
+    reqs = skew_bundle.text("requirements.txt")
+    assert "packaging==" in reqs
+    assert "click==" not in reqs and "rich==" not in reqs  # installed but never imported
+
+
+def test_reproduced_then_warm_reuse(skew_bundle, cache):
+    first = replay(skew_bundle, ReplayOptions(backend="local"))
+    assert first.verdict == "reproduced", first.reason
+    assert first.expected_signature.types == ["ImportError"]
+    envs = list((cache / "envs").glob("py*"))
+    assert len([e for e in envs if e.is_dir()]) == 1
+    second = replay(skew_bundle, ReplayOptions(backend="local", runs=2))
+    assert second.verdict == "reproduced" and second.reproduced_runs == 2
+    assert [e for e in (cache / "envs").glob("py*") if e.is_dir()] == [e for e in envs if e.is_dir()]
+
+
+def test_fixed_with_an_older_pin_and_expect_fixed(skew_bundle):
+    result = replay(skew_bundle, ReplayOptions(backend="local", with_specs=["packaging==21.3"], expect="fixed"))
+    assert result.verdict == "fixed", result.reason
+    assert exit_code(result.verdict, "fixed") == 0
+    assert exit_code(result.verdict, "reproduced") == 1
+    assert any(row["what"] == "pin packaging" for row in result.diff) or result.diff == []
+
+
+def test_different_when_the_failure_changes(tmp_path, cache):
+    bundle = _capture(tmp_path, "def f():\n    raise KeyError('a')\nf()\n")
+    bundle.files["files/app.py"] = b"def f():\n    raise ValueError('b')\nf()\n"
+    bundle.finalize()
+    result = replay(bundle, ReplayOptions(backend="local"))
+    assert result.verdict == "different"
+    assert result.signature.types == ["ValueError"] and result.expected_signature.types == ["KeyError"]
+    assert exit_code(result.verdict) == 1
+
+
+def test_flaky_counts_k_of_n(tmp_path, cache):
+    marker = tmp_path / "counter"
+    source = f"""
+        import pathlib
+        p = pathlib.Path({str(marker)!r})
+        n = int(p.read_text()) if p.exists() else 0
+        p.write_text(str(n + 1))
+        def check(n):
+            if n % 2 == 0:
+                raise RuntimeError("even run")
+        check(n)
+    """
+    bundle = _capture(tmp_path, source)
+    result = replay(bundle, ReplayOptions(backend="local", runs=4))
+    assert result.verdict == "flaky" and result.reproduced_runs == 2 and result.runs == 4
+    assert "2 of 4" in result.reason
+
+
+def test_hang_reproduces_as_timeout(tmp_path, cache):
+    bundle = _capture(tmp_path, "import time\ndef stuck():\n    time.sleep(3600)\nstuck()\n", timeout=1.5)
+    assert bundle.manifest["expect"]["outcome"] == "timeout"
+    result = replay(bundle, ReplayOptions(backend="local", timeout=1.5))
+    assert result.verdict == "reproduced", result.reason
+
+
+def test_install_failure_is_infra_error_not_fixed(tmp_path, cache):
+    bundle = _capture(tmp_path, "raise SystemExit(3)\n")
+    bundle.files["requirements.txt"] = b"packaging==0.0.0.404\n"
+    bundle.finalize()
+    result = replay(bundle, ReplayOptions(backend="local"))
+    assert result.verdict == "infra-error"
+    assert "installing the pins failed" in result.reason and "\n" not in result.reason
+
+
+def test_missing_python_is_env_incompatible(tmp_path, cache):
+    bundle = _capture(tmp_path, "raise SystemExit(3)\n")
+    bundle.manifest["python"]["version"] = "3.4.10"
+    bundle.finalize()
+    result = replay(bundle, ReplayOptions(backend="local"))
+    assert result.verdict == "env-incompatible" and "no Python 3.4" in result.reason
+    assert exit_code(result.verdict) == 3
+
+
+def test_judge_rules():
+    assert judge(["reproduced"] * 3) == "reproduced"
+    assert judge(["reproduced", "fixed"]) == "flaky"
+    assert judge(["fixed", "fixed"]) == "fixed"
+    assert judge(["fixed", "different"]) == "different"
+    assert judge(["fixed", "infra-error"]) == "infra-error"
+    assert judge([]) == "infra-error"
+
+
+class _BearerHandler(http.server.SimpleHTTPRequestHandler):
+    token = "s3cr3t-bearer-value"
+
+    def do_GET(self):
+        if self.headers.get("Authorization") != f"Bearer {self.token}":
+            self.send_error(404)
+            return
+        super().do_GET()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_replay_from_an_http_uri_with_bearer_header(tmp_path, cache):
+    bundle = _capture(tmp_path, "def f():\n    return 1 / 0\nf()\n")
+    served = tmp_path / "srv"
+    served.mkdir()
+    bundle.write(served / "b.reprex.zip")
+    handler = lambda *a, **k: _BearerHandler(*a, directory=str(served), **k)  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/b.reprex.zip"
+    try:
+        env = {**os.environ, "REPREX_CACHE_DIR": str(cache)}
+        cmd = [PY, "-m", "reprex", "replay", url, "--backend", "local", "--json"]
+        denied = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+        assert denied.returncode == 2 and "cannot fetch" in denied.stderr and "Traceback" not in denied.stderr
+        ok = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
+                            env={**env, "REPREX_HTTP_BEARER_TOKEN": _BearerHandler.token})
+        assert ok.returncode == 0, ok.stderr
+        assert json.loads(ok.stdout)["verdict"] == "reproduced"
+    finally:
+        server.shutdown()
+
+
+def test_cli_replay_exit_codes(tmp_path, cache):
+    bundle = _capture(tmp_path, "def f():\n    return 1 / 0\nf()\n")
+    path = bundle.write(tmp_path / "z.reprex.zip")
+    env = {**os.environ, "REPREX_CACHE_DIR": str(cache)}
+    base = [PY, "-m", "reprex", "replay", str(path), "--backend", "local"]
+    assert subprocess.run(base, env=env, capture_output=True, timeout=120).returncode == 0
+    assert subprocess.run(base + ["--expect", "fixed"], env=env, capture_output=True, timeout=120).returncode == 1
+    bad = subprocess.run(base + ["--gpus", "lots"], env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "use none, all or a count" in bad.stderr
