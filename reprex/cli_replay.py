@@ -95,3 +95,44 @@ def _print_result(console, bundle, result) -> None:
         console.print("[dim]environment differences (bundle -> replay):[/]")
         for row in result.diff[:30]:
             console.print(f"  {row['what']}: {row['bundle']} -> {row['replay']}", markup=False)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("bundle")
+@click.option("--frame", type=int, help="Frame index in the innermost traceback (0 = outermost, -1 = innermost).")
+@click.option("--function", help="Extract the call to the function with this name (qualname).")
+@click.option("-o", "--output", help="Write the result here instead of rewriting BUNDLE in place.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object describing what was kept.")
+def extract(bundle, frame, function, output, as_json):
+    """Turn BUNDLE's failure into a minimal failing call that runs on its own.
+
+    The chosen frame's function is called directly with the arguments it received
+    (its source inlined when it can be, so the framework needn't be installed). The
+    call is kept only if it fails the same way; otherwise the full script stays.
+    """
+    from reprex.bundle import BundleError
+    from reprex.extract import extract as do_extract
+
+    if frame is not None and function is not None:
+        raise click.UsageError("use --frame or --function, not both")
+    b = _load_bundle(bundle)
+    console = _console()
+    with console.status("extracting the failing call...", spinner="dots"):
+        report = do_extract(b, frame=frame, function=function)
+    target = output or (bundle if not bundle.startswith(("http://", "https://", "s3://", "gs://")) else None)
+    written = None
+    if report.bundle is not None:
+        if target is None:
+            _fail("a remote bundle can't be rewritten in place; pass -o PATH")
+        try:
+            written = str(report.bundle.write(target))
+        except BundleError as exc:
+            _fail(str(exc))
+    if as_json:
+        click.echo(json.dumps({**report.to_dict(), "written": written}))
+    else:
+        style = "bold green" if report.kept == "extracted" else "bold yellow"
+        console.print(f"[{style}]{report.kept}[/]: {report.message}")
+        if written:
+            console.print(f"wrote {written}; its entry is now repro.py (the original is under original/)")
+    sys.exit(0 if report.kept == "extracted" else 1)

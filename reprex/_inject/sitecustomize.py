@@ -166,6 +166,12 @@ class _Recorder:
             nargs = code.co_argcount + code.co_kwonlyargcount
             nargs += bool(code.co_flags & 0x04) + bool(code.co_flags & 0x08)
             rec["args"] = list(code.co_varnames[:nargs])
+            n_named = code.co_argcount + code.co_kwonlyargcount
+            rec["argspec"] = {
+                "positional": code.co_argcount,
+                "varargs": code.co_varnames[n_named] if code.co_flags & 0x04 else None,
+                "varkw": code.co_varnames[n_named + bool(code.co_flags & 0x04)] if code.co_flags & 0x08 else None,
+            }
             local_items = list(frame.f_locals.items())[:_MAX_LOCALS]
             rec["locals"] = {str(k): self.safe_repr(v, _MAX_REPR) for k, v in local_items}
             rec["arg_values"] = self.arg_values(frame.f_locals, rec["args"]) if kind != "stdlib" else {}

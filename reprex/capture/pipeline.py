@@ -232,6 +232,33 @@ def _platform_summary(probes: dict) -> dict:
             "libc": libc, "release": value.get("release") or _platform.release(), "distro": distro or None}
 
 
+def _scrub_pickles(exc: dict | None, red, depth: int = 0) -> None:
+    """Text redaction can't see inside base64: check each argument pickle's bytes, and
+    drop any pickle that carries a secret (the repr, redacted, stays)."""
+    if not exc or depth > 20:
+        return
+    import base64
+    import binascii
+
+    for frame in exc.get("frames") or ():
+        for item in (frame.get("arg_values") or {}).values():
+            blob = item.get("pickle")
+            if not blob:
+                continue
+            try:
+                raw = base64.b64decode(blob)
+            except (binascii.Error, ValueError):
+                item.pop("pickle")
+                continue
+            if red.bytes(raw, "locals") != raw:
+                item.pop("pickle")
+                item["pickle_dropped"] = "contained a secret"
+    for key in ("cause", "context"):
+        _scrub_pickles(exc.get(key), red, depth + 1)
+    for child in exc.get("children") or ():
+        _scrub_pickles(child, red, depth + 1)
+
+
 def needs_network(outcome: Outcome) -> bool:
     for conn in outcome.connects:
         if conn.get("family") in (2, 10):  # AF_INET, AF_INET6
@@ -267,6 +294,7 @@ def build_bundle(outcome: Outcome, *, argv: list[str], cwd: Path, environ: dict,
 
     progress("redacting secrets")
     red = Redactor(environ)
+    _scrub_pickles(outcome.exception, red)
     files: dict[str, bytes] = {}
     for rel, src in sorted(inputs.files.items()):
         files[rel] = red.bytes(src.read_bytes(), rel)

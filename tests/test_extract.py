@@ -1,0 +1,145 @@
+"""`reprex extract`: from a failure deep in a framework to a call that fails on its own.
+
+The "framework" here is a real package directory on a site-packages path, laid out
+like Ray's `import_attr` case: the user's config names an import path that can't work
+from where the code runs, and the error surfaces inside the framework's importer.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from reprex.bundle import Bundle
+from reprex.capture.pipeline import CaptureOptions, capture_command
+from reprex.extract import extract
+from reprex.replay import ReplayOptions, replay
+
+PY = sys.executable
+
+IMPORTER = '''
+import importlib
+import logging
+
+logger = logging.getLogger(__name__)
+SEPARATOR = ":"
+
+
+def import_attr(full_path, *, reload_module=False):
+    """Like ray._common.utils.import_attr: 'pkg.mod:attr' or 'pkg.mod.attr'."""
+    if full_path is None:
+        raise TypeError("import path cannot be None")
+    if SEPARATOR in full_path:
+        module_name, attr_name = full_path.split(SEPARATOR)
+    else:
+        module_name, _, attr_name = full_path.rpartition(".")
+    module = importlib.import_module(module_name)
+    if reload_module:
+        importlib.reload(module)
+    return getattr(module, attr_name)
+'''
+
+SERVE = '''
+import threading
+from fw.utils import import_attr
+
+
+class Controller:
+    def __init__(self):
+        self.lock = threading.Lock()  # not picklable: a method call can't be rebuilt
+
+    def deploy(self, app):
+        return _build(app["import_path"], app.get("reload", False))
+
+
+def _build(path, reload_module):
+    return import_attr(path, reload_module=reload_module)
+
+
+def run(config):
+    return [Controller().deploy(app) for app in config["applications"]]
+'''
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    site = tmp_path / "site" / "site-packages"
+    write(site / "fw" / "__init__.py", "")
+    write(site / "fw" / "utils.py", IMPORTER)
+    write(site / "fw" / "serve.py", SERVE)
+    repo = tmp_path / "repo"
+    write(repo / "apps" / "nested" / "__init__.py", "")
+    write(repo / "apps" / "nested" / "main.py", "app = 'the deployment'\n")
+    write(repo / "serve_app.py", """
+        import fw.serve
+        CONFIG = {"applications": [{"name": "topics", "import_path": "nested.main:app"}]}
+        print(fw.serve.run(CONFIG))
+    """)
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    monkeypatch.setenv("REPREX_CACHE_DIR", str(tmp_path / "cache"))
+    return repo
+
+
+def test_extracts_the_importer_alone_and_replays_without_the_framework(project):
+    # The fixed path imports files the failing run never read: include them.
+    result = capture_command([PY, "serve_app.py"], CaptureOptions(tee=False, include=["apps/**/*.py"]),
+                             cwd=str(project))
+    original = result.bundle
+    assert original.manifest["expect"]["signature"]["types"] == ["ModuleNotFoundError"]
+    report = extract(original)
+    assert report.kept == "extracted", report.message
+    assert report.function == "fw.utils.import_attr"
+    script = report.bundle.text("repro.py")
+    assert "def import_attr(full_path" in script and "import fw" not in script  # inlined, no framework
+    assert "SEPARATOR = ':'" in script or 'SEPARATOR = ":"' in script  # module-level names carried along
+    assert "import_attr('nested.main:app', reload_module=False)" in script
+    m = report.bundle.manifest
+    assert m["entry"]["kind"] == "extracted" and m["original_entry"]["python_args"] == ["serve_app.py"]
+    assert "original/repro.py" in report.bundle.files
+    # The replay env has no framework at all: PYTHONPATH isn't passed to replays.
+    verdict = replay(report.bundle, ReplayOptions(backend="local"))
+    assert verdict.verdict == "reproduced", verdict.reason
+    # The documented fix: dotted from the working-dir root.
+    fixed = report.bundle
+    fixed.files["repro.py"] = fixed.files["repro.py"].replace(b"'nested.main:app'", b"'apps.nested.main:app'")
+    fixed.finalize()
+    assert replay(fixed, ReplayOptions(backend="local")).verdict == "fixed"
+
+
+def test_a_frame_that_cannot_be_isolated_keeps_the_full_script(project):
+    result = capture_command([PY, "serve_app.py"], CaptureOptions(tee=False), cwd=str(project))
+    path = result.bundle.write(project / "app.reprex.zip")
+    before = path.read_bytes()
+    proc = subprocess.run([PY, "-m", "reprex", "extract", str(path), "--function", "Controller.deploy", "--json"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["kept"] == "original" and report["written"] is None
+    assert "argument 'self' (fw.serve.Controller) can't be rebuilt" in report["message"]
+    assert path.read_bytes() == before  # nothing rewritten
+
+
+def test_cli_extract_in_place_and_capture_extract(project):
+    proc = subprocess.run([PY, "-m", "reprex", "capture", "-q", "--extract", "--", PY, "serve_app.py"],
+                          cwd=project, capture_output=True, text=True, timeout=180, env=os.environ.copy())
+    assert proc.returncode == 0, proc.stderr
+    assert "kept the extracted call fw.utils.import_attr()" in proc.stderr
+    bundle = Bundle.read(project / "serve_app.reprex.zip")
+    assert bundle.manifest["extracted"]["function"] == "fw.utils.import_attr"
+    assert bundle.manifest["entry"]["kind"] == "extracted"
+
+
+def test_frame_out_of_range_is_reported(project):
+    result = capture_command([PY, "serve_app.py"], CaptureOptions(tee=False), cwd=str(project))
+    report = extract(result.bundle, frame=99)
+    assert report.kept == "original" and "out of range" in report.message
