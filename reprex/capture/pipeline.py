@@ -232,16 +232,27 @@ def _platform_summary(probes: dict) -> dict:
             "libc": libc, "release": value.get("release") or _platform.release(), "distro": distro or None}
 
 
-def _scrub_pickles(exc: dict | None, red, depth: int = 0) -> None:
-    """Text redaction can't see inside base64: check each argument pickle's bytes, and
-    drop any pickle that carries a secret (the repr, redacted, stays)."""
+def _scrub_arguments(exc: dict | None, red, depth: int = 0) -> None:
+    """Values text redaction can't judge: a local or argument whose NAME says secret
+    (`password='...'`) loses its value; argument pickles are base64, which patterns
+    can't see into, so their decoded bytes are scrubbed and one holding a secret is dropped."""
     if not exc or depth > 20:
         return
     import base64
     import binascii
 
+    from reprex.redact import _name_class
+
     for frame in exc.get("frames") or ():
-        for item in (frame.get("arg_values") or {}).values():
+        local_values = frame.get("locals") or {}
+        for name in list(local_values):
+            if _name_class(name, True):
+                local_values[name] = "<redacted:config-secret>"
+        for name, item in (frame.get("arg_values") or {}).items():
+            if _name_class(name, True):
+                item.pop("pickle", None)
+                item["repr"] = "<redacted:config-secret>"
+                continue
             blob = item.get("pickle")
             if not blob:
                 continue
@@ -254,9 +265,9 @@ def _scrub_pickles(exc: dict | None, red, depth: int = 0) -> None:
                 item.pop("pickle")
                 item["pickle_dropped"] = "contained a secret"
     for key in ("cause", "context"):
-        _scrub_pickles(exc.get(key), red, depth + 1)
+        _scrub_arguments(exc.get(key), red, depth + 1)
     for child in exc.get("children") or ():
-        _scrub_pickles(child, red, depth + 1)
+        _scrub_arguments(child, red, depth + 1)
 
 
 def needs_network(outcome: Outcome) -> bool:
@@ -294,7 +305,7 @@ def build_bundle(outcome: Outcome, *, argv: list[str], cwd: Path, environ: dict,
 
     progress("redacting secrets")
     red = Redactor(environ)
-    _scrub_pickles(outcome.exception, red)
+    _scrub_arguments(outcome.exception, red)
     files: dict[str, bytes] = {}
     for rel, src in sorted(inputs.files.items()):
         files[rel] = red.bytes(src.read_bytes(), rel)
@@ -341,7 +352,8 @@ def build_bundle(outcome: Outcome, *, argv: list[str], cwd: Path, environ: dict,
         "expect": {"outcome": outcome.outcome, "exception": expect_exc, "exit_code": outcome.exit_code,
                    "signal": outcome.signal, "signature": red.obj(signature.to_dict(), "traceback")},
         "network": needs_network(outcome) if options.network is None else bool(options.network),
-        "pins": {"count": len(pins), "flagged": [p.to_dict() for p in pins if set(p.flags) - {"local-version"}]},
+        "pins": {"count": len(pins), "flagged": red.obj([p.to_dict() for p in pins
+                                                         if set(p.flags) - {"local-version"}], "requirements.txt")},
         "files": red.obj(inputs.manifest(), "files"),
         "probes": {k: v.get("status") for k, v in sorted(probes.items())},
     }

@@ -1,0 +1,55 @@
+"""The package as users get it: a wheel in a fresh venv, and a CLI that starts light."""
+
+import json
+import os
+import subprocess
+import sys
+import venv
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ("docker", "ray", "piptools", "torch", "jsonschema", "smart_open", "reprex.probes", "reprex.replay.local")
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["capture", "--help"], ["replay", "--help"], ["--version"]])
+def test_cli_help_imports_nothing_heavy(argv):
+    code = ("import sys\nfrom reprex.cli import main\n"
+            f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+            f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r} or m in {HEAVY!r}))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.slow
+def test_wheel_installs_in_a_fresh_venv_and_captures(tmp_path):
+    dist = tmp_path / "dist"
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(dist), str(ROOT)],
+                           capture_output=True, text=True, timeout=300)
+    assert build.returncode == 0, build.stderr[-2000:]
+    wheel = next(dist.glob("reprex-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "reprex/templates/repro_launcher.py.tmpl" in names
+    assert "reprex/schema/bundle-v1.schema.json" in names and "reprex/_inject/sitecustomize.py" in names
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, with_pip=True)
+    py = env_dir / "bin" / "python"
+    install = subprocess.run([str(py), "-m", "pip", "install", "-q", str(wheel)], capture_output=True, text=True,
+                             timeout=600)
+    assert install.returncode == 0, install.stderr[-2000:]
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "boom.py").write_text("def f():\n    raise RuntimeError('from a wheel')\nf()\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env["PATH"] = f"{env_dir / 'bin'}{os.pathsep}{env['PATH']}"
+    proc = subprocess.run([str(env_dir / "bin" / "reprex"), "capture", "-q", "--json", "--", str(py), "boom.py"],
+                          cwd=work, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    with zipfile.ZipFile(info["written"]) as zf:
+        launcher = zf.read("repro.py").decode()
+    assert "Reproduction captured by reprex" in launcher  # rendered from the shipped template
+    assert info["signature"]["types"] == ["RuntimeError"]
