@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 import click
@@ -136,3 +137,43 @@ def extract(bundle, frame, function, output, as_json):
         if written:
             console.print(f"wrote {written}; its entry is now repro.py (the original is under original/)")
     sys.exit(0 if report.kept == "extracted" else 1)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("bundle")
+@click.option("--python", "python_version", required=True, help="Target Python, e.g. 3.12.")
+@click.option("--platform", "platform_tag", required=True,
+              help="Target platform tag(s), e.g. manylinux2014_aarch64 (comma-separated for several).")
+@click.option("-o", "--output", help="Write the re-resolved requirements here.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def lock(bundle, python_version, platform_tag, output, as_json):
+    """Re-resolve BUNDLE's top-level pins for another Python/platform.
+
+    Exit 0 when every package has a build for the target; 3 (env-incompatible)
+    naming the packages that don't.
+    """
+    from reprex.lock import lock as do_lock
+
+    if not re.fullmatch(r"\d+\.\d+", python_version):
+        raise click.BadParameter(f"{python_version!r}: use X.Y, e.g. 3.12", param_hint="--python")
+    b = _load_bundle(bundle)
+    console = _console()
+    with console.status(f"resolving for Python {python_version} on {platform_tag}...", spinner="dots"):
+        result = do_lock(b, python_version, platform_tag)
+    if result.pins and output:
+        from reprex.fsutil import atomic_write_text
+
+        atomic_write_text(output, "\n".join(result.pins) + "\n")
+    if as_json:
+        click.echo(json.dumps(result.to_dict()))
+    elif result.ok:
+        console.print(f"[bold green]resolved[/] {len(result.pins)} pins for Python {python_version} on "
+                      f"{platform_tag} (with {result.tool})")
+        if not output:
+            click.echo("\n".join(result.pins))
+    elif result.missing:
+        console.print(f"[bold cyan]env-incompatible[/]: no build for Python {python_version} on {platform_tag}: "
+                      f"{', '.join(result.missing)}")
+    else:
+        console.print(f"[bold white on red]infra-error[/]: {result.error}")
+    sys.exit(0 if result.ok else 3)

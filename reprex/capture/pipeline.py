@@ -19,7 +19,7 @@ from reprex import __version__
 from reprex.bundle import SUFFIX, Bundle, canonical_json
 from reprex.capture.inputs import DEFAULT_MAX_FILE, DEFAULT_MAX_TOTAL, Inputs, app_module_files, collect_inputs
 from reprex.capture.runner import python_of, run_recorded
-from reprex.pins import closure, requirements_txt, roots_for
+from reprex.pins import canonical, closure, requirements_txt, roots_for
 from reprex.record import RECORDER_FILE, Outcome, outcome_text
 from reprex.signature import Signature, compute
 from reprex.templates import render_template
@@ -290,7 +290,8 @@ def build_bundle(outcome: Outcome, *, argv: list[str], cwd: Path, environ: dict,
     probes = run_probes(ctx, timeout=options.probe_timeout)
 
     progress("pinning what the run imported")
-    pins = closure(facts, roots_for(facts, outcome.modules))
+    roots = roots_for(facts, outcome.modules)
+    pins = closure(facts, roots)
 
     main_file = facts.get("main_file") or _script_from_argv(outcome.start.get("orig_argv") or [], cwd)
     if script is None and main_file and not str(main_file).startswith("<"):
@@ -352,7 +353,7 @@ def build_bundle(outcome: Outcome, *, argv: list[str], cwd: Path, environ: dict,
         "expect": {"outcome": outcome.outcome, "exception": expect_exc, "exit_code": outcome.exit_code,
                    "signal": outcome.signal, "signature": red.obj(signature.to_dict(), "traceback")},
         "network": needs_network(outcome) if options.network is None else bool(options.network),
-        "pins": {"count": len(pins), "flagged": red.obj([p.to_dict() for p in pins
+        "pins": {"count": len(pins), "roots": sorted(roots & {canonical(p.name) for p in pins}), "flagged": red.obj([p.to_dict() for p in pins
                                                          if set(p.flags) - {"local-version"}], "requirements.txt")},
         "files": red.obj(inputs.manifest(), "files"),
         "probes": {k: v.get("status") for k, v in sorted(probes.items())},
