@@ -430,8 +430,11 @@ def _start(directory):
     import threading
 
     rec = _Recorder(directory)
+    # Modules .pth files loaded before the program started: the environment's, not the program's.
+    preloaded = sorted(n for n, m in list(sys.modules.items()) if "." not in n and m is not None
+                       and "-packages" in (getattr(m, "__file__", None) or ""))
     rec.emit("start", pid=os.getpid(), t=rec.t0, cwd=os.getcwd(), orig_argv=list(getattr(sys, "orig_argv", [])),
-             executable=sys.executable, version=sys.version.split()[0])
+             executable=sys.executable, version=sys.version.split()[0], preloaded=preloaded)
     fault = open(os.path.join(directory, "fault.log"), "w")
     rec.fault_file = fault  # keep it open for the life of the process
     faulthandler.enable(file=fault, all_threads=True)

@@ -290,7 +290,8 @@ def build_bundle(outcome: Outcome, *, argv: list[str], cwd: Path, environ: dict,
     probes = run_probes(ctx, timeout=options.probe_timeout)
 
     progress("pinning what the run imported")
-    roots = roots_for(facts, outcome.modules)
+    preloaded = set(outcome.start.get("preloaded") or ())
+    roots = roots_for(facts, {m: f for m, f in outcome.modules.items() if m not in preloaded})
     pins = closure(facts, roots)
 
     main_file = facts.get("main_file") or _script_from_argv(outcome.start.get("orig_argv") or [], cwd)
