@@ -276,3 +276,62 @@ def test_render_venues(app):
     assert "KeyError" in text
     data = json.loads(reprex_cli("show", "app.reprex.zip", "--json", cwd=app).stdout)
     assert data["manifest"]["name"] == "app"
+
+
+def test_install_hook_and_capture_last(tmp_path):
+    cache = tmp_path / "cache"
+    write(tmp_path / "crashy.py", """
+        import reprex
+        reprex.install()
+        def explode():
+            raise LookupError("no such shard")
+        explode()
+    """)
+    env = {**os.environ, "REPREX_CACHE_DIR": str(cache)}
+    proc = subprocess.run([PY, "crashy.py"], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 1 and "LookupError: no such shard" in proc.stderr  # the original hook still ran
+    assert "reprex: wrote" in proc.stderr
+    last = reprex_cli("capture", "--last", "-o", "mine.reprex.zip", cwd=tmp_path, env={"REPREX_CACHE_DIR": str(cache)})
+    bundle = Bundle.read(tmp_path / "mine.reprex.zip")
+    assert bundle.manifest["expect"]["signature"]["frames"][0] == "crashy.py:explode"
+    none = reprex_cli("capture", "--last", cwd=tmp_path, env={"REPREX_CACHE_DIR": str(tmp_path / "empty")},
+                      check=False)
+    assert none.returncode == 2 and "no bundle" in none.stderr
+
+
+def test_editable_and_local_version_pins_are_flagged(tmp_path):
+    site = tmp_path / "site-packages"
+    src = tmp_path / "src"
+    write(src / "devlib" / "__init__.py", "X = 1\n")
+    info = site / "devlib-0.3.dev0.dist-info"
+    write(info / "METADATA", "Metadata-Version: 2.1\nName: devlib\nVersion: 0.3.dev0\n")
+    write(info / "direct_url.json", json.dumps({"url": f"file://{src}", "dir_info": {"editable": True}}))
+    write(site / "devlib.pth", str(src) + "\n")
+    write(tmp_path / "w" / "use.py", "import devlib\nraise SystemExit(2)\n")
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    code = f"import site; site.addsitedir({str(site)!r}); import runpy; runpy.run_path('use.py', run_name='__main__')"
+    result = capture_command([PY, "-c", code], CaptureOptions(tee=False), cwd=str(tmp_path / "w"), env=env)
+    flagged = result.bundle.manifest["pins"]["flagged"]
+    assert [(p["name"], p["flags"]) for p in flagged] == [("devlib", ["editable"])]
+    assert "devlib==0.3.dev0  # editable" in result.bundle.text("requirements.txt")
+
+
+def test_exclude_and_long_output_fit_the_issue_limit(tmp_path):
+    write(tmp_path / "secret_data.csv", "a,b\n")
+    write(tmp_path / "noisy.py", """
+        import sys
+        open("secret_data.csv").read()
+        for i in range(20000):
+            print("progress line", i, "x" * 80)
+        def deep(n):
+            if n == 0:
+                raise RecursionError("deep " + "y" * 5000)
+            return deep(n - 1)
+        deep(150)
+    """)
+    result = capture_command([PY, "noisy.py"], CaptureOptions(tee=False, exclude=["*.csv"]), cwd=str(tmp_path))
+    assert "files/secret_data.csv" not in result.bundle.files
+    assert {"path": "secret_data.csv", "size": 4, "reason": "excluded"} in result.bundle.manifest["files"]["skipped"]
+    from reprex.render import GH_LIMIT, render
+    body = render(result.bundle, "gh")
+    assert len(body) <= GH_LIMIT and "characters cut by reprex" in body

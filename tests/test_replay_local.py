@@ -184,3 +184,27 @@ def test_cli_replay_exit_codes(tmp_path, cache):
     assert subprocess.run(base + ["--expect", "fixed"], env=env, capture_output=True, timeout=120).returncode == 1
     bad = subprocess.run(base + ["--gpus", "lots"], env=env, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "use none, all or a count" in bad.stderr
+
+
+def test_with_a_local_checkout_over_the_lock(skew_bundle, tmp_path):
+    """The maintainer's loop: their working tree of the pinned package, installed over the lock."""
+    checkout = tmp_path / "packaging-checkout"
+    (checkout / "src" / "packaging").mkdir(parents=True)
+    (checkout / "pyproject.toml").write_text(textwrap.dedent("""\
+        [build-system]
+        requires = ["setuptools>=61"]
+        build-backend = "setuptools.build_meta"
+        [project]
+        name = "packaging"
+        version = "99.0"
+    """))
+    (checkout / "src" / "packaging" / "__init__.py").write_text("")
+    (checkout / "src" / "packaging" / "version.py").write_text(textwrap.dedent("""\
+        class LegacyVersion(str):
+            pass
+        def parse(text):
+            return LegacyVersion(text) if not text[0].isdigit() else tuple(int(p) for p in text.split("."))
+    """))
+    result = replay(skew_bundle, ReplayOptions(backend="local", with_specs=[str(checkout)], expect="fixed"))
+    assert result.verdict == "fixed", result.reason + result.logs
+    assert any(row == {"what": "pin packaging", "bundle": row["bundle"], "replay": "99.0"} for row in result.diff)
