@@ -169,6 +169,15 @@ _KEY_QUALIFIERS = frozenset(
         "algolia", "mapbox", "firebase", "supabase", "anon", "role", "user",
     }
 )
+# ... and those that make "key" not a secret even in an environment variable name.
+_KEY_NOT_SECRET_QUALIFIERS = frozenset(
+    {
+        "sort", "primary", "foreign", "partition", "cache", "public", "pub", "hot",
+        "map", "lookup", "index", "group", "routing", "shard", "dedup",
+        "idempotency", "object", "s3", "bucket", "row", "column", "hash", "kv",
+        "registry", "layout", "dict", "state", "input", "output", "label", "metric",
+    }
+)
 # Exact environment variable names that look secret but are not.
 _ENV_NOT_SECRET = frozenset(
     {
@@ -223,7 +232,10 @@ def _name_class(name: str, strict: bool) -> str | None:
             return "strong" if (not strict or len(words) > 1 or w != "token") else "weak"
     for i, w in enumerate(words):
         if w in ("key", "keys"):
-            if not strict or any(q in _KEY_QUALIFIERS for q in words[:i]):
+            if strict:
+                if any(q in _KEY_QUALIFIERS for q in words[:i]):
+                    return "strong"
+            elif not (i > 0 and words[i - 1] in _KEY_NOT_SECRET_QUALIFIERS):
                 return "strong"
     if "auth" in words or "oauth" in words:
         return "weak"
@@ -236,6 +248,12 @@ def _name_class(name: str, strict: bool) -> str | None:
     if not strict and "private" in words:
         return "strong"
     return None
+
+
+def _flag_class(name: str) -> str | None:
+    """A command-line flag (``--token``): naming it is intent, so weak is strong."""
+    cls = _name_class(name, True)
+    return "strong" if cls == "weak" else cls
 
 
 def _cls_kind(cls: str) -> str:
@@ -258,8 +276,9 @@ _BORING_VALUES = frozenset(
 _BOOLISH = frozenset(
     {"", "0", "1", "true", "false", "yes", "no", "on", "off", "none", "null", "y", "n", "t", "f"}
 )
+_SHELL_REF = re.compile(r"\$\{?[A-Za-z_][A-Za-z0-9_]*(?::?-[^}]*)?\}?")
 _CODE_REF_PREFIXES = (
-    "$", "{", "%(", "%s", "<", "os.environ", "os.getenv", "getenv(", "env(",
+    "${", "{", "%(", "%s", "<", "os.environ", "os.getenv", "getenv(", "env(",
     "process.env", "ENV[", "!", "&", "*",
 )
 _AUTH_SCHEMES = (
@@ -267,8 +286,11 @@ _AUTH_SCHEMES = (
     "sso-key", "negotiate", "ntlm", "hmac", "aws4-hmac-sha256", "otp", "jwt",
     "dpop", "mac", "gssapi", "oauth", "splunk", "ssws",
 )
+_ONLY_PLACEHOLDER = re.compile(
+    r"\s*(?:(?:bearer|token|basic|bot)\s+)?<redacted:[a-z0-9-]+>\s*", re.I
+)
 _DOTTED_IDENT = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+(?:\(\))?")
-_RANDOMISH = re.compile(r"[0-9_+/=.:-]")
+_PLAIN_WORDS = re.compile(r"[a-z]+(?:[_.:-]+[a-z]+)*|[A-Z][a-z]+(?:[A-Z][a-z]+)*")
 _TOKENISH = re.compile(r"[A-Za-z0-9_.~+/=-]+")
 _PATH_EXT = re.compile(r"\.(?:json|pem|key|crt|cert|txt|ya?ml|cfg|ini|toml|sock|env|p12|pfx|gpg|asc|db)$", re.I)
 
@@ -289,9 +311,10 @@ def _value_is_secret(key: str, cls: str, inner: str, quoted: bool) -> bool:
     if lv in _BORING_VALUES:
         return False
     if not quoted:
-        if v.startswith(_CODE_REF_PREFIXES) or "(" in v or "[" in v:
-            return False  # code: password=get_password(), token=os.environ[...]
-        if _DOTTED_IDENT.fullmatch(v) or lv == key.lower().lstrip("-"):
+        first = v.split(None, 1)[0]
+        if first.startswith(_CODE_REF_PREFIXES) or "(" in first or "[" in first or _SHELL_REF.fullmatch(first):
+            return False  # code / references: password=get_password(), token=os.environ[...], $VAR
+        if _DOTTED_IDENT.fullmatch(first) or first.lower() == key.lower().lstrip("-"):
             return False  # code: password=self.password, password=password
     elif v.startswith(("${", "{{", "%(")) or set(v) <= {"*", "x", "X", "\u2022"}:
         return False  # templates and masks
@@ -303,10 +326,26 @@ def _value_is_secret(key: str, cls: str, inner: str, quoted: bool) -> bool:
         return lv not in _AUTH_SCHEMES and len(v) >= 4
     if cls == "strong":
         return len(v) >= 4
-    # weak (token / session / auth): prose like "unexpected token: expected ..."
-    if quoted:
-        return len(v) >= 6
-    return len(v) >= 8 and " " not in v and bool(_RANDOMISH.search(v))
+    # weak (token / session / auth): prose like "unexpected token: expected ...",
+    # tokenizer output like {"token": "hello"}: only random-looking values count.
+    if len(v) < 8 or " " in v or _PLAIN_WORDS.fullmatch(v):
+        return False
+    return any(c.isdigit() for c in v) or len(v) >= 20 or (v != lv and v != v.upper())
+
+
+_SEGMENT_SPLIT = re.compile(r"[-_]")
+
+
+def _sk_key_like(s: str, m: re.Match[str]) -> bool:
+    """``sk-`` + random, not a hyphenated name like ``task-sk-learn-stage-2``."""
+    if m.start() > 0 and s[m.start() - 1] == "-":
+        return False
+    body = m.group()[3:]
+    return (
+        any(c.isdigit() for c in body)
+        and any(c.isalpha() for c in body)
+        and max(len(seg) for seg in _SEGMENT_SPLIT.split(body)) >= 12
+    )
 
 
 def _looks_like_token(s: str) -> bool:
@@ -366,33 +405,35 @@ class _Patterns:
 
     def __init__(self) -> None:
         c = re.compile
-        self.pem = c(
-            r"-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----"
-            r"(?:.*?-----END[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----"
-            r"|[A-Za-z0-9+/=\s\\:,.-]*)",  # truncated block: eat the base64 that follows
-            re.S,
-        )
+        self.pem_begin = c(r"-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----")
+        self.pem_end = c(r"-----END[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----")
+        self.pem_body = c(r"[A-Za-z0-9+/=\s\\:,.-]*")  # a truncated block: the base64 that follows
         # (kind, pattern): each starts with a literal so the engine can skip
-        # ahead fast; the left word boundary is checked by hand. A group "v"
-        # limits the replacement to that part.
+        # ahead fast. A group "v" limits the replacement to that part.
+        def tok(prefix: str, rest: str, left: str = "A-Za-z0-9_") -> re.Pattern[str]:
+            # literal prefix first (fast scan), then the left word boundary as
+            # a fixed-width lookbehind, so a long run of token characters is
+            # rejected at each position in O(1) instead of being rescanned.
+            return c(re.escape(prefix) + r"(?<![%s].{%d})" % (left, len(prefix)) + rest)
+
         self.tokens = [
-            ("github-token", c(r"gh[pousr]_[A-Za-z0-9]{30,255}\b")),
-            ("github-token", c(r"github_pat_[A-Za-z0-9_]{30,255}\b")),
-            ("gitlab-token", c(r"gl(?:pat|dt|rt|ptt|cbt|oas|ft|imt|agent|soat)-[A-Za-z0-9_-]{20,}")),
-            ("aws-access-key", c(r"(?:AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|ABIA|ACCA)[A-Z0-9]{16}\b")),
-            ("slack-token", c(r"xox[abposre]-[A-Za-z0-9-]{10,}")),
-            ("slack-token", c(r"xapp-\d-[A-Za-z0-9-]{10,}")),
+            ("github-token", tok("gh", r"[pousr]_[A-Za-z0-9]{30,255}\b")),
+            ("github-token", tok("github_pat_", r"[A-Za-z0-9_]{30,255}\b")),
+            ("gitlab-token", tok("gl", r"(?:pat|dt|rt|ptt|cbt|oas|ft|imt|agent|soat)-[A-Za-z0-9_-]{20,}")),
+            ("aws-access-key", tok("A", r"(?:KIA|SIA|GPA|IDA|ROA|IPA|NPA|NVA|BIA|CCA)[A-Z0-9]{16}\b")),
+            ("slack-token", tok("xox", r"[abposre]-[A-Za-z0-9-]{10,}")),
+            ("slack-token", tok("xapp-", r"\d-[A-Za-z0-9-]{10,}")),
             ("slack-token", c(r"hooks\.slack\.com/services/(?P<v>[A-Za-z0-9_/-]{20,})")),
-            ("stripe-key", c(r"sk_(?:live|test)_[A-Za-z0-9]{10,}")),
-            ("stripe-key", c(r"rk_(?:live|test)_[A-Za-z0-9]{10,}")),
-            ("api-key", c(r"sk-[A-Za-z0-9_-]{20,}")),
-            ("api-key", c(r"SG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}")),
-            ("huggingface-token", c(r"hf_[A-Za-z0-9]{30,}\b")),
-            ("google-api-key", c(r"AIza[A-Za-z0-9_-]{35}(?![A-Za-z0-9_-])")),
-            ("google-oauth-token", c(r"ya29\.[A-Za-z0-9_-]{20,}")),
-            ("pypi-token", c(r"pypi-AgE[A-Za-z0-9_-]{40,}")),
-            ("npm-token", c(r"npm_[A-Za-z0-9]{36}\b")),
-            ("jwt", c(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*")),
+            ("stripe-key", tok("sk_", r"(?:live|test)_[A-Za-z0-9]{10,}")),
+            ("stripe-key", tok("rk_", r"(?:live|test)_[A-Za-z0-9]{10,}")),
+            ("api-key", tok("sk-", r"[A-Za-z0-9_-]{20,}", left="A-Za-z0-9_-")),
+            ("api-key", tok("SG.", r"[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}")),
+            ("huggingface-token", tok("hf_", r"[A-Za-z0-9]{30,}\b")),
+            ("google-api-key", tok("AIza", r"[A-Za-z0-9_-]{35}(?![A-Za-z0-9_-])")),
+            ("google-oauth-token", tok("ya29.", r"[A-Za-z0-9_-]{20,}")),
+            ("pypi-token", tok("pypi-AgE", r"[A-Za-z0-9_-]{40,}")),
+            ("npm-token", tok("npm_", r"[A-Za-z0-9]{36}\b")),
+            ("jwt", tok("eyJ", r"[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*")),
         ]
         self.auth_lc = c(
             r"""authori[sz]ation(?P<sep>\\?["']?[ \t]*[:=][ \t]*\\?["']?)"""
@@ -415,16 +456,25 @@ class _Patterns:
         # key = value: a fast pre-scan finds "stem...<sep>", the full pattern
         # then matches from the start of the key.
         # (a bare "key" is never a secret key in text: it needs a qualifier)
-        self.kv_pre_lc = c(_STEMS.replace("|key|", r"|key(?<=[\w.-]key)|") + r"""[\w.-]{0,80}\\?["']?[ \t]*[:=]""")
+        # ((?=(x))\1 is an atomic x: no backtracking through a long run of key characters)
+        self.kv_pre_lc = c(
+            _STEMS.replace("|key|", r"|key(?<=[\w.-]key)|")
+            + r"""(?=([\w.-]{0,80}))\1\\?["']?[ \t]*(?:=|:(?!:))"""
+        )
         self.kv_lc = c(
-            r"(?P<key>(?:[a-z_][\w.-]{0,80}?)?" + _STEMS + r"[\w.-]{0,80})"
-            r"""(?P<sep>\\?["']?[ \t]*(?::[ \t]*[a-z_][\w.\[\]|, ]{0,60}?[ \t]*=(?!=)|:=|=>|=(?!=)|:)[ \t]*)"""
-            r"(?P<val>" + _QUOTED_VALUE +
-            r"""|[^\s'",;)}\]<>][^\s'",;)}\]<>]*(?:[ \t]+(?![#;]|//)[^\s'",;)}\]<>=:]+(?=[ \t\r\n]|\Z))*)"""
+            r"(?P<key>[a-z_][\w.-]{0,200})"  # (the pre-scan found a stem in it)
+            r"""(?P<sep>\\?["']?[ \t]*(?::[ \t]*[a-z_][\w.\[\]|, ]{0,60}?[ \t]*=(?!=)|:=|=>|=(?!=)|:(?!:))[ \t]*)"""
+        )
+        # the value, matched only once the key has been judged secret (values are
+        # bounded so a long line without delimiters cannot go quadratic)
+        self.kv_val_lc = c(
+            _QUOTED_VALUE +
+            r"""|[^\s'",;)}\]<>][^\s'",;)}\]<>]{0,4095}"""
+            r"""(?:[ \t]+(?![#;]|//)[^\s'",;)}\]<>=:]{1,4096}(?=[ \t\r\n]|\Z)){0,64}"""
         )
         self.flag_lc = c(
             r"(?P<key>-(?<![\w-]-)-?(?:[a-z][\w-]{0,60}?)?" + _STEMS + r"[\w-]{0,60})(?P<sep>[ \t]+)"
-            r"""(?P<val>"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|[^\s'"<>-][^\s'"<>]*)"""
+            r"""(?P<val>"(?:[^"\\\n]|\\.){0,4096}"|'(?:[^'\\\n]|\\.){0,4096}'|[^\s'"<>-][^\s'"<>]{0,4095})"""
         )
         self.netrc_lc = c(
             r"password[ \t]+(?P<val>[^\s'\"<]+)"
@@ -432,6 +482,11 @@ class _Patterns:
             re.M,
         )
         self.netrc_ctx_lc = c(r"\b(?:machine|default)\b")
+        # curl -u user:pass, --user=user:pass, ['-u', 'user:pass']
+        self.user_flag_lc = c(
+            r"""-(?<![\w-]-)(?:u|-user|-proxy-user)(?:[ \t=]+|(?P<q>['"]),[ \t]*['"])"""
+            r"""[^\s:'"<>]+:(?P<val>[^\s'"<>]+)"""
+        )
 
 
 _PATTERNS: _Patterns | None = None
@@ -456,6 +511,22 @@ def _lower(s: str) -> str:
 
 
 _KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_.-")
+
+
+def _closing_quote(s: str, start: int, q: str) -> int:
+    """Index of the first unescaped ``q`` (or line end) at or after ``start``."""
+    i, n = start, len(s)
+    while i < n:
+        c = s[i]
+        if c == q or c in "\r\n":
+            return i
+        if c == "\\":
+            if s.startswith(("\\r", "\\n"), i):  # an escaped line break in a repr
+                return i
+            i += 2
+            continue
+        i += 1
+    return n
 
 
 def _word_char_before(s: str, i: int) -> bool:
@@ -604,12 +675,13 @@ class Redactor:
         home = self.home.rstrip("/\\")
         if len(home) >= 2:
             variants = {home}
-            try:
-                real = os.path.realpath(home)
-                if len(real) >= 2:
-                    variants.add(real)
-            except (OSError, ValueError):
-                pass
+            if os.path.isabs(home):  # e.g. /Users/x vs /private/var/... via symlinks
+                try:
+                    real = os.path.realpath(home)
+                    if len(real) >= 2:
+                        variants.add(real)
+                except (OSError, ValueError):
+                    pass
             for h in list(variants):
                 if "\\" in h:
                     variants.add(h.replace("\\", "/"))
@@ -622,7 +694,7 @@ class Redactor:
         if (
             len(host) >= 3
             and host.lower() not in _COMMON_HOSTNAMES
-            and not re.fullmatch(r"[\d.]+|[0-9a-fA-F:]+", host)
+            and not re.fullmatch(r"[\d.]+|[0-9a-fA-F:]*:[0-9a-fA-F:]*", host)
         ):
             hosts.append(host)
             short = host.split(".")[0]
@@ -683,10 +755,12 @@ class Redactor:
         # 1. PEM private key blocks, whole.
         if "PRIVATE KEY-----" in s:
             def pem(m: re.Match[str]) -> tuple[int, int, str]:
+                end = p.pem_end.search(s, m.end(), m.end() + 65536)
+                stop = end.end() if end else p.pem_body.match(s, m.end()).end()  # type: ignore[union-attr]
                 add("pem-private-key")
-                return m.start(), m.end(), _ph("pem-private-key")
+                return m.start(), stop, _ph("pem-private-key")
 
-            s = _scan(p.pem, s, s, pem)
+            s = _scan(p.pem_begin, s, s, pem)
 
         # 2. Literal secrets.
         if self._literals:
@@ -701,10 +775,8 @@ class Redactor:
                     start, end = m.span()
                     if _word_char_before(s, start):
                         return None
-                    if kind == "api-key" and m.group().startswith("sk-"):
-                        body = m.group()[3:]
-                        if not (any(c.isdigit() for c in body) and any(c.isalpha() for c in body)):
-                            return None
+                    if kind == "api-key" and m.group().startswith("sk-") and not _sk_key_like(s, m):
+                        return None
                 add(kind)
                 return start, end, _ph(kind)
 
@@ -723,7 +795,14 @@ class Redactor:
                 if _word_char_before(low, m.start()):
                     return None
                 if m["scheme"] is not None:
-                    start, end = m.span("sval")
+                    start = m.start("sval")
+                    q = m["sep"].rstrip()[-1:]
+                    if q in ("'", '"'):  # quoted: up to the closing quote (Digest has inner quotes)
+                        end = _closing_quote(s, start, q)
+                    elif m["scheme"] in ("digest", "aws4-hmac-sha256", "hmac", "mac", "oauth"):
+                        end = _closing_quote(s, start, "\n")  # name="value", ... to the line end
+                    else:
+                        end = m.end("sval")
                     val = s[start:end].rstrip()
                     if not val or "<redacted:" in val or val[0] in "{$%<":
                         return None
@@ -797,10 +876,12 @@ class Redactor:
         if "-" in s:
             def flag(m: re.Match[str]) -> tuple[int, int, str] | None:
                 key = s[m.start("key"):m.end("key")].lstrip("-")
-                cls = _name_class(key, True)
+                cls = _flag_class(key)
                 if cls is None:
                     return None
                 vs, ve = m.span("val")
+                if ve < len(low) and low[ve] == "<":
+                    return None  # runs into a placeholder: already handled
                 qo, inner, qc = _unquote(s[vs:ve])
                 if not _value_is_secret(key, cls, inner, bool(qo)):
                     return None
@@ -809,6 +890,14 @@ class Redactor:
                 return vs + len(qo), ve - len(qc), _ph(kind)
 
             relower(_scan(p.flag_lc, low, s, flag, lambda m: m.end("key")))
+
+            def user_flag(m: re.Match[str]) -> tuple[int, int, str] | None:
+                if m["val"] in _BORING_VALUES:
+                    return None
+                add("password")
+                return m.start("val"), m.end("val"), _ph("password")
+
+            relower(_scan(p.user_flag_lc, low, s, user_flag, lambda m: m.start("val")))
         if "password" in low:
             def netrc(m: re.Match[str]) -> tuple[int, int, str] | None:
                 st = m.start()
@@ -826,27 +915,36 @@ class Redactor:
 
         # 9. Machine identity: home (before user name), hostname, user name.
         if self._ident_re is not None:
+            # Inline loop: home paths can occur tens of thousands of times in a log.
             names = {"home": HOME_PLACEHOLDER, "hostname": HOSTNAME_PLACEHOLDER, "username": USER_PLACEHOLDER}
-
+            found = {"home": 0, "hostname": 0, "username": 0}
             kinds = self._ident_kind
-
-            def ident(m: re.Match[str]) -> tuple[int, int, str] | None:
-                kind = kinds.get(m.group())
-                if kind is None:  # a placeholder
-                    return None
-                if kind != "home" and m.start() > 0 and low[m.start() - 1].isalnum():
-                    return None  # hostname / user name only as a whole word
-                add(kind)
-                return m.start(), m.end(), names[kind]
-
-            s = _scan(self._ident_re, low, s, ident, lambda m: m.end())
+            parts: list[str] = []
+            last = 0
+            for m in self._ident_re.finditer(low):
+                ident = kinds.get(m.group())
+                if ident is None:  # a placeholder
+                    continue
+                st = m.start()
+                if ident != "home" and st and low[st - 1].isalnum():
+                    continue  # hostname / user name only as a whole word
+                parts.append(s[last:st])
+                parts.append(names[ident])
+                last = m.end()
+                found[ident] += 1
+            if parts:
+                parts.append(s[last:])
+                s = "".join(parts)
+                for kind, k in found.items():
+                    if k:
+                        counts[(kind, where)] = counts.get((kind, where), 0) + k
         return s
 
     def _scrub_kv(self, s: str, low: str, add: Callable[[str], None]) -> str:
         p = self._p
         edit = _Edit(s)
         pos, n = 0, len(low)
-        pre_search, kv_match = p.kv_pre_lc.search, p.kv_lc.match
+        pre_search, kv_match, val_match = p.kv_pre_lc.search, p.kv_lc.match, p.kv_val_lc.match
         while pos < n:
             c = pre_search(low, pos)
             if c is None:
@@ -860,13 +958,24 @@ class Redactor:
                 ks += 1
             m = kv_match(low, ks)
             if m is None or (ks > 0 and low[ks - 1] in _KEY_CHARS and low[ks - 1] != "-"):
-                pos = c.start() + 1
+                pos = c.end()  # (not c.start() + 1: a long run of stems would go quadratic)
                 continue
             key = s[ks:m.end("key")]
             cls = _name_class(key, True)
-            vs, ve = m.span("val")
-            if cls is not None:
+            v = val_match(low, m.end()) if cls is not None else None
+            if v is None:
+                pos = m.end("key")
+                continue
+            vs, ve = v.span()
+            if low.endswith(("//", "@"), 0, ks) or ("." in key and low[vs].isdigit() and ":" in m["sep"]):
+                cls = None  # a host name (auth.example.com:8443), not a key
+            if cls is not None and not (ve < n and low[ve] == "<" and low[vs] not in "\"'"):
+                # (an unquoted value that runs into a placeholder was already handled:
+                # SENTRY_DSN=https://<redacted:url-credentials>@host)
                 qo, inner, qc = _unquote(s[vs:ve])
+                if cls == "weak" and not qo:
+                    inner = inner.split(None, 1)[0]  # token: abc123 expired at ...
+                    ve = vs + len(inner)
                 if _value_is_secret(key, cls, inner, bool(qo)):
                     kind = _cls_kind(cls)
                     add(kind)
@@ -946,9 +1055,20 @@ class Redactor:
         if v is None or isinstance(v, bool):
             return v
         if isinstance(v, (str, bytes, bytearray)):
-            inner = v if isinstance(v, str) else bytes(v).decode("utf-8", "replace")
-            if inner.strip().lower() in _BOOLISH or not _value_is_secret(key, cls, inner, True):
+            inner = v if isinstance(v, str) else bytes(v).decode("utf-8", "surrogateescape")
+            if not inner.strip() or "<redacted:" in inner:
                 return self._obj(v, where, depth + 1)
+            if cls == "weak" and (
+                inner.strip().lower() in _BOOLISH or not _value_is_secret(key, cls, inner, True)
+            ):
+                return self._obj(v, where, depth + 1)
+            # A recognised token keeps its specific kind ("Bearer <redacted:jwt>");
+            # anything else under a secret key is replaced whole.
+            counts: Counts = {}
+            scrubbed = self._scrub(inner, where, counts)
+            if scrubbed != inner and _ONLY_PLACEHOLDER.fullmatch(scrubbed):
+                self._merge(counts)
+                return scrubbed if isinstance(v, str) else scrubbed.encode("utf-8", "surrogateescape")
             self._count(kind, where)
             return _ph(kind) if isinstance(v, str) else _ph(kind).encode()
         if isinstance(v, (int, float)):
@@ -959,7 +1079,8 @@ class Redactor:
         if isinstance(v, Mapping):
             return self._obj(v, where, depth + 1)
         if isinstance(v, (list, tuple, set, frozenset)):
-            items = [self._secret_value(x, key, cls, where, depth + 1) for x in v]
+            item_cls = "strong" if cls == "weak" else cls  # auth=("user", "pw")
+            items = [self._secret_value(x, key, item_cls, where, depth + 1) for x in v]
             if isinstance(v, list):
                 return items
             if hasattr(v, "_fields"):
@@ -993,14 +1114,24 @@ class Redactor:
             res = []
             flag, flag_cls = "", None
             for x in o:
+                if flag in ("u", "user", "proxy-user") and isinstance(x, str) and ":" in x and "<" not in x:
+                    user, _, pw = x.partition(":")
+                    flag = ""
+                    if pw:
+                        self._count("password", where)
+                        res.append(self.text(user, where) + ":" + _ph("password"))
+                        continue
                 if flag_cls is not None and isinstance(x, str) and x and not x.startswith("-"):
                     res.append(self._secret_value(x, flag, flag_cls, where, depth))
                     flag_cls = None
                     continue
                 flag_cls = None
-                if isinstance(x, str) and x.startswith("-") and "=" not in x and len(x) > 2:
+                flag = ""
+                if isinstance(x, str) and x in ("-u", "--user", "--proxy-user"):
                     flag = x.lstrip("-")
-                    flag_cls = _name_class(flag, True) if flag else None
+                elif isinstance(x, str) and x.startswith("-") and "=" not in x and len(x) > 2:
+                    flag = x.lstrip("-")
+                    flag_cls = _flag_class(flag) if flag else None
                 res.append(self._obj(x, where, depth + 1))
             if isinstance(o, list):
                 return res
@@ -1012,7 +1143,7 @@ class Redactor:
         if isinstance(o, os.PathLike):
             scrubbed = self.text(os.fspath(o), where)
             try:
-                return type(o)(scrubbed)
+                return type(o)(scrubbed)  # type: ignore[call-arg]
             except Exception:
                 return scrubbed
         return self.text(repr(o), where)

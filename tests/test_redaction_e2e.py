@@ -65,6 +65,7 @@ S = {
     "stdout_key": "sk-" + _rand(40),
     "stderr_cookie": _rand(32),
     "redis_pw": _rand(20),
+    "argv_flag_value": _rand(28),
 }
 
 
@@ -129,7 +130,7 @@ def captured(tmp_path_factory):
         "GITHUB_TOKEN": S["env_token"], "DB_PASSWORD": S["env_db_password"], "SESSION_ID": S["env_session"],
         "RAY_RUNTIME_ENV_BEARER_TOKEN": S["ray_bearer"], "OMP_NUM_THREADS": "2",
     }
-    argv = [PY, "app.py", "--token", S["env_token"], f"--db=postgres://u:{S['env_db_password']}@db/x"]
+    argv = [PY, "app.py", "--api-token", S["argv_flag_value"], f"--db=postgres://u:{S['env_db_password']}@db/x"]
     result = capture_command(argv, CaptureOptions(tee=False, include=["*.txt", "*.yaml", "*.ini"]),
                              cwd=str(work), env=env)
     path = result.bundle.write(work / "app.reprex.zip")

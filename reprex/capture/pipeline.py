@@ -313,8 +313,9 @@ def build_bundle(outcome: Outcome, *, argv: list[str], cwd: Path, environ: dict,
         files[rel] = red.bytes(src.read_bytes(), rel)
     for rel, data in (extra_files or {}).items():
         files[rel] = red.bytes(data, rel)
-    entry = {**entry, "argv": [red.text(a, "argv") for a in entry["argv"]], "cwd": red.text(entry["cwd"], "argv"),
-             "python_args": [red.text(a, "argv") for a in entry.get("python_args") or []]}
+    # Whole lists, so a flag and its value in separate elements (`--token VALUE`) are seen together.
+    entry = {**entry, "argv": list(red.obj(list(entry["argv"]), "argv")), "cwd": red.text(entry["cwd"], "argv"),
+             "python_args": list(red.obj(list(entry.get("python_args") or []), "argv"))}
     exception = red.obj(outcome.exception, "traceback") if outcome.exception else None
     run_record = {
         "outcome": red.obj(outcome.to_dict(), "locals"),
