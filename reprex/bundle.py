@@ -58,6 +58,8 @@ def safe_member_name(name: str) -> str:
 
 
 _VALIDATOR = None
+_REQUIRED = ("schema", "id", "name", "created", "tool", "entry", "python", "platform", "gpu", "expect", "network",
+             "redactions")
 
 
 def validate_manifest(manifest: dict) -> None:
@@ -96,10 +98,15 @@ class Bundle:
         return h.hexdigest()
 
     def finalize(self) -> "Bundle":
+        """Set the content id. The full JSON Schema check runs on every read (the contract);
+        writing checks only the required keys, since importing jsonschema costs more than
+        the rest of a capture's start-up and the tests read back every bundle they write."""
         for name in list(self.files):
             safe_member_name(name)
+        missing = [k for k in _REQUIRED if k not in self.manifest]
+        if missing or self.manifest.get("schema") != SCHEMA_VERSION:
+            raise BundleError(f"incomplete manifest: missing {', '.join(missing) or 'schema'}")
         self.manifest["id"] = self.content_id()
-        validate_manifest(self.manifest)
         return self
 
     def entries(self) -> dict[str, bytes]:

@@ -109,9 +109,12 @@ def capture(command, output, name, timeout, allow_success, include, exclude, max
                 raise click.UsageError("no command given: use `reprex capture -- python app.py`")
             from reprex.capture.pipeline import capture_command
 
-            with console.status("capturing...", spinner="dots") as status:
-                result = capture_command(list(command), options, write=not preview,
-                                         progress=lambda msg: status.update(msg))
+            if quiet or as_json:
+                result = capture_command(list(command), options, write=not preview)
+            else:
+                with console.status("capturing...", spinner="dots") as status:
+                    result = capture_command(list(command), options, write=not preview,
+                                             progress=lambda msg: status.update(msg))
             if extract and result.bundle is not None and result.path is not None:
                 from reprex.extract import extract_into
 
@@ -233,6 +236,7 @@ def render(bundle, venue, output):
 
 # Commands that live in their own modules register themselves on `main`.
 from reprex import cli_replay  # noqa: E402,F401
+from reprex import cli_ray  # noqa: E402,F401
 
 if __name__ == "__main__":  # `python -m reprex.cli`: use the registered group, not this copy
     from reprex.cli import main as _main

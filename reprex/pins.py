@@ -89,6 +89,8 @@ def roots_for(facts: dict, imported: dict | list | set) -> set[str]:
 
 def closure(facts: dict, roots: set[str], extra_roots: dict[str, set[str]] | None = None) -> list[Pin]:
     """Walk Requires-Dist from the roots through installed distributions."""
+    if not roots and not extra_roots:
+        return []  # and skip importing packaging, the slowest part of an empty walk
     from packaging.requirements import InvalidRequirement, Requirement
 
     installed = {canonical(d["name"]): d for d in facts.get("distributions") or ()}
