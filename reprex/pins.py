@@ -58,8 +58,9 @@ def pin_line(dist: dict) -> Pin:
             line += f"#subdirectory={direct['subdirectory']}"
         return Pin(name, version, line, flags)
     if (direct.get("dir_info") or {}).get("editable"):
+        # Not installable anywhere else: kept visible but commented out; replay with --with PATH.
         flags.append("editable")
-        return Pin(name, version, f"{name}=={version}", flags)
+        return Pin(name, version, f"# {name}=={version}", flags)
     if url.startswith("file:"):
         flags.append("local-path")
     elif url and direct.get("archive_info") is not None:
@@ -70,10 +71,23 @@ def pin_line(dist: dict) -> Pin:
 
 def roots_for(facts: dict, imported: dict | list | set) -> set[str]:
     """Canonical names of the distributions that provide the imported modules."""
+    import sys
+
     module_dists = facts.get("module_dists") or {}
+    dists = facts.get("distributions") or ()
+    by_top: dict[str, list[str]] = {}
+    for dist in dists:
+        for top in dist.get("top_level") or ():
+            by_top.setdefault(top, []).append(dist["name"])
+    by_name = {canonical(d["name"]): d["name"] for d in dists}
     names = set()
     for module in imported:
-        for dist in module_dists.get(module, ()):
+        found = module_dists.get(module)
+        if not found and module not in sys.stdlib_module_names:
+            # A package whose import failed is gone from sys.modules by exit time, so
+            # the recorder couldn't map it: its import event and metadata still can.
+            found = by_top.get(module) or ([by_name[canonical(module)]] if canonical(module) in by_name else [])
+        for dist in found or ():
             names.add(canonical(dist))
     # Editable installs live outside site-packages: match module files to their source tree.
     if isinstance(imported, dict):
@@ -127,6 +141,8 @@ def requirements_txt(pins: list[Pin]) -> str:
     lines = ["# Exact pins: the installed closure of what the run imported (written by reprex)."]
     for pin in pins:
         note = f"  # {', '.join(pin.flags)}" if pin.flags and pin.flags != ["local-version"] else ""
+        if "editable" in pin.flags:
+            note += " install from your checkout: reprex replay --with PATH"
         lines.append(pin.line + note)
     return "\n".join(lines) + "\n"
 

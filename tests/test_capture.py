@@ -313,7 +313,7 @@ def test_editable_and_local_version_pins_are_flagged(tmp_path):
     result = capture_command([PY, "-c", code], CaptureOptions(tee=False), cwd=str(tmp_path / "w"), env=env)
     flagged = result.bundle.manifest["pins"]["flagged"]
     assert [(p["name"], p["flags"]) for p in flagged] == [("devlib", ["editable"])]
-    assert "devlib==0.3.dev0  # editable" in result.bundle.text("requirements.txt")
+    assert "# devlib==0.3.dev0  # editable" in result.bundle.text("requirements.txt")  # kept, not installed
 
 
 def test_exclude_and_long_output_fit_the_issue_limit(tmp_path):
@@ -335,3 +335,17 @@ def test_exclude_and_long_output_fit_the_issue_limit(tmp_path):
     from reprex.render import GH_LIMIT, render
     body = render(result.bundle, "gh")
     assert len(body) <= GH_LIMIT and "characters cut by reprex" in body
+
+
+def test_a_package_whose_import_failed_is_still_pinned(tmp_path):
+    """A package that fails while importing is gone from sys.modules at exit; it must be pinned all the same."""
+    site = tmp_path / "site-packages"
+    write(site / "brokenpkg" / "__init__.py", "from packaging.version import LegacyVersion\n")
+    info = site / "brokenpkg-2.0.dist-info"
+    write(info / "METADATA", "Metadata-Version: 2.1\nName: brokenpkg\nVersion: 2.0\nRequires-Dist: packaging\n")
+    write(info / "top_level.txt", "brokenpkg\n")
+    write(tmp_path / "w" / "use.py", "import brokenpkg\n")
+    result = capture_command([PY, "use.py"], CaptureOptions(tee=False), cwd=str(tmp_path / "w"),
+                             env={**os.environ, "PYTHONPATH": str(site)})
+    reqs = result.bundle.text("requirements.txt")
+    assert "brokenpkg==2.0" in reqs and "packaging==" in reqs

@@ -279,7 +279,8 @@ def needs_network(outcome: Outcome) -> bool:
 
 def build_bundle(outcome: Outcome, *, argv: list[str], cwd: Path, environ: dict, python: str | None,
                  options: CaptureOptions, progress: Progress = _noop, extra_files: dict[str, bytes] | None = None,
-                 entry: dict | None = None, script: Path | None = None) -> Bundle:
+                 entry: dict | None = None, script: Path | None = None,
+                 manifest_extra: dict | None = None) -> Bundle:
     from reprex.probes import ProbeContext, run_probes
     from reprex.redact import Redactor
 
@@ -371,6 +372,8 @@ def build_bundle(outcome: Outcome, *, argv: list[str], cwd: Path, environ: dict,
     })
     if exception:
         files["run.json"] = canonical_json({**json.loads(files["run.json"]), "exception": exception})
+    for key, value in (manifest_extra or {}).items():
+        manifest.setdefault(key, red.obj(value, "reprex.json"))  # never overrides a contract key
     manifest["redactions"] = [{"kind": r.kind, "where": r.where, "count": r.count} for r in red.report()]
     bundle = Bundle(manifest=manifest, files=files)
     from reprex.render import render
