@@ -1,2 +1,448 @@
-"""pytest11 entry point. Hooks are added as the plugin grows; the module must import
-cheaply because pytest loads it in every session of every project with reprex installed."""
+"""pytest11 entry point: replay reprex bundles as tests, capture failing tests as bundles.
+
+pytest loads this module in every session of every project with reprex installed,
+so it imports only the standard library, pytest and the small option helpers at the
+top; the library (`reprex.replay`, `reprex.capture`, ...) is imported inside the hooks
+that need it, and only when a bundle is collected or `--reprex-capture` is given.
+
+Options (each has an ini twin named with underscores, e.g. `reprex_backend`):
+  --reprex-backend auto|local|docker   --reprex-image IMAGE      --reprex-gpus none|all|N
+  --reprex-runs N                      --reprex-with SPEC (repeatable; `.` = the project)
+  --reprex-expect reproduced|fixed     --reprex-strict           --reprex-timeout SECONDS
+  --reprex-network none|bridge         --reprex-capture DIR      --reprex-capture-max N
+Per bundle: a sidecar `NAME.reprex.toml` / `NAME.reprex.json`, the manifest field
+`pytest`, or `@pytest.mark.reprex(...)`; see pytest_reprex.options for precedence.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from pytest_reprex import options as opts
+
+_STATE = pytest.StashKey["_State"]()
+_FIXTURE_RESULTS = pytest.StashKey[list]()
+_SNAPSHOT = pytest.StashKey[dict]()
+_OPENED = pytest.StashKey[set]()
+_RANDOM = pytest.StashKey[str]()
+
+
+@dataclass
+class _State:
+    collect: bool = True
+    cli_layer: dict = field(default_factory=dict)
+    ini_layer: dict = field(default_factory=dict)
+    docker: tuple | None = None  # (reachable, why) once asked
+    docker_bundles: set = field(default_factory=set)  # ids of bundles replayed on a backend other than local
+    verdicts: dict = field(default_factory=dict)
+    capture: object = None  # pytest_reprex.capture.CaptureState when --reprex-capture is given
+    bundles: list = field(default_factory=list)  # (nodeid, path, reproduces) seen in reports
+    capture_errors: list = field(default_factory=list)
+
+
+def state_of(config) -> _State:
+    state = config.stash.get(_STATE, None)
+    if state is None:
+        state = _State()
+        config.stash[_STATE] = state
+    return state
+
+
+def docker_status(state: _State) -> tuple:
+    if state.docker is None:
+        try:
+            from reprex.replay import docker_available
+
+            state.docker = docker_available()
+        except Exception as exc:  # never let the probe itself break a session
+            state.docker = (False, f"{type(exc).__name__}: {exc}")
+    return state.docker
+
+
+# -- options ---------------------------------------------------------------------------
+
+def pytest_addoption(parser):
+    group = parser.getgroup("reprex", "reprex: replay bundles as tests, capture failing tests as bundles")
+    group.addoption("--reprex-backend", dest="reprex_backend", choices=opts.BACKENDS, default=None,
+                    help="where collected bundles replay: auto (docker when reachable, else local), local, docker.")
+    group.addoption("--reprex-image", dest="reprex_image", metavar="IMAGE", default=None,
+                    help="base image for the docker backend (default: from the bundle's Python).")
+    group.addoption("--reprex-gpus", dest="reprex_gpus", metavar="none|all|N", default=None,
+                    help="GPUs for the replay (default: what the bundle needs).")
+    group.addoption("--reprex-runs", dest="reprex_runs", metavar="N", type=int, default=None,
+                    help="replay each bundle N times; some-but-not-all reproductions is `flaky`.")
+    group.addoption("--reprex-with", dest="reprex_with", metavar="SPEC", action="append", default=[],
+                    help="install SPEC over the bundle's pins ('pkg==X', a path; `.` = the project under test). "
+                         "Repeatable.")
+    group.addoption("--reprex-expect", dest="reprex_expect", choices=opts.EXPECTS, default=None,
+                    help="the verdict that passes: reproduced (default) or fixed.")
+    group.addoption("--reprex-strict", dest="reprex_strict", action="store_true", default=None,
+                    help="compare messages too, and fail (not skip) bundles that can't replay here.")
+    group.addoption("--reprex-timeout", dest="reprex_timeout", metavar="SECONDS", type=float, default=None,
+                    help="seconds per replay run (default 300).")
+    group.addoption("--reprex-network", dest="reprex_network", choices=opts.NETWORKS, default=None,
+                    help="network for the replay (default: none unless the bundle needs one).")
+    group.addoption("--reprex-capture", dest="reprex_capture", metavar="DIR", default=None,
+                    help="write a bundle for each failing test into DIR.")
+    group.addoption("--reprex-capture-max", dest="reprex_capture_max", metavar="N", type=int, default=None,
+                    help="capture at most N failing tests per process (default 20).")
+    parser.addini("reprex_backend", "reprex: replay backend (auto, local, docker)", default="")
+    parser.addini("reprex_image", "reprex: base image for the docker backend", default="")
+    parser.addini("reprex_gpus", "reprex: GPUs for the replay (none, all, N)", default="")
+    parser.addini("reprex_runs", "reprex: replay each bundle N times", default="")
+    parser.addini("reprex_with", "reprex: specs to install over the pins, one a line", type="linelist", default=[])
+    parser.addini("reprex_expect", "reprex: the verdict that passes (reproduced, fixed)", default="")
+    parser.addini("reprex_strict", "reprex: compare messages; fail bundles that can't replay here", type="bool",
+                  default=False)
+    parser.addini("reprex_timeout", "reprex: seconds per replay run", default="")
+    parser.addini("reprex_network", "reprex: network for the replay (none, bridge)", default="")
+    parser.addini("reprex_collect", "reprex: collect *.reprex.zip and bundle directories as tests", type="bool",
+                  default=True)
+    parser.addini("reprex_capture", "reprex: write a bundle for each failing test into this directory", default="")
+    parser.addini("reprex_capture_max", "reprex: capture at most N failing tests per process", default="")
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "reprex(**options): replay options (backend, image, gpus, runs, timeout, network, expect, with, "
+                   "strict) for collected bundles and for the reprex_replay fixture")
+    state = state_of(config)
+    try:
+        state.cli_layer = opts.cli_layer(config)
+        state.ini_layer = opts.ini_layer(config)
+    except opts.OptionError as exc:
+        raise pytest.UsageError(f"reprex: {exc}") from None
+    state.collect = bool(config.getini("reprex_collect"))
+    config.pluginmanager.register(_ReportWatcher(state), "reprex-report-watcher")
+    directory = config.getoption("reprex_capture", None)
+    base = Path(config.invocation_params.dir)
+    if not directory and config.getini("reprex_capture"):
+        directory = config.getini("reprex_capture")
+        base = Path(config.inipath).parent if config.inipath else Path(config.rootpath)
+    if directory:
+        from pytest_reprex.capture import CaptureState, install_audit_hook
+
+        most = config.getoption("reprex_capture_max", None)
+        if most is None:
+            text = str(config.getini("reprex_capture_max") or "20")
+            if not text.isdigit():
+                raise pytest.UsageError(f"reprex: ini reprex_capture_max = {text!r}: not a whole number")
+            most = int(text)
+        timeout = state.cli_layer.get("timeout") or state.ini_layer.get("timeout") or 120.0
+        path = Path(os.path.expanduser(directory))
+        state.capture = CaptureState((base / path).resolve() if not path.is_absolute() else path, most, timeout)
+        install_audit_hook()
+
+
+# -- collection ---------------------------------------------------------------------------
+
+def pytest_collect_file(file_path: Path, parent):
+    if file_path.name.endswith(".reprex.zip") and state_of(parent.config).collect:
+        from pytest_reprex.items import ReprexFile
+
+        return ReprexFile.from_parent(parent, path=file_path)
+    return None
+
+
+def pytest_ignore_collect(collection_path: Path, config):
+    state = config.stash.get(_STATE, None)
+    if state is not None and not state.collect and (collection_path / "reprex.json").is_file():
+        return True  # not collected as a bundle, and its files/ are a captured program, not tests
+    if state is not None and state.capture is not None:
+        directory, path = state.capture.directory, Path(collection_path).resolve()
+        if path == directory or directory in path.parents:
+            return True  # this session's own output: bundles written there are not tests of this run
+    return None
+
+
+if int(pytest.__version__.split(".")[0]) >= 8:  # directory collectors came with pytest 8
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collect_directory(path: Path, parent):
+        if (path / "reprex.json").is_file() and state_of(parent.config).collect:
+            from pytest_reprex.items import ReprexDir
+
+            return ReprexDir.from_parent(parent, path=path)
+        return None
+
+
+# -- running and reporting -----------------------------------------------------------------
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    state = item.config.stash.get(_STATE, None)
+    if state is not None and state.capture is not None and isinstance(item, pytest.Function):
+        from pytest_reprex.capture import snapshot
+
+        try:
+            snap = snapshot(item)
+            if snap is not None:
+                item.stash[_SNAPSHOT] = snap
+        except Exception as exc:  # capture must never break the test run
+            state.capture_errors.append(f"{item.nodeid}: snapshot of tmp_path failed: {exc}")
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem):
+    state = pyfuncitem.config.stash.get(_STATE, None)
+    if state is None or state.capture is None:
+        yield
+        return
+    from pytest_reprex import capture
+
+    if capture.randomly_active(pyfuncitem.config):
+        import random
+
+        pyfuncitem.stash[_RANDOM] = repr(random.getstate())
+    pyfuncitem.stash[_OPENED] = capture.begin_recording_opens()
+    try:
+        yield
+    finally:
+        capture.end_recording_opens()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    from_item = getattr(item, "reprex_result", None)
+    if from_item is not None and (call.when == "call" or (call.when == "setup" and report.outcome != "passed")):
+        from pytest_reprex.report import sections
+
+        report.sections.extend(sections(from_item, item.reprex_expect, str(item.bundle_path)))
+    if call.when == "call":
+        results = item.stash.get(_FIXTURE_RESULTS, None)
+        if results:
+            from pytest_reprex.report import sections
+
+            for i, (result, expect, source) in enumerate(results, 1):
+                for title, text in sections(result, expect, source):
+                    report.sections.append((f"{title} ({i})" if len(results) > 1 else title, text))
+        state = item.config.stash.get(_STATE, None)
+        if (state is not None and state.capture is not None and report.failed and call.excinfo is not None
+                and isinstance(item, pytest.Function) and not hasattr(report, "wasxfail")):
+            _capture(item, call, report, state)
+
+
+def _capture(item, call, report, state: _State) -> None:
+    from pytest_reprex.capture import Captured, capture_failure
+
+    cap = state.capture
+    if cap.count >= cap.max_count:
+        return
+    if isinstance(call.excinfo.value, (KeyboardInterrupt, SystemExit)):
+        return
+    cap.count += 1
+    try:
+        result = capture_failure(item, call.excinfo, cap, item.stash.get(_SNAPSHOT, None),
+                                 item.stash.get(_OPENED, set()), item.stash.get(_RANDOM, None))
+    except Exception as exc:  # a failed capture must not hide the test's own failure
+        result = Captured(item.nodeid, None, error=f"{type(exc).__name__}: {exc}")
+    cap.results.append(result)
+    if result.path is None:
+        report.sections.append(("reprex bundle", f"could not write a bundle: {result.error}"))
+        item.user_properties.append(("reprex_capture_error", result.error))
+        report.user_properties.append(("reprex_capture_error", result.error))
+        return
+    lines = [f"wrote {result.path}", f"replay it: reprex replay {result.path}"]
+    if not result.reproduces:
+        lines.append("warning: the standalone script did not fail like the test did "
+                     "(standalone_reproduces: false in the manifest)")
+    if result.flagged:
+        lines.append(f"rebuilt from fixture source or missing: {', '.join(result.flagged)}")
+    report.sections.append(("reprex bundle", "\n".join(lines)))
+    props = [("reprex_bundle", str(result.path)), ("reprex_standalone_reproduces", result.reproduces)]
+    item.user_properties.extend(props)
+    report.user_properties.extend(props)
+
+
+class _ReportWatcher:
+    """Per-session: remembers the bundles written for failing tests (also by xdist workers,
+    whose reports reach the controller with their user properties)."""
+
+    def __init__(self, state: _State):
+        self.state = state
+
+    def pytest_runtest_logreport(self, report):
+        if report.when == "teardown":
+            for name, value in getattr(report, "user_properties", None) or ():
+                if name == "reprex_verdict":
+                    self.state.verdicts[value] = self.state.verdicts.get(value, 0) + 1
+        if report.when != "call":
+            return
+        props = dict(getattr(report, "user_properties", None) or [])
+        if "reprex_bundle" in props or "reprex_capture_error" in props:
+            self.state.bundles.append((report.nodeid, props.get("reprex_bundle"),
+                                       props.get("reprex_standalone_reproduces"), props.get("reprex_capture_error")))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    state = session.config.stash.get(_STATE, None)
+    if state is not None and state.docker_bundles:
+        remove_containers(state.docker_bundles)
+
+
+def remove_containers(bundle_ids) -> int:
+    """Remove what replays of these bundles left behind (the backend removes each container in
+    `finally`; a hard interrupt can still leave one), then sweep older reprex leftovers.
+
+    Runs at the end of every session (also after Ctrl-C) in each process that replayed on
+    Docker; by then no replay of this process is running, so its own bundles' stopped
+    containers can go whatever their age. Never raises."""
+    try:
+        from reprex.replay.docker_backend import LABEL, connect, sweep
+    except Exception:
+        return 0
+    removed = 0
+    try:
+        client = connect()
+    except Exception:
+        return 0
+    try:
+        for container in client.containers.list(all=True, filters={"label": f"{LABEL}=1"}):
+            labels = container.labels or {}
+            if labels.get(f"{LABEL}.bundle") not in bundle_ids or labels.get(f"{LABEL}.keep") == "1":
+                continue
+            if container.status in ("exited", "dead", "created"):
+                try:
+                    container.remove(force=True)
+                    removed += 1
+                except Exception:
+                    pass
+        removed += sweep(client)
+    except Exception:
+        pass
+    finally:
+        try:
+            client.close()
+        except Exception:
+            pass
+    return removed
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    state = config.stash.get(_STATE, None)
+    if state is None:
+        return
+    lines = []
+    for nodeid, path, reproduces, error in state.bundles:
+        if error:
+            lines.append(f"{nodeid}: could not write a bundle: {error}")
+        elif reproduces in (False, "False"):
+            lines.append(f"{nodeid}: wrote {path}")
+            lines.append("  warning: the standalone script did not fail like the test did "
+                         "(marked standalone_reproduces: false)")
+        else:
+            lines.append(f"{nodeid}: wrote {path}")
+    lines += [f"warning: {e}" for e in state.capture_errors]
+    if state.capture is not None and state.capture.count >= state.capture.max_count:
+        lines.append(f"stopped capturing after {state.capture.max_count} failing tests (--reprex-capture-max)")
+    if state.verdicts:
+        counts = ", ".join(f"{n} {v}" for v, n in sorted(state.verdicts.items()))
+        lines.append(f"replayed bundles: {counts}")
+    if lines:
+        terminalreporter.write_sep("-", "reprex")
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
+# -- fixtures ---------------------------------------------------------------------------------
+
+@pytest.fixture
+def reprex_replay(request):
+    """Replay a bundle and return its `reprex.replay.ReplayResult`, for custom assertions.
+
+        def test_still_broken(reprex_replay):
+            result = reprex_replay("reprexes/skew.reprex.zip", runs=3)
+            assert result.verdict == "reproduced"
+
+    `bundle` is a path (relative paths also tried next to the test file) or a Bundle;
+    keyword options (backend, image, gpus, runs, timeout, network, expect, with, strict,
+    keep) win over `--reprex-*`, which win over `@pytest.mark.reprex(...)` and the ini.
+    The verdict becomes the junitxml property `reprex_verdict`; on failure, the report
+    shows the replay output, the verdict and the environment diff.
+    """
+    config = request.config
+    state = state_of(config)
+    node = request.node
+    marker = node.get_closest_marker("reprex")
+    rootpath = Path(config.rootpath)
+    marker_layer = opts.layer(marker.kwargs if marker else {}, "@pytest.mark.reprex", rootpath,
+                              keys=opts.OPTION_KEYS)
+    results = node.stash.setdefault(_FIXTURE_RESULTS, [])
+
+    def run(bundle, **options):
+        from reprex.bundle import Bundle
+        from reprex.replay import replay
+
+        if not isinstance(bundle, Bundle):
+            path = Path(bundle)
+            if not path.is_absolute() and not path.exists():
+                beside = Path(node.path).parent / path
+                if beside.exists():
+                    path = beside
+            bundle = Bundle.read(path)
+        try:
+            kwargs_layer = opts.layer(options, "reprex_replay()", rootpath, keys=opts.OPTION_KEYS)
+        except opts.OptionError as exc:
+            raise TypeError(str(exc)) from None
+        merged = opts.merge(state.ini_layer, marker_layer, state.cli_layer, kwargs_layer)
+        if merged["backend"] != "local":
+            state.docker_bundles.add(bundle.id)
+        result = replay(bundle, opts.replay_options(merged))
+        results.append((result, merged["expect"], bundle.source or bundle.name))
+        node.user_properties.append(("reprex_verdict", result.verdict))
+        return result
+
+    return run
+
+
+@pytest.fixture
+def reprex_bundle_factory(tmp_path_factory):
+    """Build a real bundle inside a test: run a failing Python script under the recorder.
+
+        def test_bug(reprex_bundle_factory, reprex_replay):
+            bundle = reprex_bundle_factory("import json\\njson.loads('{')\\n")
+            assert reprex_replay(bundle).verdict == "reproduced"
+
+    Arguments: `source` (the script), `files` ({relative path: str | bytes} written beside
+    it), `script` (its file name, default app.py), `args` (its command-line arguments),
+    `name`, `timeout`, `allow_success`, `directory` (to write the bundle zip into; default
+    a fresh temporary directory). Returns the `reprex.bundle.Bundle`, with `.source` set
+    to the written zip.
+    """
+    def make(source: str | None = None, *, files: dict | None = None, script: str = "app.py", args=(),
+             name: str | None = None, timeout: float | None = None, allow_success: bool = False,
+             directory=None):
+        import sys
+        import textwrap
+
+        from reprex.capture.pipeline import CaptureOptions, capture_command
+
+        work = tmp_path_factory.mktemp("reprex-work")
+        for rel, data in (files or {}).items():
+            target = work / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(data, bytes):
+                target.write_bytes(data)
+            else:
+                target.write_text(data)
+        if source is not None:
+            (work / script).write_text(textwrap.dedent(source))
+        if not (work / script).is_file():
+            raise ValueError(f"no script {script!r}: pass `source` or put it in `files`")
+        out_dir = Path(directory) if directory is not None else tmp_path_factory.mktemp("reprex-bundles")
+        options = CaptureOptions(tee=False, name=name, timeout=timeout, allow_success=allow_success)
+        result = capture_command([sys.executable, script, *map(str, args)], options, cwd=str(work), write=False)
+        if result.bundle is None:
+            raise AssertionError(f"no bundle: {result.message}")
+        bundle = result.bundle
+        path = bundle.write(out_dir / f"{bundle.name}.reprex.zip")
+        bundle.source = str(path)
+        return bundle
+
+    return make

@@ -1,0 +1,256 @@
+"""Replay options for one bundle, layered from the places a project can set them.
+
+Precedence, highest first: keyword arguments of the ``reprex_replay`` fixture, the
+command line (``--reprex-*``, only when given), the ``@pytest.mark.reprex(...)``
+marker, the bundle's sidecar file (``NAME.reprex.toml`` / ``NAME.reprex.json``
+next to it), the manifest's ``pytest`` field, the ini file (``reprex_*``), the
+defaults. ``with`` specs are not overridden but added up, lowest layer first.
+
+Standard library only (plus pytest's UsageError): the plugin imports this module
+while pytest configures itself, in every session of every project.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+BACKENDS = ("auto", "local", "docker")
+EXPECTS = ("reproduced", "fixed")
+NETWORKS = ("none", "bridge")
+DEFAULTS: dict[str, Any] = {"backend": "auto", "image": None, "gpus": None, "runs": 1, "timeout": 300.0,
+                            "network": None, "expect": "reproduced", "strict": False, "keep": False}
+# Keys a sidecar, the manifest field, the marker or the fixture may set.
+OPTION_KEYS = frozenset(DEFAULTS) | {"with"}
+ITEM_KEYS = OPTION_KEYS | {"skip", "marks"}
+# Where each option lives on the command line and in the ini file.
+CLI_DEST = {"backend": "reprex_backend", "image": "reprex_image", "gpus": "reprex_gpus", "runs": "reprex_runs",
+            "timeout": "reprex_timeout", "network": "reprex_network", "expect": "reprex_expect",
+            "strict": "reprex_strict", "with": "reprex_with"}
+INI_NAMES = dict(CLI_DEST)
+
+
+class OptionError(ValueError):
+    """A bad option value; the message names where it came from."""
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def _looks_like_path(spec: str) -> bool:
+    return (spec.startswith((".", "/", "~")) or "/" in spec.split("@")[0].split("==")[0]
+            or spec.endswith((".whl", ".tar.gz", ".zip", ".tgz")))
+
+
+def resolve_with(specs: Iterable[str], base: Path) -> list[str]:
+    """`--with` specs, with local paths made absolute (`.` is the project under test)."""
+    out = []
+    for spec in specs:
+        spec = str(spec).strip()
+        if not spec:
+            continue
+        if _looks_like_path(spec) and "://" not in spec:
+            path = Path(os.path.expanduser(spec))
+            out.append(str(path if path.is_absolute() else (base / path).resolve()))
+        else:
+            out.append(spec)
+    return out
+
+
+def check_value(key: str, value: Any, where: str, label: str | None = None) -> Any:
+    """The value converted to its type, or OptionError naming `where` (or `label`, the
+    option's own spelling, e.g. `--reprex-runs` or `ini reprex_runs =`)."""
+    def bad(why: str) -> OptionError:
+        return OptionError(f"{label} {value!r}: {why}" if label else f"{where}: {key} = {value!r}: {why}")
+
+    if value is None:
+        return None
+    if key == "backend":
+        if value not in BACKENDS:
+            raise bad(f"choose one of {', '.join(BACKENDS)}")
+        return value
+    if key == "expect":
+        if value not in EXPECTS:
+            raise bad(f"choose one of {', '.join(EXPECTS)}")
+        return value
+    if key == "network":
+        if value not in NETWORKS:
+            raise bad(f"choose one of {', '.join(NETWORKS)}")
+        return value
+    if key == "gpus":
+        text = str(value).strip()
+        if text in ("none", "all") or (text.isdigit() and int(text) > 0):
+            return text
+        raise bad("use none, all or a count")
+    if key == "runs":
+        try:
+            runs = int(value)
+        except (TypeError, ValueError):
+            raise bad("not a whole number") from None
+        if runs < 1:
+            raise bad("must be at least 1")
+        return runs
+    if key == "timeout":
+        try:
+            timeout = float(value)
+        except (TypeError, ValueError):
+            raise bad("not a number of seconds") from None
+        if timeout <= 0:
+            raise bad("must be positive")
+        return timeout
+    if key in ("strict", "keep"):
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off", ""):
+            return False
+        raise bad("not a boolean")
+    if key == "image":
+        return str(value)
+    if key == "with":
+        if isinstance(value, str):
+            return [value]
+        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+            return list(value)
+        raise bad("a spec or a list of specs")
+    if key == "skip":
+        return str(value) if value else None
+    if key == "marks":
+        if isinstance(value, str):
+            value = [value]
+        if isinstance(value, (list, tuple)) and all(isinstance(v, str) and v.isidentifier() for v in value):
+            return list(value)
+        raise bad("a list of marker names")
+    raise OptionError(f"{where}: unknown option {key!r} (known: {', '.join(sorted(ITEM_KEYS))})")
+
+
+def layer(mapping: Mapping[str, Any] | None, where: str, base: Path, keys=ITEM_KEYS) -> dict:
+    """A validated layer from a plain mapping (sidecar, manifest field, marker, kwargs)."""
+    out: dict[str, Any] = {}
+    for key, value in (mapping or {}).items():
+        key = "with" if key in ("with_", "with_specs") else key
+        if key not in keys:
+            raise OptionError(f"{where}: unknown option {key!r} (known: {', '.join(sorted(keys))})")
+        value = check_value(key, value, where)
+        if value is None:
+            continue
+        out[key] = resolve_with(value, base) if key == "with" else value
+    return out
+
+
+def cli_layer(config) -> dict:
+    out: dict[str, Any] = {}
+    base = Path(config.invocation_params.dir)
+    for key, dest in CLI_DEST.items():
+        value = config.getoption(dest, None)
+        if value is None or (key == "with" and not value) or (key == "strict" and not value):
+            continue
+        value = check_value(key, value, "command line", label=f"--{dest.replace('_', '-')}")
+        out[key] = resolve_with(value, base) if key == "with" else value
+    return out
+
+
+def ini_layer(config) -> dict:
+    out: dict[str, Any] = {}
+    base = Path(config.inipath).parent if config.inipath else Path(config.rootpath)
+    for key, name in INI_NAMES.items():
+        value = config.getini(name)
+        if value in (None, "", []) or (key == "strict" and value is False):
+            continue
+        value = check_value(key, value, "ini", label=f"ini {name} =")
+        out[key] = resolve_with(value, base) if key == "with" else value
+    return out
+
+
+def merge(*layers: Mapping[str, Any]) -> dict:
+    """Layers lowest first; scalars: the highest wins; `with`: concatenated."""
+    merged: dict[str, Any] = dict(DEFAULTS)
+    specs: list[str] = []
+    for lay in layers:
+        for key, value in lay.items():
+            if key == "with":
+                specs.extend(s for s in value if s not in specs)
+            else:
+                merged[key] = value
+    merged["with"] = specs
+    return merged
+
+
+def replay_options(merged: Mapping[str, Any]):
+    from reprex.replay import ReplayOptions
+
+    return ReplayOptions(backend=merged["backend"], image=merged["image"], gpus=merged["gpus"], runs=merged["runs"],
+                         timeout=merged["timeout"], network=merged["network"], expect=merged["expect"],
+                         with_specs=list(merged["with"]), keep=merged["keep"], strict=merged["strict"])
+
+
+# -- per-bundle files ------------------------------------------------------------------
+
+def bundle_stem(path: Path) -> str:
+    name = path.name
+    for suffix in (".reprex.zip", ".zip", ".reprex"):
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def sidecar_path(path: Path) -> Path | None:
+    stem = bundle_stem(path)
+    for ext in (".reprex.toml", ".reprex.json"):
+        candidate = path.parent / f"{stem}{ext}"
+        if candidate.is_file() and candidate != path:
+            return candidate
+    return None
+
+
+def read_sidecar(path: Path) -> dict:
+    text = path.read_text("utf-8")
+    if path.suffix == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise OptionError(f"{path}: not valid JSON ({exc})") from None
+    else:
+        try:
+            import tomllib
+        except ImportError:  # Python 3.10
+            try:
+                import tomli as tomllib  # type: ignore[no-redef]
+            except ImportError:
+                raise OptionError(f"{path}: reading TOML needs Python 3.11+ or `tomli`; "
+                                  "use a .reprex.json sidecar instead") from None
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise OptionError(f"{path}: not valid TOML ({exc})") from None
+    if not isinstance(data, dict):
+        raise OptionError(f"{path}: expected a table of options")
+    # Allow the options at the top or under a [reprex] / [pytest] table.
+    for table in ("reprex", "pytest"):
+        if isinstance(data.get(table), dict) and len(data) == 1:
+            data = data[table]
+    return data
+
+
+def read_manifest_field(path: Path) -> dict | None:
+    """The manifest's `pytest` field, read without validating (collection must stay cheap)."""
+    try:
+        if path.is_dir():
+            manifest = json.loads((path / "reprex.json").read_text("utf-8"))
+        else:
+            import zipfile
+
+            with zipfile.ZipFile(path) as zf:
+                info = zf.getinfo("reprex.json")
+                if info.file_size > 8 * 1024 * 1024:
+                    return None
+                manifest = json.loads(zf.read(info))
+    except Exception:  # a broken bundle is reported when its item runs
+        return None
+    field = manifest.get("pytest") if isinstance(manifest, dict) else None
+    return field if isinstance(field, dict) else None

@@ -1,0 +1,422 @@
+"""The pytest plugin, end to end through `pytester`: collection, verdict mapping, options and
+ini settings, report sections, the junitxml property, the fixtures, CI behaviour without
+Docker, and a pytest-xdist run. Bundles are real captures made at test time; the other
+verdicts come from the same capture with its files, pins or recorded Python changed."""
+
+pytest_plugins = ["pytester"]
+
+import copy
+import re
+import sys
+import textwrap
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from reprex.bundle import Bundle
+from reprex.capture.pipeline import CaptureOptions, capture_command
+
+PY = sys.executable
+
+APP = """\
+def check():
+    raise KeyError("a")
+check()
+"""
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """One replay cache per module: envs are isolated from other modules, reused within this one."""
+    mp = pytest.MonkeyPatch()
+    path = tmp_path_factory.mktemp("reprex-cache")
+    mp.setenv("REPREX_CACHE_DIR", str(path))
+    yield path
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def counter(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("flaky") / "counter"
+
+
+def variant(bundle: Bundle, app: str | None = None, *, requirements: str | None = None, python: str | None = None,
+            manifest: dict | None = None) -> Bundle:
+    m = copy.deepcopy(bundle.manifest)
+    files = dict(bundle.files)
+    if app is not None:
+        files["files/app.py"] = textwrap.dedent(app).encode()
+    if requirements is not None:
+        files["requirements.txt"] = requirements.encode()
+    if python is not None:
+        m["python"]["version"] = python
+    m.update(manifest or {})
+    return Bundle(manifest=m, files=files).finalize()
+
+
+def _other_micro() -> str:
+    v = sys.version_info
+    return f"{v.major}.{v.minor}.{0 if v.micro else 1}"
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory, cache, counter) -> dict[str, Bundle]:
+    work = tmp_path_factory.mktemp("capture")
+    (work / "app.py").write_text(APP)
+    result = capture_command([PY, "app.py"], CaptureOptions(tee=False), cwd=str(work), write=False)
+    boom = result.bundle
+    assert boom.manifest["expect"]["signature"]["frames"] == ["app.py:check", "app.py:<module>"]
+    flaky = f"""\
+        import pathlib
+        p = pathlib.Path({str(counter)!r})
+        n = int(p.read_text()) if p.exists() else 0
+        p.write_text(str(n + 1))
+        def check():
+            if n % 2 == 0:
+                raise KeyError("a")
+        check()
+        """
+    return {
+        "boom": boom,
+        # same types and frames, another message: reproduced, but different under --reprex-strict
+        "msg": variant(boom, 'def check():\n    raise KeyError("zzz")\ncheck()\n'),
+        # another exception, and another recorded Python patch level (an environment diff row)
+        "different": variant(boom, 'def check():\n    raise ValueError("b")\ncheck()\n', python=_other_micro()),
+        "fixed": variant(boom, "def check():\n    return 1\ncheck()\n"),
+        "infra": variant(boom, requirements="packaging==0.0.0.404\n"),
+        "old": variant(boom, python="3.4.10"),
+        "flaky": variant(boom, flaky),
+    }
+
+
+def place(pytester, bundles: dict, *names: str, folder: str = "reprexes") -> Path:
+    """Write the named bundles as zips (a trailing / writes a directory bundle)."""
+    target = pytester.path / folder
+    target.mkdir(exist_ok=True)
+    for name in names:
+        if name.endswith("/"):
+            bundles[name[:-1]].write(target / name[:-1])
+        else:
+            bundles[name].write(target / f"{name}.reprex.zip")
+    return target
+
+
+def junit_properties(path: Path) -> dict[str, dict[str, str]]:
+    out = {}
+    for case in ET.parse(path).getroot().iter("testcase"):
+        props = {p.get("name"): p.get("value") for p in case.iter("property")}
+        out[case.get("name")] = props
+    return out
+
+
+# -- collection ----------------------------------------------------------------------------
+
+def test_collects_zip_and_directory_bundles_named_after_them(pytester, bundles):
+    folder = place(pytester, bundles, "boom", "fixed/")
+    # a directory bundle's contents are never collected, even a file that looks like tests
+    (folder / "fixed" / "files" / "test_inside.py").write_text("def test_inside():\n    pass\n")
+    (folder / "notes.zip").write_bytes(b"not a bundle")
+    (folder / "boom.reprex.toml").write_text('marks = ["slow"]\n')
+    pytester.makepyfile(test_plain="def test_ok():\n    pass\n")
+    pytester.makeini("[pytest]\nmarkers =\n    slow: slow\n")
+
+    result = pytester.runpytest("--collect-only", "-q")
+    ids = [line for line in result.stdout.lines if "::" in line]
+    assert sorted(ids) == ["reprexes/boom.reprex.zip::boom", "reprexes/fixed::fixed", "test_plain.py::test_ok"]
+
+    # a sidecar's marks apply to the bundle's item
+    result = pytester.runpytest("--collect-only", "-q", "-m", "slow")
+    assert [line for line in result.stdout.lines if "::" in line] == ["reprexes/boom.reprex.zip::boom"]
+
+    # and a project can turn collection off
+    pytester.makeini("[pytest]\nreprex_collect = false\n")
+    result = pytester.runpytest("--collect-only", "-q")
+    assert [line for line in result.stdout.lines if "::" in line] == ["test_plain.py::test_ok"]
+
+
+# -- verdicts -------------------------------------------------------------------------------
+
+def test_every_verdict_maps_to_its_outcome_with_report_sections(pytester, bundles, counter):
+    folder = place(pytester, bundles, "boom", "different", "fixed", "infra", "old", "flaky")
+    (folder / "flaky.reprex.toml").write_text("runs = 4\n")
+    counter.unlink(missing_ok=True)
+
+    result = pytester.runpytest("--reprex-backend", "local", "-rA", "--junitxml=junit.xml")
+    result.assert_outcomes(passed=1, failed=3, skipped=1, errors=1)
+    out = result.stdout.str()
+    result.stdout.fnmatch_lines([
+        "PASSED reprexes/boom.reprex.zip::boom",
+        "SKIPPED * reprex old: env-incompatible: no Python 3.4 on this machine*",
+        "ERROR reprexes/infra.reprex.zip::infra - *infra-error*",
+        "FAILED reprexes/different.reprex.zip::different - *",
+        "FAILED reprexes/fixed.reprex.zip::fixed - *",
+        "FAILED reprexes/flaky.reprex.zip::flaky - *",
+    ])
+    # different: both signatures side by side, the message diff, the environment diff
+    assert "reprex different: expected `reproduced`, got `different` on local" in out
+    assert re.search(r"\*types\s+KeyError\s+\| ValueError", out), out
+    assert re.search(r" frames\s+app\.py:check\s+\| app\.py:check", out), out
+    assert "message diff (- bundle, + replay):" in out and "  - 'a'" in out and "  + b" in out
+    env_diff = out[out.index("reprex environment diff"):]
+    assert re.search(rf"python\s+{re.escape(_other_micro())} -> {re.escape(sys.version.split()[0])}", env_diff)
+    # the replay output (the repro's own traceback) and the verdict sections
+    assert "reprex replay output" in out and 'raise ValueError("b")' in out
+    assert "verdict:   different (expected reproduced)" in out
+    # fixed, flaky, infra-error
+    assert "the failure no longer reproduces" in out
+    assert "flaky: reproduced in 2 of 4 runs (reproduced, fixed, reproduced, fixed)" in out
+    assert "ERROR at setup of reprex bundle infra" in out
+    assert "installing the pins failed" in out
+    assert "replayed bundles: 1 different, 1 env-incompatible, 1 fixed, 1 flaky, 1 infra-error, 1 reproduced" in out
+
+    props = junit_properties(pytester.path / "junit.xml")
+    assert {name: p.get("reprex_verdict") for name, p in props.items()} == {
+        "boom": "reproduced", "different": "different", "fixed": "fixed", "infra": "infra-error",
+        "old": "env-incompatible", "flaky": "flaky"}
+
+
+def test_strict_compares_messages_and_fails_what_cannot_replay(pytester, bundles):
+    place(pytester, bundles, "msg", "old")
+    result = pytester.runpytest("--reprex-backend", "local")
+    result.assert_outcomes(passed=1, skipped=1)
+
+    result = pytester.runpytest("--reprex-backend", "local", "--reprex-strict")
+    result.assert_outcomes(failed=2)
+    out = result.stdout.str()
+    assert "reprex msg: expected `reproduced`, got `different`" in out
+    assert "  - 'a'" in out and "  + 'zzz'" in out
+    assert "cannot replay here (failing under --reprex-strict): no Python 3.4" in out
+
+
+# -- options, ini, per-bundle overrides -------------------------------------------------------
+
+CONFTEST_MARKER = """
+import pytest
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        item.add_marker(pytest.mark.reprex(expect="fixed"))
+"""
+
+
+@pytest.mark.parametrize("where", ["cli", "ini", "toml-sidecar", "json-sidecar", "manifest", "marker"])
+def test_expect_fixed_from_every_place(pytester, bundles, where):
+    if where == "manifest":
+        marked = {k: variant(bundles[k], manifest={"pytest": {"expect": "fixed"}}) for k in ("boom", "fixed")}
+        folder = place(pytester, marked, "boom", "fixed/")
+    else:
+        folder = place(pytester, bundles, "boom", "fixed/")
+    args = ["--reprex-backend", "local"]
+    if where == "cli":
+        args += ["--reprex-expect", "fixed"]
+    elif where == "ini":
+        pytester.makeini("[pytest]\nreprex_expect = fixed\n")
+    elif where == "toml-sidecar":
+        for name in ("boom", "fixed"):
+            (folder / f"{name}.reprex.toml").write_text('expect = "fixed"\n')
+    elif where == "json-sidecar":
+        for name in ("boom", "fixed"):
+            (folder / f"{name}.reprex.json").write_text('{"expect": "fixed"}')
+    elif where == "marker":
+        pytester.makeconftest(CONFTEST_MARKER)
+    result = pytester.runpytest(*args)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["reprex boom: expected `fixed`, got `reproduced` on local*",
+                                 "FAILED reprexes/boom.reprex.zip::boom - *"])
+    assert "the failure still reproduces" in result.stdout.str()
+
+
+def test_precedence_command_line_over_bundle_over_ini(pytester, bundles):
+    folder = place(pytester, bundles, "boom", "fixed")
+    pytester.makeini("[pytest]\nreprex_backend = local\nreprex_expect = fixed\n")
+    (folder / "boom.reprex.toml").write_text('expect = "reproduced"\n')
+    # the sidecar beats the ini: boom passes as reproduced, fixed passes as fixed
+    pytester.runpytest().assert_outcomes(passed=2)
+    # the command line beats both
+    result = pytester.runpytest("--reprex-expect", "reproduced")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["FAILED reprexes/fixed.reprex.zip::fixed - *"])
+
+
+def test_ini_and_command_line_options_reach_the_replay_options(pytester):
+    from pytest_reprex import options
+    from pytest_reprex.plugin import state_of
+
+    pytester.makeini(textwrap.dedent("""\
+        [pytest]
+        reprex_backend = local
+        reprex_image = example/img:1
+        reprex_gpus = none
+        reprex_runs = 3
+        reprex_timeout = 12.5
+        reprex_network = bridge
+        reprex_expect = fixed
+        reprex_strict = true
+        reprex_with =
+            packaging==21.3
+            ./vendor/pkg.whl
+        reprex_capture = captured
+        reprex_capture_max = 3
+        """))
+    config = pytester.parseconfigure("--reprex-runs", "5", "--reprex-with", ".", "--reprex-gpus", "all")
+    state = state_of(config)
+    merged = options.merge(state.ini_layer, state.cli_layer)
+    ro = options.replay_options(merged)
+    root = str(pytester.path)
+    assert (ro.backend, ro.image, ro.gpus, ro.runs, ro.timeout, ro.network, ro.expect, ro.strict) == \
+        ("local", "example/img:1", "all", 5, 12.5, "bridge", "fixed", True)
+    assert ro.with_specs == ["packaging==21.3", f"{root}/vendor/pkg.whl", root]
+    assert (state.capture.directory, state.capture.max_count) == (pytester.path / "captured", 3)
+
+
+def test_bad_values_are_usage_errors_or_item_errors(pytester, bundles):
+    pytester.makeini("[pytest]\nreprex_runs = lots\n")
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*reprex: ini reprex_runs = 'lots': not a whole number*"])
+
+    result = pytester.runpytest("-c", "/dev/null", "--reprex-gpus", "lots")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*reprex: --reprex-gpus 'lots': use none, all or a count*"])
+
+    pytester.makeini("[pytest]\n")
+    folder = place(pytester, bundles, "boom")
+    (folder / "boom.reprex.toml").write_text("runz = 3\n")
+    result = pytester.runpytest("--reprex-backend", "local")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*boom.reprex.toml: unknown option 'runz'*"])
+
+
+def test_with_dot_installs_the_project_under_test(pytester, tmp_path):
+    """`--reprex-with .`: the bundle's missing module is the project itself; installing the
+    working tree over the pins fixes it."""
+    work = tmp_path / "capture"
+    work.mkdir()
+    (work / "app.py").write_text("import reprexdemo\nprint('answer', reprexdemo.answer())\n")
+    bundle = capture_command([PY, "app.py"], CaptureOptions(tee=False), cwd=str(work), write=False).bundle
+    assert bundle.manifest["expect"]["signature"]["types"] == ["ModuleNotFoundError"]
+    (pytester.path / "reprexes").mkdir()
+    bundle.write(pytester.path / "reprexes" / "demo.reprex.zip")
+    pytester.makefile(".toml", pyproject=textwrap.dedent("""\
+        [build-system]
+        requires = ["setuptools>=61"]
+        build-backend = "setuptools.build_meta"
+        [project]
+        name = "reprexdemo"
+        version = "0.1"
+        [tool.setuptools]
+        packages = ["reprexdemo"]
+        [tool.pytest.ini_options]
+        testpaths = ["reprexes"]
+        """))
+    (pytester.path / "reprexdemo").mkdir()
+    (pytester.path / "reprexdemo" / "__init__.py").write_text("def answer():\n    return 42\n")
+
+    result = pytester.runpytest("--reprex-backend", "local", "--reprex-with", ".", "--reprex-expect", "fixed", "-rP")
+    result.assert_outcomes(passed=1)
+    assert "answer 42" in result.stdout.str()
+
+
+# -- fixtures ---------------------------------------------------------------------------------
+
+FIXTURE_TESTS = """
+import pytest
+
+SOURCE = "def f():\\n    raise KeyError('x')\\nf()\\n"
+
+
+def test_factory_and_replay(reprex_bundle_factory, reprex_replay):
+    bundle = reprex_bundle_factory(SOURCE, name="kx")
+    assert bundle.name == "kx" and bundle.source.endswith("kx.reprex.zip")
+    result = reprex_replay(bundle, backend="local")
+    assert result.verdict == "reproduced"
+    assert result.expected_signature.types == ["KeyError"]
+    # by path, with the options as keywords
+    again = reprex_replay(bundle.source, backend="local", runs=2, expect="fixed")
+    assert again.runs == 2 and again.reproduced_runs == 2
+
+
+@pytest.mark.reprex(backend="local", runs=3)
+def test_marker_sets_defaults(reprex_bundle_factory, reprex_replay):
+    result = reprex_replay(reprex_bundle_factory(SOURCE))
+    assert result.backend == "local" and result.runs == 3
+
+
+def test_files_and_args(reprex_bundle_factory, reprex_replay):
+    bundle = reprex_bundle_factory("import sys\\nopen(sys.argv[1]).read()['k']\\n", files={"in.txt": "data"},
+                                   args=["in.txt"])
+    assert "files/in.txt" in bundle.files
+    assert reprex_replay(bundle, backend="local").verdict == "reproduced"
+
+
+def test_failing_assertion_gets_the_sections(reprex_bundle_factory, reprex_replay):
+    result = reprex_replay(reprex_bundle_factory(SOURCE), backend="local")
+    assert result.verdict == "fixed"
+
+
+def test_unknown_option(reprex_bundle_factory, reprex_replay):
+    with pytest.raises(TypeError, match="unknown option 'rnus'"):
+        reprex_replay(reprex_bundle_factory(SOURCE), rnus=2)
+"""
+
+
+def test_fixtures_replay_and_build_bundles(pytester, cache):
+    pytester.makepyfile(test_fixtures=FIXTURE_TESTS)
+    result = pytester.runpytest("--junitxml=junit.xml")
+    result.assert_outcomes(passed=4, failed=1)
+    out = result.stdout.str()
+    failure = out[out.index("test_failing_assertion_gets_the_sections"):]
+    assert "reprex verdict" in failure and "verdict:   reproduced (expected reproduced)" in failure
+    assert "reprex replay output" in failure and "KeyError: 'x'" in failure
+    props = junit_properties(pytester.path / "junit.xml")
+    assert props["test_failing_assertion_gets_the_sections"] == {"reprex_verdict": "reproduced"}
+
+
+# -- Docker unreachable: skip locally, fail in CI -------------------------------------------------
+
+def test_unreachable_docker_skips_locally_and_fails_in_ci(pytester, bundles, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/reprex-test.sock")
+    monkeypatch.delenv("CI", raising=False)
+    place(pytester, bundles, "boom")
+    result = pytester.runpytest("--reprex-backend", "docker", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["SKIPPED * reprex boom: the docker backend was asked for, but Docker is "
+                                 "unreachable: no Docker daemon reachable at unix:///nonexistent/reprex-test.sock*"])
+
+    monkeypatch.setenv("CI", "true")
+    result = pytester.runpytest("--reprex-backend", "docker")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*Docker is unreachable*(CI=true: failing instead of skipping)*"])
+
+
+def test_in_ci_auto_fails_a_bundle_that_needs_docker(pytester, bundles, monkeypatch):
+    """`auto` falls back to local; a bundle local can't replay skips there, but fails in CI."""
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/reprex-test.sock")
+    place(pytester, bundles, "old", "boom")
+    monkeypatch.delenv("CI", raising=False)
+    pytester.runpytest().assert_outcomes(passed=1, skipped=1)
+    monkeypatch.setenv("CI", "true")
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*reprex old: can't replay without Docker (no Python 3.4*), and CI=true but Docker "
+                                 "is unreachable*"])
+
+
+# -- pytest-xdist ---------------------------------------------------------------------------------
+
+def test_xdist_two_workers(pytester, bundles, counter):
+    folder = place(pytester, bundles, "boom", "msg", "different", "fixed", "flaky")
+    (folder / "flaky.reprex.toml").write_text("runs = 2\n")
+    counter.unlink(missing_ok=True)
+    pytester.makepyfile(test_fails="def test_fails():\n    assert {'a': 1}['a'] == 2\n")
+    result = pytester.runpytest("-n", "2", "--reprex-backend", "local", "--reprex-capture", "captured")
+    result.assert_outcomes(passed=2, failed=4)
+    out = result.stdout.str()
+    assert "created: 2/2 workers" in out
+    assert "flaky: reproduced in 1 of 2 runs" in out
+    assert "replayed bundles: 1 different, 1 fixed, 1 flaky, 2 reproduced" in out  # from the workers' reports
+    # a worker captured the failing test; the controller's summary names the bundle
+    written = sorted((pytester.path / "captured").glob("*.reprex.zip"))
+    assert [p.name for p in written] == ["test_fails-test_fails.reprex.zip"]
+    assert f"test_fails.py::test_fails: wrote {written[0]}" in out
