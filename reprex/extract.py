@@ -164,6 +164,8 @@ def inline_function(source: str, qualname: str, module: str) -> tuple[str, list[
             stmt = ast.ImportFrom(module=target, names=stmt.names, level=0)
         if isinstance(stmt, (ast.Import, ast.ImportFrom)):
             mods = [a.name for a in stmt.names] if isinstance(stmt, ast.Import) else [stmt.module or ""]
+            if any(m.split(".")[0] == "reprex" for m in mods):
+                continue  # reprex's own capture helpers are not part of the failing call
             imports.extend(m.split(".")[0] for m in mods)
         if stmt not in needed:
             needed.append(stmt)
@@ -361,7 +363,9 @@ def _with_extracted(bundle: Bundle, script: str, outcome, function: str, how: st
 
     red = Redactor()
     script = red.text(script, "repro.py")
-    signature = compute(outcome)
+    from reprex.signature import redacted_signature
+
+    signature = redacted_signature(outcome, red)
     files = dict(bundle.files)
     files["original/repro.py"] = files.get("repro.py", b"")
     files["original/requirements.txt"] = files.get("requirements.txt", b"")

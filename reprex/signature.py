@@ -94,6 +94,45 @@ def innermost(exc: dict | None) -> dict | None:
     return links[-1] if links else None
 
 
+# Ray's execution machinery in a worker's traceback (the frames ray/exceptions.py hides too).
+_RAY_INTERNAL = ("ray/worker.py", "ray/_private/", "ray/util/tracing/", "ray/_raylet.pyx")
+
+
+def unwrap_remote(exc: dict | None, _depth: int = 0) -> dict | None:
+    """The chain with each Ray wrapper (RayTaskError(Cause), RayActorError, RuntimeEnvSetupError,
+    recorded with a `remote` part) replaced by the remote cause parsed from the worker's
+    traceback, so a failure inside a task has the cause's signature."""
+    if not exc or _depth > 20:
+        return exc
+    remote = exc.get("remote")
+    if remote:
+        return remote_exception(remote) or exc
+    out = dict(exc)
+    for key in ("cause", "context"):
+        if exc.get(key):
+            out[key] = unwrap_remote(exc[key], _depth + 1)
+    return out
+
+
+def remote_exception(remote: dict) -> dict | None:
+    """A recorder-shaped record of the remote cause, Ray-internal frames dropped."""
+    from reprex.record import parse_traceback_text
+
+    parsed = parse_traceback_text(remote.get("traceback") or "")
+    if parsed is None:
+        if not remote.get("type"):
+            return None
+        return {"type": remote["type"], "message": remote.get("message") or "", "notes": [], "frames": [],
+                "cause": None, "context": None, "suppress_context": False}
+    item, depth = parsed, 0
+    while item is not None and depth < 20:
+        item["frames"] = [f for f in item.get("frames") or []
+                          if not any(m in (f.get("file") or "").replace("\\", "/") for m in _RAY_INTERNAL)]
+        item = item.get("cause") or item.get("context")
+        depth += 1
+    return parsed
+
+
 _NORMALIZERS = [
     (re.compile(r"0x[0-9a-fA-F]+"), "<addr>"),
     (re.compile(r"(?:/private)?/(?:tmp|var/folders|var/tmp)/[^\s'\"]*"), "<tmp>"),
@@ -149,7 +188,7 @@ def compute(outcome: Any) -> Signature:
     if kind == "success":
         return Signature("success")
     if kind == "exception" or (kind == "exit" and outcome.exception):
-        exc = outcome.exception
+        exc = unwrap_remote(outcome.exception)
         inner = innermost(exc)
         types = type_list(exc)
         if kind == "exit":
@@ -161,3 +200,15 @@ def compute(outcome: Any) -> Signature:
     if kind == "timeout":
         return Signature("timeout", ["timeout"], top_frames(outcome.fault_frames, innermost_last=False))
     return Signature("exit", [f"exit:{outcome.exit_code}"], [])
+
+
+def redacted_signature(outcome, red, where: str = "traceback") -> Signature:
+    """The signature to store: types and frames as computed (so ids match replays),
+    the message taken from the redacted text. Normalizing first would break a
+    secret's shape (digits become <n>) and let it slip past the redactor."""
+    sig = compute(outcome)
+    exc = getattr(outcome, "exception", None)
+    if exc and sig.message:
+        inner = innermost(exc) or exc
+        sig.message = normalize_message(red.text(inner.get("message") or "", where))
+    return sig

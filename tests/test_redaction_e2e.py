@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import random
+import re
 import string
 import sys
 import textwrap
@@ -66,6 +67,9 @@ S = {
     "stderr_cookie": _rand(32),
     "redis_pw": _rand(20),
     "argv_flag_value": _rand(28),
+    # letters only: message normalization turns digits into <n>, which once hid a token
+    # from the redactor while most of it stayed in the signature message
+    "msg_url_token": "ghp" + "_" + _rand(17, string.ascii_letters) + "7" + _rand(18, string.ascii_letters),
 }
 
 
@@ -116,7 +120,8 @@ def captured(tmp_path_factory):
             google = {S['google']!r}
             stripe = {S['stripe']!r}
             jwt = {S['jwt']!r}
-            raise ConnectionError(f"401 for {{url}} with headers {{headers}}")
+            raise ConnectionError(f"401 for {{url}} with headers {{headers}} "
+                                  "(retry: https://ci:{S['msg_url_token']}@mirror.example.com/x)")
         connect(
             "https://bob:{S['url_pw']}@api.example.com/v1?access_token={S['query_token']}"
             "&X-Amz-Signature={S['amz_sig']}",
@@ -162,6 +167,8 @@ def test_secret_appears_in_no_byte_of_the_bundle(captured, name):
     _, path = captured
     secret = S[name].encode()
     forms = {secret, base64.b64encode(secret), secret.replace(b"/", b"%2F")}
+    # fragments between digits: message normalization turns digits into <n>
+    forms |= {f.encode() for f in re.split(r"\d+", S[name]) if len(f) >= 12}
     for where, data in _haystacks(path):
         for form in forms:
             assert form not in data, f"{name} leaked in {where}"

@@ -229,6 +229,9 @@ class _Recorder:
         children = getattr(exc, "exceptions", None)
         if isinstance(children, (list, tuple)) and isinstance(exc, BaseException) and hasattr(exc, "derive"):
             rec["children"] = [self.exception_record(c, depth + 1, seen) for c in children[:20]]
+        remote = _ray_remote_record(self, exc)
+        if remote is not None:
+            rec["remote"] = remote
         return rec
 
     # -- hooks -------------------------------------------------------------------
@@ -285,6 +288,8 @@ class _Recorder:
                 if top not in self.seen_top:
                     self.seen_top.add(top)
                     self.emit("import", module=top)
+                    if top == "ray" and "ray" not in sys.modules:
+                        sys.meta_path.insert(0, _RayImportHook(self))
             except Exception:
                 pass
 
@@ -295,7 +300,10 @@ class _Recorder:
         self.done_final = True
         try:
             self.emit("modules", why=why, modules=self.imported_modules())
-            self.emit("facts", **facts())
+            data = facts()
+            if getattr(self, "ray_runtime_envs", None):
+                data["ray_runtime_envs"] = self.ray_runtime_envs
+            self.emit("facts", **data)
         except Exception as exc:
             self.emit("facts_error", error=repr(exc))
 
@@ -307,6 +315,256 @@ class _Recorder:
                 continue
             out[name] = getattr(module, "__file__", None)
         return out
+
+
+# -- Ray: the remote cause of a task failure, and the runtime_envs the driver asked for ----
+# No `import ray` here: errors are recognised by class names in the MRO, and ray is
+# patched only if the program imports it (a one-shot finder wraps ray's loader).
+
+_RAY_ERRORS = {"RayTaskError": "task", "RayActorError": "actor", "RuntimeEnvSetupError": "runtime_env"}
+_RAY_HEADER = (r"(?P<title>[\w.:<>-]+)\(\) \(pid=(?P<pid>\d+), ip=(?P<ip>[^,)\s]+)"
+               r"(?:, actor_id=(?P<actor_id>\w+), repr=.*)?\)\s*$")
+_RAY_ENV_VALUE_KEYS = ("pip", "uv", "conda", "excludes", "container", "image_uri", "py_executable", "config",
+                       "java_jars", "nsight", "_ray_release")
+
+
+def _ray_remote_record(rec, exc):
+    """What Ray knows of a failure in a worker, as it surfaces in the driver.
+
+    Ray raises a task's exception as a dynamic `RayTaskError(Cause)` whose `cause` is the
+    original exception (unpickled, so without frames) and whose message is the remote
+    traceback with a `ray::f() (pid=.., ip=..)` header in place of `Traceback ...`.
+    """
+    try:
+        kind = None
+        for cls in type(exc).__mro__:
+            if cls.__name__ in _RAY_ERRORS and (getattr(cls, "__module__", "") or "").startswith("ray"):
+                kind = cls.__name__
+                break
+        if kind is None:
+            return None
+        import re
+
+        # __dict__, not getattr(): the dual class forwards unknown attributes to the cause.
+        state = getattr(exc, "__dict__", None) or {}
+        out = {"kind": _RAY_ERRORS[kind]}
+        for key, attr in (("pid", "pid"), ("ip", "ip"), ("function", "function_name"), ("proctitle", "proctitle"),
+                          ("actor_id", "_actor_id"), ("actor_id", "actor_id"), ("actor_repr", "actor_repr")):
+            value = state.get(attr)
+            if value is not None and key not in out:
+                out[key] = value if isinstance(value, (int, str)) else rec.safe_repr(value, _MAX_REPR)
+        text = state.get("traceback_str")
+        if not isinstance(text, str):
+            text = state.get("error_msg") if kind == "RayActorError" else state.get("error_message")
+        if not isinstance(text, str):
+            text = str(exc)
+        text = re.sub(r"\x1b\[[0-9;]*m", "", text)
+        header = re.compile(_RAY_HEADER)
+        lines = []
+        for line in text.splitlines():
+            m = header.search(line)
+            if m is None:
+                head, sep, rest = line.partition("Traceback (most recent call last):")
+                if sep and head.strip() and not rest.strip():  # "[Node 10.0.0.1] Traceback ..."
+                    lines.extend([head.rstrip(), sep])
+                else:
+                    lines.append(line)
+                continue
+            before = line[:m.start()].rstrip()
+            if before:
+                lines.append(before)
+            lines.append("Traceback (most recent call last):")
+            title = m.group("title")
+            out.setdefault("proctitle", title)
+            out.setdefault("pid", int(m.group("pid")))
+            out.setdefault("ip", m.group("ip"))
+            if m.group("actor_id"):
+                out.setdefault("actor_id", m.group("actor_id"))
+        out["traceback"] = "\n".join(lines)[:100000]
+        title = out.get("proctitle")
+        if "function" not in out and isinstance(title, str) and title.startswith("ray::"):
+            out["function"] = title[len("ray::"):]
+        cause = state.get("cause")
+        if isinstance(cause, BaseException):
+            out["type"] = rec.qualified_type(cause)
+            try:
+                out["message"] = str(cause)[:20000]
+            except Exception:
+                out["message"] = "<str failed>"
+            out["notes"] = [str(n)[:2000] for n in (getattr(cause, "__notes__", None) or [])]
+        return out
+    except Exception:
+        return None
+
+
+def _strip_uri(value):
+    """A URI without its credentials (user:token@) or query values; local paths as given."""
+    if not isinstance(value, str):
+        return "<%s>" % type(value).__name__
+    try:
+        from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+        parts = urlsplit(value)
+        if not parts.scheme or not parts.netloc:
+            return value
+        netloc = parts.netloc.rpartition("@")[2]
+        if "@" in parts.netloc:
+            netloc = "<redacted:url-credentials>@" + netloc
+        query = urlencode([(k, "<redacted>") for k, _ in parse_qsl(parts.query, keep_blank_values=True)], safe="<>")
+        return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+    except Exception:
+        return "<unparsable uri>"
+
+
+def _strip_deep(value, depth=0):
+    import re
+
+    if depth > 6:
+        return "..."
+    if isinstance(value, str):
+        return re.sub(r"(://)[^/@\s]+@", r"\1<redacted:url-credentials>@", value)[:2000]
+    if isinstance(value, dict):
+        return {str(k): _strip_deep(v, depth + 1) for k, v in list(value.items())[:100]}
+    if isinstance(value, (list, tuple)):
+        return [_strip_deep(v, depth + 1) for v in list(value)[:200]]
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return "<%s>" % type(value).__name__
+
+
+def ray_runtime_env_summary(env):
+    """A runtime_env as it can be shown: URIs without credentials, env var NAMES only."""
+    if env is None:
+        return None
+    try:
+        items = dict(env)  # RuntimeEnv is a dict subclass
+    except Exception:
+        return {"unreadable": type(env).__name__}
+    out = {}
+    with_credentials = []
+    for key, value in items.items():
+        key = str(key)
+        if key == "working_dir":
+            out[key] = _strip_uri(value)
+            if isinstance(value, str) and "@" in value.partition("://")[2].partition("/")[0]:
+                with_credentials.append(key)
+        elif key == "py_modules":
+            values = value if isinstance(value, (list, tuple)) else [value]
+            out[key] = [_strip_uri(v) for v in values][:100]
+            if any(isinstance(v, str) and "@" in v.partition("://")[2].partition("/")[0] for v in values):
+                with_credentials.append(key)
+        elif key == "env_vars":
+            out[key] = sorted(str(k) for k in value) if isinstance(value, dict) else "<%s>" % type(value).__name__
+        elif key in _RAY_ENV_VALUE_KEYS:
+            out[key] = _strip_deep(value)
+        else:
+            out.setdefault("other_keys", []).append(key)
+    if with_credentials:
+        out["credentials_in"] = with_credentials
+    return out
+
+
+class _RayImportHook:
+    """One-shot meta-path finder: wraps ray's loader so ray is patched once its __init__ ran."""
+
+    def __init__(self, rec):
+        self.rec = rec
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != "ray":
+            return None
+        try:
+            sys.meta_path.remove(self)
+        except ValueError:
+            pass
+        try:
+            spec = None
+            for finder in list(sys.meta_path):
+                find = getattr(finder, "find_spec", None)
+                if find is not None:
+                    spec = find(fullname, path, target)
+                    if spec is not None:
+                        break
+            loader = getattr(spec, "loader", None)
+            if loader is None or not hasattr(loader, "exec_module"):
+                return spec
+            original = loader.exec_module
+            rec = self.rec
+
+            def exec_module(module):
+                original(module)
+                _patch_ray(rec, module)
+
+            loader.exec_module = exec_module
+            return spec
+        except Exception:
+            return None
+
+
+def _patch_ray(rec, ray):
+    """Note every runtime_env the driver passes: ray.init, tasks and actors (.options or @remote)."""
+    import functools
+
+    rec.ray_runtime_envs = getattr(rec, "ray_runtime_envs", [])
+
+    def note(source, env):
+        try:
+            summary = ray_runtime_env_summary(env)
+            if not summary:
+                return
+            item = {"source": source, "runtime_env": summary}
+            if item not in rec.ray_runtime_envs and len(rec.ray_runtime_envs) < 50:
+                rec.ray_runtime_envs.append(item)
+                rec.emit("ray_runtime_env", **item)
+        except Exception:
+            pass
+
+    try:
+        init = getattr(ray, "init", None)
+        if callable(init) and not getattr(init, "_reprex_wrapped", False):
+            @functools.wraps(init)
+            def ray_init(*args, **kwargs):
+                note("ray.init", kwargs.get("runtime_env"))
+                note("ray.init(job_config)", getattr(kwargs.get("job_config"), "runtime_env", None))
+                return init(*args, **kwargs)
+
+            ray_init._reprex_wrapped = True
+            ray.init = ray_init
+    except Exception:
+        pass
+
+    def wrap(cls, kind, name_of):
+        # _remote sees every submission (decorator defaults included); options() sees an
+        # override even when the submission itself fails or never happens.
+        for method in ("_remote", "options"):
+            original = getattr(cls, method, None)
+            if original is None or getattr(original, "_reprex_wrapped", False):
+                continue
+
+            def make(original):
+                @functools.wraps(original)
+                def wrapper(self, *args, **kwargs):
+                    try:
+                        note("%s:%s" % (kind, name_of(self)), kwargs.get("runtime_env"))
+                    except Exception:
+                        pass
+                    return original(self, *args, **kwargs)
+
+                wrapper._reprex_wrapped = True
+                return wrapper
+
+            setattr(cls, method, make(original))
+
+    try:
+        module = sys.modules.get("ray.remote_function")
+        if module is not None:
+            wrap(module.RemoteFunction, "task", lambda f: getattr(f, "_function_name", "?"))
+        module = sys.modules.get("ray.actor")
+        if module is not None:
+            wrap(module.ActorClass, "actor",
+                 lambda a: getattr(getattr(a, "__ray_metadata__", None), "class_name", None) or type(a).__name__)
+    except Exception:
+        pass
 
 
 def facts():

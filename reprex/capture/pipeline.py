@@ -21,7 +21,7 @@ from reprex.capture.inputs import DEFAULT_MAX_FILE, DEFAULT_MAX_TOTAL, Inputs, a
 from reprex.capture.runner import python_of, run_recorded
 from reprex.pins import canonical, closure, requirements_txt, roots_for
 from reprex.record import RECORDER_FILE, Outcome, outcome_text
-from reprex.signature import Signature, compute
+from reprex.signature import Signature, compute, redacted_signature
 from reprex.templates import render_template
 
 Progress = Callable[[str], None]
@@ -304,11 +304,11 @@ def build_bundle(outcome: Outcome, *, argv: list[str], cwd: Path, environ: dict,
     if entry is None:
         entry = _entry(outcome, argv, cwd, inputs)
     name = _bundle_name(options, entry, argv)
-    signature = compute(outcome)
 
     progress("redacting secrets")
     red = Redactor(environ)
     _scrub_arguments(outcome.exception, red)
+    signature = redacted_signature(outcome, red)
     files: dict[str, bytes] = {}
     for rel, src in sorted(inputs.files.items()):
         files[rel] = red.bytes(src.read_bytes(), rel)
@@ -361,6 +361,11 @@ def build_bundle(outcome: Outcome, *, argv: list[str], cwd: Path, environ: dict,
         "files": red.obj(inputs.manifest(), "files"),
         "probes": {k: v.get("status") for k, v in sorted(probes.items())},
     }
+    from reprex.ray.section import ray_section
+
+    ray_facts = ray_section(outcome, cwd=cwd, environ=environ)
+    if ray_facts is not None:
+        manifest["ray"] = red.obj(ray_facts, "ray")
     files.update({
         "requirements.txt": reqs.encode(),
         "environment.json": canonical_json(environment),
