@@ -577,17 +577,19 @@ def facts():
     seen = set()
     for dist in metadata.distributions():
         try:
-            name = dist.metadata["Name"]
+            md = dist.metadata  # parsed once: .version and .requires would each parse it again
+            name = md["Name"]
             if not name or name.lower() in seen:
                 continue
             seen.add(name.lower())
             direct = dist.read_text("direct_url.json")
             top = dist.read_text("top_level.txt")
+            requires = md.get_all("Requires-Dist")
             dists.append(
                 {
                     "name": name,
-                    "version": dist.version,
-                    "requires": dist.requires or [],
+                    "version": md["Version"],
+                    "requires": requires if requires is not None else (dist.requires or []),
                     "direct_url": json.loads(direct) if direct else None,
                     "installer": (dist.read_text("INSTALLER") or "").strip() or None,
                     "top_level": top.split() if top else None,
