@@ -92,10 +92,14 @@ def docker_available() -> tuple[bool, str]:
     except ImportError as exc:
         return False, f"docker backend unavailable: {exc}"
     try:
-        connect()
-        return True, ""
+        client = connect()
     except ReplayProblem as exc:
         return False, exc.reason
+    try:
+        client.close()
+    except Exception:
+        pass
+    return True, ""
 
 
 def pick_backend(name: str):

@@ -1,0 +1,335 @@
+"""Wheels for a replay image, resolved and downloaded on the HOST.
+
+The host's own pip configuration (indexes, find-links, certificates) is used as is:
+we call `sys.executable -m pip` and override nothing. The image then installs the
+files with `--no-index`, so the container never needs a network.
+
+Two ways to get a wheel for the target (the image's Python X.Y and the daemon's arch):
+
+* host == target (same X.Y, same arch, Linux): plain `pip download --no-deps` (sdists
+  allowed), then `pip wheel --no-deps` for any sdist;
+* otherwise binary-only for the target's tags (`--python-version --implementation cp
+  --abi cpXY --platform manylinux_2_N_ARCH ...`); a pin with no such wheel is built on
+  the host when that gives a pure-Python (`none-any`) wheel, else it has no build for the
+  target: env-incompatible, listing the packages.
+
+A requirement that exists nowhere on the configured indexes is an infra-error (the
+install failed), not env-incompatible.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reprex.replay.base import EnvIncompatible, InfraError, Progress
+
+_NO_MATCH = re.compile(r"No matching distribution found for (\S+)")
+_NO_VERSION = re.compile(r"Could not find a version that satisfies the requirement (\S+)")
+_ARCH_ALIASES = {"amd64": "x86_64", "x64": "x86_64", "arm64": "aarch64", "armv8": "aarch64"}
+_SDIST = (".tar.gz", ".zip", ".tar.bz2", ".tgz")
+
+
+def uname_machine(arch: str | None) -> str:
+    """Docker/Go arch names (amd64, arm64) -> uname -m style (x86_64, aarch64)."""
+    arch = (arch or "").strip().lower()
+    return _ARCH_ALIASES.get(arch, arch)
+
+
+@dataclass(frozen=True)
+class Target:
+    python_xy: str
+    machine: str  # uname style: x86_64, aarch64
+    glibc: str = "2.36"  # highest manylinux_2_N asked for in cross mode
+
+    @property
+    def same_as_host(self) -> bool:
+        host_xy = f"{sys.version_info.major}.{sys.version_info.minor}"
+        return (sys.platform.startswith("linux") and host_xy == self.python_xy
+                and uname_machine(platform.machine()) == self.machine
+                and platform.python_implementation() == "CPython")
+
+    @property
+    def key(self) -> str:
+        return f"py{self.python_xy}-{self.machine}-{'host' if self.same_as_host else 'glibc' + self.glibc}"
+
+    def pip_target_args(self) -> list[str]:
+        nodot = self.python_xy.replace(".", "")
+        args = ["--only-binary=:all:", "--python-version", self.python_xy, "--implementation", "cp",
+                "--abi", f"cp{nodot}"]
+        for tag in platform_tags(self.machine, self.glibc):
+            args += ["--platform", tag]
+        return args
+
+
+def platform_tags(machine: str, glibc: str = "2.36") -> list[str]:
+    """Every Linux platform tag a glibc-`glibc` `machine` system accepts, newest first.
+
+    pip does not expand `manylinux_2_N` tags to older ones by itself, so list them all.
+    """
+    try:
+        top = int(str(glibc).split(".")[1])
+    except (IndexError, ValueError):
+        top = 17
+    tags = [f"manylinux_2_{n}_{machine}" for n in range(top, 4, -1)]
+    legacy = {"x86_64": ["manylinux2014", "manylinux2010", "manylinux1"], "i686": ["manylinux2014", "manylinux2010",
+                                                                                  "manylinux1"]}
+    tags += [f"{name}_{machine}" for name in legacy.get(machine, ["manylinux2014"])]
+    tags.append(f"linux_{machine}")
+    return tags
+
+
+@dataclass
+class WheelSet:
+    directory: Path
+    wheels: list[Path] = field(default_factory=list)
+    temporary: bool = False  # remove after the build (local --with paths)
+
+    def digest(self) -> str:
+        """Of the wheels' contents, not their zip bytes: a wheel rebuilt from an unchanged
+        checkout (new timestamps in the zip) keeps its digest, so its image is reused."""
+        h = hashlib.sha256()
+        for path in sorted(self.wheels, key=lambda p: p.name):
+            h.update(path.name.encode() + b"\0" + _wheel_content_sha256(path).encode() + b"\n")
+        return h.hexdigest()
+
+    def cleanup(self) -> None:
+        if self.temporary:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _wheel_content_sha256(path: Path) -> str:
+    import zipfile
+
+    h = hashlib.sha256()
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in sorted(zf.infolist(), key=lambda i: i.filename):
+                h.update(info.filename.encode() + b"\0" + hashlib.sha256(zf.read(info)).digest())
+    except zipfile.BadZipFile:
+        return _file_sha256(path)
+    return h.hexdigest()
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _pip(*args: str, timeout: float, cwd: str | None = None) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "pip", "--disable-pip-version-check", args[0], "--progress-bar", "off", *args[1:]]
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd,
+                              stdin=subprocess.DEVNULL)
+    except FileNotFoundError:
+        raise InfraError(f"cannot run pip on the host ({sys.executable} -m pip)") from None
+    except subprocess.TimeoutExpired:
+        raise InfraError(f"downloading wheels on the host took longer than {timeout:.0f}s") from None
+
+
+def last_error(proc: subprocess.CompletedProcess) -> str:
+    lines = [l.strip() for l in (proc.stderr or proc.stdout or "").splitlines() if l.strip()]
+    errors = [l for l in lines if l.lower().startswith("error")]
+    return (errors[-1] if errors else (lines[-1] if lines else f"exit status {proc.returncode}"))[:400]
+
+
+def _missing(proc: subprocess.CompletedProcess) -> list[str]:
+    text = (proc.stderr or "") + (proc.stdout or "")
+    found = _NO_MATCH.findall(text) or _NO_VERSION.findall(text)
+    return list(dict.fromkeys(found))
+
+
+def _no_pip_module(proc: subprocess.CompletedProcess) -> bool:
+    return "No module named pip" in (proc.stderr or "")
+
+
+def _download(lines: list[str], dest: Path, target: Target, timeout: float, cross: bool) -> subprocess.CompletedProcess:
+    dest.mkdir(parents=True, exist_ok=True)
+    req = dest / ".reprex-requirements.txt"
+    req.write_text("\n".join(lines) + "\n")
+    extra = target.pip_target_args() if cross else []
+    proc = _pip("download", "--no-deps", *extra, "-d", str(dest), "-r", str(req), timeout=timeout)
+    req.unlink()
+    if _no_pip_module(proc):
+        raise InfraError(f"pip is not installed for {sys.executable}: it is needed to download wheels on the host")
+    return proc
+
+
+def _build_sdists(dest: Path, timeout: float) -> None:
+    """`pip wheel --no-deps` every sdist pip download left in dest (host == target only)."""
+    for path in sorted(dest.iterdir()):
+        if path.name.endswith(_SDIST):
+            proc = _pip("wheel", "--no-deps", "-w", str(dest), str(path), timeout=timeout)
+            if proc.returncode != 0:
+                raise InfraError(f"building a wheel of {path.name} on the host failed: {last_error(proc)}")
+            path.unlink()
+
+
+def _classify(lines: list[str], target: Target, timeout: float, dest: Path) -> tuple[list[str], list[str]]:
+    """Lines that failed as a batch, one by one: (missing everywhere, no build for the target).
+
+    Pure-Python sdists are built on the host into dest as a side effect."""
+    missing: list[str] = []
+    no_build: list[str] = []
+
+    def one(line: str) -> tuple[str, str | None]:
+        with tempfile.TemporaryDirectory(prefix="reprex-wheel-") as tmp:
+            tmp_path = Path(tmp)
+            if target.same_as_host:
+                proc = _download([line], tmp_path, target, timeout, cross=False)
+                if proc.returncode != 0:
+                    return line, "missing" if _missing(proc) else "error:" + last_error(proc)
+                _build_sdists(tmp_path, timeout)
+                for whl in tmp_path.glob("*.whl"):
+                    shutil.move(str(whl), dest / whl.name)
+                return line, None
+            proc = _download([line], tmp_path, target, timeout, cross=True)
+            if proc.returncode == 0:
+                for whl in tmp_path.glob("*.whl"):
+                    shutil.move(str(whl), dest / whl.name)
+                return line, None
+            # Is there anything at all? (host tags, sdists allowed)
+            host = _pip("download", "--no-deps", "-d", str(tmp_path), line, timeout=timeout)
+            if host.returncode != 0:
+                return line, "missing" if _missing(host) else "error:" + last_error(host)
+            for path in list(tmp_path.iterdir()):
+                if path.name.endswith(_SDIST):
+                    built = _pip("wheel", "--no-deps", "-w", str(tmp_path), str(path), timeout=timeout)
+                    if built.returncode != 0:
+                        return line, "no-build"
+            pure = [w for w in tmp_path.glob("*.whl") if w.name.endswith("-none-any.whl")]
+            if not pure:
+                return line, "no-build"
+            for whl in pure:
+                shutil.move(str(whl), dest / whl.name)
+            return line, None
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(4, max(1, len(lines)))) as pool:
+        results = list(pool.map(one, lines))
+    errors = []
+    for line, status in results:
+        if status == "missing":
+            missing.append(line)
+        elif status == "no-build":
+            no_build.append(line)
+        elif status and status.startswith("error:"):
+            errors.append(f"{line}: {status[6:]}")
+    if errors:
+        raise InfraError("downloading wheels on the host failed: " + "; ".join(errors)[:600])
+    return missing, no_build
+
+
+def fetch(lines: list[str], dest: Path, target: Target, timeout: float, what: str = "the pins") -> list[Path]:
+    """Download (or build) one wheel per requirement line into dest; raise on trouble."""
+    dest.mkdir(parents=True, exist_ok=True)
+    if not lines:
+        return []
+    cross = not target.same_as_host
+    proc = _download(lines, dest, target, timeout, cross=cross)
+    if proc.returncode == 0:
+        if not cross:
+            _build_sdists(dest, timeout)
+        return sorted(dest.glob("*.whl"))
+    if not _missing(proc):
+        raise InfraError(f"downloading {what} on the host failed: {last_error(proc)}")
+    # Which ones, all of them (a batch stops at the first).
+    done = {_wheel_project(p.name) for p in dest.glob("*.whl")}
+    todo = [l for l in lines if _line_project(l) not in done]
+    missing, no_build = _classify(todo, target, timeout, dest)
+    if missing:
+        raise InfraError(f"installing {what} failed: no distribution on the configured indexes for "
+                         f"{', '.join(missing)}")
+    if no_build:
+        raise EnvIncompatible(f"no build for Python {target.python_xy} on {target.machine} of: {', '.join(no_build)}")
+    if not cross:
+        _build_sdists(dest, timeout)
+    return sorted(dest.glob("*.whl"))
+
+
+_PROJECT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _line_project(line: str) -> str:
+    m = _PROJECT.match(line)
+    return _norm(m.group(1)) if m else line
+
+
+def _wheel_project(filename: str) -> str:
+    return _norm(filename.split("-", 1)[0])
+
+
+def pins_wheels(lines: list[str], lock: str, target: Target, cache: Path, timeout: float,
+                progress: Progress) -> WheelSet:
+    """The pins' wheels, cached per (lock hash, target) under cache/wheels/."""
+    from reprex.replay.local import _locked
+
+    directory = cache / "wheels" / f"{lock}-{target.key}"
+    with _locked(directory.with_suffix(".lock")):
+        ready = directory / ".reprex-ready"
+        if ready.exists():
+            return WheelSet(directory, sorted(directory.glob("*.whl")))
+        if not lines:
+            directory.mkdir(parents=True, exist_ok=True)
+            ready.write_text("0\n")
+            return WheelSet(directory, [])
+        progress(f"downloading {len(lines)} pinned wheels on the host"
+                 + ("" if target.same_as_host else f" for Python {target.python_xy} on {target.machine}"))
+        partial = Path(tempfile.mkdtemp(prefix=directory.name + ".", dir=directory.parent))
+        try:
+            wheels = fetch(lines, partial, target, timeout)
+            if directory.exists():
+                shutil.rmtree(directory)
+            partial.rename(directory)
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
+        (directory / ".reprex-ready").write_text(f"{len(wheels)}\n")
+        return WheelSet(directory, sorted(directory.glob("*.whl")))
+
+
+def with_wheels(specs: list[str], target: Target, cache: Path, timeout: float, progress: Progress) -> WheelSet:
+    """Wheels for `--with` specs: `pkg==X` / URLs downloaded (cached per spec and target), local
+    paths built fresh with `pip wheel --no-deps PATH` (their content may change between runs)."""
+    out = WheelSet(Path(tempfile.mkdtemp(prefix="reprex-with-")), temporary=True)
+    for spec in specs:
+        progress(f"getting --with {spec} on the host")
+        if os.path.exists(spec):
+            proc = _pip("wheel", "--no-deps", "-w", str(out.directory), str(Path(spec).resolve()), timeout=timeout)
+            if proc.returncode != 0:
+                out.cleanup()
+                raise InfraError(f"--with {spec}: building a wheel on the host failed: {last_error(proc)}")
+            continue
+        key = hashlib.sha256(f"{spec}\0{target.key}".encode()).hexdigest()[:16]
+        cached = cache / "wheels" / f"with-{key}"
+        from reprex.replay.local import _locked
+
+        with _locked(cached.with_suffix(".lock")):
+            if not (cached / ".reprex-ready").exists():
+                shutil.rmtree(cached, ignore_errors=True)
+                try:
+                    fetch([spec], cached, target, timeout, what=f"--with {spec}")
+                except Exception:
+                    shutil.rmtree(cached, ignore_errors=True)
+                    out.cleanup()
+                    raise
+                (cached / ".reprex-ready").write_text("ok\n")
+        for whl in cached.glob("*.whl"):
+            shutil.copy2(whl, out.directory / whl.name)
+    out.wheels = sorted(out.directory.glob("*.whl"))
+    return out

@@ -1,0 +1,550 @@
+"""The docker replay backend against a real Docker engine and real captures.
+
+One captured bundle (and so one environment image) is shared by most tests; the hostile
+programs are that bundle with its script swapped, so they reuse the image too.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+from reprex.bundle import Bundle
+from reprex.capture.pipeline import CaptureOptions, capture_command
+from reprex.replay import ReplayOptions, exit_code, pick_backend, replay
+from reprex.replay.base import InfraError
+
+pytestmark = pytest.mark.docker
+
+PY = sys.executable
+BUNDLE_IDS: set[str] = set()  # every bundle replayed here, for the leftover check
+
+
+# -- helpers ------------------------------------------------------------------------
+
+def make_venv(path: Path, *packages: str) -> Path:
+    subprocess.run([PY, "-m", "venv", "--without-pip", str(path)], check=True, timeout=120)
+    python = path / "bin" / "python"
+    if packages:
+        subprocess.run([PY, "-m", "pip", "--disable-pip-version-check", "--python", str(python), "install", "-q",
+                        "--no-deps", *packages], check=True, timeout=300)
+    return python
+
+
+def capture(python: Path, workdir: Path, script: str, name: str = "app.py") -> Bundle:
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / name).write_text(textwrap.dedent(script))
+    result = capture_command([str(python), name], CaptureOptions(tee=False, timeout=120), cwd=str(workdir))
+    assert result.bundle is not None, result.message
+    return result.bundle
+
+
+def variant(bundle: Bundle, script: str | None = None, *, requirements: str | None = None,
+            python: str | None = None, machine: str | None = None) -> Bundle:
+    """The same bundle with its script (or pins, or recorded Python/arch) replaced."""
+    manifest = copy.deepcopy(bundle.manifest)
+    files = dict(bundle.files)
+    if script is not None:
+        files["files/app.py"] = textwrap.dedent(script).encode()
+    if requirements is not None:
+        files["requirements.txt"] = requirements.encode()
+    if python is not None:
+        manifest["python"]["version"] = python
+    if machine is not None:
+        manifest["platform"]["machine"] = machine
+    return Bundle(manifest=manifest, files=files).finalize()
+
+
+BOOM_TAIL = """
+def main():
+    raise RuntimeError("boom")
+main()
+"""
+
+
+def hostile(body: str) -> str:
+    """A program that does `body`, then fails like BOOM (same signature: reproduced)."""
+    return textwrap.dedent(body) + BOOM_TAIL
+
+
+def run_replay(bundle: Bundle, base_image: str, **kw):
+    BUNDLE_IDS.add(bundle.id)
+    lines: list[str] = []
+    options = ReplayOptions(backend="docker", image=kw.pop("image", base_image), **kw)
+    result = replay(bundle, options, progress=lines.append)
+    return result, lines
+
+
+def last_json_line(logs: str, marker: str) -> dict:
+    for line in reversed(logs.splitlines()):
+        if line.startswith(marker):
+            return json.loads(line[len(marker):])
+    raise AssertionError(f"no {marker!r} line in the replay output:\n{logs[-3000:]}")
+
+
+# -- shared fixtures --------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    """A cache (wheels, build locks) of this test session, shared by xdist workers so their
+    builds of one image take turns."""
+    mp = pytest.MonkeyPatch()
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    path = root / "reprex-cache-docker"
+    path.mkdir(exist_ok=True)
+    mp.setenv("REPREX_CACHE_DIR", str(path))
+    yield path
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def empty_python(tmp_path_factory) -> Path:
+    return make_venv(tmp_path_factory.mktemp("venv-empty") / "venv")
+
+
+# Docker stamps each log line when its (per-stream) copier reads it: the merged order is
+# the real one for writes more than a millisecond or so apart, hence the pauses.
+BOOM = """
+    import sys, time
+    def main():
+        print("out-1", flush=True)
+        time.sleep(0.05)
+        print("err-1", file=sys.stderr, flush=True)
+        time.sleep(0.05)
+        print("out-2", flush=True)
+        time.sleep(0.05)
+        raise RuntimeError("boom")
+    main()
+"""
+
+
+@pytest.fixture(scope="module")
+def boom_bundle(empty_python, tmp_path_factory) -> Bundle:
+    bundle = capture(empty_python, tmp_path_factory.mktemp("boom"), BOOM)
+    assert bundle.manifest["expect"]["signature"]["types"] == ["RuntimeError"]
+    assert bundle.text("requirements.txt").strip().startswith("#")  # no pins
+    return bundle
+
+
+@pytest.fixture(scope="module")
+def boom_replayed(boom_bundle, base_image, docker_client, cache_dir):
+    """The first (possibly cold) replay: builds the environment image the other tests reuse."""
+    result, lines = run_replay(boom_bundle, base_image, timeout=120)
+    assert result.verdict == "reproduced", (result.reason, result.logs)
+    return result, lines
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_leftovers(docker_client):
+    yield
+    # every container of this module's bundles is gone once the tests are done
+    left = [c.name for c in docker_client.containers.list(all=True, filters={"label": "org.reprex=1"})
+            if (c.labels or {}).get("org.reprex.bundle") in BUNDLE_IDS]
+    assert not left, f"leftover replay containers: {left}"
+
+
+# -- reproduce, warm reuse ------------------------------------------------------------------
+
+def test_capture_then_replay_reproduces_and_warm_replay_reuses_the_image(boom_bundle, boom_replayed, base_image,
+                                                                          docker_client):
+    first, _ = boom_replayed
+    assert first.backend == "docker"
+    assert first.image.startswith("reprex-env:")
+    image_id = docker_client.images.get(first.image).id
+    labels = docker_client.images.get(first.image).labels
+    assert labels.get("org.reprex") == "1"
+
+    started = time.monotonic()
+    second, lines = run_replay(boom_bundle, base_image)
+    warm_s = time.monotonic() - started
+    assert second.verdict == "reproduced", second.reason
+    assert second.image == first.image
+    assert docker_client.images.get(second.image).id == image_id  # nothing rebuilt
+    assert any(line.startswith("reusing image") for line in lines), lines
+    assert not any(line.startswith(("build", "downloading")) for line in lines), lines
+    assert warm_s < 15
+    # stdout and stderr come back merged in the order the program wrote them
+    logs = second.logs
+    assert logs.index("out-1") < logs.index("err-1") < logs.index("out-2") < logs.index("RuntimeError: boom")
+    assert exit_code(second.verdict) == 0
+
+
+SEGFAULT = """
+    import ctypes
+    def crash():
+        print("about to crash", flush=True)
+        ctypes.string_at(0)
+    crash()
+"""
+
+
+def test_a_segfault_reproduces_as_a_signal(empty_python, tmp_path_factory, base_image, cache_dir):
+    bundle = capture(empty_python, tmp_path_factory.mktemp("segv"), SEGFAULT)
+    expected = bundle.manifest["expect"]["signature"]
+    assert (expected["kind"], expected["types"]) == ("signal", ["SIGSEGV"])
+    result, _ = run_replay(bundle, base_image)  # same (empty) pins: the shared image
+    assert result.verdict == "reproduced", (result.reason, result.logs)
+    assert result.signature.kind == "signal" and any("crash" in f for f in result.signature.frames)
+
+
+# -- --with: fixed ---------------------------------------------------------------------------
+
+FIXABLE = """
+    from packaging.utils import canonicalize_version
+
+    def normalized(version):
+        return canonicalize_version(version, strip_trailing_zero=False)  # packaging >= 22
+
+    print(normalized("1.0.0"))
+"""
+
+
+def test_with_a_fixing_version_gives_fixed(tmp_path_factory, base_image, docker_client, cache_dir):
+    new = metadata.version("packaging")  # what this environment has (and its indexes serve)
+    assert int(new.split(".")[0]) >= 22
+    python = make_venv(tmp_path_factory.mktemp("venv-old") / "venv", "packaging==21.3")
+    bundle = capture(python, tmp_path_factory.mktemp("fixable"), FIXABLE)
+    assert "packaging==21.3" in bundle.text("requirements.txt")
+    assert bundle.manifest["expect"]["signature"]["types"] == ["TypeError"]
+
+    pinned, _ = run_replay(bundle, base_image)
+    assert pinned.verdict == "reproduced", (pinned.reason, pinned.logs)
+
+    fixed, lines = run_replay(bundle, base_image, with_specs=[f"packaging=={new}"], expect="fixed")
+    assert fixed.verdict == "fixed", (fixed.reason, fixed.logs)
+    assert fixed.image != pinned.image  # the --with image is its own, the pinned one stays warm
+    assert "1.0.0" in fixed.logs
+    assert exit_code(fixed.verdict, "fixed") == 0
+    assert exit_code(pinned.verdict, "fixed") == 1
+
+
+def test_with_a_local_checkout_is_built_on_the_host(boom_bundle, boom_replayed, base_image, tmp_path, cache_dir):
+    project = tmp_path / "fixmod"
+    (project / "src" / "fixmod").mkdir(parents=True)
+    (project / "src" / "fixmod" / "__init__.py").write_text("VALUE = 'from-the-checkout'\n")
+    (project / "pyproject.toml").write_text(textwrap.dedent("""
+        [build-system]
+        requires = ["setuptools>=61"]
+        build-backend = "setuptools.build_meta"
+        [project]
+        name = "fixmod"
+        version = "2.0"
+    """))
+    bundle = variant(boom_bundle, "import fixmod\nprint('fixmod says', fixmod.VALUE)\n")
+    result, lines = run_replay(bundle, base_image, with_specs=[str(project)])
+    assert result.verdict == "fixed", (result.reason, result.logs)
+    assert "fixmod says from-the-checkout" in result.logs
+    assert any(line.startswith(f"getting --with {project}") for line in lines), lines
+
+
+# -- hostile programs are contained --------------------------------------------------------------
+
+WRITES = """
+    import json, os
+    results = {}
+    for path in ["/etc/reprex-pwned", "/opt/reprex/pwned", "/opt/reprex/venv/bin/pwned", "/reprex/in/pwned",
+                 "/usr/local/pwned", "/pwned", "/root/pwned", os.path.join(os.getcwd(), "ok.txt")]:
+        try:
+            with open(path, "w") as fh:
+                fh.write("x")
+            results[path] = "written"
+        except OSError as exc:
+            results[path] = type(exc).__name__
+    results["cwd"] = os.getcwd()
+    results["uid"] = os.getuid()
+    print("WRITES " + json.dumps(results), flush=True)
+"""
+
+
+def test_writes_outside_the_work_dir_fail(boom_bundle, boom_replayed, base_image):
+    result, _ = run_replay(variant(boom_bundle, hostile(WRITES)), base_image)
+    assert result.verdict == "reproduced", (result.reason, result.logs)
+    seen = last_json_line(result.logs, "WRITES ")
+    assert seen["cwd"] == "/tmp/work"
+    assert seen["uid"] == 10001
+    assert seen["/tmp/work/ok.txt"] == "written"
+    outside = {k: v for k, v in seen.items() if k.startswith("/") and not k.startswith("/tmp/work")}
+    assert outside and all(v in ("OSError", "PermissionError") for v in outside.values()), seen
+
+
+NETWORK = """
+    import json, socket
+    results = {}
+    try:
+        socket.create_connection(("1.1.1.1", 80), timeout=3).close()
+        results["connect"] = "connected"
+    except OSError as exc:
+        results["connect"] = type(exc).__name__ + ": " + str(exc)
+    try:
+        socket.getaddrinfo("pypi.org", 443)
+        results["dns"] = "resolved"
+    except OSError as exc:
+        results["dns"] = type(exc).__name__
+    import os
+    results["interfaces"] = sorted(os.listdir("/sys/class/net"))
+    print("NET " + json.dumps(results), flush=True)
+"""
+
+
+def test_network_connections_fail(boom_bundle, boom_replayed, base_image):
+    bundle = variant(boom_bundle, hostile(NETWORK))
+    assert bundle.manifest["network"] is False
+    result, _ = run_replay(bundle, base_image)
+    assert result.verdict == "reproduced", (result.reason, result.logs)
+    seen = last_json_line(result.logs, "NET ")
+    assert seen["connect"] != "connected" and "unreachable" in seen["connect"].lower(), seen
+    assert seen["dns"] != "resolved", seen
+    assert seen["interfaces"] == ["lo"], seen
+
+
+FORK_BOMB = """
+    import json, os, time
+    forked, error = 0, None
+    for _ in range(2000):  # bounded: stops at the first refusal
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            error = "%s: %s" % (type(exc).__name__, exc)
+            break
+        if pid == 0:
+            time.sleep(3)
+            os._exit(0)
+        forked += 1
+    print("FORKS " + json.dumps({"forked": forked, "error": error}), flush=True)
+"""
+
+
+def test_fork_bomb_hits_the_pids_limit_and_the_host_survives(boom_bundle, boom_replayed, base_image, docker_client):
+    from reprex.replay.docker_backend import DockerBackend
+
+    result, _ = run_replay(variant(boom_bundle, hostile(FORK_BOMB)), base_image, timeout=60)
+    assert result.verdict == "reproduced", (result.reason, result.logs)
+    seen = last_json_line(result.logs, "FORKS ")
+    assert seen["error"] and "temporarily unavailable" in seen["error"].lower(), seen
+    assert 0 < seen["forked"] < DockerBackend.pids_limit
+    # the host and the daemon are fine
+    assert subprocess.run(["true"], timeout=10).returncode == 0
+    assert docker_client.ping()
+
+
+SLEEP_FOREVER = """
+    import time
+    def wait_forever():
+        print("sleeping", flush=True)
+        while True:
+            time.sleep(3600)
+    wait_forever()
+"""
+
+
+def test_sleep_forever_is_killed_at_the_timeout(boom_bundle, boom_replayed, base_image, docker_client):
+    bundle = variant(boom_bundle, SLEEP_FOREVER)
+    started = time.monotonic()
+    result, _ = run_replay(bundle, base_image, timeout=3)
+    elapsed = time.monotonic() - started
+    assert result.signature is not None and result.signature.kind == "timeout", (result.reason, result.logs)
+    assert result.verdict == "different"
+    assert exit_code(result.verdict) == 1
+    # the SIGUSR1 stack dump landed: the hang's frames are in the signature
+    assert any("wait_forever" in f for f in result.signature.frames), result.signature.frames
+    assert "sleeping" in result.logs
+    assert elapsed < 3 + 20
+    assert not docker_client.containers.list(all=True, filters={"label": f"org.reprex.bundle={bundle.id}"})
+
+
+ENVIRON = """
+    import json, os
+    print("ENV " + json.dumps(dict(os.environ)), flush=True)
+"""
+
+
+def test_the_host_environment_does_not_leak(boom_bundle, boom_replayed, base_image, monkeypatch):
+    monkeypatch.setenv("HOST_ONLY_CANARY", "canary-4b1d9e")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "canary-secret-77c2")
+    result, _ = run_replay(variant(boom_bundle, hostile(ENVIRON)), base_image)
+    assert result.verdict == "reproduced", (result.reason, result.logs)
+    seen = last_json_line(result.logs, "ENV ")
+    assert "HOST_ONLY_CANARY" not in seen and "AWS_SECRET_ACCESS_KEY" not in seen
+    assert "canary" not in result.logs
+    assert seen["HOME"] == "/tmp"
+    assert seen["PATH"].startswith("/opt/reprex/venv/bin:")
+    assert seen["PYTHONPATH"] == "/opt/reprex/inject"
+
+
+# -- infra-error and env-incompatible ---------------------------------------------------------------
+
+def test_no_daemon_is_an_infra_error_with_a_one_line_reason(boom_bundle, tmp_path, monkeypatch):
+    sock = tmp_path / "closed.sock"
+    import socket
+
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(str(sock))  # exists, but nobody listens
+    s.close()
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{sock}")
+    from reprex.replay.docker_backend import connect
+
+    with pytest.raises(InfraError) as info:
+        connect()
+    assert f"unix://{sock}" in info.value.reason
+    result = replay(boom_bundle, ReplayOptions(backend="docker"))
+    assert result.verdict == "infra-error"
+    assert "\n" not in result.reason
+    assert result.reason.startswith(f"no Docker daemon reachable at unix://{sock}")
+    assert result.reason.endswith("start dockerd or use --backend local")
+    assert exit_code(result.verdict) == 3
+    assert pick_backend("auto").name == "local"
+
+
+def test_missing_image_is_an_infra_error(boom_bundle, cache_dir):
+    result, _ = run_replay(boom_bundle, "unused", image="reprex-does-not-exist:1")
+    assert result.verdict == "infra-error"
+    assert "reprex-does-not-exist:1" in result.reason
+    assert "docker pull" in result.reason and "--image" in result.reason
+
+
+def test_a_pin_that_does_not_exist_is_an_infra_error(boom_bundle, boom_replayed, base_image, cache_dir):
+    bundle = variant(boom_bundle, requirements="six==0.0.999\n")
+    result, _ = run_replay(bundle, base_image)
+    assert result.verdict == "infra-error", result.reason
+    assert "six==0.0.999" in result.reason
+
+
+def test_gpu_without_an_nvidia_runtime_is_env_incompatible(boom_bundle, boom_replayed, base_image, docker_client):
+    assert "nvidia" not in (docker_client.info().get("Runtimes") or {})
+    result, lines = run_replay(boom_bundle, base_image, gpus="all")
+    assert result.verdict == "env-incompatible"
+    assert result.reason.startswith("GPU requested but the Docker daemon has no NVIDIA runtime")
+    assert "nvidia-ctk runtime configure" in result.reason
+    assert exit_code(result.verdict) == 3
+    # failed before any build, and its probe container is gone
+    assert not any(line.startswith("build") for line in lines), lines
+    assert not docker_client.containers.list(all=True, filters={"label": "org.reprex.probe=gpu"})
+
+
+def test_an_image_with_another_python_is_env_incompatible(boom_bundle, base_image, cache_dir):
+    result, _ = run_replay(variant(boom_bundle, python="3.9.18"), base_image)
+    assert result.verdict == "env-incompatible", result.reason
+    assert "Python 3.11" in result.reason and "3.9" in result.reason
+
+
+def test_other_arch_without_wheels_is_env_incompatible(boom_bundle, base_image, cache_dir, monkeypatch):
+    """A daemon on another arch: pure wheels are fine, a binary-only pin is listed."""
+    import reprex.replay.docker_backend as db
+
+    rpds = metadata.version("rpds-py")  # compiled (Rust): wheels for common arches only
+    bundle = variant(boom_bundle, requirements=f"six==1.16.0\nrpds-py=={rpds}\n")
+    monkeypatch.setattr(db, "uname_machine", lambda arch: "mips64")  # the daemon says it is a mips64
+    result, _ = run_replay(bundle, base_image)
+    assert result.verdict == "env-incompatible", result.reason
+    assert f"rpds-py=={rpds}" in result.reason and "six" not in result.reason
+    assert "mips64" in result.reason and "x86_64" in result.reason
+
+
+# -- pure pieces -----------------------------------------------------------------------------------
+
+def test_merge_logs_orders_streams_by_timestamp():
+    from reprex.replay.docker_backend import merge_logs
+
+    out = b"2024-01-01T00:00:00.1Z a\n2024-01-01T00:00:00.300000001Z c\n"
+    err = b"2024-01-01T00:00:00.2000Z b\n2024-01-01T00:00:01Z d\n"
+    assert merge_logs(out, err) == [["stdout", "a\n"], ["stderr", "b\n"], ["stdout", "c\n"], ["stderr", "d\n"]]
+    assert merge_logs(out, b"", limit=3) == [["stdout", "\nc\n"]]
+
+
+def test_driver_table():
+    from reprex.replay.docker_backend import driver_too_old, min_driver
+
+    assert driver_too_old("12.1", "470.82.01")
+    assert not driver_too_old("12.1", "525.60.13")
+    assert not driver_too_old("12.4", "535.104.05")  # minor version compatibility
+    assert driver_too_old("13.0", "575.57.08")
+    assert not driver_too_old("11.8", "450.80.02")
+    assert driver_too_old("10.2", "418.39")
+    assert not driver_too_old(None, "470") and not driver_too_old("12.1", None)
+    assert min_driver("12.8") == "525.60.13"
+
+
+def test_image_choice(boom_bundle):
+    from reprex.replay.docker_backend import choose_image, resolve_gpus
+
+    def gpu_bundle(opened: list[str]) -> Bundle:
+        manifest = copy.deepcopy(boom_bundle.manifest)
+        manifest["gpu"] = {"count": 1, "models": ["NVIDIA A10G"], "driver": "535.104.05",
+                           "compute_capabilities": ["8.6"], "cuda": "12.2"}
+        files = dict(boom_bundle.files)
+        files["environment.json"] = json.dumps({"cuda": {"status": "ok", "value": {
+            "frameworks": {"torch": {"version": "2.3.1+cu121", "cuda": "12.1"}}}}}).encode()
+        files["run.json"] = json.dumps({"opened": opened}).encode()
+        return Bundle(manifest=manifest, files=files)
+
+    cpu = ReplayOptions()
+    assert choose_image(boom_bundle, cpu, resolve_gpus(boom_bundle, cpu)) == "python:3.11-slim"
+    assert choose_image(boom_bundle, ReplayOptions(image="mine:1"), None) == "mine:1"
+    wheels_cuda = gpu_bundle(["/tmp/x/data.csv"])
+    assert resolve_gpus(wheels_cuda, cpu) == "all"
+    assert resolve_gpus(wheels_cuda, ReplayOptions(gpus="none")) is None
+    assert resolve_gpus(boom_bundle, ReplayOptions(gpus="2")) == "2"
+    assert choose_image(wheels_cuda, cpu, "all") == "python:3.11-slim"  # torch brings its own CUDA
+    system_cuda = gpu_bundle(["/usr/local/cuda-12.1/lib64/libcudart.so.12"])
+    assert choose_image(system_cuda, cpu, "all") == "nvidia/cuda:12.1.1-runtime-ubuntu22.04"
+    assert choose_image(system_cuda, ReplayOptions(image="mine:1"), "all") == "mine:1"
+
+
+def test_ray_bundles_get_a_larger_pids_limit(boom_bundle):
+    from reprex.replay.docker_backend import DockerBackend
+
+    backend = DockerBackend()
+    assert backend.pids_limit_for(boom_bundle) == DockerBackend.pids_limit
+    files = dict(boom_bundle.files)
+    files["run.json"] = json.dumps({"modules": ["json", "ray", "ray.serve"]}).encode()
+    ray_bundle = Bundle(manifest=copy.deepcopy(boom_bundle.manifest), files=files)
+    assert backend.pids_limit_for(ray_bundle) == DockerBackend.pids_limit_ray > DockerBackend.pids_limit
+
+
+def test_daemon_endpoint_follows_the_docker_context(tmp_path, monkeypatch):
+    import hashlib
+
+    from reprex.replay.docker_backend import daemon_endpoint
+
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    monkeypatch.delenv("DOCKER_CONTEXT", raising=False)
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    assert daemon_endpoint().host == "unix:///var/run/docker.sock"
+    (tmp_path / "config.json").write_text(json.dumps({"currentContext": "remote"}))
+    meta = tmp_path / "contexts" / "meta" / hashlib.sha256(b"remote").hexdigest()
+    meta.mkdir(parents=True)
+    (meta / "meta.json").write_text(json.dumps({"Name": "remote", "Endpoints": {
+        "docker": {"Host": "unix:///run/other.sock", "SkipTLSVerify": False}}}))
+    ep = daemon_endpoint()
+    assert (ep.host, ep.source) == ("unix:///run/other.sock", "docker context 'remote'")
+    monkeypatch.setenv("DOCKER_HOST", "tcp://10.0.0.1:2375")
+    assert daemon_endpoint().host == "tcp://10.0.0.1:2375"
+
+
+def test_sweep_removes_exited_replay_containers(docker_client, base_image):
+    from reprex.replay.docker_backend import sweep
+
+    container = docker_client.containers.create(base_image, ["true"], labels={"org.reprex": "1",
+                                                                               "org.reprex.bundle": "sweep-test"})
+    BUNDLE_IDS.add("sweep-test")
+    try:
+        sweep(docker_client, min_age_s=3600)  # too young: left alone
+        assert docker_client.containers.list(all=True, filters={"label": "org.reprex.bundle=sweep-test"})
+        assert sweep(docker_client, min_age_s=0) >= 1
+        assert not docker_client.containers.list(all=True, filters={"label": "org.reprex.bundle=sweep-test"})
+    finally:
+        try:
+            container.remove(force=True)
+        except Exception:
+            pass
