@@ -46,6 +46,21 @@ if [[ -n $docker_problem ]]; then
     fi
     say "WARNING: $docker_problem; Docker tests will be skipped"
 fi
+# --- torch, for the CUDA-stack probe tested against a real (CPU) torch ---------------------
+# A separate venv: torch is big and reprex itself must not depend on it. Pinned, because a
+# bare `torch` pulls a multi-GB CUDA build; on these machines 2.13.0 is a CPU wheel on disk.
+if [[ -z ${REPREX_TEST_TORCH_PYTHON:-} ]] && { is_ci || [[ ${REPREX_TEST_TORCH:-} == 1 ]]; }; then
+    TORCH_VENV=$ROOT/.venv-torch
+    if ! "$TORCH_VENV/bin/python" -c 'import torch' 2>/dev/null; then
+        say "creating .venv-torch with torch==2.13.0 (CPU build)"
+        rm -rf "$TORCH_VENV"
+        "${REPREX_PYTHON:-python3}" -m venv "$TORCH_VENV" \
+            && "$TORCH_VENV/bin/python" -m pip install -q torch==2.13.0 >"$ROOT/.venv/torch-install.log" 2>&1 \
+            || { tail -n 20 "$ROOT/.venv/torch-install.log" >&2; die "installing torch==2.13.0 failed"; }
+    fi
+    export REPREX_TEST_TORCH_PYTHON=$TORCH_VENV/bin/python
+fi
+
 say "setup took $((SECONDS - t0)) s; running pytest"
 
 # --- 4. pytest --------------------------------------------------------------------
