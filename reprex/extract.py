@@ -9,7 +9,6 @@ the full entry stays and the report says why.
 from __future__ import annotations
 
 import ast
-import base64
 import builtins
 import json
 import os
@@ -19,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reprex.bundle import Bundle, canonical_json
-from reprex.signature import compute, frame_key, innermost, type_list
+from reprex.signature import frame_key, innermost, type_list
 
 MAX_INLINE_CHARS = 20000
 MAX_CANDIDATES = 4

@@ -7,12 +7,11 @@ The recorder writes raw events; this module decides what the run's outcome was
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal as _signal
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
 
 INJECT_DIR = Path(__file__).parent / "_inject"
 RECORDER_FILE = INJECT_DIR / "sitecustomize.py"

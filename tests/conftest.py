@@ -65,3 +65,12 @@ def ray_available():
     except Exception as exc:
         unavailable("Ray", f"cannot import ray: {type(exc).__name__}: {exc}")
     return ray
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """A reprex cache (venvs, wheels) private to one test module and reused within it."""
+    path = tmp_path_factory.mktemp("reprex-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("REPREX_CACHE_DIR", str(path))
+        yield path

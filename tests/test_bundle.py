@@ -1,7 +1,6 @@
 """Bundle format v1: deterministic zips and reads that never trust the archive."""
 
 import io
-import json
 import stat
 import zipfile
 

@@ -291,7 +291,7 @@ def test_install_hook_and_capture_last(tmp_path):
     proc = subprocess.run([PY, "crashy.py"], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 1 and "LookupError: no such shard" in proc.stderr  # the original hook still ran
     assert "reprex: wrote" in proc.stderr
-    last = reprex_cli("capture", "--last", "-o", "mine.reprex.zip", cwd=tmp_path, env={"REPREX_CACHE_DIR": str(cache)})
+    reprex_cli("capture", "--last", "-o", "mine.reprex.zip", cwd=tmp_path, env={"REPREX_CACHE_DIR": str(cache)})
     bundle = Bundle.read(tmp_path / "mine.reprex.zip")
     assert bundle.manifest["expect"]["signature"]["frames"][0] == "crashy.py:explode"
     none = reprex_cli("capture", "--last", cwd=tmp_path, env={"REPREX_CACHE_DIR": str(tmp_path / "empty")},

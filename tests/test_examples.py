@@ -34,18 +34,6 @@ FINE_GRAINED = ("github_pat_11EXAMPLE0" + "AbCdEfGhIjKlMn_"
 CLASSIC = "ghp_" + "ExAmPlEcLaSsIcT0kEn0123456789abcdef"
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    path = tmp_path_factory.mktemp("reprex-cache")
-    old = os.environ.get("REPREX_CACHE_DIR")
-    os.environ["REPREX_CACHE_DIR"] = str(path)
-    yield path
-    if old is None:
-        os.environ.pop("REPREX_CACHE_DIR", None)
-    else:
-        os.environ["REPREX_CACHE_DIR"] = old
-
-
 def copy_example(name: str, dest: Path) -> Path:
     target = dest / name
     shutil.copytree(EXAMPLES / name, target, ignore=shutil.ignore_patterns("__pycache__", "*.reprex.zip", ".venv*"))

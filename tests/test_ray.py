@@ -56,18 +56,6 @@ if __name__ == "__main__":
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    path = tmp_path_factory.mktemp("reprex-cache")
-    old = os.environ.get("REPREX_CACHE_DIR")
-    os.environ["REPREX_CACHE_DIR"] = str(path)
-    yield path
-    if old is None:
-        os.environ.pop("REPREX_CACHE_DIR", None)
-    else:
-        os.environ["REPREX_CACHE_DIR"] = old
-
-
-@pytest.fixture(scope="module")
 def task_capture(ray_available, tmp_path_factory, cache):
     tmp = tmp_path_factory.mktemp("ray-task")
     (tmp / "etl.py").write_text(textwrap.dedent(DRIVER))

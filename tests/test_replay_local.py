@@ -18,18 +18,6 @@ from reprex.replay import ReplayOptions, exit_code, judge, replay
 PY = sys.executable
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    path = tmp_path_factory.mktemp("reprex-cache")
-    old = os.environ.get("REPREX_CACHE_DIR")
-    os.environ["REPREX_CACHE_DIR"] = str(path)
-    yield path
-    if old is None:
-        os.environ.pop("REPREX_CACHE_DIR", None)
-    else:
-        os.environ["REPREX_CACHE_DIR"] = old
-
-
 def _capture(tmp: Path, source: str, name="app.py", **opts) -> Bundle:
     (tmp / name).write_text(textwrap.dedent(source))
     result = capture_command([PY, name], CaptureOptions(tee=False, **opts), cwd=str(tmp))

@@ -9,7 +9,6 @@ still redacted like every other carrier).
 from __future__ import annotations
 
 import fnmatch
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable

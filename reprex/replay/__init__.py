@@ -15,7 +15,8 @@ from reprex.replay.base import EnvIncompatible, InfraError, Progress, ReplayOpti
 from reprex.replay.diff import environment_diff
 from reprex.signature import VERDICT_EXIT, Signature, compute
 
-__all__ = ["replay", "ReplayOptions", "ReplayResult", "judge", "pick_backend", "exit_code"]
+__all__ = ["replay", "ReplayOptions", "ReplayResult", "judge", "pick_backend", "exit_code", "EnvIncompatible",
+           "InfraError", "ReplayProblem"]
 
 
 @dataclass

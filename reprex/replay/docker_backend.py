@@ -439,7 +439,6 @@ class DockerBackend:
             raise InfraError(f"docker image inspect {tag} failed: {_one_line(exc)}") from None
 
     def _ensure_image(self, client, image: str, xy: str, progress: Progress):
-        import docker.errors
         from docker.utils import parse_repository_tag
 
         found = self._find_image(client, image)
