@@ -385,7 +385,7 @@ def _with_extracted(bundle: Bundle, script: str, outcome, function: str, how: st
     manifest["expect"] = {"outcome": outcome.outcome, "exit_code": outcome.exit_code,
                           "exception": {"type": exc.get("type"), "message": red.text(exc.get("message") or "",
                                                                                         "traceback")[:2000]},
-                          "signature": red.obj(signature.to_dict(), "traceback")}
+                          "signature": signature.to_dict()}
     manifest["extracted"] = {"function": function, "how": how}
     manifest["pins"] = {**manifest.get("pins", {}), "count": pin_count}
     new = Bundle(manifest=manifest, files=files)

@@ -626,7 +626,9 @@ class Redactor:
                     literals.setdefault(form, "env-secret")
             if "://" in value:  # DATABASE_URL=postgres://u:pw@h/db: the password
                 for m in self._p.url.finditer(value):
-                    pw = m["ui"].partition(":")[2]
+                    user, _, pw = m["ui"].partition(":")
+                    if not pw and user != "__token__" and _looks_like_token(user):
+                        pw = user  # https://TOKEN:@host: the token is the user part
                     if len(pw) >= 6 and "<" not in pw:
                         for form in _forms(pw):
                             literals.setdefault(form, "env-secret")
@@ -837,7 +839,8 @@ class Redactor:
                 ui = m["ui"]
                 user, colon, pw = ui.partition(":")
                 if colon:
-                    if not pw:
+                    # `TOKEN:@host` (Gemfury, `__token__:@`-style indexes): the user part is the secret
+                    if not pw and not (user and (_looks_like_token(user) or user == "__token__")):
                         return None
                 elif not _looks_like_token(ui):
                     return None

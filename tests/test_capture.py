@@ -349,3 +349,46 @@ def test_a_package_whose_import_failed_is_still_pinned(tmp_path):
                              env={**os.environ, "PYTHONPATH": str(site)})
     reqs = result.bundle.text("requirements.txt")
     assert "brokenpkg==2.0" in reqs and "packaging==" in reqs
+
+
+def test_output_tail_never_starts_inside_a_token():
+    from reprex.capture.runner import TAIL_BYTES, _Tail
+
+    token = "ghp_" + "Q" * 36
+    tail = _Tail()
+    tail.add("stdout", f"cut here {token}\n".encode())
+    tail.add("stdout", b"z" * (TAIL_BYTES - 20) + b"\n")  # the limit falls inside the token
+    text = "".join(t for _, t in tail.as_text())
+    assert "QQQQ" not in text and text.startswith("[... earlier output cut by reprex ...]\n")
+    assert text.endswith("z\n")
+
+
+def test_long_values_are_cut_between_tokens_not_inside_them():
+    from reprex._inject.sitecustomize import cut_between_tokens
+
+    secret = "AKIA" + "B" * 16
+    text = "x " * 140 + secret + " tail"
+    cut = cut_between_tokens(text, 300)
+    assert secret not in cut and "BBBB" not in cut and cut.endswith("...")
+    assert cut_between_tokens("short", 300) == "short"
+
+
+def test_binary_inputs_are_listed_not_copied_unless_included(tmp_path):
+    import gzip
+    import pickle
+
+    with gzip.open(tmp_path / "settings.json.gz", "wt") as fh:
+        fh.write('{"api_token": "tok-' + "S" * 30 + '"}')
+    (tmp_path / "state.pkl").write_bytes(pickle.dumps({"password": "P" * 20}))
+    write(tmp_path / "load.py", """
+        import gzip, pickle
+        gzip.open("settings.json.gz").read()
+        pickle.load(open("state.pkl", "rb"))
+        raise SystemExit(1)
+    """)
+    result = capture_command([PY, "load.py"], CaptureOptions(tee=False), cwd=str(tmp_path))
+    reasons = {s["path"]: s["reason"] for s in result.bundle.manifest["files"]["skipped"]}
+    assert reasons["settings.json.gz"].startswith("binary") and reasons["state.pkl"].startswith("binary")
+    assert not any(name.endswith((".gz", ".pkl")) for name in result.bundle.files)
+    included = capture_command([PY, "load.py"], CaptureOptions(tee=False, include=["state.pkl"]), cwd=str(tmp_path))
+    assert "files/state.pkl" in included.bundle.files

@@ -933,3 +933,14 @@ def test_pathological_inputs_stay_linear(text):
     r = make()
     out = r.text(text, "p")
     assert r.text(out, "p") == out
+
+
+def test_token_as_user_with_empty_password_is_redacted():
+    token = "Xq9k" + "Lm2Pz8Kw4Rt7Vb3Nc6Hd1" + "Z3"
+    red = Redactor({}, hostname="h", username="u", home="/nonexistent")
+    out = red.text(f"https://{token}:@pypi.fury.io/acme/simple", "requirements.txt")
+    assert token not in out and "<redacted:url-credentials>" in out
+    assert "__token__" not in red.text("https://__token__:@upload.example.org/legacy", "x")
+    env_red = Redactor({"PIP_INDEX_URL": f"https://{token}:@pypi.fury.io/acme/"}, hostname="h", username="u",
+                       home="/nonexistent")
+    assert token not in env_red.text(f"index at {token} failed", "stderr")

@@ -69,6 +69,8 @@ S = {
     "argv_flag_value": _rand(28),
     # letters only: message normalization turns digits into <n>, which once hid a token
     # from the redactor while most of it stayed in the signature message
+    "dict_pw": _rand(24, string.ascii_letters),
+    "tail_cut_token": "ghp" + "_" + _rand(36, string.ascii_letters),
     "msg_url_token": "ghp" + "_" + _rand(17, string.ascii_letters) + "7" + _rand(18, string.ascii_letters),
 }
 
@@ -105,9 +107,13 @@ def captured(tmp_path_factory):
         import sys, vcsdep
         for name in ("config.yaml", "settings.ini", "service.env.txt", "netrc.txt", "deploy_key.txt"):
             open(name).read()
+        line = "cut here {S['tail_cut_token']}\\n"
+        sys.stdout.write(line)
+        sys.stdout.write("z" * (64 * 1024 - 20 - 1) + "\\n")
+        sys.stdout.flush()
         print("using key {S['stdout_key']}", flush=True)
         print("Cookie: session={S['stderr_cookie']}", file=sys.stderr, flush=True)
-        def connect(url, headers, password, tokens):
+        def connect(url, headers, password, tokens, opts):
             github = {S['gh_classic']!r}
             oauth = {S['gh_oauth']!r}
             fine = {S['gh_fine']!r}
@@ -128,6 +134,7 @@ def captured(tmp_path_factory):
             {{"Authorization": "Bearer {S['bearer']}", "Proxy-Authorization": "Basic {S['basic']}"}},
             password={S['kwarg_pw']!r},
             tokens=["https://{S['url_token_user']}@github.com/acme/private.git"],
+            opts={{"password": {S['dict_pw']!r}, "retries": 3}},
         )
     """))
     env = {
@@ -169,6 +176,11 @@ def test_secret_appears_in_no_byte_of_the_bundle(captured, name):
     forms = {secret, base64.b64encode(secret), secret.replace(b"/", b"%2F")}
     # fragments between digits: message normalization turns digits into <n>
     forms |= {f.encode() for f in re.split(r"\d+", S[name]) if len(f) >= 12}
+    # and the ends of a secret: what is left when a cut (output tail, repr) falls inside it
+    if len(S[name]) >= 24:
+        forms.add(S[name][-16:].encode())
+        if name != "jwt":  # a JWT's head is the standard, public {"alg":...} header
+            forms.add(S[name][:16].encode())
     for where, data in _haystacks(path):
         for form in forms:
             assert form not in data, f"{name} leaked in {where}"

@@ -196,3 +196,12 @@ def test_with_a_local_checkout_over_the_lock(skew_bundle, tmp_path):
     result = replay(skew_bundle, ReplayOptions(backend="local", with_specs=[str(checkout)], expect="fixed"))
     assert result.verdict == "fixed", result.reason + result.logs
     assert any(row == {"what": "pin packaging", "bundle": row["bundle"], "replay": "99.0"} for row in result.diff)
+
+
+def test_code_names_that_look_secret_keep_their_signature(tmp_path, cache):
+    """`auth_token.py:refresh` reads like a key:value pair to a redactor; the stored
+    signature must keep it, or replay could never match it."""
+    (tmp_path / "auth_token.py").write_text("def refresh():\n    raise PermissionError('expired')\nrefresh()\n")
+    result = capture_command([PY, "auth_token.py"], CaptureOptions(tee=False), cwd=str(tmp_path))
+    assert result.bundle.manifest["expect"]["signature"]["frames"][0] == "auth_token.py:refresh"
+    assert replay(result.bundle, ReplayOptions(backend="local")).verdict == "reproduced"

@@ -137,14 +137,16 @@ class _Recorder:
             import reprlib
 
             r = reprlib.Repr()
-            r.maxstring = limit
-            r.maxother = limit
+            # reprlib shortens long strings in the middle (head...tail), which can leave
+            # a fragment of a secret too short for the redactor to recognise: let strings
+            # through whole here and cut once, below, between tokens.
+            r.maxstring = r.maxother = 8 * limit
             r.maxlong = 200
             r.maxlist = r.maxtuple = r.maxset = r.maxdict = 30
             text = r.repr(value)
         except Exception as exc:  # a __repr__ that raises must not hide the failure
             text = "<repr failed: %s>" % type(exc).__name__
-        return text if len(text) <= limit else text[:limit] + "..."
+        return cut_between_tokens(text, limit)
 
     def frame_record(self, frame, lineno, with_locals=True):
         import linecache
@@ -219,7 +221,7 @@ class _Recorder:
             message = "<str failed>"
         rec = {
             "type": self.qualified_type(exc),
-            "message": message[:20000],
+            "message": cut_between_tokens(message, 20000),
             "notes": [str(n)[:2000] for n in (getattr(exc, "__notes__", None) or [])],
             "frames": frames,
             "suppress_context": bool(exc.__suppress_context__),
@@ -565,6 +567,18 @@ def _patch_ray(rec, ray):
                  lambda a: getattr(getattr(a, "__ray_metadata__", None), "class_name", None) or type(a).__name__)
     except Exception:
         pass
+
+
+_SEPARATORS = " \t\n,;'\"()[]{}<>"
+
+
+def cut_between_tokens(text, limit):
+    """Shorten text without splitting a token: cut at the last separator before the
+    limit, so a secret is either whole (and redacted later) or absent, never a fragment."""
+    if len(text) <= limit:
+        return text
+    cut = max(text.rfind(sep, 0, limit) for sep in _SEPARATORS)
+    return (text[:cut] if cut > 0 else "") + "..."
 
 
 def facts():

@@ -48,12 +48,12 @@ def collect_inputs(cwd: Path, *, script: Path | None, opened: Iterable[str], app
     candidates: list[tuple[Path, bool]] = []  # (path, explicitly wanted)
     if script is not None:
         candidates.append((Path(script), True))
-    for path in list(opened) + list(app_modules):
-        candidates.append((Path(path), False))
-    for pattern in include:
+    for pattern in include:  # explicit ones first: the first sighting of a file decides
         for match in sorted(cwd.glob(pattern)):
             if match.is_file():
                 candidates.append((match, True))
+    for path in list(opened) + list(app_modules):
+        candidates.append((Path(path), False))
     seen: set[Path] = set()
     for path, explicit in candidates:
         try:
@@ -80,6 +80,10 @@ def collect_inputs(cwd: Path, *, script: Path | None, opened: Iterable[str], app
         if not (explicit and _matches(rel, include)) and _matches(rel, SECRET_FILE_PATTERNS):
             out.skipped.append({"path": rel, "size": size, "reason": "looks like a secrets file (use --include to add it)"})
             continue
+        if not (explicit and _matches(rel, include)) and _is_binary(real):
+            out.skipped.append({"path": rel, "size": size,
+                                "reason": "binary or compressed: can't be checked for secrets (use --include to add it)"})
+            continue
         if size > max_file:
             out.skipped.append({"path": rel, "size": size, "reason": f"over the per-file limit ({max_file} bytes)"})
             continue
@@ -91,6 +95,22 @@ def collect_inputs(cwd: Path, *, script: Path | None, opened: Iterable[str], app
         if is_script:
             out.script_rel = rel
     return out
+
+
+def _is_binary(path: Path) -> bool:
+    """Redaction reads text; a gzip, a pickle or an image could carry a secret it can't see."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8192)
+    except OSError:
+        return True
+    if b"\0" in head:
+        return True
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start < len(head) - 4  # a multi-byte character cut by the 8 KiB read is fine
+    return False
 
 
 def _size(path: Path) -> int:

@@ -76,6 +76,8 @@ class _Tail:
         self.chunks: list[list] = []
         self.size = 0
 
+    truncated = False
+
     def add(self, stream: str, data: bytes) -> None:
         if self.chunks and self.chunks[-1][0] == stream:
             self.chunks[-1][1] += data
@@ -85,6 +87,7 @@ class _Tail:
         while self.size > self.limit and self.chunks:
             head = self.chunks[0]
             excess = self.size - self.limit
+            self.truncated = True
             if len(head[1]) <= excess:
                 self.chunks.pop(0)
                 self.size -= len(head[1])
@@ -93,7 +96,14 @@ class _Tail:
                 self.size -= excess
 
     def as_text(self) -> list[list[str]]:
-        return [[s, bytes(b).decode("utf-8", "replace")] for s, b in self.chunks]
+        chunks = [[s, bytes(b).decode("utf-8", "replace")] for s, b in self.chunks]
+        if self.truncated and chunks:
+            # The cut may fall inside a token, leaving a fragment no redactor recognises:
+            # drop the partial first line.
+            first = chunks[0][1]
+            chunks[0][1] = "[... earlier output cut by reprex ...]\n" + first.split("\n", 1)[1] \
+                if "\n" in first else "[... earlier output cut by reprex ...]\n"
+        return chunks
 
 
 def run_recorded(argv: Sequence[str], *, cwd: str | os.PathLike | None = None,
