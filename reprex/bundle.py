@@ -16,6 +16,7 @@ import shutil
 import stat
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Iterable
@@ -250,8 +251,12 @@ def _read_zip(zf: zipfile.ZipFile) -> dict[str, bytes]:
     total = 0
     for info in infos:
         # Declared sizes can lie: count what actually comes out.
-        with zf.open(info) as fh:
-            data = fh.read(MAX_ENTRY_BYTES + 1)
+        try:
+            with zf.open(info) as fh:
+                data = fh.read(MAX_ENTRY_BYTES + 1)
+        except (RuntimeError, NotImplementedError, zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+            # encrypted entries, unknown compression, corrupt deflate data, bad CRC
+            raise BundleError(f"entry {info.filename!r} can't be read: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
         if len(data) > MAX_ENTRY_BYTES:
             raise BundleError(f"entry {info.filename!r} is over the size limit; refusing it")
         total += len(data)
@@ -272,6 +277,8 @@ def _read_dir(root: Path) -> dict[str, bytes]:
         for name in filenames:
             full = Path(dirpath) / name
             rel = full.relative_to(root).as_posix()
+            if not full.is_file():
+                raise BundleError(f"unsafe entry {rel}: not a regular file")  # a FIFO would hang the read
             size = full.stat().st_size
             sizes.append((rel, size, size))
             entries[safe_member_name(rel)] = full

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 import click
@@ -33,9 +34,18 @@ def _load_bundle(source: str):
     from reprex.fetch import FetchError, fetch_bundle
 
     try:
-        return Bundle.read(fetch_bundle(source))
-    except (BundleError, FetchError) as exc:
+        path = fetch_bundle(source)
+    except FetchError as exc:
         _fail(str(exc))
+    try:
+        return Bundle.read(path)
+    except BundleError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"{source}: {exc.strerror or exc}")
+    finally:
+        if str(path) != source and str(path).startswith(tempfile.gettempdir()) and "reprex-fetch-" in str(path):
+            path.unlink(missing_ok=True)  # a downloaded copy
 
 
 def _size(value: str) -> int:
@@ -90,7 +100,11 @@ def capture(command, output, name, timeout, allow_success, include, exclude, max
       reprex capture --timeout 60 -- pytest-free-script args
       reprex capture --from-traceback traceback.txt
     """
+    from reprex.bundle import BundleError
     from reprex.capture.pipeline import CaptureError, CaptureOptions
+
+    if timeout is not None and timeout <= 0:
+        raise click.BadParameter("must be a positive number of seconds", param_hint="--timeout")
 
     options = CaptureOptions(output=output, name=name, timeout=timeout, allow_success=allow_success,
                              include=include, exclude=exclude, max_file_size=_size(max_file_size),
@@ -122,6 +136,10 @@ def capture(command, output, name, timeout, allow_success, include, exclude, max
                 console.print(f"[bold]extract:[/] {report.message}")
     except CaptureError as exc:
         _fail(str(exc))
+    except BundleError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"cannot write {exc.filename or output or 'the bundle'}: {exc.strerror or exc}")
     if result.bundle is None:
         if as_json:
             click.echo(json.dumps({"written": None, "outcome": result.outcome.outcome, "message": result.message}))
@@ -229,7 +247,12 @@ def render(bundle, venue, output):
     if output:
         from reprex.fsutil import atomic_write_text
 
-        atomic_write_text(output, text)
+        if Path(output).is_dir():
+            _fail(f"{output} is a directory; give a file name")
+        try:
+            atomic_write_text(output, text)
+        except OSError as exc:
+            _fail(f"cannot write {output}: {exc.strerror or exc}")
     else:
         click.echo(text)
 

@@ -65,5 +65,9 @@ def fetch_bundle(source: str, *, limit: int = MAX_TOTAL_BYTES) -> Path:
 
 
 def _safe(text: str) -> str:
-    """Never echo credentials from a URI."""
-    return re.sub(r"://[^/@\s]+@", "://<redacted>@", text)
+    """Never echo credentials from a URI: userinfo, presigned query strings, tokens."""
+    from reprex.redact import Redactor
+
+    text = re.sub(r"://[^/@\s]+@", "://<redacted>@", text)
+    text = re.sub(r"\?[^\s'\"]*", "?<query redacted>", text)
+    return Redactor().text(text, "error")

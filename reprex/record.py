@@ -53,16 +53,38 @@ class Outcome:
         }
 
 
+MAX_RECORD_BYTES = 32 * 1024 * 1024
+
+
+def read_record_file(path: Path, limit: int = MAX_RECORD_BYTES) -> str:
+    """A record file's text, read defensively: the program under record can write to
+    the record dir, so no links, no FIFOs or devices (they'd hang us), and a size cap."""
+    import os
+    import stat as _stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return ""
+    try:
+        if not _stat.S_ISREG(os.fstat(fd).st_mode):
+            return ""
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            data = fh.read(limit)
+    finally:
+        os.close(fd)
+    return data.decode("utf-8", "surrogateescape")
+
+
 def read_events(record_dir: Path) -> list[dict]:
-    path = Path(record_dir) / "events.jsonl"
-    if not path.exists():
-        return []
     events = []
-    for line in path.read_text("utf-8", "surrogateescape").splitlines():
+    for line in read_record_file(Path(record_dir) / "events.jsonl").splitlines():
         try:
-            events.append(json.loads(line))
+            event = json.loads(line)
         except json.JSONDecodeError:
             continue  # a line cut short by a crash
+        if isinstance(event, dict):
+            events.append(event)
     return events
 
 
@@ -89,6 +111,7 @@ def load_outcome(record_dir: Path, returncode: int | None, *, timed_out: bool = 
     events = read_events(record_dir)
     out = Outcome(outcome="success", exit_code=returncode, duration_s=duration_s,
                   output_tail=output_tail or [])
+    exited_normally = False
     for ev in events:
         kind = ev.get("ev")
         if kind == "start":
@@ -103,6 +126,7 @@ def load_outcome(record_dir: Path, returncode: int | None, *, timed_out: bool = 
             out.modules.setdefault(ev["module"], None)
         elif kind == "modules":
             out.modules.update(ev.get("modules") or {})
+            exited_normally = exited_normally or ev.get("why") == "atexit"
         elif kind == "facts":
             out.facts = {k: v for k, v in ev.items() if k != "ev"}
         elif kind == "exception" and ev.get("exception"):
@@ -110,15 +134,16 @@ def load_outcome(record_dir: Path, returncode: int | None, *, timed_out: bool = 
                 out.exception = ev["exception"]
             else:
                 out.thread_exceptions.append(ev["exception"])
-    fault_path = Path(record_dir) / "fault.log"
-    if fault_path.exists():
-        out.fault_text = fault_path.read_text("utf-8", "replace")[-200_000:]
+    out.fault_text = read_record_file(Path(record_dir) / "fault.log")[-200_000:]
+    if out.fault_text:
         out.fault_frames = parse_faulthandler(out.fault_text)
 
     sig = None
     if returncode is not None and returncode < 0:
         sig = signal_name(returncode)
-    elif signal_exit_codes and returncode is not None and 128 < returncode < 160:
+    elif signal_exit_codes and returncode is not None and 128 < returncode < 160 and not exited_normally:
+        # An init reports death by signal N as 128+N; but sys.exit(130) looks the same,
+        # and then the recorder's atexit hook will have run.
         sig = signal_name(returncode)
 
     if timed_out:

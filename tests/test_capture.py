@@ -392,3 +392,96 @@ def test_binary_inputs_are_listed_not_copied_unless_included(tmp_path):
     assert not any(name.endswith((".gz", ".pkl")) for name in result.bundle.files)
     included = capture_command([PY, "load.py"], CaptureOptions(tee=False, include=["state.pkl"]), cwd=str(tmp_path))
     assert "files/state.pkl" in included.bundle.files
+
+
+def test_a_forked_child_that_fails_does_not_fail_the_run(tmp_path):
+    write(tmp_path / "forks.py", """
+        import os
+        pid = os.fork()
+        if pid == 0:
+            try:
+                raise ValueError("in the child")
+            finally:
+                os._exit(3)
+        os.waitpid(pid, 0)
+        print("parent fine")
+    """)
+    result = capture_command([PY, "forks.py"], CaptureOptions(tee=False, allow_success=True), cwd=str(tmp_path))
+    assert result.outcome.outcome == "success" and result.outcome.exception is None
+
+
+def test_exit_code_above_128_is_not_a_signal_when_the_program_exited(tmp_path):
+    from reprex.record import load_outcome
+    from reprex.capture.runner import run_recorded
+
+    write(tmp_path / "bye.py", "import sys\nsys.exit(130)\n")
+    rec = tmp_path / "rec"
+    run_recorded([PY, "bye.py"], cwd=tmp_path, tee=False, record_dir=rec)
+    as_init_reports = load_outcome(rec, 130, signal_exit_codes=True)  # how docker's init reports it
+    assert as_init_reports.outcome == "exit" and as_init_reports.signal is None
+    (rec / "events.jsonl").write_text("")  # no atexit: a real death by SIGINT
+    assert load_outcome(rec, 130, signal_exit_codes=True).signal == "SIGINT"
+
+
+def test_record_files_that_are_not_regular_files_are_ignored(tmp_path):
+    from reprex.record import load_outcome
+
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    os.mkfifo(rec / "events.jsonl")  # would block a plain open() forever
+    (rec / "fault.log").symlink_to("/etc/passwd")
+    out = load_outcome(rec, 1)
+    assert out.outcome == "exit" and out.fault_text == "" and not out.recorded
+
+
+def test_capture_leaves_no_unredacted_record_behind(tmp_path, monkeypatch):
+    import tempfile
+
+    private = tmp_path / "tmp"
+    private.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private))
+    write(tmp_path / "x.py", "raise KeyError('k')\n")
+    capture_command([PY, "x.py"], CaptureOptions(tee=False), cwd=str(tmp_path), write=False)
+    assert not list(private.glob("reprex-record-*"))
+
+
+def test_more_bad_inputs_are_one_line_errors(tmp_path):
+    write(tmp_path / "x.py", "raise KeyError('k')\n")
+    cases = [
+        (["capture", "-q", "--", "sh", "-c", "exit 3"], "no Python process ran under the recorder"),
+        (["capture", "-q", "--timeout", "-1", "--", PY, "x.py"], "positive number of seconds"),
+        (["capture", "-q", "-o", "/proc/nope/x.reprex.zip", "--", PY, "x.py"], "cannot write"),
+        (["show", str(tmp_path)], "no reprex.json"),
+    ]
+    for args, expected in cases:
+        proc = reprex_cli(*args, cwd=tmp_path, check=False)
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert expected in proc.stderr and "Traceback" not in proc.stderr, (args, proc.stderr)
+    reprex_cli("capture", "-q", "--", PY, "x.py", cwd=tmp_path)
+    proc = reprex_cli("render", "x.reprex.zip", "-o", str(tmp_path), cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "is a directory" in proc.stderr
+
+
+def test_fetch_errors_never_echo_secrets(tmp_path):
+    sig = "a1b2c3d4" * 8
+    proc = reprex_cli("show", f"https://user:pw-{sig}@nonexistent.invalid/x.reprex.zip?X-Amz-Signature={sig}",
+                      cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "cannot fetch" in proc.stderr
+    assert sig not in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_unreadable_zip_entries_are_bundle_errors(tmp_path):
+    import zipfile as zf_mod
+
+    from reprex.bundle import BundleError
+    write(tmp_path / "x.py", "raise KeyError('k')\n")
+    bundle = capture_command([PY, "x.py"], CaptureOptions(tee=False), cwd=str(tmp_path)).bundle
+    path = bundle.write(tmp_path / "ok.reprex.zip")
+    data = bytearray(path.read_bytes())
+    with zf_mod.ZipFile(path) as zf:
+        info = zf.getinfo("traceback.txt")
+    start = info.header_offset + 30 + len(info.filename)
+    data[start:start + 8] = b"\xff" * 8  # corrupt the deflate stream
+    (tmp_path / "bad.reprex.zip").write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="can't be read"):
+        Bundle.read(tmp_path / "bad.reprex.zip")

@@ -205,3 +205,12 @@ def test_code_names_that_look_secret_keep_their_signature(tmp_path, cache):
     result = capture_command([PY, "auth_token.py"], CaptureOptions(tee=False), cwd=str(tmp_path))
     assert result.bundle.manifest["expect"]["signature"]["frames"][0] == "auth_token.py:refresh"
     assert replay(result.bundle, ReplayOptions(backend="local")).verdict == "reproduced"
+
+
+def test_unexpected_machinery_errors_are_infra_errors(tmp_path, cache):
+    bundle = _capture(tmp_path, "raise SystemExit(3)\n")
+    bundle.files["files/a"] = b"a file"
+    bundle.files["files/a/b"] = b"and a file below it"  # can't both exist on disk
+    bundle.finalize()
+    result = replay(bundle, ReplayOptions(backend="local"))
+    assert result.verdict == "infra-error" and result.reason.startswith("replay failed:")

@@ -52,6 +52,7 @@ class _Recorder:
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
         # No directory: used in-process by reprex.capture_exception, nothing written.
         self.fd = os.open(os.path.join(directory, "events.jsonl"), flags, 0o600) if directory else None
+        self.pid = os.getpid()
         self.seen_opens = set()
         self.seen_top = set()
         self.skip_prefixes = self._skip_prefixes()
@@ -60,8 +61,8 @@ class _Recorder:
 
     # -- writing -----------------------------------------------------------
     def emit(self, event, **data):
-        if self.fd is None:
-            return
+        if self.fd is None or os.getpid() != self.pid:
+            return  # a forked child is not the recorded process
         data["ev"] = event
         try:
             line = self.json.dumps(data, default=repr, ensure_ascii=False) + "\n"
@@ -297,7 +298,7 @@ class _Recorder:
 
     def final(self, why):
         """Facts only the target interpreter knows: imported modules and distributions."""
-        if self.done_final:
+        if self.done_final or os.getpid() != self.pid:
             return
         self.done_final = True
         try:
@@ -712,6 +713,10 @@ def _start(directory):
     fault = open(os.path.join(directory, "fault.log"), "w")
     rec.fault_file = fault  # keep it open for the life of the process
     faulthandler.enable(file=fault, all_threads=True)
+    if hasattr(os, "register_at_fork"):
+        # A forked child (multiprocessing, subprocess helpers) must not write the
+        # parent's crash log or make a successful parent look failed.
+        os.register_at_fork(after_in_child=faulthandler.disable)
     if hasattr(signal, "SIGUSR1"):
         faulthandler.register(signal.SIGUSR1, file=fault, all_threads=True, chain=False)
     previous_hook = sys.excepthook

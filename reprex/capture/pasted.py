@@ -35,6 +35,8 @@ def capture_traceback(text: str, options: CaptureOptions, *, write: bool = True)
     from reprex._inject.sitecustomize import facts
 
     outcome.facts = facts()
+    for key in ("main_file", "main_spec", "console_script", "argv", "orig_argv"):
+        outcome.facts.pop(key, None)  # they describe reprex itself, not the pasted run
     modules = {}
     for frame in _all_frames(exc):
         loc = frame.get("file", "")

@@ -80,8 +80,10 @@ def capture_command(argv: Sequence[str], options: CaptureOptions | None = None, 
         return CaptureResult(outcome, signature, message="the command succeeded: no bundle written "
                                                          "(use --allow-success to capture it anyway)")
     if not outcome.recorded:
-        hint = f" ({python})" if python else ""
-        progress(f"warning: no Python process was recorded{hint}; bundling what the exit status says")
+        # Nothing to replay: the bundle would hold only an exit status and a guessed entry.
+        raise CaptureError("no Python process ran under the recorder, so there is nothing to bundle "
+                           f"(exit status {outcome.exit_code}); the command must start Python without "
+                           "-I, -E or -S (python script.py, python -m mod, a console script, a wrapper that runs one)")
     bundle = build_bundle(outcome, argv=list(argv), cwd=cwd_path, environ=environ,
                           python=python or (outcome.facts.get("python") or {}).get("executable"),
                           options=options, progress=progress)

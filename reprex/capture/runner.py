@@ -112,6 +112,7 @@ def run_recorded(argv: Sequence[str], *, cwd: str | os.PathLike | None = None,
                  on_output: Callable[[str, bytes], None] | None = None) -> RunResult:
     """Run argv under the recorder. On timeout, ask the recorded process for a stack
     dump (SIGUSR1 -> faulthandler), then kill the whole process group."""
+    own_dir = record_dir is None  # ours to delete: it holds unredacted locals and argv
     record_dir = Path(record_dir or tempfile.mkdtemp(prefix="reprex-record-"))
     record_dir.mkdir(parents=True, exist_ok=True)
     full_env = recorder_env(env if env is not None else os.environ, record_dir)
@@ -167,8 +168,12 @@ def run_recorded(argv: Sequence[str], *, cwd: str | os.PathLike | None = None,
         if proc.poll() is None:
             _signal_group(proc, signal.SIGKILL)
             proc.wait()
-    outcome = load_outcome(record_dir, returncode, timed_out=timed_out,
-                           duration_s=time.monotonic() - started, output_tail=tail.as_text())
+    try:
+        outcome = load_outcome(record_dir, returncode, timed_out=timed_out,
+                               duration_s=time.monotonic() - started, output_tail=tail.as_text())
+    finally:
+        if own_dir and not os.environ.get("REPREX_KEEP_RECORD"):
+            shutil.rmtree(record_dir, ignore_errors=True)
     return RunResult(outcome, record_dir, returncode, timed_out)
 
 

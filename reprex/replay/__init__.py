@@ -161,6 +161,10 @@ def replay(bundle: Bundle, options: ReplayOptions | None = None, progress: Progr
     except ReplayProblem as exc:
         result.verdict = exc.verdict
         result.reason = exc.reason
+    except Exception as exc:  # the machinery broke: never a traceback, never `fixed`
+        result.verdict = "infra-error"
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        result.reason = f"replay failed: {type(exc).__name__}: {detail}"[:400]
     finally:
         if backend is not None and env is not None:
             try:
