@@ -5,7 +5,12 @@ For a failed test this module
    a literal (its repr round-trips through `ast.literal_eval`), a pickle, or, for a
    value that does neither, its fixture function's source run in its own module
    (flagged in the manifest); `tmp_path` and paths into pytest's temporary
-   directories point at a copy of what was there when the test started;
+   directories point at a copy of what was there when the test started.
+   A value that holds a secret is never embedded: the bundle's redactor can scrub a
+   literal's text but not the bytes inside a base64 pickle, so a literal or a pickle
+   is used only when redaction changes neither its repr nor its pickled bytes;
+   otherwise it is rebuilt from its fixture's source (flagged) or left out
+   (`unsupported`). See `Secrets`;
 2. copies the test run's local files (the test module, its conftest.py files, the
    project modules imported, the files the test read) into a scratch work dir and
    writes the script there;
@@ -145,13 +150,52 @@ class Tree:
 
 # -- values ----------------------------------------------------------------------------
 
+class Secrets:
+    """Tells whether text or bytes hold something the bundle's redactor would scrub.
+
+    The check uses a `reprex.redact.Redactor` over the same environment as the bundle's
+    own, so "holds a secret" means exactly "redaction would change it": a value that
+    does must not be embedded in the script, where (as a pickle) redaction can't see it
+    or (as a literal) it would be replaced and the value changed. `hidden` adds strings
+    that count as secret too (the per-test tmp directory name pytest derived from a
+    test id that carried a secret, possibly truncated: see `_rename_test_tmp`)."""
+
+    def __init__(self, environ: dict | None = None):
+        from reprex.redact import Redactor
+
+        self.red = Redactor(dict(os.environ) if environ is None else environ)
+        self.hidden: list[str] = []
+
+    def redact(self, text: str) -> str:
+        return self.red.text(text, "test")
+
+    def in_text(self, text: str) -> bool:
+        return self.red.text(text, "locals") != text or any(h in text for h in self.hidden)
+
+    def in_bytes(self, blob: bytes) -> bool:
+        if self.red.bytes(blob, "locals") != blob:
+            return True
+        return any(h.encode("utf-8", "surrogateescape") in blob for h in self.hidden)
+
+    def in_value(self, value, blob: bytes | None = None) -> bool:
+        """Whether a value's repr (or, when given, its pickled bytes) holds a secret."""
+        if blob is not None and self.in_bytes(blob):
+            return True
+        try:
+            text = repr(value)
+        except Exception:
+            return blob is None  # no repr to check: only its pickle, if any, vouches for it
+        return self.in_text(text)
+
+
 def _type_name(value) -> str:
     cls = type(value)
     module = getattr(cls, "__module__", "") or ""
     return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
 
 
-def as_literal(value) -> str | None:
+def as_literal(value, secrets: Secrets | None = None) -> str | None:
+    """The value's repr when it round-trips through `ast.literal_eval` and holds no secret."""
     try:
         text = repr(value)
     except Exception:
@@ -167,10 +211,14 @@ def as_literal(value) -> str | None:
             return None
     except Exception:
         return None
+    if secrets is not None and secrets.in_text(text):
+        return None
     return text
 
 
-def as_pickle(value) -> str | None:
+def as_pickle(value, secrets: Secrets | None = None) -> str | None:
+    """The value's pickle, base64, when it loads back and neither its bytes nor its repr
+    hold a secret (the bundle's redaction only ever sees the base64 text)."""
     try:
         blob = pickle.dumps(value, protocol=4)
         if len(blob) > MAX_PICKLE:
@@ -178,7 +226,15 @@ def as_pickle(value) -> str | None:
         pickle.loads(blob)
     except Exception:
         return None
+    if secrets is not None and secrets.in_value(value, blob):
+        return None
     return base64.b64encode(blob).decode("ascii")
+
+
+def _holds_secret(value) -> bool:
+    """For a value `as_literal` and `as_pickle` turned down with the secrets check: whether
+    they did so only because of a secret in it."""
+    return as_literal(value) is not None or as_pickle(value) is not None
 
 
 def _fixture_source(fixturedef, tree: Tree):
@@ -209,18 +265,24 @@ def _fixture_source(fixturedef, tree: Tree):
     return module, rel, func.__name__, source, func.__code__.co_firstlineno
 
 
-def _param_value(name: str, param) -> Value:
-    expr = as_literal(param)
+def _param_value(name: str, param, secrets: Secrets) -> Value:
+    expr = as_literal(param, secrets)
     if expr is not None:
         return Value(f"{name}.param", "literal", _type_name(param), expr)
-    blob = as_pickle(param)
+    blob = as_pickle(param, secrets)
     if blob is not None:
         return Value(f"{name}.param", "pickle", _type_name(param), blob)
+    if _holds_secret(param):
+        return Value(f"{name}.param", "unsupported", _type_name(param),
+                     note="request.param: redaction would change it (a secret): left out of the bundle")
     return Value(f"{name}.param", "unsupported", _type_name(param),
                  note="request.param neither a literal nor picklable")
 
 
-def plan_values(item, tree: Tree) -> list[Value]:
+def plan_values(item, tree: Tree, secrets: Secrets | None = None) -> list[Value]:
+    """How the script makes each value; nothing that holds a secret is embedded (see `Secrets`)."""
+    if secrets is None:
+        secrets = Secrets()
     info = item._fixtureinfo
     funcargs = item.funcargs or {}
     params = dict(getattr(getattr(item, "callspec", None), "params", {}) or {})
@@ -239,8 +301,9 @@ def plan_values(item, tree: Tree) -> list[Value]:
         for dep in fd.argnames:
             if dep != "request":
                 make(dep)
-        param = _param_value(name, params[name]) if getattr(fd, "params", None) is not None and name in params \
-            else None
+        param = None
+        if getattr(fd, "params", None) is not None and name in params:
+            param = _param_value(name, params[name], secrets)
         return Value(name, "source", _type_name(funcargs.get(name)), module=module, module_file=module_file,
                      function=function,
                      source=source, lineno=lineno, argnames=list(fd.argnames), param=param, autouse=autouse)
@@ -260,21 +323,24 @@ def plan_values(item, tree: Tree) -> list[Value]:
                     planned[name] = value
                 return
             value = funcargs.get(name)
-            expr = as_literal(value)
+            expr = as_literal(value, secrets)
             if expr is not None:
                 planned[name] = Value(name, "literal", _type_name(value), expr)
                 return
-            blob = as_pickle(value)
+            blob = as_pickle(value, secrets)
             if blob is not None:
                 planned[name] = Value(name, "pickle", _type_name(value), blob)
                 return
+            secret = _holds_secret(value)
             made = source_value(name, fd)
             if made is not None:
-                made.note = "not picklable: rebuilt from its fixture's source"
+                made.note = ("redaction would change it (a secret): rebuilt from its fixture's source" if secret
+                             else "not picklable: rebuilt from its fixture's source")
                 planned[name] = made
                 return
             planned[name] = Value(name, "unsupported", _type_name(value),
-                                  note="neither a literal nor picklable, and not a project fixture")
+                                  note="redaction would change it (a secret): left out of the bundle" if secret
+                                  else "neither a literal nor picklable, and not a project fixture")
         finally:
             visiting.discard(name)
 
@@ -472,19 +538,45 @@ def bundle_name(nodeid: str) -> str:
     return name[:100]
 
 
-def make_plan(item, tree: Tree, snap: dict | None, random_state: str | None) -> tuple[Plan, list[Value]]:
+def _rename_test_tmp(snap: dict | None, secrets: Secrets) -> dict | None:
+    """The snapshot with the test's own tmp directory renamed, for a test whose id carried a
+    secret: pytest names that directory after the test id (sanitized, cut to 30 characters),
+    so it may hold a piece of the secret the redactor no longer recognizes. Its old name
+    becomes a `hidden` secret: values holding paths into it are not embedded either."""
+    if not snap or not snap.get("tmp_rel"):
+        return snap
+    old = snap["tmp_rel"].split("/")[0]
+    taken = {rel.split("/")[0] for rel in [*snap["files"], *snap["dirs"]]}
+    n, new = 0, "tmp_path0"
+    while new in taken:
+        n += 1
+        new = f"tmp_path{n}"
+
+    def move(rel: str) -> str:
+        return new + rel[len(old):] if rel == old or rel.startswith(old + "/") else rel
+
+    secrets.hidden.append(old)
+    return {**snap, "tmp_rel": move(snap["tmp_rel"]), "files": {move(k): v for k, v in snap["files"].items()},
+            "dirs": sorted(move(d) for d in snap["dirs"]),
+            "skipped": [{**entry, "path": move(entry["path"])} for entry in snap["skipped"]]}
+
+
+def make_plan(item, tree: Tree, snap: dict | None, random_state: str | None,
+              secrets: Secrets | None = None, nodeid: str | None = None) -> tuple[Plan, list[Value]]:
+    """`nodeid`: the test's id as the bundle may show it (redacted)."""
     import unittest
 
     from reprex import __version__
 
-    values = plan_values(item, tree)
+    values = plan_values(item, tree, secrets)
     cls = getattr(item, "cls", None)
     is_unittest = isinstance(cls, type) and issubclass(cls, unittest.TestCase)
     class_path = cls.__qualname__.split(".") if cls is not None else []
     cwd_rel = tree.rel(os.getcwd()) or "."
     seed = os.environ.get("PYTHONHASHSEED")
     plan = Plan(
-        nodeid=item.nodeid, module=item.module.__name__, module_file=tree.rel(item.path) or Path(item.path).name,
+        nodeid=nodeid or item.nodeid, module=item.module.__name__,
+        module_file=tree.rel(item.path) or Path(item.path).name,
         function=getattr(item, "originalname", None) or item.name.split("[")[0], class_path=class_path,
         unittest=is_unittest, argnames=[] if is_unittest else list(item._fixtureinfo.argnames),
         values=[] if is_unittest else values, conftests=_conftests(item, tree), sys_path=_sys_path(tree),
@@ -548,9 +640,16 @@ def capture_failure(item, excinfo, state: CaptureState, snap: dict | None, opene
     if not _under(Path(item.path).resolve(), base.resolve()):
         base = Path(item.path).parent
     tree = Tree(base, Path(snap["base"]) if snap else None)
-    plan, values = make_plan(item, tree, snap, random_state)
+    env = scratch_environ()
+    secrets = Secrets(env)  # the same environment the bundle's own redactor gets
+    # A parametrize id can carry a secret: nothing in the bundle (its name, file names, the
+    # manifest, the script) is derived from the raw id.
+    nodeid = secrets.redact(item.nodeid)
+    if nodeid != item.nodeid:
+        snap = _rename_test_tmp(snap, secrets)
+    plan, values = make_plan(item, tree, snap, random_state, secrets, nodeid)
     script_name = _script_name(item, tree)
-    name = bundle_name(item.nodeid)
+    name = bundle_name(nodeid)
     scratch_root = Path(tempfile.mkdtemp(prefix="reprex-pytest-capture-"))
     scratch = scratch_root / "work"
     (scratch_root / "tmp").mkdir()
@@ -567,7 +666,6 @@ def capture_failure(item, excinfo, state: CaptureState, snap: dict | None, opene
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
         (scratch / script_name).write_text(render(plan), "utf-8")
-        env = scratch_environ()
         env["TMPDIR"] = str(scratch_root / "tmp")  # the script's copies of tmp_path go away with the scratch
         run = run_recorded([sys.executable, script_name], cwd=scratch, env=env, timeout=state.timeout, tee=False)
         expected = recorder._Recorder(None).exception_record(excinfo.value)
@@ -577,14 +675,11 @@ def capture_failure(item, excinfo, state: CaptureState, snap: dict | None, opene
         reproduces = bool(want) and got == want
         outcome = standalone if reproduces else dataclasses.replace(
             standalone, outcome="exception", exception=expected, exit_code=1, signal=None)
-        entry = {"argv": ["python", "-m", "pytest", item.nodeid], "cwd": str(tree.base), "kind": "test",
+        entry = {"argv": ["python", "-m", "pytest", nodeid], "cwd": str(tree.base), "kind": "test",
                  "python_args": [script_name]}
-        bundle = build_bundle(outcome, argv=[sys.executable, script_name], cwd=scratch, environ=env,
-                              python=sys.executable, options=CaptureOptions(tee=False, name=name), entry=entry,
-                              script=scratch / script_name)
         flagged = [v.name for v in values if v.how in ("source", "unsupported")]
-        bundle.manifest["test"] = {
-            "nodeid": item.nodeid,
+        test = {
+            "nodeid": nodeid,
             "script": script_name,
             "standalone_reproduces": reproduces,
             "test_failure": want,
@@ -597,6 +692,10 @@ def capture_failure(item, excinfo, state: CaptureState, snap: dict | None, opene
             "tmp": {"copied": len(tmp_files), "skipped": (snap or {}).get("skipped", [])},
             "pytest": _pytest_version(),
         }
+        # build_bundle passes manifest_extra through the bundle's redactor (red.obj) as well
+        bundle = build_bundle(outcome, argv=[sys.executable, script_name], cwd=scratch, environ=env,
+                              python=sys.executable, options=CaptureOptions(tee=False, name=name), entry=entry,
+                              script=scratch / script_name, manifest_extra={"test": test})
         files = bundle.manifest.get("files") or {}
         if files.get("skipped"):  # reads of the script's own copies of tmp_path: not inputs
             files["skipped"] = [f for f in files["skipped"] if not str(f.get("path", "")).startswith(str(scratch_root))]

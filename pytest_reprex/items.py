@@ -4,6 +4,10 @@ Each bundle is one item named after it. The replay runs in the item's setup, so 
 infrastructure trouble is reported as an ERROR (not a failure) and an environment
 that can't be made here as a SKIP; the call phase then judges the verdict against
 the expectation.
+
+A bundle's own manifest field `pytest` may set only `expect`, `runs`, `timeout`,
+`strict`, `skip` and `marks`: a downloaded bundle must not pick a less isolated
+backend or make the host install anything (see `pytest_reprex.options`).
 """
 
 from __future__ import annotations
@@ -50,11 +54,14 @@ class ReprexItem(pytest.Item):
         self.reprex_strict = False
         self._layers: list[dict] = []
         self._load_error: str | None = None
+        self._ignored: list[str] = []  # manifest-field options the bundle may not set for itself
         base = Path(self.config.rootpath)
         try:
             field = opts.read_manifest_field(bundle_path)
             if field:
-                self._layers.append(opts.layer(field, f"{bundle_path.name}: manifest field `pytest`", base))
+                # only what can't weaken isolation (see opts.MANIFEST_KEYS): the bundle may come from anyone
+                lay, self._ignored = opts.manifest_layer(field, f"{bundle_path.name}: manifest field `pytest`", base)
+                self._layers.append(lay)
             sidecar = opts.sidecar_path(bundle_path)
             if sidecar is not None:
                 self._layers.append(opts.layer(opts.read_sidecar(sidecar), str(sidecar), base))
@@ -89,6 +96,11 @@ class ReprexItem(pytest.Item):
         state = state_of(self.config)
         if self._load_error:
             pytest.fail(f"reprex {self.name}: {self._load_error}", pytrace=False)
+        if self._ignored:
+            self.warn(pytest.PytestWarning(
+                f"reprex {self.name}: ignored {', '.join(self._ignored)} in the bundle's manifest field `pytest` "
+                "(a bundle may not choose its own backend, network, image, GPUs or installs; set them in a "
+                "sidecar file, the marker, the ini file or on the command line)"))
         try:
             merged = self._merged()
         except opts.OptionError as exc:

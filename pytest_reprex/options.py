@@ -6,6 +6,14 @@ marker, the bundle's sidecar file (``NAME.reprex.toml`` / ``NAME.reprex.json``
 next to it), the manifest's ``pytest`` field, the ini file (``reprex_*``), the
 defaults. ``with`` specs are not overridden but added up, lowest layer first.
 
+The manifest field travels inside the bundle, which may come from anyone (an issue
+attachment), so it may only set what cannot weaken isolation or make the host
+install or build something: ``expect``, ``runs``, ``timeout``, ``strict``, ``skip``
+and ``marks`` (``MANIFEST_KEYS``). ``backend``, ``with``, ``network``, ``image``,
+``gpus`` and ``keep`` there are ignored (with a warning); the sidecar file, the
+marker, the ini file and the command line, which the repository's owner writes,
+may set everything.
+
 Standard library only (plus pytest's UsageError): the plugin imports this module
 while pytest configures itself, in every session of every project.
 """
@@ -25,6 +33,10 @@ DEFAULTS: dict[str, Any] = {"backend": "auto", "image": None, "gpus": None, "run
 # Keys a sidecar, the manifest field, the marker or the fixture may set.
 OPTION_KEYS = frozenset(DEFAULTS) | {"with"}
 ITEM_KEYS = OPTION_KEYS | {"skip", "marks"}
+# What a bundle's own manifest field `pytest` may set: nothing that picks a less isolated
+# backend (`backend`), opens the network (`network`), installs or builds on the host
+# (`with`, `image`), hands over devices (`gpus`) or leaves files behind (`keep`).
+MANIFEST_KEYS = frozenset({"expect", "runs", "timeout", "strict", "skip", "marks"})
 # Where each option lives on the command line and in the ini file.
 CLI_DEST = {"backend": "reprex_backend", "image": "reprex_image", "gpus": "reprex_gpus", "runs": "reprex_runs",
             "timeout": "reprex_timeout", "network": "reprex_network", "expect": "reprex_expect",
@@ -237,8 +249,26 @@ def read_sidecar(path: Path) -> dict:
     return data
 
 
+def manifest_layer(field: Mapping[str, Any] | None, where: str, base: Path) -> tuple[dict, list[str]]:
+    """A validated layer from a bundle's manifest field `pytest`, and the keys it ignored:
+    only `MANIFEST_KEYS` count; an option the bundle may not choose for itself (`backend`,
+    `with`, `network`, `image`, `gpus`, `keep`) is dropped; an unknown key is an error."""
+    kept: dict[str, Any] = {}
+    ignored: list[str] = []
+    for key, value in (field or {}).items():
+        name = "with" if key in ("with_", "with_specs") else key
+        if name in MANIFEST_KEYS:
+            kept[key] = value
+        elif name in ITEM_KEYS:
+            ignored.append(key)
+        else:
+            raise OptionError(f"{where}: unknown option {key!r} (known: {', '.join(sorted(ITEM_KEYS))})")
+    return layer(kept, where, base, keys=MANIFEST_KEYS), sorted(ignored)
+
+
 def read_manifest_field(path: Path) -> dict | None:
-    """The manifest's `pytest` field, read without validating (collection must stay cheap)."""
+    """The manifest's `pytest` field, read without validating (collection must stay cheap).
+    Pass it through `manifest_layer`, never `layer`: a bundle may not choose its own isolation."""
     try:
         if path.is_dir():
             manifest = json.loads((path / "reprex.json").read_text("utf-8"))

@@ -11,7 +11,8 @@ Options (each has an ini twin named with underscores, e.g. `reprex_backend`):
   --reprex-expect reproduced|fixed     --reprex-strict           --reprex-timeout SECONDS
   --reprex-network none|bridge         --reprex-capture DIR      --reprex-capture-max N
 Per bundle: a sidecar `NAME.reprex.toml` / `NAME.reprex.json`, the manifest field
-`pytest`, or `@pytest.mark.reprex(...)`; see pytest_reprex.options for precedence.
+`pytest` (only expect, runs, timeout, strict, skip, marks: the bundle can't choose its
+own isolation), or `@pytest.mark.reprex(...)`; see pytest_reprex.options for precedence.
 """
 
 from __future__ import annotations

@@ -21,7 +21,10 @@ class Value:
     # literal | pickle | source | tmp_path | tmpdir | tmp_path_factory | monkeypatch | request | stub | unsupported
     how: str
     type: str = ""
-    expr: str = "None"  # literal repr or base64 pickle (for literal / pickle)
+    # literal repr or base64 pickle (for literal / pickle). The bundle's redaction sees only this
+    # text, never the pickled bytes: capture embeds neither form when redaction would change the
+    # value's repr or pickle (pytest_reprex.capture.Secrets)
+    expr: str = "None"
     note: str = ""
     # for how == "source": the fixture function, run in its defining module's namespace
     module: str = ""

@@ -239,6 +239,50 @@ def test_precedence_command_line_over_bundle_over_ini(pytester, bundles):
     result.stdout.fnmatch_lines(["FAILED reprexes/fixed.reprex.zip::fixed - *"])
 
 
+def test_a_bundles_manifest_field_cannot_choose_its_own_isolation(pytester, bundles, monkeypatch):
+    """A downloaded bundle's `pytest` field asking for the local backend (or installs, the
+    network, an image, GPUs) is ignored; what it may set (expect, runs ...) still counts."""
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/reprex-test.sock")
+    monkeypatch.delenv("CI", raising=False)
+    hostile = {"backend": "local", "with": ["./evil"], "network": "bridge", "image": "evil/img:1", "gpus": "all",
+               "keep": True, "expect": "fixed", "runs": 2}
+    folder = place(pytester, {"boom": variant(bundles["boom"], manifest={"pytest": hostile})}, "boom")
+
+    # the resolved options for the item keep the configured backend (the default, auto)
+    items, _ = pytester.inline_genitems(str(folder))
+    [item] = items
+    merged = item._merged()
+    assert (merged["backend"], merged["with"], merged["network"], merged["image"], merged["gpus"]) == \
+        ("auto", [], None, None, None)
+    assert (merged["keep"], merged["expect"], merged["runs"]) == (False, "fixed", 2)
+
+    # ... and so does the replay: the ini asks for docker, which is unreachable: a skip, not a local run
+    pytester.makeini("[pytest]\nreprex_backend = docker\n")
+    result = pytester.runpytest("-rs")
+    result.assert_outcomes(skipped=1, warnings=1)
+    result.stdout.fnmatch_lines(["*reprex boom: ignored backend, gpus, image, keep, network, with in the bundle's "
+                                 "manifest field `pytest`*",
+                                 "SKIPPED * reprex boom: the docker backend was asked for, but Docker is "
+                                 "unreachable*"])
+    # the repository's owner still may: the sidecar picks local, and the manifest's `expect` holds
+    (folder / "boom.reprex.toml").write_text('backend = "local"\n')
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1, warnings=1)
+    result.stdout.fnmatch_lines(["reprex boom: expected `fixed`, got `reproduced` on local*"])
+
+
+def test_the_manifest_field_layer_keeps_only_harmless_options(tmp_path):
+    from pytest_reprex import options
+
+    lay, ignored = options.manifest_layer({"backend": "local", "with_": ".", "expect": "fixed", "timeout": 5,
+                                          "strict": "yes", "skip": "later", "marks": ["slow"]}, "m", tmp_path)
+    assert lay == {"expect": "fixed", "timeout": 5.0, "strict": True, "skip": "later", "marks": ["slow"]}
+    assert ignored == ["backend", "with_"]
+    with pytest.raises(options.OptionError, match="m: unknown option 'bakend'"):
+        options.manifest_layer({"bakend": "local"}, "m", tmp_path)
+    assert set(options.MANIFEST_KEYS).isdisjoint({"backend", "with", "network", "image", "gpus", "keep"})
+
+
 def test_ini_and_command_line_options_reach_the_replay_options(pytester):
     from pytest_reprex import options
     from pytest_reprex.plugin import state_of

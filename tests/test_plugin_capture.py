@@ -247,13 +247,18 @@ def test_fixture_values_literal_pickle_source_and_tmp_path(captured):
     test = bundle.manifest["test"]
     values = test["values"]
     assert values["settings"]["how"] == "literal"
-    assert values["data_file"]["how"] == "pickle"  # a path into tmp_path, pointed at the copy
+    # a path into tmp_path, pointed at the copy; where pytest's basetemp names this machine's user
+    # (/tmp/pytest-of-alice), redaction would change the pickle: rebuilt from its fixture's source then
+    from reprex.redact import Redactor
+
+    identifying = Redactor().text(str(project), "x") != str(project)
+    assert values["data_file"]["how"] == ("source" if identifying else "pickle")
     assert values["tmp_path"]["how"] == "tmp_path"
     assert values["client"]["how"] == "source" and values["client"]["type"] == "conftest.Client"
     assert values["client"]["fixture"] == "conftest.client"
     assert values["app_mode"] == {"how": "source", "type": "NoneType", "fixture": "conftest.app_mode",
                                   "autouse": True}
-    assert test["flagged"] == ["app_mode", "client"] or sorted(test["flagged"]) == ["app_mode", "client"]
+    assert sorted(test["flagged"]) == ["app_mode", "client"] + (["data_file"] if identifying else [])
     # tmp_path as the fixtures left it before the call, not what the test wrote
     tmp = sorted(n for n in bundle.files if n.startswith("files/_reprex_tmp/"))
     assert [n.rsplit("/", 1)[1] for n in tmp] == ["big.txt", "rows.txt"]
@@ -314,3 +319,155 @@ def test_a_test_the_script_cannot_rebuild_is_flagged_and_expects_the_tests_failu
     assert bundle.manifest["expect"]["signature"]["types"] == ["AssertionError"]
     result = reprex_replay(path)
     assert result["verdict"] == "different" and result["exit"] == 1
+
+
+# -- secrets: a fixture value or a test id holding one must not reach the bundle ----------------
+
+TOKEN = "Zq8Rk2Lm9Vx4Tn7Pb3Wc6Hy1"  # the value of MY_SERVICE_TOKEN in the captured run
+
+SECRET_CONFTEST = """
+import os
+from dataclasses import dataclass
+
+import pytest
+
+
+@dataclass
+class Settings:
+    endpoint: str
+    token: str
+
+
+@pytest.fixture
+def settings():
+    return Settings("https://api.example.invalid", os.environ["MY_SERVICE_TOKEN"])
+
+
+@pytest.fixture
+def plain():
+    return Settings("https://api.example.invalid", "not-a-secret")
+
+
+def _service_token():
+    return os.environ["MY_SERVICE_TOKEN"]
+
+
+@pytest.fixture
+def raw_token():
+    return _service_token()
+
+
+@pytest.fixture
+def rows(tmp_path):
+    path = tmp_path / "rows.txt"
+    path.write_text("a\\nb\\n")
+    return path
+"""
+
+SECRET_TESTS = """
+import os
+
+import pytest
+
+
+def test_call(settings, plain):
+    assert settings.endpoint.startswith("https://other")
+
+
+def test_literal(raw_token):
+    assert raw_token == "something else"
+
+
+@pytest.mark.parametrize("key", [os.environ["MY_SERVICE_TOKEN"]])
+def test_auth(key, tmp_path, rows):
+    assert rows.read_text() == "a\\nb\\n" and (tmp_path / "rows.txt").exists()
+    assert key == "something else"
+"""
+
+
+@pytest.fixture(scope="module")
+def secret_capture(tmp_path_factory, cache):
+    project = tmp_path_factory.mktemp("secret-project")
+    (project / "tests").mkdir()
+    (project / "tests" / "conftest.py").write_text(SECRET_CONFTEST)
+    (project / "tests" / "test_secret.py").write_text(SECRET_TESTS)
+    (project / "pytest.ini").write_text("[pytest]\npythonpath = .\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env["MY_SERVICE_TOKEN"] = TOKEN
+    proc = subprocess.run([PY, "-m", "pytest", "-p", "no:cacheprovider", "--reprex-capture", "out", "-q"],
+                          cwd=project, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "3 failed" in proc.stdout, proc.stdout + proc.stderr
+    return project
+
+
+def _decoded_base64_chunks(text: str):
+    """Every base64-looking run in the text, decoded (the script's pickles are wrapped over lines)."""
+    import base64
+    import re
+
+    for block in re.findall(r'"""\n([A-Za-z0-9+/=\n]+)\n"""', text):
+        yield base64.b64decode("".join(block.split()))
+    for run in re.findall(r"[A-Za-z0-9+/]{16,}={0,2}", text):
+        try:
+            yield base64.b64decode(run + "=" * (-len(run) % 4))
+        except ValueError:
+            pass
+
+
+def assert_no_secret(path: Path) -> None:
+    """Not the token, nor a piece of it (pytest cuts tmp directory names to 30 characters), in the zip's
+    file name, its member names, any member's bytes, or any base64 run in them, decoded."""
+    piece = TOKEN[:10]
+    assert piece not in path.name
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            assert piece not in info.filename, info.filename
+            data = zf.read(info)
+            assert piece.encode() not in data, info.filename
+            for chunk in _decoded_base64_chunks(data.decode("utf-8", "replace")):
+                assert piece.encode() not in chunk, info.filename
+    assert piece.encode() not in path.read_bytes()
+
+
+def test_a_fixture_value_holding_an_env_secret_is_not_pickled(secret_capture):
+    path = secret_capture / "out" / "tests-test_secret-test_call.reprex.zip"
+    assert_no_secret(path)
+    bundle = Bundle.read(path)
+    values = bundle.manifest["test"]["values"]
+    # rebuilt from the fixture's source (flagged), not pickled; a value without a secret still is
+    assert values["settings"]["how"] == "source" and values["settings"]["fixture"] == "conftest.settings"
+    assert "a secret" in values["settings"]["note"] and "settings" in bundle.manifest["test"]["flagged"]
+    assert values["plain"]["how"] == "pickle"
+    script = bundle.text("files/reprex_test_call.py")
+    assert "VALUES['settings'] = _fixture(" in script
+    assert any(b"not-a-secret" in chunk for chunk in _decoded_base64_chunks(script))
+    assert bundle.manifest["test"]["standalone_reproduces"] is True
+
+
+def test_a_literal_holding_an_env_secret_is_not_embedded(secret_capture):
+    path = secret_capture / "out" / "tests-test_secret-test_literal.reprex.zip"
+    assert_no_secret(path)
+    bundle = Bundle.read(path)
+    assert bundle.manifest["test"]["values"]["raw_token"]["how"] == "source"
+    assert "VALUES['raw_token'] = _retmp(" not in bundle.text("files/reprex_test_literal.py")
+
+
+def test_a_parametrized_secret_stays_out_of_names_manifest_and_bytes(secret_capture):
+    written = sorted(p.name for p in (secret_capture / "out").glob("*.reprex.zip"))
+    assert written == ["tests-test_secret-test_auth-redacted-env-secret.reprex.zip",
+                       "tests-test_secret-test_call.reprex.zip", "tests-test_secret-test_literal.reprex.zip"]
+    path = secret_capture / "out" / written[0]
+    assert_no_secret(path)
+    bundle = Bundle.read(path)
+    manifest = bundle.manifest
+    assert manifest["name"] == "tests-test_secret-test_auth-redacted-env-secret"
+    assert manifest["test"]["nodeid"] == "tests/test_secret.py::test_auth[<redacted:env-secret>]"
+    assert manifest["entry"]["argv"][-1] == manifest["test"]["nodeid"]
+    assert TOKEN[:10] not in json.dumps(manifest)
+    values = manifest["test"]["values"]
+    assert values["key"]["how"] == "unsupported"
+    # pytest named tmp_path after the id (a piece of the token): the bundle's copy is renamed, and the
+    # fixture value pointing into it is rebuilt from its source rather than pickled
+    assert "files/_reprex_tmp/tmp_path0/rows.txt" in bundle.files
+    assert values["rows"]["how"] == "source"
+    assert manifest["test"]["standalone_reproduces"] is True
