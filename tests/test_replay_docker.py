@@ -451,6 +451,216 @@ def test_other_arch_without_wheels_is_env_incompatible(boom_bundle, base_image, 
     assert "mips64" in result.reason and "x86_64" in result.reason
 
 
+# -- the bundle's code never runs on the host (H7) ---------------------------------------------------
+
+REFUSED = "from the bundle: only name==version pins and https direct references are installed"
+
+
+def evil_project(root: Path, name: str, marker: Path) -> Path:
+    """A project whose setup.py, if anything ever runs it, writes `marker`."""
+    project = root / name
+    project.mkdir(parents=True)
+    (project / "setup.py").write_text(textwrap.dedent(f"""
+        import pathlib
+        pathlib.Path({str(marker)!r}).write_text("setup.py ran on the host")
+        from setuptools import setup
+        setup(name={name!r}, version="1.0", py_modules=[])
+    """))
+    return project
+
+
+def test_a_file_url_requirement_is_refused_and_never_built_on_the_host(boom_bundle, base_image, tmp_path,
+                                                                         cache_dir):
+    marker = tmp_path / "marker"
+    project = evil_project(tmp_path, "evilpkg", marker)
+    line = f"evilpkg @ file://{project}"
+    bundle = variant(boom_bundle, requirements=f"six==1.16.0\n{line}\n")
+    result, lines = run_replay(bundle, base_image)
+    assert result.verdict == "infra-error", (result.reason, result.logs)
+    assert result.reason == f"refusing requirement line {line!r} {REFUSED}"
+    assert "\n" not in result.reason
+    assert not marker.exists()
+    assert not any(l.startswith(("downloading", "build", "pulling")) for l in lines), lines
+
+
+@pytest.mark.parametrize("line", [
+    "--index-url http://x",
+    "--extra-index-url=http://x/simple",
+    "-e /tmp/somewhere",
+    "-r /etc/passwd",
+    "--find-links /tmp",
+    "--trusted-host x",
+    "./local/checkout",
+    "/abs/path/pkg.tar.gz",
+    "six",
+    "six>=1.16",
+    "six==1.16.0 --hash=sha256:00",
+    "six @ http://example.invalid/six-1.16.0-py2.py3-none-any.whl",
+    "six @ git+ssh://git@example.invalid/six.git",
+    "six @ git+file:///tmp/six",
+])
+def test_option_lines_and_local_requirements_are_refused(boom_bundle, base_image, cache_dir, line):
+    bundle = variant(boom_bundle, requirements=f"six==1.16.0\n{line}\n")
+    result, lines = run_replay(bundle, base_image)
+    assert result.verdict == "infra-error", (line, result.reason)
+    assert result.reason == f"refusing requirement line {line!r} {REFUSED}"
+    assert not any(l.startswith(("downloading", "build")) for l in lines), lines
+
+
+def test_accepted_requirement_lines():
+    from reprex.replay.wheels import check_bundle_requirement
+
+    for line in ["six==1.16.0", "Foo_Bar[x,y]==1.0+cpu ; python_version >= '3.8'",
+                 "pkg @ https://example.invalid/pkg-1.0-py3-none-any.whl",
+                 "pkg @ git+https://example.invalid/pkg.git@0123abc#subdirectory=src"]:
+        check_bundle_requirement(line)
+
+
+def test_an_sdist_only_pin_is_env_incompatible_and_not_built(boom_bundle, boom_replayed, base_image, tmp_path,
+                                                             cache_dir, monkeypatch):
+    """The index has evilsdist==1.0 only as an sdist (its setup.py writes a marker): never
+    built on the host; nor is a git direct reference (pip would build it too)."""
+    import tarfile
+
+    marker = tmp_path / "marker"
+    project = evil_project(tmp_path / "src", "evilsdist", marker)
+    (project / "PKG-INFO").write_text("Metadata-Version: 2.1\nName: evilsdist\nVersion: 1.0\n")
+    links = tmp_path / "links"
+    links.mkdir()
+    with tarfile.open(links / "evilsdist-1.0.tar.gz", "w:gz") as tar:
+        tar.add(project, arcname="evilsdist-1.0")
+    monkeypatch.setenv("PIP_FIND_LINKS", " ".join(filter(None, [os.environ.get("PIP_FIND_LINKS"), str(links)])))
+    git = "gitpkg @ git+https://example.invalid/gitpkg.git@0123abc"
+    bundle = variant(boom_bundle, requirements=f"six==1.16.0\nevilsdist==1.0\n{git}\n")
+    result, _ = run_replay(bundle, base_image)
+    assert result.verdict == "env-incompatible", (result.reason, result.logs)
+    assert "evilsdist==1.0" in result.reason and git in result.reason and "six" not in result.reason
+    assert "never built on the host" in result.reason and "--backend local" in result.reason
+    assert "\n" not in result.reason
+    assert not marker.exists()
+
+
+# -- the record dir is the container's, not the host's (M3) --------------------------------------------
+
+HOSTILE_RECORD = """
+    import os
+    rec = os.environ["REPREX_RECORD_DIR"]
+    canary = {canary!r}
+    os.unlink(os.path.join(rec, "events.jsonl"))
+    os.mkfifo(os.path.join(rec, "events.jsonl"))  # a host reading it would block forever
+    for name in ("fault.log", "claim"):
+        path = os.path.join(rec, name)
+        if os.path.lexists(path):
+            os.unlink(path)
+        os.symlink(canary, path)  # a host path: a host following it would read the canary
+    os.symlink("/", os.path.join(rec, "root"))
+    with open(os.path.join(rec, "junk"), "wb") as fh:
+        fh.write(b"x" * (10 << 20))
+    print("planted", sorted(os.listdir(rec)), flush=True)
+"""
+
+
+def test_a_hostile_record_dir_neither_hangs_the_replay_nor_reaches_the_host(boom_bundle, boom_replayed, base_image,
+                                                                              docker_client, tmp_path):
+    import shutil
+    import threading
+
+    canary = tmp_path / "canary.txt"
+    canary.write_text("host-canary-5e1f")
+    bundle = variant(boom_bundle, hostile(HOSTILE_RECORD.format(canary=str(canary))))
+    box: dict = {}
+
+    def go():
+        try:
+            box["result"] = run_replay(bundle, base_image, timeout=60, keep=True)
+        except BaseException as exc:  # pragma: no cover - reported below
+            box["error"] = exc
+
+    worker = threading.Thread(target=go, daemon=True)
+    started = time.monotonic()
+    worker.start()
+    worker.join(120)
+    try:
+        assert not worker.is_alive(), "the replay hung on the record dir"
+        assert "error" not in box, box.get("error")
+        result, lines = box["result"]
+        assert time.monotonic() - started < 60
+        assert "planted" in result.logs
+        # Its own record destroyed, the run is judged on what is left (no start event: the
+        # recorder's events went to the unlinked file): any verdict but a hang.
+        assert result.verdict in ("reproduced", "different", "infra-error"), (result.reason, result.logs)
+        assert "host-canary" not in json.dumps(result.to_dict()) and "host-canary" not in result.logs
+        kept = next(l for l in lines if l.startswith("kept container"))
+        (container,) = docker_client.containers.list(all=True, filters={"label": f"org.reprex.bundle={bundle.id}"})
+        # the record dir was a docker volume, not a host directory
+        (record,) = [m for m in container.attrs["Mounts"] if m["Destination"] == "/reprex/record"]
+        assert record["Type"] == "volume"
+        # the host's copy holds what the host read: regular files by name, capped; here a
+        # FIFO and links: nothing
+        copy = Path(kept.split("record copied to ", 1)[1].split(")", 1)[0])
+        assert sorted(p.name for p in copy.iterdir()) == []
+        shutil.rmtree(copy)
+        shutil.rmtree(kept.split("(inputs ", 1)[1].split(",", 1)[0])
+    finally:
+        for container in docker_client.containers.list(all=True, filters={"label": f"org.reprex.bundle={bundle.id}"}):
+            container.remove(force=True, v=True)
+    import docker.errors
+
+    with pytest.raises(docker.errors.NotFound):
+        docker_client.volumes.get(record["Name"])  # removed with its container
+
+
+def test_the_record_is_read_back_from_the_volume(boom_replayed):
+    """The plain run's record came back through the archive API: the signature is the
+    recorder's exception event, not a traceback parsed from the output."""
+    result, _ = boom_replayed
+    assert result.signature.kind == "exception" and result.signature.types == ["RuntimeError"]
+
+
+def test_copy_record_takes_capped_regular_files_by_name_only(docker_client, base_image, tmp_path, monkeypatch):
+    import docker.types
+
+    import reprex.replay.docker_backend as db
+
+    monkeypatch.setitem(db.RECORD_FILES, "events.jsonl", 1000)
+    script = ("cd /reprex/record && head -c 5000 /dev/zero | tr '\\0' e > events.jsonl && mkfifo fault.log "
+              "&& ln -s /etc/hostname claim && echo x > other && mkdir sub && echo y > sub/events.jsonl")
+    container = docker_client.containers.create(base_image, ["sh", "-c", script], network_mode="none",
+                                                labels={"org.reprex": "1", "org.reprex.bundle": "copy-record-test"},
+                                                mounts=[docker.types.Mount("/reprex/record", None, type="volume")])
+    BUNDLE_IDS.add("copy-record-test")
+    try:
+        container.start()
+        assert container.wait(timeout=60)["StatusCode"] == 0, container.logs()
+        started = time.monotonic()
+        db.copy_record(container, tmp_path)
+        assert time.monotonic() - started < 10  # the FIFO is never read
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["events.jsonl"]
+        assert (tmp_path / "events.jsonl").read_bytes() == b"e" * 1000  # capped
+        assert db.read_record_file(container, "claim") is None  # a link: not followed
+        assert db.read_record_file(container, "fault.log") is None  # a FIFO
+    finally:
+        container.remove(force=True, v=True)
+
+
+# -- an exit status above 128 is not a signal when the program exited normally (M5) -------------------
+
+EXIT_130 = """
+    import sys
+    print("stopping with 130", flush=True)
+    sys.exit(130)
+"""
+
+
+def test_sys_exit_130_replays_as_an_exit_not_sigint(empty_python, tmp_path_factory, base_image, cache_dir):
+    bundle = capture(empty_python, tmp_path_factory.mktemp("exit130"), EXIT_130)
+    expected = bundle.manifest["expect"]["signature"]
+    assert expected["kind"] == "exit", expected
+    result, _ = run_replay(bundle, base_image)  # the shared image (no pins)
+    assert result.verdict == "reproduced", (result.reason, result.signature, result.logs)
+    assert result.signature.kind == "exit"
+
+
 # -- pure pieces -----------------------------------------------------------------------------------
 
 def test_merge_logs_orders_streams_by_timestamp():

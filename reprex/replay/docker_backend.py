@@ -10,9 +10,15 @@ an in-memory build context. The image is reused while its inputs match: a warm r
 run(): a hermetic container: no network (unless the bundle needs one), non-root uid 10001,
 all capabilities dropped, no-new-privileges, pids/memory limits, read-only root with a tmpfs
 /tmp, docker's init so signals and crashes behave like on a host; the work files mounted
-read-only and copied to a scratch dir; the recorder injected via PYTHONPATH writes into a
-mounted record dir, read back with the same load_outcome() as capture. Never the host's
-environment. The container is removed in `finally` (never auto_remove).
+read-only and copied to a scratch dir; the recorder injected via PYTHONPATH writes into
+/reprex/record, an anonymous docker volume (no host directory the program could plant
+FIFOs, links or huge files in): after the run the host copies out only the regular files
+events.jsonl, fault.log and claim, each size-capped, through the archive API, and reads
+them with the same load_outcome() as capture. Never the host's environment. The container
+(and its volume) is removed in `finally` (never auto_remove).
+
+The bundle's requirements are checked before anything else (wheels.check_bundle_requirements)
+and downloaded binary-only: nothing from a bundle is built or run on the host.
 
 `docker` (the SDK) is imported lazily: importing reprex.replay or the CLI never needs it.
 """
@@ -35,11 +41,12 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from reprex.bundle import Bundle
+from reprex.bundle import Bundle, safe_member_name
 from reprex.replay.base import (EnvIncompatible, InfraError, Progress, ReplayOptions, RunOutput, base_environ,
                                 entry_args, lock_hash, needs_gpu, python_xy, replay_environ, requirements,
                                 work_files)
-from reprex.replay.wheels import Target, WheelSet, pins_wheels, uname_machine, with_wheels
+from reprex.replay.wheels import (Target, WheelSet, check_bundle_requirements, pins_wheels, uname_machine,
+                                  with_wheels)
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
 PING_TIMEOUT = 5.0
@@ -57,6 +64,12 @@ PATH = f"{VENV}/bin:/usr/local/bin:/usr/bin:/bin"
 # entry is exec'd so the Python process is the init's direct child (signals reach it).
 RUN_SCRIPT = f'mkdir -p {WORK_DIR} /tmp/tmp && cp -R {IN_DIR}/. {WORK_DIR}/ && cd {WORK_DIR} && exec "$@"'
 TAIL_BYTES = 64 * 1024
+# What the host reads back of the record dir (the program can write there too): these
+# names, regular files only, at most this many bytes of each.
+RECORD_FILES = {"events.jsonl": 32 << 20, "fault.log": 16 << 20, "claim": 64}
+# Go's os.FileMode type bits (dir, symlink, device, named pipe, socket, char device, irregular),
+# as in the archive API's X-Docker-Container-Path-Stat header.
+_GO_MODE_TYPE = (1 << 31) | (1 << 27) | (1 << 26) | (1 << 25) | (1 << 24) | (1 << 21) | (1 << 19)
 # Dockerfile.replay's ${with_steps}: `--with` wheels over the pins (a layer of their own, so
 # the pinned layers below stay shared with the plain image).
 WITH_STEPS = (f"COPY with/ /tmp/reprex/with/\n"
@@ -365,6 +378,7 @@ class DockerBackend:
 
     # -- prepare ------------------------------------------------------------------
     def prepare(self, bundle: Bundle, options: ReplayOptions, progress: Progress) -> DockerEnv:
+        check_bundle_requirements(requirements(bundle))  # a refused line: before anything runs
         client = connect()
         try:
             return self._prepare(client, bundle, options, progress)
@@ -582,11 +596,10 @@ class DockerBackend:
         from reprex.record import load_outcome
 
         indir = Path(tempfile.mkdtemp(prefix="reprex-in-"))
-        recdir = Path(tempfile.mkdtemp(prefix="reprex-record-"))
+        recdir = Path(tempfile.mkdtemp(prefix="reprex-record-"))  # the host's copy of the record (0700)
         os.chmod(indir, 0o755)
-        os.chmod(recdir, 0o777)  # the container's uid 10001 writes here
         for rel, data in work_files(bundle).items():
-            target = indir / rel
+            target = indir / safe_member_name(rel)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
             target.chmod(0o644)
@@ -614,8 +627,10 @@ class DockerBackend:
             pids_limit=self.pids_limit_for(bundle), mem_limit=self.mem_limit, memswap_limit=self.mem_limit,
             shm_size=self.shm_size, read_only=True,
             tmpfs={"/tmp": tmpfs_opts, "/home/reprex": f"rw,nosuid,nodev,size=64m,uid={UID},gid={UID},mode=0700"},
+            # The record dir: an anonymous volume (owned by uid 10001 through the image's
+            # /reprex/record), removed with the container; never a host directory.
             mounts=[Mount(IN_DIR, str(indir), type="bind", read_only=True),
-                    Mount(RECORD_DIR, str(recdir), type="bind", read_only=False)],
+                    Mount(RECORD_DIR, None, type="volume")],
             init=env.init, stdin_open=False, tty=False, detach=True,
             log_config=LogConfig(type="json-file", config={"max-size": "50m", "max-file": "1"}),
             device_requests=device_requests(env.gpus) or None,
@@ -641,7 +656,7 @@ class DockerBackend:
                 status = self._wait(container, options.timeout)
             except _WaitTimeout:
                 timed_out = True
-                self._dump_and_kill(container, recdir)
+                self._dump_and_kill(container)
                 try:
                     status = self._wait(container, 30)
                 except _WaitTimeout:
@@ -653,6 +668,7 @@ class DockerBackend:
             except docker.errors.DockerException as exc:
                 raise InfraError(f"docker logs failed: {_one_line(exc)}") from None
             tail = merge_logs(out, err)
+            copy_record(container, recdir)
             outcome = load_outcome(recdir, status, timed_out=timed_out, duration_s=duration, output_tail=tail,
                                    signal_exit_codes=True)
             logs = "".join(text for _, text in tail)
@@ -666,12 +682,12 @@ class DockerBackend:
             if options.keep:
                 if container is not None:
                     env.kept.append(name)
-                    env.progress(f"kept container {name} (inputs {indir}, record {recdir}); "
-                                 f"remove it with `docker rm -f {name}`")
+                    env.progress(f"kept container {name} (inputs {indir}, record copied to {recdir}); "
+                                 f"remove it with `docker rm -f -v {name}`")
             else:
                 if container is not None:
                     with contextlib.suppress(Exception):
-                        container.remove(force=True)
+                        container.remove(force=True, v=True)  # v: its anonymous record volume too
                 shutil.rmtree(indir, ignore_errors=True)
                 shutil.rmtree(recdir, ignore_errors=True)
 
@@ -696,19 +712,17 @@ class DockerBackend:
         return int(result.get("StatusCode", -1))
 
     @staticmethod
-    def _dump_and_kill(container, recdir: Path) -> None:
+    def _dump_and_kill(container) -> None:
         """Ask the recorded process for a stack dump (SIGUSR1 -> faulthandler), then kill.
 
         docker's init (tini) forwards SIGUSR1 to its child, which is the exec'd Python; if no
         dump lands (a launcher whose child is the recorded process), signal the pid the
-        recorder claimed from inside the container."""
-        fault = recdir / "fault.log"
+        recorder claimed from inside the container. The record is looked at through the
+        archive API (sizes, the small claim file), never through a host directory."""
 
         def size() -> int:
-            try:
-                return fault.stat().st_size
-            except OSError:
-                return 0
+            stat = _record_stat(container, "fault.log")
+            return int(stat.get("size") or 0) if stat else 0
 
         def dumped(before: int, wait: float) -> bool:
             end = time.monotonic() + wait
@@ -724,10 +738,10 @@ class DockerBackend:
             container.kill(signal="SIGUSR1")
         if not dumped(before, 1.0):
             try:
-                pid = int((recdir / "claim").read_text().strip())
-            except (OSError, ValueError):
+                pid = int((read_record_file(container, "claim") or b"").decode("ascii").strip())
+            except (UnicodeDecodeError, ValueError):
                 pid = None
-            if pid:
+            if pid and pid > 0:
                 with contextlib.suppress(Exception):
                     container.exec_run(["sh", "-c", f"kill -USR1 {pid}"], user=f"{UID}:{UID}")
                     dumped(before, 1.0)
@@ -749,6 +763,121 @@ class DockerBackend:
 
 class _WaitTimeout(Exception):
     pass
+
+
+# -- reading the record back ---------------------------------------------------------------
+
+class _Capped(io.RawIOBase):
+    """At most `limit` bytes of `raw`, then end of file."""
+
+    def __init__(self, raw, limit: int):
+        self.raw, self.left = raw, limit
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:
+        if self.left <= 0:
+            return 0
+        data = self.raw.read(min(len(buf), self.left, 1 << 20))
+        if not data:
+            return 0
+        buf[:len(data)] = data
+        self.left -= len(data)
+        return len(data)
+
+
+def _archive_response(container, path: str, method: str = "get"):
+    api = container.client.api
+    url = api._url("/containers/{0}/archive", container.id)
+    if method == "head":
+        return api.head(url, params={"path": path}, timeout=30)
+    return api._get(url, params={"path": path}, stream=True, headers={"Accept-Encoding": "identity"})
+
+
+def _path_stat(res) -> dict | None:
+    from docker.utils import decode_json_header
+
+    raw = res.headers.get("X-Docker-Container-Path-Stat")
+    if res.status_code != 200 or not raw:
+        return None
+    try:
+        stat = decode_json_header(raw)
+    except Exception:
+        return None
+    return stat if isinstance(stat, dict) else None
+
+
+def _record_stat(container, name: str) -> dict | None:
+    """The archive API's stat of RECORD_DIR/name (no content read), None if absent."""
+    try:
+        res = _archive_response(container, f"{RECORD_DIR}/{name}", "head")
+    except Exception:
+        return None
+    try:
+        return _path_stat(res)
+    finally:
+        res.close()
+
+
+def read_record_file(container, name: str) -> bytes | None:
+    """RECORD_DIR/name from the container (running or stopped) if it is a regular file: at
+    most RECORD_FILES[name] bytes of it. A link, FIFO, directory or device gives None:
+    the archive API reports its type before any content is read, and dockerd's tar never
+    reads a FIFO or follows a link."""
+    limit = RECORD_FILES[name]
+    try:
+        res = _archive_response(container, f"{RECORD_DIR}/{name}")
+    except Exception:
+        return None
+    try:
+        stat = _path_stat(res)
+        if stat is None or int(stat.get("mode") or 0) & _GO_MODE_TYPE:
+            return None
+        # the tar: headers (a pax one at most a few KiB) + the content, cut at the cap
+        with tarfile.open(fileobj=io.BufferedReader(_Capped(res.raw, limit + (1 << 20))), mode="r|") as tar:
+            member = tar.next()
+            if member is None or not member.isreg() or member.name != name:
+                return None
+            fh = tar.extractfile(member)
+            return fh.read(min(limit, member.size)) if fh is not None else None
+    except Exception:  # a cut or odd tar, connection trouble: no such record file
+        return None
+    finally:
+        res.close()
+
+
+def copy_record(container, recdir: Path) -> None:
+    """The record's files into recdir (a fresh host dir of ours), from one archive of
+    RECORD_DIR: regular files named in RECORD_FILES only, each capped, and the whole stream
+    cut at their caps' sum (+4 MiB for headers and what else lies there). Links, FIFOs and
+    anything else the program left there never reach the host; a program that buries its
+    own record under junk loses the record, not the host's time or memory."""
+    top = RECORD_DIR.rsplit("/", 1)[1]
+    try:
+        res = _archive_response(container, RECORD_DIR)
+    except Exception:
+        return
+    try:
+        if res.status_code != 200:
+            return
+        budget = sum(RECORD_FILES.values()) + (4 << 20)
+        with tarfile.open(fileobj=io.BufferedReader(_Capped(res.raw, budget)), mode="r|") as tar:
+            for member in tar:
+                parts = member.name.split("/")
+                if len(parts) != 2 or parts[0] != top or parts[1] not in RECORD_FILES or not member.isreg():
+                    continue
+                fh = tar.extractfile(member)
+                if fh is None:
+                    continue
+                data = fh.read(min(RECORD_FILES[parts[1]], member.size))
+                flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+                with os.fdopen(os.open(recdir / parts[1], flags, 0o600), "wb") as out:
+                    out.write(data)
+    except Exception:  # a stream cut at the budget, an odd one, connection trouble: keep what was read
+        pass
+    finally:
+        res.close()
 
 
 def _recorder_bytes() -> bytes:
@@ -797,7 +926,7 @@ def sweep(client=None, *, min_age_s: float = 60.0, include_kept: bool = False) -
             if age is not None and age < min_age_s:
                 continue
             try:
-                container.remove(force=True)
+                container.remove(force=True, v=True)
                 removed += 1
             except docker.errors.NotFound:
                 pass

@@ -4,14 +4,22 @@ The host's own pip configuration (indexes, find-links, certificates) is used as 
 we call `sys.executable -m pip` and override nothing. The image then installs the
 files with `--no-index`, so the container never needs a network.
 
-Two ways to get a wheel for the target (the image's Python X.Y and the daemon's arch):
+The bundle's pins are untrusted input, and nothing of theirs may run on the host:
 
-* host == target (same X.Y, same arch, Linux): plain `pip download --no-deps` (sdists
-  allowed), then `pip wheel --no-deps` for any sdist;
-* otherwise binary-only for the target's tags (`--python-version --implementation cp
-  --abi cpXY --platform manylinux_2_N_ARCH ...`); a pin with no such wheel is built on
-  the host when that gives a pure-Python (`none-any`) wheel, else it has no build for the
-  target: env-incompatible, listing the packages.
+* every line is checked first (check_bundle_requirements): only `name==version` (extras
+  and environment markers allowed) and `name @ https://...` / `name @ git+https://...`
+  direct references; option lines, `-e`, `-r`, `file:` URLs and local paths are refused
+  (InfraError) before pip runs. Accepted lines go to pip as arguments, never through a
+  requirements file (no option parsing, no `${VAR}` expansion);
+* they are downloaded `--only-binary=:all:`, for the target's tags (the image's Python X.Y
+  and the daemon's arch) when those differ from the host's. An sdist is never built on
+  the host (building runs its setup.py / build backend as the host user): a pin with no
+  wheel for the target, a direct reference to an sdist or a git repository included, is
+  env-incompatible, listing the packages.
+
+`--with` specs come from the user's command line, so they may still be built on the host
+(a local checkout is the point): plain `pip download --no-deps`, `pip wheel` for sdists,
+and in cross mode a pure-Python (`none-any`) wheel built on the host.
 
 A requirement that exists nowhere on the configured indexes is an infra-error (the
 install failed), not env-incompatible.
@@ -36,6 +44,64 @@ _NO_MATCH = re.compile(r"No matching distribution found for (\S+)")
 _NO_VERSION = re.compile(r"Could not find a version that satisfies the requirement (\S+)")
 _ARCH_ALIASES = {"amd64": "x86_64", "x64": "x86_64", "arm64": "aarch64", "armv8": "aarch64"}
 _SDIST = (".tar.gz", ".zip", ".tar.bz2", ".tgz")
+_UNSUPPORTED_WHEEL = re.compile(r"is not a supported wheel on this platform")
+_AVAILABLE = re.compile(r"^Available versions:\s*(.*)$", re.MULTILINE)
+REFUSED = "only name==version pins and https direct references are installed"
+NO_HOST_BUILDS = ("sdists from a bundle are never built on the host, so that none of its code runs there; "
+                  "`--backend local` runs on the host by design")
+
+
+def check_bundle_requirement(line: str):
+    """The parsed requirement if `line` (from a bundle's requirements.txt) is one we install:
+    `name==version` (extras, markers allowed) or `name @ https://...` / `name @ git+https://...`.
+    Anything else (options, -e/-r, file: or local paths, ranges, other schemes) -> InfraError."""
+    from urllib.parse import urlsplit
+
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    shown = line if len(line) <= 200 else line[:200] + "..."
+    refused = InfraError(f"refusing requirement line {shown!r} from the bundle: {REFUSED}")
+    text = line.strip()
+    if not text or not text[0].isalnum() or not text.isprintable():
+        raise refused
+    try:
+        req = Requirement(text)
+    except InvalidRequirement:
+        raise refused from None
+    if req.url is not None:
+        url = req.url
+        scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+        if scheme not in ("https", "git+https") or req.specifier:
+            raise refused
+        try:
+            parts = urlsplit(url[len("git+"):] if scheme == "git+https" else url)
+        except ValueError:
+            raise refused from None
+        if not parts.hostname or any(c.isspace() for c in url):
+            raise refused
+        return req
+    specs = list(req.specifier)
+    if len(specs) != 1 or specs[0].operator != "==" or "*" in specs[0].version:
+        raise refused
+    return req
+
+
+def check_bundle_requirements(lines: list[str]) -> None:
+    for line in lines:
+        check_bundle_requirement(line)
+
+
+def _source_reference(line: str) -> bool:
+    """A direct reference that is not a wheel (a git repository, an sdist archive): pip
+    would build it, running its code, to get a wheel."""
+    from urllib.parse import urlsplit
+
+    req = check_bundle_requirement(line)
+    if req.url is None:
+        return False
+    if req.url.lower().startswith("git+"):
+        return True
+    return not urlsplit(req.url).path.lower().endswith(".whl")
 
 
 def uname_machine(arch: str | None) -> str:
@@ -128,7 +194,8 @@ def _file_sha256(path: Path) -> str:
 
 
 def _pip(*args: str, timeout: float, cwd: str | None = None) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "pip", "--disable-pip-version-check", args[0], "--progress-bar", "off", *args[1:]]
+    progress = ["--progress-bar", "off"] if args[0] in ("download", "wheel") else []
+    cmd = [sys.executable, "-m", "pip", "--disable-pip-version-check", args[0], *progress, *args[1:]]
     try:
         return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd,
                               stdin=subprocess.DEVNULL)
@@ -166,6 +233,42 @@ def _download(lines: list[str], dest: Path, target: Target, timeout: float, cros
     return proc
 
 
+def _download_pins(lines: list[str], dest: Path, target: Target, timeout: float,
+                   cross: bool) -> subprocess.CompletedProcess:
+    """Bundle pins: binary-only, the (checked) lines as arguments after `--`."""
+    dest.mkdir(parents=True, exist_ok=True)
+    extra = target.pip_target_args() if cross else ["--only-binary=:all:"]
+    proc = _pip("download", "--no-deps", *extra, "-d", str(dest), "--", *lines, timeout=timeout)
+    if _no_pip_module(proc):
+        raise InfraError(f"pip is not installed for {sys.executable}: it is needed to download wheels on the host")
+    return proc
+
+
+def _unsupported_wheel(proc: subprocess.CompletedProcess) -> bool:
+    return bool(_UNSUPPORTED_WHEEL.search((proc.stderr or "") + (proc.stdout or "")))
+
+
+def _released(line: str, timeout: float) -> bool:
+    """Does the configured index have this `name==version` in any form (an sdist too)?
+    `pip index versions` only reads the index pages: nothing is downloaded or built."""
+    from packaging.version import InvalidVersion, Version
+
+    req = check_bundle_requirement(line)
+    if req.url is not None:
+        return False
+    proc = _pip("index", "versions", "--pre", req.name, timeout=timeout)
+    m = _AVAILABLE.search(proc.stdout or "")
+    if proc.returncode != 0 or not m:
+        return False
+    for text in m.group(1).split(","):
+        try:
+            if req.specifier.contains(Version(text.strip()), prereleases=True):
+                return True
+        except InvalidVersion:
+            continue
+    return False
+
+
 def _build_sdists(dest: Path, timeout: float) -> None:
     """`pip wheel --no-deps` every sdist pip download left in dest (host == target only)."""
     for path in sorted(dest.iterdir()):
@@ -177,11 +280,8 @@ def _build_sdists(dest: Path, timeout: float) -> None:
 
 
 def _classify(lines: list[str], target: Target, timeout: float, dest: Path) -> tuple[list[str], list[str]]:
-    """Lines that failed as a batch, one by one: (missing everywhere, no build for the target).
-
-    Pure-Python sdists are built on the host into dest as a side effect."""
-    missing: list[str] = []
-    no_build: list[str] = []
+    """`--with` lines that failed as a batch, one by one: (missing everywhere, no build for the
+    target). Pure-Python sdists are built on the host into dest as a side effect."""
 
     def one(line: str) -> tuple[str, str | None]:
         with tempfile.TemporaryDirectory(prefix="reprex-wheel-") as tmp:
@@ -215,10 +315,41 @@ def _classify(lines: list[str], target: Target, timeout: float, dest: Path) -> t
                 shutil.move(str(whl), dest / whl.name)
             return line, None
 
+    return _sort_results(_map(one, lines))
+
+
+def _classify_pins(lines: list[str], target: Target, timeout: float, dest: Path,
+                   cross: bool) -> tuple[list[str], list[str]]:
+    """Bundle pins that failed as a batch, one by one, binary-only: (missing everywhere, no
+    wheel for the target). Nothing is built."""
+
+    def one(line: str) -> tuple[str, str | None]:
+        with tempfile.TemporaryDirectory(prefix="reprex-wheel-") as tmp:
+            tmp_path = Path(tmp)
+            proc = _download_pins([line], tmp_path, target, timeout, cross)
+            if proc.returncode == 0:
+                for whl in tmp_path.glob("*.whl"):
+                    shutil.move(str(whl), dest / whl.name)
+                return line, None
+            if _unsupported_wheel(proc):
+                return line, "no-build"
+            if _missing(proc):
+                return line, "no-build" if _released(line, timeout) else "missing"
+            return line, "error:" + last_error(proc)
+
+    return _sort_results(_map(one, lines))
+
+
+def _map(fn, lines: list[str]) -> list:
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=min(4, max(1, len(lines)))) as pool:
-        results = list(pool.map(one, lines))
+        return list(pool.map(fn, lines))
+
+
+def _sort_results(results: list) -> tuple[list[str], list[str]]:
+    missing: list[str] = []
+    no_build: list[str] = []
     errors = []
     for line, status in results:
         if status == "missing":
@@ -232,8 +363,40 @@ def _classify(lines: list[str], target: Target, timeout: float, dest: Path) -> t
     return missing, no_build
 
 
+def fetch_pins(lines: list[str], dest: Path, target: Target, timeout: float) -> list[Path]:
+    """One wheel per bundle pin into dest, binary-only (nothing of the bundle's is built or
+    run on the host); raise on trouble."""
+    check_bundle_requirements(lines)
+    dest.mkdir(parents=True, exist_ok=True)
+    if not lines:
+        return []
+    cross = not target.same_as_host
+    no_build = [l for l in lines if _source_reference(l)]
+    rest = [l for l in lines if l not in no_build]
+    if rest:
+        proc = _download_pins(rest, dest, target, timeout, cross)
+        if proc.returncode != 0:
+            if not (_missing(proc) or _unsupported_wheel(proc)):
+                raise InfraError(f"downloading the pins on the host failed: {last_error(proc)}")
+            done = {_wheel_project(p.name) for p in dest.glob("*.whl")}
+            todo = [l for l in rest if _line_project(l) not in done]
+            missing, more = _classify_pins(todo, target, timeout, dest, cross)
+            if missing:
+                raise InfraError(f"installing the pins failed: no distribution on the configured indexes for "
+                                 f"{', '.join(missing)}")
+            no_build += more
+    if no_build:
+        no_build = [l for l in lines if l in no_build]  # the bundle's order
+        raise EnvIncompatible(f"no wheel for Python {target.python_xy} on {target.machine} of: "
+                              f"{', '.join(no_build)} ({NO_HOST_BUILDS})")
+    return sorted(dest.glob("*.whl"))
+
+
 def fetch(lines: list[str], dest: Path, target: Target, timeout: float, what: str = "the pins") -> list[Path]:
-    """Download (or build) one wheel per requirement line into dest; raise on trouble."""
+    """Download (or build) one wheel per requirement line into dest; raise on trouble.
+
+    For `--with` specs (the user's own): sdists are built on the host. Bundle pins go
+    through fetch_pins."""
     dest.mkdir(parents=True, exist_ok=True)
     if not lines:
         return []
@@ -280,7 +443,8 @@ def pins_wheels(lines: list[str], lock: str, target: Target, cache: Path, timeou
     """The pins' wheels, cached per (lock hash, target) under cache/wheels/."""
     from reprex.replay.local import _locked
 
-    directory = cache / "wheels" / f"{lock}-{target.key}"
+    check_bundle_requirements(lines)  # before the cache: nothing of a refused bundle is used
+    directory = cache / "wheels" / f"{lock}-{target.key}-binary"  # binary-only (older caches may hold builds)
     with _locked(directory.with_suffix(".lock")):
         ready = directory / ".reprex-ready"
         if ready.exists():
@@ -293,7 +457,7 @@ def pins_wheels(lines: list[str], lock: str, target: Target, cache: Path, timeou
                  + ("" if target.same_as_host else f" for Python {target.python_xy} on {target.machine}"))
         partial = Path(tempfile.mkdtemp(prefix=directory.name + ".", dir=directory.parent))
         try:
-            wheels = fetch(lines, partial, target, timeout)
+            wheels = fetch_pins(lines, partial, target, timeout)
             if directory.exists():
                 shutil.rmtree(directory)
             partial.rename(directory)
