@@ -28,7 +28,7 @@ from typing import Any, Iterable, Mapping
 BACKENDS = ("auto", "local", "docker")
 EXPECTS = ("reproduced", "fixed")
 NETWORKS = ("none", "bridge")
-DEFAULTS: dict[str, Any] = {"backend": "auto", "image": None, "gpus": None, "runs": 1, "timeout": 300.0,
+DEFAULTS: dict[str, Any] = {"backend": "auto", "image": None, "gpus": None, "runs": 1, "timeout": None,
                             "network": None, "expect": "reproduced", "strict": False, "keep": False}
 # Keys a sidecar, the manifest field, the marker or the fixture may set.
 OPTION_KEYS = frozenset(DEFAULTS) | {"with"}

@@ -30,8 +30,8 @@ def _gpus(value: str | None) -> str | None:
 @click.option("--gpus", help="none, all or N (default: what the bundle needs).")
 @click.option("--runs", type=click.IntRange(1, 1000), default=1, show_default=True,
               help="Run N times; some-but-not-all reproductions is `flaky`.")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=300, show_default=True,
-              help="Seconds per run before it is killed.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Seconds per run before it is killed (default: 300, or as long as the captured run hung).")
 @click.option("--network", type=click.Choice(["none", "bridge"]), help="Default: none, unless the bundle needs one.")
 @click.option("--expect", type=click.Choice(["reproduced", "fixed"]), default="reproduced", show_default=True,
               help="With `fixed`, exit 0 means the failure is gone.")

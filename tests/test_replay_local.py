@@ -97,7 +97,12 @@ def test_flaky_counts_k_of_n(tmp_path, cache):
 def test_hang_reproduces_as_timeout(tmp_path, cache):
     bundle = _capture(tmp_path, "import time\ndef stuck():\n    time.sleep(3600)\nstuck()\n", timeout=1.5)
     assert bundle.manifest["expect"]["outcome"] == "timeout"
-    result = replay(bundle, ReplayOptions(backend="local", timeout=1.5))
+    from reprex.replay.base import DEFAULT_TIMEOUT, run_timeout
+
+    chosen = run_timeout(bundle, ReplayOptions())  # as long as the capture hung, not 300 s
+    assert chosen == pytest.approx(bundle.json("run.json")["outcome"]["duration_s"]) and chosen < DEFAULT_TIMEOUT
+    assert run_timeout(bundle, ReplayOptions(timeout=7)) == 7
+    result = replay(bundle, ReplayOptions(backend="local"))
     assert result.verdict == "reproduced", result.reason
 
 

@@ -124,6 +124,12 @@ def _noop(_: str) -> None:
 
 def replay(bundle: Bundle, options: ReplayOptions | None = None, progress: Progress = _noop) -> ReplayResult:
     options = options or ReplayOptions()
+    if not options.timeout:
+        from dataclasses import replace as _replace
+
+        from reprex.replay.base import run_timeout
+
+        options = _replace(options, timeout=run_timeout(bundle, options))
     expected = Signature.from_dict(bundle.manifest["expect"]["signature"])
     started = time.monotonic()
     result = ReplayResult(verdict="infra-error", signature=None, expected_signature=expected)

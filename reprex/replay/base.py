@@ -43,7 +43,7 @@ class ReplayOptions:
     image: str | None = None
     gpus: str | None = None  # None: from the bundle; "none" | "all" | "N"
     runs: int = 1
-    timeout: float = 300.0
+    timeout: float | None = None  # None: 300 s, or the captured hang time for a timeout bundle
     network: str | None = None  # None: from the bundle; "none" | "bridge"
     expect: str = "reproduced"
     with_specs: list[str] = field(default_factory=list)
@@ -68,6 +68,21 @@ class Backend(Protocol):
     def describe(self, env: object) -> dict: ...
 
     def close(self, env: object, options: ReplayOptions) -> None: ...
+
+
+DEFAULT_TIMEOUT = 300.0
+
+
+def run_timeout(bundle: Bundle, options: "ReplayOptions") -> float:
+    """A hang is reproduced by waiting as long as the capture did; anything else gets 300 s."""
+    if options.timeout:
+        return float(options.timeout)
+    if bundle.manifest.get("expect", {}).get("outcome") == "timeout":
+        run = bundle.json("run.json", {}) or {}
+        captured = (run.get("outcome") or {}).get("duration_s")
+        if isinstance(captured, (int, float)) and captured > 0:
+            return max(1.0, float(captured))
+    return DEFAULT_TIMEOUT
 
 
 def python_xy(bundle: Bundle) -> str:
