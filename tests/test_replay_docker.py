@@ -756,3 +756,20 @@ def test_sweep_removes_exited_replay_containers(docker_client, base_image):
             container.remove(force=True)
         except Exception:
             pass
+
+
+@pytest.mark.docker
+def test_src_layout_replays_in_docker(tmp_path, docker_client, base_image, monkeypatch):
+    from reprex.capture.pipeline import CaptureOptions, capture_command
+    from reprex.replay import ReplayOptions, replay
+
+    (tmp_path / "src" / "mylib").mkdir(parents=True)
+    (tmp_path / "src" / "mylib" / "__init__.py").write_text("def load(p):\n    return open(p).read().split(',')[5]\n")
+    (tmp_path / "data.csv").write_text("a,b\n")
+    (tmp_path / "run.py").write_text("import sys, mylib\nprint(mylib.load(sys.argv[1]))\n")
+    monkeypatch.setenv("PYTHONPATH", "src")
+    bundle = capture_command([sys.executable, "run.py", str(tmp_path / "data.csv")], CaptureOptions(tee=False),
+                             cwd=str(tmp_path)).bundle
+    monkeypatch.delenv("PYTHONPATH")
+    result = replay(bundle, ReplayOptions(backend="docker", image=base_image))
+    assert result.verdict == "reproduced", result.reason + result.logs

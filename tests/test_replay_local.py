@@ -219,3 +219,19 @@ def test_unexpected_machinery_errors_are_infra_errors(tmp_path, cache):
     bundle.finalize()
     result = replay(bundle, ReplayOptions(backend="local"))
     assert result.verdict == "infra-error" and result.reason.startswith("replay failed:")
+
+
+def test_src_layout_and_absolute_paths_replay_from_the_bundle(tmp_path, cache, monkeypatch):
+    """PYTHONPATH=src and an absolute path argument: replay must use the bundled copies."""
+    (tmp_path / "src" / "mylib").mkdir(parents=True)
+    (tmp_path / "src" / "mylib" / "__init__.py").write_text("def load(p):\n    return open(p).read().split(',')[5]\n")
+    (tmp_path / "data.csv").write_text("a,b\n")
+    (tmp_path / "run.py").write_text("import sys, mylib\nprint(mylib.load(sys.argv[1]))\n")
+    monkeypatch.setenv("PYTHONPATH", "src")
+    result = capture_command([PY, "run.py", str(tmp_path / "data.csv")], CaptureOptions(tee=False), cwd=str(tmp_path))
+    entry = result.bundle.manifest["entry"]
+    assert entry["python_args"] == ["run.py", "data.csv"] and entry["pythonpath"] == ["src"]
+    (tmp_path / "data.csv").write_text("1,2,3,4,5,6,7\n")  # "fixed" on the host: replay must not see it
+    monkeypatch.delenv("PYTHONPATH")
+    verdict = replay(result.bundle, ReplayOptions(backend="local"))
+    assert verdict.verdict == "reproduced", verdict.reason + verdict.logs

@@ -163,7 +163,36 @@ def _entry(outcome: Outcome, argv: list[str], cwd: Path, inputs: Inputs) -> dict
     if kind == "script" and i < len(args):
         if inputs.script_rel:
             args[i] = inputs.script_rel
+    # Paths into the working tree become relative, so replay reads the bundled copies
+    # (files/ is laid out as the working dir) rather than whatever is at that path.
+    args = args[:i + 1] + [_relative_arg(a, cwd) for a in args[i + 1:]]
     return {"argv": argv, "cwd": str(cwd), "kind": kind, "python_args": args}
+
+
+def _relative_arg(arg: str, cwd: Path) -> str:
+    name, eq, value = arg.partition("=") if arg.startswith("-") else ("", "", arg)
+    if not os.path.isabs(value):
+        return arg
+    try:
+        rel = Path(value).resolve().relative_to(cwd).as_posix()
+    except (ValueError, OSError):
+        return arg
+    return f"{name}{eq}{rel}" if eq else rel
+
+
+def _pythonpath_entries(environ: dict, cwd: Path) -> list[str]:
+    """PYTHONPATH entries inside the working tree (a `src/` layout), relative to it."""
+    out = []
+    for entry in (environ.get("PYTHONPATH") or "").split(os.pathsep):
+        if not entry:
+            continue
+        try:
+            rel = (cwd / entry).resolve().relative_to(cwd).as_posix()
+        except (ValueError, OSError):
+            continue
+        if rel not in out:
+            out.append(rel)
+    return out
 
 
 def _script_from_argv(orig_argv: list[str], cwd: Path) -> str | None:
@@ -314,6 +343,9 @@ def build_bundle(outcome: Outcome, *, argv: list[str], cwd: Path, environ: dict,
                             exclude=options.exclude, max_file=options.max_file_size, max_total=options.max_total)
     if entry is None:
         entry = _entry(outcome, argv, cwd, inputs)
+        pythonpath = _pythonpath_entries(environ, cwd)
+        if pythonpath:
+            entry["pythonpath"] = pythonpath
     name = _bundle_name(options, entry, argv)
 
     progress("redacting secrets")

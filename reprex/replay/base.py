@@ -132,6 +132,16 @@ _SKIP_ENV = re.compile(r"^(PATH|HOME|PWD|OLDPWD|SHLVL|LD_LIBRARY_PATH|LD_PRELOAD
                        r"CUDA_VISIBLE_DEVICES|NVIDIA_VISIBLE_DEVICES|REPREX_.*|DISPLAY|TERM|SSH_.*)$")
 
 
+def replay_pythonpath(bundle: Bundle, workdir: str) -> list[str]:
+    """The run's PYTHONPATH entries inside its working tree, under the replay's work dir."""
+    out = []
+    for rel in (bundle.manifest.get("entry") or {}).get("pythonpath") or ():
+        if not isinstance(rel, str) or rel.startswith("/") or ".." in rel.split("/"):
+            continue  # only paths inside the work dir
+        out.append(workdir.rstrip("/") + "/" + rel if rel != "." else workdir)
+    return out
+
+
 def replay_environ(bundle: Bundle) -> dict[str, str]:
     """Non-secret environment values recorded at capture that the failure may depend on."""
     env = bundle.json("environment.json", {}) or {}

@@ -43,7 +43,8 @@ from pathlib import Path
 
 from reprex.bundle import Bundle, safe_member_name
 from reprex.replay.base import (EnvIncompatible, InfraError, Progress, ReplayOptions, RunOutput, base_environ,
-                                entry_args, lock_hash, needs_gpu, python_xy, replay_environ, requirements,
+                                entry_args, lock_hash, needs_gpu, python_xy, replay_environ, replay_pythonpath,
+                                requirements,
                                 work_files)
 from reprex.replay.wheels import (Target, WheelSet, check_bundle_requirements, pins_wheels, uname_machine,
                                   with_wheels)
@@ -608,7 +609,8 @@ class DockerBackend:
                 os.chmod(os.path.join(root, d), 0o755)
 
         environ = {**replay_environ(bundle), **base_environ("/tmp", PATH),
-                   "PYTHONPATH": INJECT, "REPREX_RECORD_DIR": RECORD_DIR, "PYTHONUNBUFFERED": "1",
+                   "PYTHONPATH": ":".join([INJECT, *replay_pythonpath(bundle, WORK_DIR)]),
+                   "REPREX_RECORD_DIR": RECORD_DIR, "PYTHONUNBUFFERED": "1",
                    "VIRTUAL_ENV": VENV}
         if env.gpus:
             environ["NVIDIA_DRIVER_CAPABILITIES"] = "compute,utility"

@@ -20,7 +20,8 @@ from pathlib import Path
 from reprex.bundle import Bundle
 from reprex.capture.runner import run_recorded
 from reprex.replay.base import (EnvIncompatible, InfraError, Progress, ReplayOptions, RunOutput, base_environ,
-                                entry_args, lock_hash, needs_gpu, python_xy, replay_environ, requirements,
+                                entry_args, lock_hash, needs_gpu, python_xy, replay_environ, replay_pythonpath,
+                                requirements,
                                 work_files)
 
 
@@ -166,8 +167,10 @@ class LocalBackend:
         environ = {**replay_environ(bundle),
                    **base_environ(str(home), f"{env.venv / 'bin'}{os.pathsep}/usr/local/bin:/usr/bin:/bin")}
         environ["VIRTUAL_ENV"] = str(env.venv)
-        if env.overlay is not None:
-            environ["PYTHONPATH"] = str(env.overlay)
+        pythonpath = ([str(env.overlay)] if env.overlay is not None else []) + \
+            replay_pythonpath(bundle, str(workdir))
+        if pythonpath:
+            environ["PYTHONPATH"] = os.pathsep.join(pythonpath)
         if options.gpus == "none":
             environ["CUDA_VISIBLE_DEVICES"] = ""
         elif options.gpus not in (None, "all"):
