@@ -84,7 +84,7 @@ def pytest_addoption(parser):
     group.addoption("--reprex-strict", dest="reprex_strict", action="store_true", default=None,
                     help="compare messages too, and fail (not skip) bundles that can't replay here.")
     group.addoption("--reprex-timeout", dest="reprex_timeout", metavar="SECONDS", type=float, default=None,
-                    help="seconds per replay run (default 300).")
+                    help="seconds per replay run (default 300, or as long as the captured run hung).")
     group.addoption("--reprex-network", dest="reprex_network", choices=opts.NETWORKS, default=None,
                     help="network for the replay (default: none unless the bundle needs one).")
     group.addoption("--reprex-capture", dest="reprex_capture", metavar="DIR", default=None,
