@@ -300,28 +300,23 @@ def remove_containers(bundle_ids) -> int:
         return 0
     removed = 0
     try:
-        client = connect()
+        engine = connect()
     except Exception:
         return 0
     try:
-        for container in client.containers.list(all=True, filters={"label": f"{LABEL}=1"}):
-            labels = container.labels or {}
+        for summary in engine.containers(labels=[f"{LABEL}=1"]):
+            labels = summary.get("Labels") or {}
             if labels.get(f"{LABEL}.bundle") not in bundle_ids or labels.get(f"{LABEL}.keep") == "1":
                 continue
-            if container.status in ("exited", "dead", "created"):
+            if summary.get("State") in ("exited", "dead", "created"):
                 try:
-                    container.remove(force=True)
+                    engine.remove(summary["Id"])
                     removed += 1
                 except Exception:
                     pass
-        removed += sweep(client)
+        removed += sweep(engine)
     except Exception:
         pass
-    finally:
-        try:
-            client.close()
-        except Exception:
-            pass
     return removed
 
 

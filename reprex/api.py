@@ -55,9 +55,9 @@ def recording(out: str | os.PathLike | None = None, **kwargs):
 
 
 def cache_dir() -> Path:
-    from platformdirs import user_cache_dir
+    from reprex.fsutil import cache_root
 
-    return Path(os.environ.get("REPREX_CACHE_DIR") or user_cache_dir("reprex")) / "bundles"
+    return cache_root() / "bundles"
 
 
 def install() -> None:

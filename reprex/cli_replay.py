@@ -10,8 +10,10 @@ import click
 
 from reprex.cli import CONTEXT, _console, _fail, _load_bundle, main
 
-_VERDICT_STYLE = {"reproduced": "bold red", "fixed": "bold green", "different": "bold yellow", "flaky": "bold magenta",
-                  "env-incompatible": "bold cyan", "infra-error": "bold white on red"}
+_VERDICT_STYLE = {"reproduced": {"fg": "red", "bold": True}, "fixed": {"fg": "green", "bold": True},
+                  "different": {"fg": "yellow", "bold": True}, "flaky": {"fg": "magenta", "bold": True},
+                  "env-incompatible": {"fg": "cyan", "bold": True},
+                  "infra-error": {"fg": "white", "bg": "red", "bold": True}}
 
 
 def _gpus(value: str | None) -> str | None:
@@ -53,32 +55,37 @@ def replay(bundle, backend, image, gpus, runs, timeout, network, expect, with_sp
     options = ReplayOptions(backend=backend, image=image, gpus=_gpus(gpus), runs=runs, timeout=timeout,
                             network=network, expect=expect, with_specs=list(with_specs), keep=keep, strict=strict)
     b = _load_bundle(bundle)
-    console = _console()
     if as_json:
         result = do_replay(b, options)
-    else:
-        with console.status("replaying...", spinner="dots") as status:
+    elif sys.stderr.isatty():
+        with _console().status("replaying...", spinner="dots") as status:
             result = do_replay(b, options, progress=lambda msg: status.update(msg))
+    else:  # a log, not a terminal: progress as lines, and no rich to import
+        result = do_replay(b, options, progress=lambda msg: click.echo(f"reprex: {msg}", err=True))
     code = exit_code(result.verdict, expect)
     if as_json:
         click.echo(json.dumps(result.to_dict()))
         sys.exit(code)
-    _print_result(console, b, result)
+    _print_result(b, result)
     sys.exit(code)
 
 
-def _print_result(console, bundle, result) -> None:
-    style = _VERDICT_STYLE.get(result.verdict, "bold")
+def _print_result(bundle, result) -> None:
+    """The verdict on stderr (stdout stays free for --json), styled by click; rich only for
+    the side-by-side table of a different or flaky run."""
+    style = _VERDICT_STYLE.get(result.verdict, {"bold": True})
     where = result.backend or "?"
     if result.image:
         where += f" ({result.image})"
     runs = f", {result.reproduced_runs}/{result.runs} runs reproduced" if result.runs > 1 else ""
-    console.print(f"[{style}]{result.verdict}[/] on {where} in {result.duration_s:.1f}s{runs}")
+    echo = lambda text="", **kw: click.secho(text, err=True, **kw)  # noqa: E731
+    click.echo(click.style(result.verdict, **style) + f" on {where} in {result.duration_s:.1f}s{runs}", err=True)
     if result.reason:
-        console.print(f"reason: {result.reason}")
+        echo(f"reason: {result.reason}")
     if result.verdict in ("different", "flaky") and result.signature is not None:
         from rich.table import Table
 
+        console = _console()
         table = Table(show_header=True)
         table.add_column("")
         table.add_column("expected (bundle)")
@@ -89,14 +96,14 @@ def _print_result(console, bundle, result) -> None:
         table.add_row("types", "\n".join(exp.types), "\n".join(got.types))
         table.add_row("frames", "\n".join(exp.frames), "\n".join(got.frames))
         table.add_row("message", exp.message[:200], got.message[:200])
-        console.print(table)
+        console.print(table, markup=False, highlight=False)
         if result.logs:
-            console.print("[dim]replay output (tail):[/]")
-            console.print(result.logs[-3000:], markup=False, highlight=False)
+            echo("replay output (tail):", dim=True)
+            echo(result.logs[-3000:])
     if result.diff:
-        console.print("[dim]environment differences (bundle -> replay):[/]")
+        echo("environment differences (bundle -> replay):", dim=True)
         for row in result.diff[:30]:
-            console.print(f"  {row['what']}: {row['bundle']} -> {row['replay']}", markup=False)
+            echo(f"  {row['what']}: {row['bundle']} -> {row['replay']}")
 
 
 @main.command(context_settings=CONTEXT)

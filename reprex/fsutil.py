@@ -1,4 +1,4 @@
-"""Atomic writes: a temp file beside the target, then rename, so nothing is half-written."""
+"""Atomic writes (a temp file beside the target, then rename: nothing is half-written) and the cache dir."""
 
 from __future__ import annotations
 
@@ -23,3 +23,12 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def cache_root() -> Path:
+    """reprex's cache: REPREX_CACHE_DIR, else the platform's user cache dir."""
+    if os.environ.get("REPREX_CACHE_DIR"):
+        return Path(os.environ["REPREX_CACHE_DIR"])
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("reprex"))

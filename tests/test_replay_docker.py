@@ -590,11 +590,11 @@ def test_a_hostile_record_dir_neither_hangs_the_replay_nor_reaches_the_host(boom
         assert "host-canary" not in json.dumps(result.to_dict()) and "host-canary" not in result.logs
         kept = next(l for l in lines if l.startswith("kept container"))
         (container,) = docker_client.containers.list(all=True, filters={"label": f"org.reprex.bundle={bundle.id}"})
-        # the record dir was a docker volume, not a host directory
-        (record,) = [m for m in container.attrs["Mounts"] if m["Destination"] == "/reprex/record"]
-        assert record["Type"] == "volume"
-        # the host's copy holds what the host read: regular files by name, capped; here a
-        # FIFO and links: nothing
+        # the record dir was the container's own tmpfs: no host directory, no volume
+        assert "/reprex/record" in (container.attrs["HostConfig"].get("Tmpfs") or {})
+        assert not [m for m in container.attrs["Mounts"] if m["Destination"] == "/reprex/record"]
+        # the host's copy holds what came back: regular files by name, capped; here a FIFO
+        # and links: nothing
         copy = Path(kept.split("record copied to ", 1)[1].split(")", 1)[0])
         assert sorted(p.name for p in copy.iterdir()) == []
         shutil.rmtree(copy)
@@ -602,43 +602,33 @@ def test_a_hostile_record_dir_neither_hangs_the_replay_nor_reaches_the_host(boom
     finally:
         for container in docker_client.containers.list(all=True, filters={"label": f"org.reprex.bundle={bundle.id}"}):
             container.remove(force=True, v=True)
-    import docker.errors
-
-    with pytest.raises(docker.errors.NotFound):
-        docker_client.volumes.get(record["Name"])  # removed with its container
 
 
-def test_the_record_is_read_back_from_the_volume(boom_replayed):
-    """The plain run's record came back through the archive API: the signature is the
-    recorder's exception event, not a traceback parsed from the output."""
+FORGED_MARKER = """
+    import sys
+    fake = "\\x1e[reprex-record " + "0" * 32 + "]"
+    sys.stdout.write("\\n" + fake + "\\nclaim 1\\n1end\\n")
+    sys.stdout.flush()
+    print("after the fake marker", flush=True)
+"""
+
+
+def test_a_forged_record_marker_is_just_output(boom_bundle, boom_replayed, base_image):
+    """The record marker carries a per-run nonce: a program printing a marker of its own
+    neither hides its output nor replaces the recorder's record."""
+    result, _ = run_replay(variant(boom_bundle, hostile(FORGED_MARKER)), base_image)
+    assert result.verdict == "reproduced", (result.reason, result.logs)
+    assert result.signature.kind == "exception" and result.signature.types == ["RuntimeError"]
+    assert "after the fake marker" in result.logs and "[reprex-record 0000" in result.logs
+
+
+def test_the_record_comes_back_with_the_output(boom_replayed):
+    """The plain run's record came back in the attach stream: the signature is the
+    recorder's exception event, not a traceback parsed from the output, and the
+    environment facts are the image's (the diff names the replay's Python)."""
     result, _ = boom_replayed
     assert result.signature.kind == "exception" and result.signature.types == ["RuntimeError"]
-
-
-def test_copy_record_takes_capped_regular_files_by_name_only(docker_client, base_image, tmp_path, monkeypatch):
-    import docker.types
-
-    import reprex.replay.docker_backend as db
-
-    monkeypatch.setitem(db.RECORD_FILES, "events.jsonl", 1000)
-    script = ("cd /reprex/record && head -c 5000 /dev/zero | tr '\\0' e > events.jsonl && mkfifo fault.log "
-              "&& ln -s /etc/hostname claim && echo x > other && mkdir sub && echo y > sub/events.jsonl")
-    container = docker_client.containers.create(base_image, ["sh", "-c", script], network_mode="none",
-                                                labels={"org.reprex": "1", "org.reprex.bundle": "copy-record-test"},
-                                                mounts=[docker.types.Mount("/reprex/record", None, type="volume")])
-    BUNDLE_IDS.add("copy-record-test")
-    try:
-        container.start()
-        assert container.wait(timeout=60)["StatusCode"] == 0, container.logs()
-        started = time.monotonic()
-        db.copy_record(container, tmp_path)
-        assert time.monotonic() - started < 10  # the FIFO is never read
-        assert sorted(p.name for p in tmp_path.iterdir()) == ["events.jsonl"]
-        assert (tmp_path / "events.jsonl").read_bytes() == b"e" * 1000  # capped
-        assert db.read_record_file(container, "claim") is None  # a link: not followed
-        assert db.read_record_file(container, "fault.log") is None  # a FIFO
-    finally:
-        container.remove(force=True, v=True)
+    assert "[reprex-record" not in result.logs and "events.jsonl" not in result.logs
 
 
 # -- an exit status above 128 is not a signal when the program exited normally (M5) -------------------
@@ -661,13 +651,74 @@ def test_sys_exit_130_replays_as_an_exit_not_sigint(empty_python, tmp_path_facto
 
 # -- pure pieces -----------------------------------------------------------------------------------
 
-def test_merge_logs_orders_streams_by_timestamp():
-    from reprex.replay.docker_backend import merge_logs
+MARKER_NONCE = "ab12"
 
-    out = b"2024-01-01T00:00:00.1Z a\n2024-01-01T00:00:00.300000001Z c\n"
-    err = b"2024-01-01T00:00:00.2000Z b\n2024-01-01T00:00:01Z d\n"
-    assert merge_logs(out, err) == [["stdout", "a\n"], ["stderr", "b\n"], ["stdout", "c\n"], ["stderr", "d\n"]]
-    assert merge_logs(out, b"", limit=3) == [["stdout", "\nc\n"]]
+
+def _run_stream(pieces):
+    from reprex.replay.docker_backend import RunStream
+
+    rs = RunStream(MARKER_NONCE)
+    for stream, data in pieces:
+        rs.feed(stream, data)
+    rs.finish()
+    return rs
+
+
+def _record(*entries: tuple[str, bytes], end: bool = True) -> bytes:
+    body = b"".join(f"{name} {len(data)}\n".encode() + data for name, data in entries)
+    return body + (b"end\n" if end else b"")
+
+
+def test_run_stream_splits_output_and_record_wherever_the_frames_break():
+    """The marker (printed by the run script) may arrive split across frames, with stderr in
+    between: at every split point the output keeps its order and bytes, and the record
+    after the marker is parsed whole."""
+    marker = b"\n\x1e[reprex-record " + MARKER_NONCE.encode() + b"]\n"
+    data = b"out-1\nout-2\n" + marker + _record(("claim", b"42"), ("events.jsonl", b'{"ev": "x"}\n'))
+    for i in range(len(data)):
+        for j in range(i, len(data), 3):
+            rs = _run_stream([("stdout", data[:i]), ("stderr", b"E\n"), ("stdout", data[i:j]), ("stdout", data[j:])])
+            out = "".join(text for stream, text in rs.tail.text() if stream == "stdout")
+            assert out == "out-1\nout-2\n", (i, j, rs.tail.text())
+            assert "".join(text for stream, text in rs.tail.text() if stream == "stderr") == "E\n"
+            assert rs.record_files() == {"claim": b"42", "events.jsonl": b'{"ev": "x"}\n'}, (i, j)
+    # order as written
+    rs = _run_stream([("stdout", b"a\n"), ("stderr", b"b\n"), ("stdout", b"c\n" + marker + b"end\n")])
+    assert rs.tail.text() == [["stdout", "a\n"], ["stderr", "b\n"], ["stdout", "c\n"]]
+    # no marker (the run script never got there): all of it is output
+    rs = _run_stream([("stdout", b"x\n"), ("stdout", b"\n\x1e[reprex-rec")])
+    assert rs.record_files() == {} and rs.tail.text() == [["stdout", "x\n\n\x1e[reprex-rec"]]
+    # the output tail is bounded
+    from reprex.replay.docker_backend import RunStream
+
+    small = RunStream(MARKER_NONCE, limit=4)
+    small.feed("stdout", b"0123456789")
+    small.finish()
+    assert small.tail.text() == [["stdout", "6789"]]
+
+
+def test_run_stream_takes_only_known_capped_record_files():
+    import reprex.replay.docker_backend as db
+
+    marker = b"\n\x1e[reprex-record " + MARKER_NONCE.encode() + b"]\n"
+    cap = db.RECORD_FILES["claim"]
+    cases = [
+        (_record(("claim", b"7"), ("other", b"x"), ("events.jsonl", b"e")), {"claim": b"7"}),  # unknown name: stop
+        (_record(("claim", b"1" * (cap + 1))), {}),  # over its cap
+        (_record(("claim", b"7"), ("claim", b"8")), {"claim": b"7"}),  # a name twice
+        (b"claim 5\n12", {}),  # cut short
+        (b"claim -1\n", {}),
+        (b"claim x\n", {}),
+        (_record(("fault.log", b"Fatal"), end=False), {"fault.log": b"Fatal"}),
+    ]
+    for record, expected in cases:
+        assert _run_stream([("stdout", marker + record)]).record_files() == expected, record
+    # a record bigger than every cap together is read and dropped past the budget, not kept
+    rs = db.RunStream(MARKER_NONCE)
+    rs.feed("stdout", marker)
+    for _ in range(rs.budget // (1 << 20) + 3):
+        rs.feed("stdout", b"z" * (1 << 20))
+    assert len(rs.record) == rs.budget
 
 
 def test_driver_table():
@@ -741,15 +792,16 @@ def test_daemon_endpoint_follows_the_docker_context(tmp_path, monkeypatch):
 
 
 def test_sweep_removes_exited_replay_containers(docker_client, base_image):
-    from reprex.replay.docker_backend import sweep
+    from reprex.replay.docker_backend import connect, sweep
 
     container = docker_client.containers.create(base_image, ["true"], labels={"org.reprex": "1",
                                                                                "org.reprex.bundle": "sweep-test"})
     BUNDLE_IDS.add("sweep-test")
     try:
-        sweep(docker_client, min_age_s=3600)  # too young: left alone
+        engine = connect()
+        sweep(engine, min_age_s=3600)  # too young: left alone
         assert docker_client.containers.list(all=True, filters={"label": "org.reprex.bundle=sweep-test"})
-        assert sweep(docker_client, min_age_s=0) >= 1
+        assert sweep(engine, min_age_s=0) >= 1
         assert not docker_client.containers.list(all=True, filters={"label": "org.reprex.bundle=sweep-test"})
     finally:
         try:

@@ -303,7 +303,9 @@ class _Recorder:
         self.done_final = True
         try:
             self.emit("modules", why=why, modules=self.imported_modules())
-            data = facts()
+            # REPREX_RECORD_FACTS=0: the replayer knows the environment already (docker
+            # images carry theirs), and reading every distribution is most of our exit cost.
+            data = {} if os.environ.get("REPREX_RECORD_FACTS") == "0" else facts()
             if getattr(self, "ray_runtime_envs", None):
                 data["ray_runtime_envs"] = self.ray_runtime_envs
             self.emit("facts", **data)

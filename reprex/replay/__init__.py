@@ -93,13 +93,9 @@ def docker_available() -> tuple[bool, str]:
     except ImportError as exc:
         return False, f"docker backend unavailable: {exc}"
     try:
-        client = connect()
+        connect()
     except ReplayProblem as exc:
         return False, exc.reason
-    try:
-        client.close()
-    except Exception:
-        pass
     return True, ""
 
 

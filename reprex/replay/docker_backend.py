@@ -5,34 +5,37 @@ prepare(): find the daemon like the docker CLI does, pick the base image (`--ima
 the run loaded the system's CUDA libraries), download the pins' wheels ON THE HOST with the
 host's pip configuration, and build `reprex-env:<hash>` from templates/Dockerfile.replay with
 an in-memory build context. The image is reused while its inputs match: a warm replay is one
-`docker run`.
+container.
 
 run(): a hermetic container: no network (unless the bundle needs one), non-root uid 10001,
-all capabilities dropped, no-new-privileges, pids/memory limits, read-only root with a tmpfs
+all capabilities dropped, no-new-privileges, pids/memory limits, read-only root with tmpfs
 /tmp, docker's init so signals and crashes behave like on a host; the work files mounted
 read-only and copied to a scratch dir; the recorder injected via PYTHONPATH writes into
-/reprex/record, an anonymous docker volume (no host directory the program could plant
-FIFOs, links or huge files in): after the run the host copies out only the regular files
-events.jsonl, fault.log and claim, each size-capped, through the archive API, and reads
-them with the same load_outcome() as capture. Never the host's environment. The container
-(and its volume) is removed in `finally` (never auto_remove).
+/reprex/record, a tmpfs. When the program is done, the run script writes the record's
+regular files (size-capped, links and FIFOs skipped) to stdout after a per-run marker, so
+the one attach stream that carries the output carries the record too: no host directory the
+program could plant FIFOs, links or huge files in, and no extra API calls. The host parses
+that stream in memory with its own caps and reads it with the same load_outcome() as
+capture. Never the host's environment. The container is removed in `finally` (never
+auto_remove).
 
 The bundle's requirements are checked before anything else (wheels.check_bundle_requirements)
 and downloaded binary-only: nothing from a bundle is built or run on the host.
 
-`docker` (the SDK) is imported lazily: importing reprex.replay or the CLI never needs it.
+The daemon is spoken to through reprex.replay.engine (the standard library over the socket);
+the docker SDK is imported only to pull and to build (sdk_client), the cold path.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import heapq
 import io
 import json
 import os
 import re
 import shutil
+import socket
 import tarfile
 import tempfile
 import time
@@ -46,6 +49,7 @@ from reprex.replay.base import (EnvIncompatible, InfraError, Progress, ReplayOpt
                                 entry_args, lock_hash, needs_gpu, python_xy, replay_environ, replay_pythonpath,
                                 requirements,
                                 work_files)
+from reprex.replay.engine import Engine, EngineError, Stream, tls_from_env
 from reprex.replay.wheels import (Target, WheelSet, check_bundle_requirements, pins_wheels, uname_machine,
                                   with_wheels)
 
@@ -56,27 +60,47 @@ ENV_REPO = "reprex-env"
 LABEL = "org.reprex"
 VENV = "/opt/reprex/venv"
 INJECT = "/opt/reprex/inject"
+FACTS = "/opt/reprex/facts.json"
 IN_DIR = "/reprex/in"
 RECORD_DIR = "/reprex/record"
 WORK_DIR = "/tmp/work"
 UID = 10001
 PATH = f"{VENV}/bin:/usr/local/bin:/usr/bin:/bin"
-# The work files are copied from the read-only input mount to a scratch dir, then the
-# entry is exec'd so the Python process is the init's direct child (signals reach it).
-RUN_SCRIPT = f'mkdir -p {WORK_DIR} /tmp/tmp && cp -R {IN_DIR}/. {WORK_DIR}/ && cd {WORK_DIR} && exec "$@"'
 TAIL_BYTES = 64 * 1024
-# What the host reads back of the record dir (the program can write there too): these
-# names, regular files only, at most this many bytes of each.
-RECORD_FILES = {"events.jsonl": 32 << 20, "fault.log": 16 << 20, "claim": 64}
-# Go's os.FileMode type bits (dir, symlink, device, named pipe, socket, char device, irregular),
-# as in the archive API's X-Docker-Container-Path-Stat header.
-_GO_MODE_TYPE = (1 << 31) | (1 << 27) | (1 << 26) | (1 << 25) | (1 << 24) | (1 << 21) | (1 << 19)
+# What the host takes of the record (the program can write there too): these names, at
+# most this many bytes of each; facts.json is the image's, written at build time.
+RECORD_FILES = {"claim": 64, "events.jsonl": 32 << 20, "fault.log": 16 << 20, "facts.json": 4 << 20}
+RECORD_MAGIC = b"\x1e[reprex-record "
+# $1 is the run's marker nonce, the rest is the entry. The work files are copied from the
+# read-only input mount to a scratch dir; the entry runs in the foreground (a child of sh,
+# signals and stdin as usual); then the record goes to stdout: the marker, and for each
+# regular file a "name size" line and that many bytes, then "end". sh keeps the entry's status.
+_EMIT = " ".join(f"{name}:{path}:{RECORD_FILES[name]}" for name, path in [
+    ("claim", f"{RECORD_DIR}/claim"), ("events.jsonl", f"{RECORD_DIR}/events.jsonl"),
+    ("fault.log", f"{RECORD_DIR}/fault.log"), ("facts.json", FACTS)])
+RUN_SCRIPT = (
+    f'n=$1; shift; mkdir -p {WORK_DIR} /tmp/tmp && cp -R {IN_DIR}/. {WORK_DIR}/ && cd {WORK_DIR} || exit 125; '
+    '"$@"; rc=$?; '
+    f'printf "\\n\\036[reprex-record %s]\\n" "$n"; '
+    f'for e in {_EMIT}; do f=${{e#*:}}; cap=${{f##*:}}; f=${{f%:*}}; '
+    'if [ -f "$f" ] && [ ! -L "$f" ]; then s=$(wc -c < "$f") || continue; [ "$s" -gt "$cap" ] && s=$cap; '
+    'printf "%s %s\\n" "${e%%:*}" "$s"; head -c "$s" "$f"; fi; done; '
+    'printf "end\\n"; exit $rc')
+# On a timeout: inside the container, ask the process that claimed the record for a stack
+# dump (SIGUSR1 -> faulthandler), give it up to 2 s to land, then kill that process; the run
+# script then writes the record as usual.
+DUMP_SCRIPT = (
+    f'p=$(head -c 20 {RECORD_DIR}/claim 2>/dev/null); case "$p" in ""|*[!0-9]*) exit 3;; esac; '
+    f'size() {{ wc -c < {RECORD_DIR}/fault.log 2>/dev/null || echo 0; }}; s0=$(size); '
+    'kill -USR1 "$p" 2>/dev/null || exit 4; i=0; while [ $i -lt 20 ]; do sleep 0.1; '
+    '[ "$(size)" -gt "$s0" ] && { sleep 0.2; break; }; i=$((i+1)); done; kill -KILL "$p" 2>/dev/null; exit 0')
 # Dockerfile.replay's ${with_steps}: `--with` wheels over the pins (a layer of their own, so
-# the pinned layers below stay shared with the plain image).
+# the pinned layers below stay shared with the plain image), then the facts again.
 WITH_STEPS = (f"COPY with/ /tmp/reprex/with/\n"
               f"RUN {VENV}/bin/python -m pip install --no-index --no-deps --force-reinstall --no-cache-dir "
               f"--disable-pip-version-check --no-warn-script-location /tmp/reprex/with/*.whl "
-              f"&& rm -rf /tmp/reprex && chmod -R a+rX /opt/reprex\n")
+              f"&& rm -rf /tmp/reprex && ({VENV}/bin/python -I {INJECT}/sitecustomize.py --facts > {FACTS} "
+              f"|| echo '{{}}' > {FACTS}) && chmod -R a+rX /opt/reprex\n")
 GPU_DRIVER_ERROR = "could not select device driver"
 NO_GPU_RUNTIME = ("GPU requested but the Docker daemon has no NVIDIA runtime: install the NVIDIA Container Toolkit "
                   "(nvidia-ctk runtime configure --runtime=docker) and restart dockerd")
@@ -130,14 +154,32 @@ def _one_line(exc: BaseException) -> str:
     return text[:300]
 
 
-def connect(timeout: float = PING_TIMEOUT):
-    """A docker client for the daemon the CLI would use, pinged; InfraError when none answers."""
+def connect(timeout: float = PING_TIMEOUT) -> Engine:
+    """The daemon the docker CLI would use, pinged (which settles the API version);
+    InfraError when none answers."""
+    ep = daemon_endpoint()
+    try:
+        if ep.source == "DOCKER_HOST":
+            tls_dir, verify = tls_from_env()
+        else:
+            tls_dir, verify = ep.tls_dir, ep.tls_dir is not None and not ep.skip_tls_verify
+        engine = Engine(ep.host, tls_dir=tls_dir, tls_verify=verify, timeout=API_TIMEOUT)
+        engine.ping(timeout)
+    except Exception as exc:  # OSError, EngineError, TLS trouble, http.client errors
+        raise InfraError(f"no Docker daemon reachable at {ep.host} ({ep.source}): {_one_line(exc)}; "
+                         "start dockerd or use --backend local") from None
+    engine.endpoint = ep
+    return engine
+
+
+def sdk_client(engine: Engine):
+    """A docker SDK client for the same daemon: pulls (registry credentials) and builds only."""
     try:
         import docker
     except ImportError:
-        raise InfraError("the docker backend needs the `docker` Python package (pip install docker); "
+        raise InfraError("building or pulling images needs the `docker` Python package (pip install docker); "
                          "or use --backend local") from None
-    ep = daemon_endpoint()
+    ep = getattr(engine, "endpoint", None) or daemon_endpoint()
     kwargs: dict = {}
     try:
         if ep.source == "DOCKER_HOST":
@@ -150,14 +192,11 @@ def connect(timeout: float = PING_TIMEOUT):
             cert, key, ca = (ep.tls_dir / "cert.pem", ep.tls_dir / "key.pem", ep.tls_dir / "ca.pem")
             kwargs["tls"] = TLSConfig(client_cert=(str(cert), str(key)) if cert.exists() and key.exists() else None,
                                       ca_cert=str(ca) if ca.exists() else None, verify=not ep.skip_tls_verify)
-        client = docker.DockerClient(base_url=ep.host, version="auto", timeout=timeout, **kwargs)
-        client.ping()
-    except Exception as exc:  # DockerException, requests errors, TLS trouble
-        raise InfraError(f"no Docker daemon reachable at {ep.host} ({ep.source}): {_one_line(exc)}; "
-                         "start dockerd or use --backend local") from None
-    client.api.timeout = API_TIMEOUT
+        client = docker.DockerClient(base_url=ep.host, version=engine.api, timeout=API_TIMEOUT, **kwargs)
+    except Exception as exc:
+        raise InfraError(f"the docker SDK cannot talk to {ep.host}: {_one_line(exc)}") from None
     if ep.host.startswith(("unix://", "npipe://")):
-        client.api.trust_env = False  # no proxy for a local socket: skips an os.environ scan per request
+        client.api.trust_env = False  # no proxy for a local socket
     return client
 
 
@@ -260,13 +299,12 @@ def resolve_gpus(bundle: Bundle, options: ReplayOptions) -> str | None:
     return "all" if needs_gpu(bundle) else None
 
 
-def device_requests(gpus: str | None) -> list:
+def device_requests(gpus: str | None) -> list[dict]:
+    """The API's HostConfig.DeviceRequests for `--gpus all|N` (docker run --gpus)."""
     if not gpus:
         return []
-    from docker.types import DeviceRequest
-
     count = -1 if gpus == "all" else int(gpus)
-    return [DeviceRequest(count=count, capabilities=[["gpu"]])]
+    return [{"Driver": "", "Count": count, "DeviceIDs": None, "Capabilities": [["gpu"]], "Options": {}}]
 
 
 def gpu_problem(exc: BaseException) -> EnvIncompatible | None:
@@ -275,52 +313,134 @@ def gpu_problem(exc: BaseException) -> EnvIncompatible | None:
     return None
 
 
-# -- logs ---------------------------------------------------------------------------
+# -- the run's output and record, from one attach stream -------------------------------------
 
-_TS = re.compile(rb"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d) ")
+class Tail:
+    """The last `limit` bytes of a run's output as [[stream, text], ...] in the order written,
+    adjacent chunks of one stream joined."""
 
+    def __init__(self, limit: int = TAIL_BYTES):
+        self.limit, self.total, self.chunks = limit, 0, []
 
-def _entries(raw: bytes, stream: str) -> list[tuple[tuple, int, str, bytes]]:
-    out = []
-    for i, line in enumerate(raw.splitlines(keepends=True)):
-        m = _TS.match(line)
-        if m:
-            key = (m.group(1), (m.group(2) or b"").ljust(9, b"0")[:9], m.group(3))
-            out.append((key, i, stream, line[m.end():]))
-        elif out:  # a continuation without its own timestamp
-            key, _, _, data = out[-1]
-            out[-1] = (key, out[-1][1], stream, data + line)
+    def add(self, stream: str, data: bytes) -> None:
+        if not data:
+            return
+        if self.chunks and self.chunks[-1][0] == stream:
+            self.chunks[-1][1] += data
         else:
-            out.append(((b"", b"", b""), i, stream, line))
-    return out
+            self.chunks.append([stream, bytearray(data)])
+        self.total += len(data)
+        while self.total > self.limit and self.chunks:
+            excess = self.total - self.limit
+            if len(self.chunks[0][1]) <= excess:
+                self.total -= len(self.chunks.pop(0)[1])
+            else:
+                del self.chunks[0][1][:excess]
+                self.total -= excess
+
+    def drop_stdout_end(self, n: int) -> None:
+        """Take back the last n bytes given as stdout (they turned out to be the marker's)."""
+        for chunk in reversed(self.chunks):
+            if chunk[0] == "stdout":
+                n = min(n, len(chunk[1]))
+                del chunk[1][len(chunk[1]) - n:]
+                self.total -= n
+                break
+        self.chunks = [c for c in self.chunks if c[1]]
+
+    def text(self) -> list[list[str]]:
+        return [[s, bytes(b).decode("utf-8", "replace")] for s, b in self.chunks]
 
 
-def merge_logs(stdout: bytes, stderr: bytes, limit: int = TAIL_BYTES) -> list[list[str]]:
-    """`docker logs --timestamps` of both streams -> [[stream, text], ...] in the order written,
-    adjacent chunks of one stream joined, only the last `limit` bytes kept."""
-    merged = heapq.merge(_entries(stdout, "stdout"), _entries(stderr, "stderr"), key=lambda e: e[0])
-    chunks: list[list] = []
-    for _, _, stream, data in merged:
-        if chunks and chunks[-1][0] == stream:
-            chunks[-1][1] += data
+class RunStream:
+    """Splits the container's stdout at the run's record marker: before it, the program's
+    output (kept as a Tail); after it, the record (kept up to the caps' sum, the rest read
+    and dropped so the container never blocks on a full pipe)."""
+
+    def __init__(self, nonce: str, limit: int = TAIL_BYTES):
+        self.marker = b"\n" + RECORD_MAGIC + nonce.encode() + b"]\n"
+        self.tail = Tail(limit)
+        self.pending = b""  # stdout that may be the start of the marker: held back
+        self.carry = b""  # the same, already handed to the tail because stderr came between
+        self.record: bytearray | None = None
+        self.budget = sum(RECORD_FILES.values()) + 4096
+
+    def _held(self, buf: bytes) -> int:
+        """Length of the longest end of `buf` that could begin the marker."""
+        start = max(0, len(buf) - len(self.marker) + 1)
+        at = buf.find(b"\n", start)
+        while at >= 0:
+            if self.marker.startswith(buf[at:]):
+                return len(buf) - at
+            at = buf.find(b"\n", at + 1)
+        return 0
+
+    def feed(self, stream: str, data: bytes) -> None:
+        if self.record is not None:
+            if stream == "stdout":
+                self.record += data[:max(0, self.budget - len(self.record))]
+            else:
+                self.tail.add(stream, data)
+            return
+        if stream != "stdout":
+            if self.pending:  # keep the order written; remember it in case the marker goes on
+                self.tail.add("stdout", self.pending)
+                self.carry, self.pending = self.carry + self.pending, b""
+            self.tail.add(stream, data)
+            return
+        buf = self.carry + self.pending + data
+        at = buf.find(self.marker)
+        if at >= 0:
+            if at < len(self.carry):  # the marker began in bytes the tail already has
+                self.tail.drop_stdout_end(len(self.carry) - at)
+            else:
+                self.tail.add("stdout", buf[len(self.carry):at])
+            self.carry = self.pending = b""
+            self.record = bytearray()
+            self.feed("stdout", buf[at + len(self.marker):])
+            return
+        own = buf[len(self.carry):]
+        held = self._held(buf)
+        if held > len(own):  # a possible marker start reaches back into the carried bytes
+            self.carry, self.pending = self.carry[len(buf) - held:], own
         else:
-            chunks.append([stream, bytearray(data)])
-    total = sum(len(c[1]) for c in chunks)
-    while total > limit and chunks:
-        excess = total - limit
-        if len(chunks[0][1]) <= excess:
-            total -= len(chunks.pop(0)[1])
-        else:
-            del chunks[0][1][:excess]
-            total -= excess
-    return [[s, bytes(b).decode("utf-8", "replace")] for s, b in chunks]
+            self.tail.add("stdout", own[:len(own) - held])
+            self.carry, self.pending = b"", own[len(own) - held:]
+
+    def finish(self) -> None:
+        if self.record is None and self.pending:
+            self.tail.add("stdout", self.pending)
+        self.pending = self.carry = b""
+
+    def record_files(self) -> dict[str, bytes]:
+        """The record's files by name: the known names only, each within its cap; parsing
+        stops at the first thing that is not a well-formed entry."""
+        files: dict[str, bytes] = {}
+        data = bytes(self.record or b"")
+        pos = 0
+        while pos < len(data):
+            nl = data.find(b"\n", pos, pos + 64)
+            if nl < 0:
+                break
+            head = data[pos:nl].decode("ascii", "replace").split(" ")
+            if head == ["end"] or len(head) != 2 or head[0] not in RECORD_FILES or head[0] in files:
+                break
+            try:
+                size = int(head[1])
+            except ValueError:
+                break
+            if size < 0 or size > RECORD_FILES[head[0]] or nl + 1 + size > len(data):
+                break
+            files[head[0]] = data[nl + 1:nl + 1 + size]
+            pos = nl + 1 + size
+        return files
 
 
 # -- the backend ----------------------------------------------------------------------
 
 @dataclass
 class DockerEnv:
-    client: object
+    engine: Engine
     tag: str
     base_image: str
     base_id: str
@@ -334,6 +454,13 @@ class DockerEnv:
     with_set: WheelSet | None = None
     kept: list[str] = field(default_factory=list)
     scratch: list[Path] = field(default_factory=list)
+    sdk: object = None  # the docker SDK client, made only to pull or build
+
+    @property
+    def client(self):
+        if self.sdk is None:
+            self.sdk = sdk_client(self.engine)
+        return self.sdk
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -366,6 +493,10 @@ def _add_file(tar: tarfile.TarFile, name: str, path: Path) -> None:
         tar.addfile(info, fh)
 
 
+def _image_machine(image: dict) -> str | None:
+    return uname_machine(image.get("Architecture")) or None
+
+
 class DockerBackend:
     name = "docker"
     mem_limit = os.environ.get("REPREX_DOCKER_MEMORY", "2g")
@@ -373,96 +504,90 @@ class DockerBackend:
     # A minimal local Ray cluster (num_cpus=2) is ~11 processes and ~200 threads, and threads
     # count against the pids limit: bundles whose run imported ray get more room.
     pids_limit_ray = 4096
-    shm_size = "1g"
+    shm_size = 1 << 30
     tmpfs_size = "1g"
+    record_size = "64m"
     pull_timeout = float(os.environ.get("REPREX_PULL_TIMEOUT", "120"))
+    # after a timeout's kill, how long the run script gets to write the record
+    grace_s = 30.0
 
     # -- prepare ------------------------------------------------------------------
     def prepare(self, bundle: Bundle, options: ReplayOptions, progress: Progress) -> DockerEnv:
         check_bundle_requirements(requirements(bundle))  # a refused line: before anything runs
-        client = connect()
+        engine = connect()
+        env = DockerEnv(engine=engine, tag="", base_image="", base_id="", image_id="", machine="", gpus=None,
+                        network="none", reused=False, progress=progress)
         try:
-            return self._prepare(client, bundle, options, progress)
+            return self._prepare(env, bundle, options, progress)
         except BaseException:
-            client.close()
+            self.close(env, options)
             raise
 
-    def _prepare(self, client, bundle: Bundle, options: ReplayOptions, progress: Progress) -> DockerEnv:
-        import docker.errors
-
+    def _prepare(self, env: DockerEnv, bundle: Bundle, options: ReplayOptions, progress: Progress) -> DockerEnv:
         xy = python_xy(bundle)
-        try:
-            info = client.info()
-        except docker.errors.DockerException as exc:
-            raise InfraError(f"docker info failed: {_one_line(exc)}") from None
-        machine = uname_machine(info.get("Architecture")) or "x86_64"
         gpus = resolve_gpus(bundle, options)
         base = choose_image(bundle, options, gpus)
-        base_image = self._ensure_image(client, base, xy, progress)
+        base_image = self._ensure_image(env, base, xy, progress)
+        # the image's architecture is what its containers run as (the daemon's, but for emulation)
+        machine = _image_machine(base_image) or "x86_64"
         if gpus:
-            self._check_gpu(client, info, base, gpus, bundle, progress)
+            self._check_gpu(env, base, gpus, bundle, progress)
         network = options.network or ("bridge" if bundle.manifest.get("network") else "none")
 
         lock = lock_hash(bundle)
         target = Target(xy, machine, images_table()["cpu"].get("glibc", "2.36"))
-        from reprex.replay.local import _locked, cache_root
+        from reprex.fsutil import cache_root
+        from reprex.replay.local import _locked
 
         cache = cache_root()
         with_set = None
-        try:
-            if options.with_specs:
-                with_set = with_wheels(list(options.with_specs), target, cache, options.setup_timeout, progress)
-            recorder = _recorder_bytes()
-            dockerfile = self._dockerfile(base, xy, lock, bool(with_set and with_set.wheels))
-            key = hashlib.sha256("\0".join([
-                base_image.id, lock, machine, with_set.digest() if with_set else "", _sha256(recorder),
-                _sha256(dockerfile.encode())]).encode()).hexdigest()[:16]
-            tag = f"{ENV_REPO}:{key}"
-            with _locked(cache / "docker" / f"{key}.lock"):
-                image = self._find_image(client, tag)
-                reused = image is not None
-                if image is None:
-                    machine_ran = (bundle.manifest.get("platform") or {}).get("machine")
-                    try:
-                        pins = pins_wheels(requirements(bundle), lock, target, cache, options.setup_timeout, progress)
-                    except EnvIncompatible as exc:
-                        if machine_ran and machine_ran != machine:
-                            raise EnvIncompatible(f"the bundle ran on {machine_ran}, the Docker daemon is {machine}, "
-                                                  f"and there is {exc.reason}") from None
-                        raise
-                    image = self._build(client, tag, dockerfile, pins, with_set, recorder, options=options,
-                                        progress=progress)
-                else:
-                    progress(f"reusing image {tag}")
-        except BaseException:
-            if with_set is not None:
-                with_set.cleanup()
-            raise
-        return DockerEnv(client=client, tag=tag, base_image=base, base_id=base_image.id, image_id=image.id,
-                         machine=machine, gpus=gpus, network=network, reused=reused, progress=progress,
-                         with_set=with_set, init=bool(info.get("InitBinary", "docker-init")))
+        if options.with_specs:
+            with_set = with_wheels(list(options.with_specs), target, cache, options.setup_timeout, progress)
+            env.with_set = with_set  # cleaned up by close()
+        recorder = _recorder_bytes()
+        dockerfile = self._dockerfile(base, xy, lock, bool(with_set and with_set.wheels))
+        key = hashlib.sha256("\0".join([
+            base_image["Id"], lock, machine, with_set.digest() if with_set else "", _sha256(recorder),
+            _sha256(dockerfile.encode())]).encode()).hexdigest()[:16]
+        tag = f"{ENV_REPO}:{key}"
+        with _locked(cache / "docker" / f"{key}.lock"):
+            image = self._find_image(env.engine, tag)
+            reused = image is not None
+            if image is None:
+                machine_ran = (bundle.manifest.get("platform") or {}).get("machine")
+                try:
+                    pins = pins_wheels(requirements(bundle), lock, target, cache, options.setup_timeout, progress)
+                except EnvIncompatible as exc:
+                    if machine_ran and machine_ran != machine:
+                        raise EnvIncompatible(f"the bundle ran on {machine_ran}, the Docker daemon is {machine}, "
+                                              f"and there is {exc.reason}") from None
+                    raise
+                image = self._build(env, tag, dockerfile, pins, with_set, recorder, options=options,
+                                    progress=progress)
+            else:
+                progress(f"reusing image {tag}")
+        env.tag, env.base_image, env.base_id, env.image_id = tag, base, base_image["Id"], image["Id"]
+        env.machine, env.gpus, env.network, env.reused = machine, gpus, network, reused
+        return env
 
     @staticmethod
-    def _find_image(client, tag: str):
-        import docker.errors
-
+    def _find_image(engine: Engine, tag: str) -> dict | None:
         try:
-            return client.images.get(tag)
-        except docker.errors.ImageNotFound:
-            return None
-        except docker.errors.DockerException as exc:
+            return engine.image(tag)
+        except (EngineError, OSError) as exc:
             raise InfraError(f"docker image inspect {tag} failed: {_one_line(exc)}") from None
 
-    def _ensure_image(self, client, image: str, xy: str, progress: Progress):
-        from docker.utils import parse_repository_tag
-
-        found = self._find_image(client, image)
+    def _ensure_image(self, env: DockerEnv, image: str, xy: str, progress: Progress) -> dict:
+        found = self._find_image(env.engine, image)
         if found is not None:
             return found
         progress(f"pulling {image}")
-        repo, tag = parse_repository_tag(image)
         reason = None
         try:
+            from docker.utils import parse_repository_tag
+
+            client = env.client
+            repo, tag = parse_repository_tag(image)
             with _api_timeout(client, self.pull_timeout):
                 # a stream: errors after the first byte (manifest unknown, ...) come inside it
                 stream = client.api.pull(image if "@" in image else repo, tag=None if "@" in image else tag or "latest",
@@ -480,32 +605,43 @@ class DockerBackend:
                         reason = f"took longer than {self.pull_timeout:.0f}s"
                         break
             if reason is None:
-                return client.images.get(image)
+                found = self._find_image(env.engine, image)
+                if found is not None:
+                    return found
+                reason = "the pull reported success but the image is missing"
+        except InfraError as exc:
+            reason = exc.reason
         except Exception as exc:  # APIError, ImageNotFound, request timeouts
             reason = getattr(exc, "explanation", None) or _one_line(exc)
         raise InfraError(f"the image {image} is not available locally and pulling it failed "
                          f"({' '.join(str(reason).split())[:300]}); get it with `docker pull {image}` "
                          f"or pass --image with a local image that has Python {xy}")
 
-    def _check_gpu(self, client, info: dict, base: str, gpus: str, bundle: Bundle, progress: Progress) -> None:
+    def _check_gpu(self, env: DockerEnv, base: str, gpus: str, bundle: Bundle, progress: Progress) -> None:
         """Fail before a long build: a tiny container with the same GPU request (and the
         host driver's version, for the CUDA compatibility check)."""
-        import docker.errors
-
-        runtimes = info.get("Runtimes") or {}
-        progress("checking GPU access" + ("" if "nvidia" in runtimes else " (no nvidia runtime registered)"))
-        container = None
+        engine = env.engine
         try:
-            container = client.containers.create(
-                base, ["sh", "-c", "nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null "
-                                   "| head -n 1 || true"],
-                device_requests=device_requests(gpus), network_mode="none",
-                environment={"NVIDIA_DRIVER_CAPABILITIES": "compute,utility"},
-                labels={LABEL: "1", f"{LABEL}.probe": "gpu"})
-            container.start()
-            container.wait(timeout=60)
-            driver = container.logs(stdout=True, stderr=False).decode("utf-8", "replace").strip()
-        except docker.errors.APIError as exc:
+            runtimes = engine.info().get("Runtimes") or {}
+        except (EngineError, OSError, ValueError):
+            runtimes = {}
+        progress("checking GPU access" + ("" if "nvidia" in runtimes else " (no nvidia runtime registered)"))
+        cid = None
+        try:
+            cid = engine.create({
+                "Image": base, "Cmd": ["sh", "-c", "nvidia-smi --query-gpu=driver_version --format=csv,noheader "
+                                                   "2>/dev/null | head -n 1 || true"],
+                "Env": ["NVIDIA_DRIVER_CAPABILITIES=compute,utility"],
+                "Labels": {LABEL: "1", f"{LABEL}.probe": "gpu"},
+                "HostConfig": {"NetworkMode": "none", "DeviceRequests": device_requests(gpus)}})
+            stream = engine.attach(cid, timeout=60)
+            try:
+                engine.start(cid)
+                driver = b"".join(data for name, data in stream.frames() if name == "stdout")
+            finally:
+                stream.close()
+            driver = driver.decode("utf-8", "replace").strip()
+        except EngineError as exc:
             problem = gpu_problem(exc)
             if problem is not None:
                 raise problem from None
@@ -513,9 +649,9 @@ class DockerBackend:
         except Exception as exc:
             raise InfraError(f"checking GPU access failed: {_one_line(exc)}") from None
         finally:
-            if container is not None:
+            if cid is not None:
                 with contextlib.suppress(Exception):
-                    container.remove(force=True)
+                    engine.remove(cid)
         cuda = bundle_cuda(bundle)
         if driver and driver_too_old(cuda, driver):
             raise EnvIncompatible(f"the bundle's build is for CUDA {cuda}, which needs NVIDIA driver >= "
@@ -530,12 +666,13 @@ class DockerBackend:
         return render_template("Dockerfile.replay", base_image=base, python_xy=xy,
                                with_steps=WITH_STEPS if with_specs else "", labels=labels)
 
-    def _build(self, client, tag: str, dockerfile: str, pins: WheelSet, with_set: WheelSet | None, recorder: bytes,
-               options: ReplayOptions, progress: Progress):
-        import docker.errors
-
+    def _build(self, env: DockerEnv, tag: str, dockerfile: str, pins: WheelSet, with_set: WheelSet | None,
+               recorder: bytes, options: ReplayOptions, progress: Progress) -> dict:
         n_with = len(with_set.wheels) if with_set else 0
         progress(f"building {tag} ({len(pins.wheels)} wheels" + (f" + {n_with} --with" if n_with else "") + ")")
+        client = env.client
+        import docker.errors
+
         context = tempfile.SpooledTemporaryFile(max_size=64 << 20)
         with context:
             with tarfile.open(fileobj=context, mode="w") as tar:
@@ -584,18 +721,49 @@ class DockerBackend:
         if error:
             detail = next((l for l in reversed(output) if l.lower().startswith("error")), "")
             raise InfraError(f"building the replay image failed: {error}" + (f" ({detail[:300]})" if detail else ""))
-        image = self._find_image(client, tag)
+        image = self._find_image(env.engine, tag)
         if image is None:
             raise InfraError(f"building {tag} reported success but the image is missing")
         return image
 
     # -- run ----------------------------------------------------------------------
-    def run(self, env: DockerEnv, bundle: Bundle, options: ReplayOptions) -> RunOutput:
-        import docker.errors
-        from docker.types import LogConfig, Mount
+    def container_config(self, env: DockerEnv, bundle: Bundle, options: ReplayOptions, indir: Path,
+                         nonce: str) -> dict:
+        environ = {**replay_environ(bundle), **base_environ("/tmp", PATH),
+                   "PYTHONPATH": ":".join([INJECT, *replay_pythonpath(bundle, WORK_DIR)]),
+                   "REPREX_RECORD_DIR": RECORD_DIR, "REPREX_RECORD_FACTS": "0", "PYTHONUNBUFFERED": "1",
+                   "VIRTUAL_ENV": VENV}
+        if env.gpus:
+            environ["NVIDIA_DRIVER_CAPABILITIES"] = "compute,utility"
+        elif options.gpus == "none":
+            environ["CUDA_VISIBLE_DEVICES"] = ""
+        labels = {LABEL: "1", f"{LABEL}.bundle": bundle.id}
+        if options.keep:
+            labels[f"{LABEL}.keep"] = "1"
+        memory = _bytes(self.mem_limit)
+        host = {
+            "NetworkMode": env.network, "CapDrop": ["ALL"], "SecurityOpt": ["no-new-privileges"],
+            "PidsLimit": self.pids_limit_for(bundle), "Memory": memory, "MemorySwap": memory,
+            "ShmSize": self.shm_size, "ReadonlyRootfs": True, "Init": env.init,
+            "Tmpfs": {"/tmp": f"rw,exec,nosuid,nodev,size={self.tmpfs_size},mode=1777",
+                      "/home/reprex": f"rw,nosuid,nodev,size=64m,uid={UID},gid={UID},mode=0700",
+                      RECORD_DIR: f"rw,nosuid,nodev,noexec,size={self.record_size},uid={UID},gid={UID},mode=0700"},
+            "Mounts": [{"Target": IN_DIR, "Source": str(indir), "Type": "bind", "ReadOnly": True}],
+            "LogConfig": {"Type": "json-file", "Config": {"max-size": "50m", "max-file": "1"}},
+        }
+        if env.gpus:
+            host["DeviceRequests"] = device_requests(env.gpus)
+        return {
+            "Image": env.tag, "Cmd": ["sh", "-c", RUN_SCRIPT, "sh", nonce, f"{VENV}/bin/python", *entry_args(bundle)],
+            "Env": [f"{k}={v}" for k, v in environ.items()], "User": f"{UID}:{UID}", "WorkingDir": "/tmp",
+            "Labels": labels, "AttachStdout": True, "AttachStderr": True, "OpenStdin": False, "Tty": False,
+            "NetworkDisabled": env.network == "none", "HostConfig": host,
+        }
 
+    def run(self, env: DockerEnv, bundle: Bundle, options: ReplayOptions) -> RunOutput:
         from reprex.record import load_outcome
 
+        engine = env.engine
         indir = Path(tempfile.mkdtemp(prefix="reprex-in-"))
         recdir = Path(tempfile.mkdtemp(prefix="reprex-record-"))  # the host's copy of the record (0700)
         os.chmod(indir, 0o755)
@@ -607,148 +775,116 @@ class DockerBackend:
         for root, dirs, _ in os.walk(indir):
             for d in dirs:
                 os.chmod(os.path.join(root, d), 0o755)
-
-        environ = {**replay_environ(bundle), **base_environ("/tmp", PATH),
-                   "PYTHONPATH": ":".join([INJECT, *replay_pythonpath(bundle, WORK_DIR)]),
-                   "REPREX_RECORD_DIR": RECORD_DIR, "PYTHONUNBUFFERED": "1",
-                   "VIRTUAL_ENV": VENV}
-        if env.gpus:
-            environ["NVIDIA_DRIVER_CAPABILITIES"] = "compute,utility"
-        elif options.gpus == "none":
-            environ["CUDA_VISIBLE_DEVICES"] = ""
-        name = f"reprex-{bundle.id[:12]}-{uuid.uuid4().hex[:8]}"
-        labels = {LABEL: "1", f"{LABEL}.bundle": bundle.id}
-        if options.keep:
-            labels[f"{LABEL}.keep"] = "1"
-        tmpfs_opts = f"rw,exec,nosuid,nodev,size={self.tmpfs_size},mode=1777"
-        kwargs = dict(
-            image=env.tag,
-            command=["sh", "-c", RUN_SCRIPT, "sh", f"{VENV}/bin/python", *entry_args(bundle)],
-            name=name, labels=labels, environment=environ, user=f"{UID}:{UID}", working_dir="/tmp",
-            network_mode=env.network, cap_drop=["ALL"], security_opt=["no-new-privileges"],
-            pids_limit=self.pids_limit_for(bundle), mem_limit=self.mem_limit, memswap_limit=self.mem_limit,
-            shm_size=self.shm_size, read_only=True,
-            tmpfs={"/tmp": tmpfs_opts, "/home/reprex": f"rw,nosuid,nodev,size=64m,uid={UID},gid={UID},mode=0700"},
-            # The record dir: an anonymous volume (owned by uid 10001 through the image's
-            # /reprex/record), removed with the container; never a host directory.
-            mounts=[Mount(IN_DIR, str(indir), type="bind", read_only=True),
-                    Mount(RECORD_DIR, None, type="volume")],
-            init=env.init, stdin_open=False, tty=False, detach=True,
-            log_config=LogConfig(type="json-file", config={"max-size": "50m", "max-file": "1"}),
-            device_requests=device_requests(env.gpus) or None,
-        )
-        container = None
+        nonce = uuid.uuid4().hex
+        name = f"reprex-{bundle.id[:12]}-{nonce[:8]}"
+        config = self.container_config(env, bundle, options, indir, nonce)
+        cid = None
         try:
             try:
-                container = env.client.containers.create(**kwargs)
-            except docker.errors.ImageNotFound:
-                raise InfraError(f"the environment image {env.tag} disappeared; replay again to rebuild it") from None
-            except docker.errors.APIError as exc:
+                cid = engine.create(config, name)
+                stream = engine.attach(cid, timeout=30)
+            except EngineError as exc:
+                if exc.not_found:
+                    raise InfraError(f"the environment image {env.tag} disappeared; replay again to rebuild it") from None
                 raise InfraError(f"docker could not create the container: {_one_line(exc)}") from None
-            started = time.monotonic()
+            except OSError as exc:
+                raise InfraError(f"lost the Docker daemon creating the container: {_one_line(exc)}") from None
+            out = RunStream(nonce)
             try:
-                container.start()
-            except docker.errors.APIError as exc:
-                problem = gpu_problem(exc)
-                if problem is not None:
-                    raise problem from None
-                raise InfraError(f"docker could not start the container: {_one_line(exc)}") from None
-            timed_out = False
-            try:
-                status = self._wait(container, options.timeout)
-            except _WaitTimeout:
-                timed_out = True
-                self._dump_and_kill(container)
+                started = time.monotonic()
                 try:
-                    status = self._wait(container, 30)
-                except _WaitTimeout:
-                    raise InfraError(f"container {name} did not stop after being killed") from None
-            duration = time.monotonic() - started
+                    engine.start(cid)
+                except EngineError as exc:
+                    problem = gpu_problem(exc)
+                    if problem is not None:
+                        raise problem from None
+                    raise InfraError(f"docker could not start the container: {_one_line(exc)}") from None
+                timed_out = self._read(stream, out, engine, cid, started + options.timeout)
+                duration = time.monotonic() - started
+            finally:
+                stream.close()
+            out.finish()
             try:
-                out = container.logs(stdout=True, stderr=False, timestamps=True)
-                err = container.logs(stdout=False, stderr=True, timestamps=True)
-            except docker.errors.DockerException as exc:
-                raise InfraError(f"docker logs failed: {_one_line(exc)}") from None
-            tail = merge_logs(out, err)
-            copy_record(container, recdir)
+                status = engine.wait(cid, timeout=self.grace_s)
+            except (EngineError, OSError) as exc:
+                raise InfraError(f"docker wait failed: {_one_line(exc)}") from None
+            facts = None
+            for rec_name, data in out.record_files().items():
+                if rec_name == "facts.json":
+                    facts = data
+                    continue
+                with os.fdopen(os.open(recdir / rec_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as fh:
+                    fh.write(data)
+            tail = out.tail.text()
             outcome = load_outcome(recdir, status, timed_out=timed_out, duration_s=duration, output_tail=tail,
                                    signal_exit_codes=True)
+            if facts and not outcome.facts:
+                with contextlib.suppress(ValueError):
+                    parsed = json.loads(facts)
+                    outcome.facts = parsed if isinstance(parsed, dict) else {}
             logs = "".join(text for _, text in tail)
             if status == 137 and not timed_out:
                 with contextlib.suppress(Exception):
-                    container.reload()
-                    if (container.attrs.get("State") or {}).get("OOMKilled"):
+                    if (engine.inspect(cid).get("State") or {}).get("OOMKilled"):
                         logs += f"\n[reprex] the container was killed for using more than {self.mem_limit} of memory\n"
             return RunOutput(outcome, logs)
         finally:
             if options.keep:
-                if container is not None:
+                if cid is not None:
                     env.kept.append(name)
                     env.progress(f"kept container {name} (inputs {indir}, record copied to {recdir}); "
-                                 f"remove it with `docker rm -f -v {name}`")
+                                 f"remove it with `docker rm -f {name}`")
             else:
-                if container is not None:
+                if cid is not None:
                     with contextlib.suppress(Exception):
-                        container.remove(force=True, v=True)  # v: its anonymous record volume too
+                        engine.remove(cid)
                 shutil.rmtree(indir, ignore_errors=True)
                 shutil.rmtree(recdir, ignore_errors=True)
+
+    def _read(self, stream: Stream, out: RunStream, engine: Engine, cid: str, deadline: float) -> bool:
+        """Read the run's output and record until the container's streams close; True if it
+        ran past the deadline. Then: a stack dump and the recorded process killed (the run
+        script still writes the record), and if the container lingers `grace_s`, it is killed."""
+        timed_out = killed = False
+        while True:
+            stream.settimeout(max(0.05, deadline - time.monotonic()))
+            try:
+                for name, data in stream.frames():
+                    out.feed(name, data)
+                    if time.monotonic() > deadline:
+                        raise socket.timeout()  # a program that never stops printing
+                return timed_out
+            except (socket.timeout, TimeoutError):
+                if not timed_out:
+                    timed_out = True
+                    self._dump_and_kill(engine, cid)
+                elif not killed:
+                    killed = True
+                    with contextlib.suppress(Exception):
+                        engine.kill(cid)
+                else:
+                    raise InfraError(f"container {cid[:12]} did not stop after being killed") from None
+                deadline = time.monotonic() + self.grace_s
+            except (OSError, http_errors()) as exc:
+                raise InfraError(f"lost the Docker daemon while the container ran: {_one_line(exc)}") from None
+
+    @staticmethod
+    def _dump_and_kill(engine: Engine, cid: str) -> None:
+        """Inside the container (the record is on its tmpfs): SIGUSR1 to the process that
+        claimed the record (faulthandler dumps every thread's stack), then SIGKILL to it, so
+        the run script still writes the record. No claim or a refused exec: the container is
+        killed from outside."""
+        try:
+            code, _ = engine.exec_run(cid, ["sh", "-c", DUMP_SCRIPT], user=f"{UID}:{UID}", timeout=15)
+        except Exception:
+            code = -1
+        if code != 0:
+            with contextlib.suppress(Exception):
+                engine.kill(cid)
 
     def pids_limit_for(self, bundle: Bundle) -> int:
         modules = (bundle.json("run.json", {}) or {}).get("modules") or []
         return self.pids_limit_ray if "ray" in modules else self.pids_limit
-
-    @staticmethod
-    def _wait(container, timeout: float) -> int:
-        import docker.errors
-        import requests.exceptions
-
-        deadline = time.monotonic() + timeout
-        try:
-            result = container.wait(timeout=max(1, timeout))
-        except requests.exceptions.RequestException as exc:
-            if time.monotonic() >= deadline - 0.5:
-                raise _WaitTimeout() from None
-            raise InfraError(f"lost the Docker daemon while waiting for the container: {_one_line(exc)}") from None
-        except docker.errors.DockerException as exc:
-            raise InfraError(f"docker wait failed: {_one_line(exc)}") from None
-        return int(result.get("StatusCode", -1))
-
-    @staticmethod
-    def _dump_and_kill(container) -> None:
-        """Ask the recorded process for a stack dump (SIGUSR1 -> faulthandler), then kill.
-
-        docker's init (tini) forwards SIGUSR1 to its child, which is the exec'd Python; if no
-        dump lands (a launcher whose child is the recorded process), signal the pid the
-        recorder claimed from inside the container. The record is looked at through the
-        archive API (sizes, the small claim file), never through a host directory."""
-
-        def size() -> int:
-            stat = _record_stat(container, "fault.log")
-            return int(stat.get("size") or 0) if stat else 0
-
-        def dumped(before: int, wait: float) -> bool:
-            end = time.monotonic() + wait
-            while time.monotonic() < end:
-                if size() > before:
-                    time.sleep(0.1)  # let faulthandler finish writing
-                    return True
-                time.sleep(0.05)
-            return False
-
-        before = size()
-        with contextlib.suppress(Exception):
-            container.kill(signal="SIGUSR1")
-        if not dumped(before, 1.0):
-            try:
-                pid = int((read_record_file(container, "claim") or b"").decode("ascii").strip())
-            except (UnicodeDecodeError, ValueError):
-                pid = None
-            if pid and pid > 0:
-                with contextlib.suppress(Exception):
-                    container.exec_run(["sh", "-c", f"kill -USR1 {pid}"], user=f"{UID}:{UID}")
-                    dumped(before, 1.0)
-        with contextlib.suppress(Exception):
-            container.kill()
 
     # -- describe / close ------------------------------------------------------------
     def describe(self, env: DockerEnv) -> dict:
@@ -759,127 +895,28 @@ class DockerBackend:
     def close(self, env: DockerEnv, options: ReplayOptions) -> None:
         if env.with_set is not None:
             env.with_set.cleanup()
-        with contextlib.suppress(Exception):
-            env.client.close()
+        if env.sdk is not None:
+            with contextlib.suppress(Exception):
+                env.sdk.close()
 
 
-class _WaitTimeout(Exception):
-    pass
+def http_errors() -> type:
+    import http.client
+
+    return http.client.HTTPException
 
 
-# -- reading the record back ---------------------------------------------------------------
-
-class _Capped(io.RawIOBase):
-    """At most `limit` bytes of `raw`, then end of file."""
-
-    def __init__(self, raw, limit: int):
-        self.raw, self.left = raw, limit
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buf) -> int:
-        if self.left <= 0:
-            return 0
-        data = self.raw.read(min(len(buf), self.left, 1 << 20))
-        if not data:
-            return 0
-        buf[:len(data)] = data
-        self.left -= len(data)
-        return len(data)
+_UNITS = {"b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
 
-def _archive_response(container, path: str, method: str = "get"):
-    api = container.client.api
-    url = api._url("/containers/{0}/archive", container.id)
-    if method == "head":
-        return api.head(url, params={"path": path}, timeout=30)
-    return api._get(url, params={"path": path}, stream=True, headers={"Accept-Encoding": "identity"})
-
-
-def _path_stat(res) -> dict | None:
-    from docker.utils import decode_json_header
-
-    raw = res.headers.get("X-Docker-Container-Path-Stat")
-    if res.status_code != 200 or not raw:
-        return None
-    try:
-        stat = decode_json_header(raw)
-    except Exception:
-        return None
-    return stat if isinstance(stat, dict) else None
-
-
-def _record_stat(container, name: str) -> dict | None:
-    """The archive API's stat of RECORD_DIR/name (no content read), None if absent."""
-    try:
-        res = _archive_response(container, f"{RECORD_DIR}/{name}", "head")
-    except Exception:
-        return None
-    try:
-        return _path_stat(res)
-    finally:
-        res.close()
-
-
-def read_record_file(container, name: str) -> bytes | None:
-    """RECORD_DIR/name from the container (running or stopped) if it is a regular file: at
-    most RECORD_FILES[name] bytes of it. A link, FIFO, directory or device gives None:
-    the archive API reports its type before any content is read, and dockerd's tar never
-    reads a FIFO or follows a link."""
-    limit = RECORD_FILES[name]
-    try:
-        res = _archive_response(container, f"{RECORD_DIR}/{name}")
-    except Exception:
-        return None
-    try:
-        stat = _path_stat(res)
-        if stat is None or int(stat.get("mode") or 0) & _GO_MODE_TYPE:
-            return None
-        # the tar: headers (a pax one at most a few KiB) + the content, cut at the cap
-        with tarfile.open(fileobj=io.BufferedReader(_Capped(res.raw, limit + (1 << 20))), mode="r|") as tar:
-            member = tar.next()
-            if member is None or not member.isreg() or member.name != name:
-                return None
-            fh = tar.extractfile(member)
-            return fh.read(min(limit, member.size)) if fh is not None else None
-    except Exception:  # a cut or odd tar, connection trouble: no such record file
-        return None
-    finally:
-        res.close()
-
-
-def copy_record(container, recdir: Path) -> None:
-    """The record's files into recdir (a fresh host dir of ours), from one archive of
-    RECORD_DIR: regular files named in RECORD_FILES only, each capped, and the whole stream
-    cut at their caps' sum (+4 MiB for headers and what else lies there). Links, FIFOs and
-    anything else the program left there never reach the host; a program that buries its
-    own record under junk loses the record, not the host's time or memory."""
-    top = RECORD_DIR.rsplit("/", 1)[1]
-    try:
-        res = _archive_response(container, RECORD_DIR)
-    except Exception:
-        return
-    try:
-        if res.status_code != 200:
-            return
-        budget = sum(RECORD_FILES.values()) + (4 << 20)
-        with tarfile.open(fileobj=io.BufferedReader(_Capped(res.raw, budget)), mode="r|") as tar:
-            for member in tar:
-                parts = member.name.split("/")
-                if len(parts) != 2 or parts[0] != top or parts[1] not in RECORD_FILES or not member.isreg():
-                    continue
-                fh = tar.extractfile(member)
-                if fh is None:
-                    continue
-                data = fh.read(min(RECORD_FILES[parts[1]], member.size))
-                flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-                with os.fdopen(os.open(recdir / parts[1], flags, 0o600), "wb") as out:
-                    out.write(data)
-    except Exception:  # a stream cut at the budget, an odd one, connection trouble: keep what was read
-        pass
-    finally:
-        res.close()
+def _bytes(size: str | int) -> int:
+    """'2g' -> bytes, as docker run --memory reads it."""
+    if isinstance(size, int):
+        return size
+    m = re.fullmatch(r"\s*(\d+)\s*([bkmg]?)b?\s*", str(size).lower())
+    if not m:
+        raise InfraError(f"REPREX_DOCKER_MEMORY={size!r}: use a size like 2g or 512m")
+    return int(m.group(1)) * _UNITS[m.group(2) or "b"]
 
 
 def _recorder_bytes() -> bytes:
@@ -888,10 +925,12 @@ def _recorder_bytes() -> bytes:
     return RECORDER_FILE.read_bytes()
 
 
-def _age_s(stamp: str | None) -> float | None:
-    """Seconds since a docker RFC 3339 (nanosecond) time stamp; None if unset/unparsable."""
+def _age_s(stamp: str | int | None) -> float | None:
+    """Seconds since a docker time stamp: RFC 3339 (nanoseconds) or Unix seconds; None if unset."""
     import datetime as dt
 
+    if isinstance(stamp, (int, float)):
+        return time.time() - stamp if stamp > 0 else None
     if not stamp or stamp.startswith("0001-"):
         return None
     m = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$", stamp)
@@ -902,37 +941,36 @@ def _age_s(stamp: str | None) -> float | None:
     return (dt.datetime.now(dt.timezone.utc) - when).total_seconds()
 
 
-def sweep(client=None, *, min_age_s: float = 60.0, include_kept: bool = False) -> int:
+def sweep(engine: Engine | None = None, *, min_age_s: float = 60.0, include_kept: bool = False) -> int:
     """Remove stopped containers labelled org.reprex=1: leftovers of interrupted replays.
 
     Only containers that finished (or were created and never started) at least `min_age_s`
     ago, so a replay running beside us (pytest-xdist) keeps the container it is reading;
     containers kept with --keep stay unless include_kept. Returns how many were removed."""
-    import docker.errors
-
-    own = client is None
+    own = engine is None
     if own:
-        client = connect()
+        engine = connect()
     removed = 0
-    try:
-        for container in client.containers.list(all=True, filters={"label": f"{LABEL}=1"}):
-            state = container.attrs.get("State") or {}
-            status = state.get("Status") or container.status
-            if status not in ("exited", "dead", "created"):
+    for summary in engine.containers(labels=[f"{LABEL}=1"]):
+        if summary.get("State") not in ("exited", "dead", "created"):
+            continue
+        if not include_kept and (summary.get("Labels") or {}).get(f"{LABEL}.keep") == "1":
+            continue
+        try:
+            state = engine.inspect(summary["Id"]).get("State") or {}
+        except EngineError as exc:
+            if exc.not_found:
                 continue
-            if not include_kept and (container.labels or {}).get(f"{LABEL}.keep") == "1":
-                continue
-            age = _age_s(state.get("FinishedAt")) if status != "created" else None
-            if age is None:
-                age = _age_s(container.attrs.get("Created"))
-            if age is not None and age < min_age_s:
-                continue
-            try:
-                container.remove(force=True, v=True)
-                removed += 1
-            except docker.errors.NotFound:
-                pass
-    finally:
-        if own:
-            client.close()
+            raise
+        age = _age_s(state.get("FinishedAt")) if summary.get("State") != "created" else None
+        if age is None:
+            age = _age_s(summary.get("Created"))
+        if age is not None and age < min_age_s:
+            continue
+        try:
+            engine.remove(summary["Id"])
+            removed += 1
+        except EngineError as exc:
+            if not exc.not_found:
+                raise
     return removed

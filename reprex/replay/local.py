@@ -18,17 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reprex.bundle import Bundle
+from reprex.fsutil import cache_root
 from reprex.capture.runner import run_recorded
 from reprex.replay.base import (EnvIncompatible, InfraError, Progress, ReplayOptions, RunOutput, base_environ,
                                 entry_args, lock_hash, needs_gpu, python_xy, replay_environ, replay_pythonpath,
                                 requirements,
                                 work_files)
-
-
-def cache_root() -> Path:
-    from platformdirs import user_cache_dir
-
-    return Path(os.environ.get("REPREX_CACHE_DIR") or user_cache_dir("reprex"))
 
 
 @dataclass
