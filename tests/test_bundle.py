@@ -123,3 +123,27 @@ def test_write_is_atomic_and_refuses_to_clobber_a_non_bundle_dir(tmp_path):
         _bundle().write(target)
     assert (target / "data.txt").read_text() == "keep me"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".reprex-")]
+
+
+def test_a_passing_schema_check_is_remembered_by_content(tmp_path, monkeypatch):
+    """Reading the same bundle again skips jsonschema (its import is a sixth of a warm docker
+    replay); any other bytes are checked again, so a bad manifest is still refused."""
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("REPREX_CACHE_DIR", str(tmp_path / "cache"))
+    good = _zip_with(tmp_path, "repro.py")
+    probe = ("import sys; from reprex.bundle import Bundle; Bundle.read(sys.argv[1]); "
+             "print('jsonschema' in sys.modules)")
+    first = subprocess.run([sys.executable, "-c", probe, str(good)], capture_output=True, text=True, check=True)
+    again = subprocess.run([sys.executable, "-c", probe, str(good)], capture_output=True, text=True, check=True)
+    assert (first.stdout.strip(), again.stdout.strip()) == ("True", "False")
+    assert len(list((tmp_path / "cache" / "validated").rglob("*"))) == 2  # one shard dir, one marker
+
+    bad = _manifest()
+    del bad["expect"]
+    (tmp_path / "bad").mkdir()
+    with pytest.raises(BundleError, match="expect"):
+        Bundle.read(_zip_with(tmp_path / "bad", "repro.py", manifest=bad))
+    with pytest.raises(BundleError, match="expect"):  # a failure is never remembered
+        Bundle.read(_zip_with(tmp_path / "bad", "repro.py", manifest=bad))

@@ -225,6 +225,9 @@ def test_with_a_fixing_version_gives_fixed(tmp_path_factory, base_image, docker_
     assert fixed.verdict == "fixed", (fixed.reason, fixed.logs)
     assert fixed.image != pinned.image  # the --with image is its own, the pinned one stays warm
     assert "1.0.0" in fixed.logs
+    # the environment facts come from the image (written at build, --with step included)
+    assert not [row for row in pinned.diff if row["what"].startswith("pin ")], pinned.diff
+    assert {"what": "pin packaging", "bundle": "21.3", "replay": new} in fixed.diff, fixed.diff
     assert exit_code(fixed.verdict, "fixed") == 0
     assert exit_code(pinned.verdict, "fixed") == 1
 
@@ -825,3 +828,52 @@ def test_src_layout_replays_in_docker(tmp_path, docker_client, base_image, monke
     monkeypatch.delenv("PYTHONPATH")
     result = replay(bundle, ReplayOptions(backend="docker", image=base_image))
     assert result.verdict == "reproduced", result.reason + result.logs
+
+
+# -- the Engine API client ---------------------------------------------------------------------------
+
+def test_engine_answers_and_errors_are_clear(docker_client, base_image):
+    """reprex's socket client against the real daemon: the calls a replay makes, and how
+    the daemon's errors come back (404 as not found, messages kept, one line)."""
+    from reprex.replay.docker_backend import connect
+    from reprex.replay.engine import Engine, EngineError
+
+    engine = connect()
+    assert tuple(int(x) for x in engine.api.split(".")) >= (1, 40)
+    assert engine.image(base_image)["Id"] == docker_client.images.get(base_image).id
+    assert engine.image("reprex-does-not-exist:1") is None
+    with pytest.raises(EngineError) as info:
+        engine.create({"Image": "reprex-does-not-exist:1", "Cmd": ["true"]})
+    assert info.value.not_found and "reprex-does-not-exist" in str(info.value) and "\n" not in str(info.value)
+    cid = engine.create({"Image": base_image, "Cmd": ["sh", "-c", "echo out; echo err >&2; exit 3"],
+                         "Labels": {"org.reprex": "1", "org.reprex.bundle": "engine-test"}})
+    BUNDLE_IDS.add("engine-test")
+    try:
+        stream = engine.attach(cid, timeout=30)
+        engine.start(cid)
+        frames = list(stream.frames())
+        stream.close()
+        assert sorted(frames) == [("stderr", b"err\n"), ("stdout", b"out\n")]
+        assert engine.wait(cid, timeout=30) == 3
+        with pytest.raises(EngineError) as info:  # exec in a stopped container: a 409 with its reason
+            engine.exec_run(cid, ["true"])
+        assert info.value.status == 409 and "not running" in str(info.value)
+    finally:
+        engine.remove(cid)
+    assert engine.image(base_image) is not None
+    with pytest.raises(EngineError, match="ssh:// Docker hosts are not supported"):
+        Engine("ssh://user@host")
+
+
+def test_the_env_dockerfile_switches_to_root_only_for_non_root_bases():
+    from reprex.replay.docker_backend import DockerBackend
+
+    def steps(user: str) -> list[str]:
+        text = DockerBackend._dockerfile("base:1", "3.11", "abc", False, user)
+        return [line.split(" ", 1)[0] for line in text.splitlines()
+                if line and not line.startswith((" ", "#")) and line.split(" ", 1)[0].isupper()]
+
+    assert steps("")[:3] == ["FROM", "COPY", "RUN"]
+    assert steps("root")[:2] == steps("0:0")[:2] == ["FROM", "COPY"]
+    assert steps("1000")[:3] == steps("app:app")[:3] == ["FROM", "USER", "COPY"]
+    assert steps("")[-2:] == ["USER", "LABEL"]

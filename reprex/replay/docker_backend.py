@@ -545,7 +545,8 @@ class DockerBackend:
             with_set = with_wheels(list(options.with_specs), target, cache, options.setup_timeout, progress)
             env.with_set = with_set  # cleaned up by close()
         recorder = _recorder_bytes()
-        dockerfile = self._dockerfile(base, xy, lock, bool(with_set and with_set.wheels))
+        dockerfile = self._dockerfile(base, xy, lock, bool(with_set and with_set.wheels),
+                                      (base_image.get("Config") or {}).get("User") or "")
         key = hashlib.sha256("\0".join([
             base_image["Id"], lock, machine, with_set.digest() if with_set else "", _sha256(recorder),
             _sha256(dockerfile.encode())]).encode()).hexdigest()[:16]
@@ -658,12 +659,14 @@ class DockerBackend:
                                   f"{min_driver(cuda)}; the Docker host's driver is {driver}")
 
     @staticmethod
-    def _dockerfile(base: str, xy: str, lock: str, with_specs: bool) -> str:
+    def _dockerfile(base: str, xy: str, lock: str, with_specs: bool, base_user: str = "") -> str:
         from reprex.templates import render_template
 
         labels = " ".join(f"{k}={json.dumps(v)}" for k, v in {
             LABEL: "1", f"{LABEL}.base": base, f"{LABEL}.lock": lock, f"{LABEL}.python": xy}.items())
+        as_root = base_user.split(":")[0] in ("", "root", "0")
         return render_template("Dockerfile.replay", base_image=base, python_xy=xy,
+                               user_root="" if as_root else "USER root\n",
                                with_steps=WITH_STEPS if with_specs else "", labels=labels)
 
     def _build(self, env: DockerEnv, tag: str, dockerfile: str, pins: WheelSet, with_set: WheelSet | None,
@@ -677,12 +680,12 @@ class DockerBackend:
         with context:
             with tarfile.open(fileobj=context, mode="w") as tar:
                 _add_bytes(tar, "Dockerfile", dockerfile.encode())
-                _add_bytes(tar, "wheels/.keep", b"")
+                _add_bytes(tar, "reprex/wheels/.keep", b"")
                 for whl in pins.wheels:
-                    _add_file(tar, f"wheels/{whl.name}", whl)
+                    _add_file(tar, f"reprex/wheels/{whl.name}", whl)
+                _add_bytes(tar, "reprex/sitecustomize.py", recorder)
                 for whl in (with_set.wheels if with_set else []):
                     _add_file(tar, f"with/{whl.name}", whl)
-                _add_bytes(tar, "sitecustomize.py", recorder)
             context.seek(0)
             deadline = time.monotonic() + options.setup_timeout
             output: list[str] = []
