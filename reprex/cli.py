@@ -25,8 +25,36 @@ def _console(stderr: bool = True):
 
 
 def _fail(message: str, code: int = 2) -> None:
+    """One line on stderr and a non-zero exit; under --json also one JSON object on stdout,
+    since that is what the caller parses."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and ctx.params.get("as_json"):
+        click.echo(json.dumps({"error": message, "exit": code}))
     click.echo(f"reprex: error: {message}", err=True)
     sys.exit(code)
+
+
+class _Main(click.Group):
+    """The `reprex` group. With --json anywhere on the command line, a usage error (a bad
+    option, a missing argument) is also one JSON object on stdout, like the command's
+    other answers, instead of only click's usage text."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        argv = list(sys.argv[1:] if args is None else args)
+        ours = argv[:argv.index("--")] if "--" in argv else argv  # not the captured command's own --json
+        if not standalone_mode or "--json" not in ours:
+            return super().main(args=args, prog_name=prog_name, complete_var=complete_var,
+                                standalone_mode=standalone_mode, **extra)
+        try:
+            super().main(args=argv, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra)
+        except click.ClickException as exc:
+            click.echo(json.dumps({"error": exc.format_message(), "exit": exc.exit_code}))
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(0)
 
 
 def _load_bundle(source: str):
@@ -59,7 +87,7 @@ def _size(value: str) -> int:
         raise click.BadParameter(f"{value!r} is not a size (e.g. 500k, 5M)") from None
 
 
-@click.group(context_settings=CONTEXT)
+@click.group(cls=_Main, context_settings=CONTEXT)
 @click.version_option(__version__, prog_name="reprex")
 def main() -> None:
     """Capture a failing Python run as a self-contained, redacted bundle, and replay it.

@@ -485,3 +485,23 @@ def test_unreadable_zip_entries_are_bundle_errors(tmp_path):
     (tmp_path / "bad.reprex.zip").write_bytes(bytes(data))
     with pytest.raises(BundleError, match="can't be read"):
         Bundle.read(tmp_path / "bad.reprex.zip")
+
+
+def test_json_mode_errors_are_json_on_stdout(tmp_path):
+    """Scripts parse stdout under --json: bad input and usage errors come as one JSON object
+    there too (and the usual line on stderr), with the same exit code."""
+    cases = [
+        (["replay", "--json", "missing.reprex.zip"], "missing.reprex.zip: no such bundle"),
+        (["replay", "--json", "--runs", "0", "x.zip"], "'--runs'"),
+        (["show", "--json"], "Missing argument 'BUNDLE'"),
+        (["capture", "--json", "--timeout", "-1", "--", PY, "x.py"], "positive number of seconds"),
+    ]
+    for args, expected in cases:
+        proc = reprex_cli(*args, cwd=tmp_path, check=False)
+        assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
+        answer = json.loads(proc.stdout)
+        assert answer["exit"] == 2 and expected in answer["error"], (args, answer)
+        assert expected in proc.stderr and "Traceback" not in proc.stderr
+    # a --json that belongs to the captured command does not change reprex's own errors
+    proc = reprex_cli("capture", "--bogus", "--", PY, "x.py", "--json", cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and proc.stdout == "" and "--bogus" in proc.stderr
