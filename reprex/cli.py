@@ -288,6 +288,7 @@ def render(bundle, venue, output):
 # Commands that live in their own modules register themselves on `main`.
 from reprex import cli_replay  # noqa: E402,F401
 from reprex import cli_ray  # noqa: E402,F401
+from reprex import cli_cache  # noqa: E402,F401
 
 if __name__ == "__main__":  # `python -m reprex.cli`: use the registered group, not this copy
     from reprex.cli import main as _main

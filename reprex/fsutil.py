@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -32,3 +33,25 @@ def cache_root() -> Path:
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("reprex"))
+
+
+def lock_for(item: Path) -> Path:
+    """The lock file guarding a cached item: `<name>.lock` beside it (the whole name: env and
+    wheel dir names have dots, which Path.with_suffix would cut at)."""
+    return item.parent / f"{item.name}.lock"
+
+
+@contextlib.contextmanager
+def locked(path: Path):
+    """An exclusive lock on `path` (one builder per cached item: pytest-xdist workers, parallel
+    CLIs). Taking it stamps the file's mtime: the item's last use, for `reprex cache prune`."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            os.utime(path)
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

@@ -536,8 +536,7 @@ class DockerBackend:
 
         lock = lock_hash(bundle)
         target = Target(xy, machine, images_table()["cpu"].get("glibc", "2.36"))
-        from reprex.fsutil import cache_root
-        from reprex.replay.local import _locked
+        from reprex.fsutil import cache_root, locked
 
         cache = cache_root()
         with_set = None
@@ -551,7 +550,7 @@ class DockerBackend:
             base_image["Id"], lock, machine, with_set.digest() if with_set else "", _sha256(recorder),
             _sha256(dockerfile.encode())]).encode()).hexdigest()[:16]
         tag = f"{ENV_REPO}:{key}"
-        with _locked(cache / "docker" / f"{key}.lock"):
+        with locked(cache / "docker" / f"{key}.lock"):
             image = self._find_image(env.engine, tag)
             reused = image is not None
             if image is None:

@@ -7,7 +7,6 @@ warm. Each run gets a fresh work dir laid out from files/.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import platform
 import shutil
@@ -18,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reprex.bundle import Bundle
-from reprex.fsutil import cache_root
+from reprex.fsutil import cache_root, lock_for, locked
 from reprex.capture.runner import run_recorded
 from reprex.replay.base import (EnvIncompatible, InfraError, Progress, ReplayOptions, RunOutput, base_environ,
                                 entry_args, lock_hash, needs_gpu, python_xy, replay_environ, replay_pythonpath,
@@ -50,20 +49,6 @@ def find_python(xy: str) -> str | None:
         except (OSError, subprocess.SubprocessError):
             pass
     return None
-
-
-@contextlib.contextmanager
-def _locked(path: Path):
-    """One builder per env at a time (pytest-xdist workers, parallel CLIs)."""
-    import fcntl
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _pip(python: Path, *args: str, timeout: float) -> subprocess.CompletedProcess:
@@ -98,7 +83,7 @@ class LocalBackend:
         key = lock_hash(bundle, python)
         venv = cache_root() / "envs" / f"py{xy}-{key}"
         env_python = venv / "bin" / "python"
-        with _locked(venv.with_suffix(".lock")):
+        with locked(lock_for(venv)):
             reused = (venv / ".reprex-ready").exists()
             if not reused:
                 self._build(bundle, python, venv, options, progress)

@@ -441,11 +441,11 @@ def _wheel_project(filename: str) -> str:
 def pins_wheels(lines: list[str], lock: str, target: Target, cache: Path, timeout: float,
                 progress: Progress) -> WheelSet:
     """The pins' wheels, cached per (lock hash, target) under cache/wheels/."""
-    from reprex.replay.local import _locked
+    from reprex.fsutil import lock_for, locked
 
     check_bundle_requirements(lines)  # before the cache: nothing of a refused bundle is used
     directory = cache / "wheels" / f"{lock}-{target.key}-binary"  # binary-only (older caches may hold builds)
-    with _locked(directory.with_suffix(".lock")):
+    with locked(lock_for(directory)):
         ready = directory / ".reprex-ready"
         if ready.exists():
             return WheelSet(directory, sorted(directory.glob("*.whl")))
@@ -481,9 +481,9 @@ def with_wheels(specs: list[str], target: Target, cache: Path, timeout: float, p
             continue
         key = hashlib.sha256(f"{spec}\0{target.key}".encode()).hexdigest()[:16]
         cached = cache / "wheels" / f"with-{key}"
-        from reprex.replay.local import _locked
+        from reprex.fsutil import lock_for, locked
 
-        with _locked(cached.with_suffix(".lock")):
+        with locked(lock_for(cached)):
             if not (cached / ".reprex-ready").exists():
                 shutil.rmtree(cached, ignore_errors=True)
                 try:

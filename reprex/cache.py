@@ -1,0 +1,220 @@
+"""What reprex keeps between runs, and removing what has gone unused.
+
+Everything replay reuses is keyed by content and guarded by a `<name>.lock` file beside it
+(reprex.fsutil.locked), whose mtime is set each time the lock is taken: that is the
+item's last use. Items:
+
+  envs/py3.11-<hash>/         local-backend virtualenvs
+  wheels/<lock>-<target>/     pins' wheels downloaded on the host; wheels/with-<hash>/ for --with
+  docker/<key>.lock           docker env images reprex-env:<key> (the image lives in the daemon)
+  validated/xx/<hash>         schema checks that passed (tiny)
+  bundles/                    bundles written by reprex.install(): the user's, never pruned here
+
+An item whose lock is held (a replay is using it) is left alone. Images still used by a
+container are left alone (the daemon refuses, and we say so).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from reprex.fsutil import cache_root, lock_for
+
+KINDS = ("env", "wheels", "image", "validated")
+
+
+@dataclass
+class Item:
+    kind: str  # env | wheels | image | validated
+    name: str
+    size: int
+    last_used: float  # Unix time
+    path: str | None = None  # the directory or file; None for images
+    image: str | None = None  # the image reference, for images
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _tree_size(path: Path) -> int:
+    total = 0
+    stack = [path]
+    while stack:
+        current = stack.pop()
+        try:
+            with os.scandir(current) as it:
+                for entry in it:
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            stack.append(Path(entry.path))
+                        else:
+                            total += entry.stat(follow_symlinks=False).st_size
+                    except OSError:
+                        continue
+        except (NotADirectoryError, FileNotFoundError, PermissionError):
+            try:
+                total += current.stat().st_size if current.is_file() else 0
+            except OSError:
+                pass
+    return total
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
+
+
+def _dir_items(root: Path, kind: str) -> list[Item]:
+    if not root.is_dir():
+        return []
+    items = []
+    for entry in sorted(root.iterdir()):
+        if not entry.is_dir() or entry.is_symlink():
+            continue
+        lock = lock_for(entry)
+        used = _mtime(lock) or _mtime(entry) or 0.0
+        items.append(Item(kind, entry.name, _tree_size(entry), used, path=str(entry)))
+    return items
+
+
+def _validated_items(root: Path) -> list[Item]:
+    if not root.is_dir():
+        return []
+    files = [p for p in root.glob("*/*") if p.is_file()]
+    if not files:
+        return []
+    # one line for all of them: thousands of 0-byte markers are not worth listing one by one
+    return [Item("validated", f"{len(files)} schema checks", 0, max(_mtime(p) or 0.0 for p in files),
+                 path=str(root))]
+
+
+def image_items(engine, cache: Path) -> list[Item]:
+    """reprex-env images in the daemon; last use from cache/docker/<key>.lock, else their
+    creation. Sizes are what removing the image frees: its own layers, not those it shares
+    with the base image and the other env images (`docker system df -v`)."""
+    from reprex.replay.docker_backend import ENV_REPO, LABEL
+
+    items = []
+    for image in (engine.json("GET", "/system/df") or {}).get("Images") or []:
+        if (image.get("Labels") or {}).get(LABEL) != "1":
+            continue
+        own = int(image.get("Size") or 0) - max(0, int(image.get("SharedSize") or 0))
+        for ref in image.get("RepoTags") or []:
+            if not ref.startswith(f"{ENV_REPO}:"):
+                continue
+            key = ref.split(":", 1)[1]
+            used = _mtime(cache / "docker" / f"{key}.lock") or float(image.get("Created") or 0)
+            items.append(Item("image", ref, own, used, image=ref))
+    return items
+
+
+def inventory(cache: Path | None = None, *, engine=None, docker: bool = True) -> tuple[list[Item], str | None]:
+    """(items, why docker images are missing or None)."""
+    cache = cache or cache_root()
+    items = _dir_items(cache / "envs", "env") + _dir_items(cache / "wheels", "wheels") + \
+        _validated_items(cache / "validated")
+    why = None
+    if docker:
+        try:
+            if engine is None:
+                from reprex.replay.docker_backend import connect
+
+                engine = connect()
+            items += image_items(engine, cache)
+        except Exception as exc:  # InfraError (no daemon), EngineError
+            why = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
+    return items, why
+
+
+@dataclass
+class PruneResult:
+    removed: list[Item]
+    kept: list[tuple[Item, str]]  # (item, why it stays)
+    containers: int = 0  # stopped reprex containers removed
+    docker_error: str | None = None
+
+    @property
+    def freed(self) -> int:
+        return sum(i.size for i in self.removed)
+
+
+def _try_lock(lock: Path):
+    """The item's lock if nobody holds it (without touching its mtime), else None."""
+    try:
+        fh = open(lock, "a")
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.close()
+        return None
+    return fh
+
+
+def prune(older_than_s: float, *, dry_run: bool = False, cache: Path | None = None, engine=None,
+          docker: bool = True, include_kept: bool = False) -> PruneResult:
+    """Remove items last used more than `older_than_s` ago (0: everything not in use)."""
+    cache = cache or cache_root()
+    cutoff = time.time() - older_than_s
+    items, why = inventory(cache, engine=engine, docker=docker)
+    result = PruneResult([], [], docker_error=why)
+    for item in items:
+        if item.last_used > cutoff:
+            result.kept.append((item, "used recently"))
+            continue
+        if item.kind == "image":
+            if dry_run:
+                result.removed.append(item)
+                continue
+            try:
+                engine = engine or _engine()
+                engine.call("DELETE", f"/images/{item.image}")
+                (cache / "docker" / f"{item.image.split(':', 1)[1]}.lock").unlink(missing_ok=True)
+                result.removed.append(item)
+            except Exception as exc:
+                status = getattr(exc, "status", 0)
+                result.kept.append((item, "used by a container" if status == 409 else f"docker: {exc}"))
+            continue
+        path = Path(item.path)
+        if item.kind == "validated":
+            if not dry_run:
+                for marker in path.glob("*/*"):
+                    if (_mtime(marker) or 0) <= cutoff:
+                        marker.unlink(missing_ok=True)
+            result.removed.append(item)
+            continue
+        lock = lock_for(path)
+        held = _try_lock(lock)
+        if held is None:
+            result.kept.append((item, "in use"))
+            continue
+        try:
+            if not dry_run:
+                shutil.rmtree(path, ignore_errors=True)
+                lock.unlink(missing_ok=True)
+            result.removed.append(item)
+        finally:
+            held.close()
+    if docker and result.docker_error is None:
+        try:
+            from reprex.replay.docker_backend import sweep
+
+            if not dry_run:
+                result.containers = sweep(engine or _engine(), min_age_s=older_than_s, include_kept=include_kept)
+        except Exception as exc:
+            result.docker_error = getattr(exc, "reason", None) or str(exc)
+    return result
+
+
+def _engine():
+    from reprex.replay.docker_backend import connect
+
+    return connect()
