@@ -39,10 +39,14 @@ def _gpus(value: str | None) -> str | None:
               help="With `fixed`, exit 0 means the failure is gone.")
 @click.option("--with", "with_specs", multiple=True, metavar="SPEC",
               help="Install over the pins: 'pkg==X', a local checkout path, or 'pkg @ git+URL'. Repeatable.")
+@click.option("--env", "pass_env", multiple=True, metavar="NAME[=VALUE]",
+              help="Pass NAME from this shell (or NAME=VALUE) into the replay: a credential the repro needs. "
+                   "Never written anywhere; its value is scrubbed from the output. Repeatable.")
 @click.option("--strict", is_flag=True, help="Also compare the normalized messages.")
 @click.option("--keep", is_flag=True, help="Keep the work dir (and container) for inspection.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the verdict.")
-def replay(bundle, backend, image, gpus, runs, timeout, network, expect, with_specs, strict, keep, as_json):
+def replay(bundle, backend, image, gpus, runs, timeout, network, expect, with_specs, pass_env, strict, keep,
+           as_json):
     """Replay BUNDLE (a path, directory or URI) in a clean environment and give a verdict.
 
     \b
@@ -52,8 +56,15 @@ def replay(bundle, backend, image, gpus, runs, timeout, network, expect, with_sp
     from reprex.replay import ReplayOptions, exit_code
     from reprex.replay import replay as do_replay
 
+    from reprex.replay.base import parse_pass_env
+
+    try:
+        passed = parse_pass_env(list(pass_env))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     options = ReplayOptions(backend=backend, image=image, gpus=_gpus(gpus), runs=runs, timeout=timeout,
-                            network=network, expect=expect, with_specs=list(with_specs), keep=keep, strict=strict)
+                            network=network, expect=expect, with_specs=list(with_specs), keep=keep, strict=strict,
+                            pass_env=passed)
     b = _load_bundle(bundle)
     if as_json:
         result = do_replay(b, options)

@@ -877,3 +877,15 @@ def test_the_env_dockerfile_switches_to_root_only_for_non_root_bases():
     assert steps("root")[:2] == steps("0:0")[:2] == ["FROM", "COPY"]
     assert steps("1000")[:3] == steps("app:app")[:3] == ["FROM", "USER", "COPY"]
     assert steps("")[-2:] == ["USER", "LABEL"]
+
+
+def test_env_reaches_the_container_and_is_scrubbed(boom_bundle, boom_replayed, base_image):
+    code = """
+        import json, os
+        print("TOKEN " + json.dumps(os.environ.get("SERVICE_TOKEN")), flush=True)
+    """
+    secret = "tok-docker-5b8e1a"
+    result, _ = run_replay(variant(boom_bundle, hostile(code)), base_image, pass_env={"SERVICE_TOKEN": secret})
+    assert result.verdict == "reproduced", (result.reason, result.logs)
+    assert last_json_line(result.logs, "TOKEN ") == "<--env SERVICE_TOKEN>"
+    assert secret not in result.logs and secret not in json.dumps(result.to_dict())

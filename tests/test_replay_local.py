@@ -235,3 +235,48 @@ def test_src_layout_and_absolute_paths_replay_from_the_bundle(tmp_path, cache, m
     monkeypatch.delenv("PYTHONPATH")
     verdict = replay(result.bundle, ReplayOptions(backend="local"))
     assert verdict.verdict == "reproduced", verdict.reason + verdict.logs
+
+
+NEEDS_TOKEN = """
+    import os
+    token = os.environ.get("SERVICE_TOKEN")
+    print("token is", token, flush=True)
+    if not token:
+        raise PermissionError("SERVICE_TOKEN is not set")
+    raise ValueError(f"bad shard for token {token}")
+"""
+
+
+def test_env_passes_a_credential_into_the_replay_and_scrubs_it(tmp_path, cache, monkeypatch):
+    """A failure that needs a credential: captured with it, replayed without it the failure is
+    another; with --env it reproduces, and the value never appears in what reprex prints."""
+    secret = "tok-9f2c61d0e7"
+    monkeypatch.setenv("SERVICE_TOKEN", secret)
+    bundle = _capture(tmp_path, NEEDS_TOKEN)
+    assert bundle.manifest["expect"]["signature"]["types"] == ["ValueError"]
+    path = bundle.write(tmp_path / "t.reprex.zip")
+    assert secret.encode() not in path.read_bytes()
+    env = {**os.environ, "REPREX_CACHE_DIR": str(cache)}
+    base = [PY, "-m", "reprex", "replay", str(path), "--backend", "local", "--json"]
+
+    without = subprocess.run(base, env={k: v for k, v in env.items() if k != "SERVICE_TOKEN"},
+                             capture_output=True, text=True, timeout=120)
+    assert json.loads(without.stdout)["verdict"] == "different"
+    passed = subprocess.run(base + ["--env", "SERVICE_TOKEN"], env=env, capture_output=True, text=True, timeout=120)
+    answer = json.loads(passed.stdout)
+    assert answer["verdict"] == "reproduced", answer
+    assert secret not in passed.stdout + passed.stderr
+    assert "<--env SERVICE_TOKEN>" in answer["signature"]["message"]
+    human = subprocess.run([*base[:-1], "--env", f"SERVICE_TOKEN={secret}"], env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert human.returncode == 0 and secret not in human.stdout + human.stderr
+    # the library reports it scrubbed too (logs included)
+    result = replay(bundle, ReplayOptions(backend="local", pass_env={"SERVICE_TOKEN": secret}))
+    assert result.verdict == "reproduced" and "token is <--env SERVICE_TOKEN>" in result.logs
+    assert secret not in json.dumps(result.to_dict()) + result.logs
+    # bad --env uses: one line, exit 2
+    for spec, reason in [("NOT_SET_ANYWHERE_X", "not set in this environment"),
+                         ("PATH=/tmp", "reprex sets PATH itself"), ("REPREX_RECORD_DIR=/x", "reprex sets"),
+                         ("1BAD=x", "not an environment variable name")]:
+        bad = subprocess.run(base + ["--env", spec], env=env, capture_output=True, text=True, timeout=120)
+        assert bad.returncode == 2 and reason in json.loads(bad.stdout)["error"], (spec, bad.stdout)

@@ -174,4 +174,18 @@ def replay(bundle: Bundle, options: ReplayOptions | None = None, progress: Progr
             except Exception:  # cleanup trouble must not hide the verdict
                 pass
         result.duration_s = time.monotonic() - started
+        if options.pass_env:
+            _scrub(result, options.pass_env)
     return result
+
+
+def _scrub(result: ReplayResult, pass_env: dict[str, str]) -> None:
+    """Values passed with --env leave the replay only as `<--env NAME>` (judged before this)."""
+    from reprex.replay.base import scrub_passed
+
+    result.logs = scrub_passed(result.logs, pass_env)
+    result.reason = scrub_passed(result.reason, pass_env)
+    if result.signature is not None:
+        result.signature.message = scrub_passed(result.signature.message, pass_env)
+    if result.message_diff:
+        result.message_diff = tuple(scrub_passed(m, pass_env) for m in result.message_diff)

@@ -50,6 +50,9 @@ class ReplayOptions:
     keep: bool = False
     strict: bool = False
     setup_timeout: float = 900.0
+    # NAME -> value passed into the replay (`--env`): credentials a repro needs, never written
+    # anywhere; the values are scrubbed from what the replay reports
+    pass_env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -153,6 +156,44 @@ def replay_environ(bundle: Bundle) -> dict[str, str]:
             continue
         out[name] = value
     return out
+
+
+# What --env may not set: the variables the replay machinery itself depends on.
+RESERVED_ENV = re.compile(r"^(PATH|HOME|TMPDIR|PYTHONPATH|PYTHONHOME|VIRTUAL_ENV|PYTHONDONTWRITEBYTECODE|"
+                          r"PYTHONIOENCODING|PYTHONUNBUFFERED|PYTHONSTARTUP|PYTHONSAFEPATH|LD_PRELOAD|"
+                          r"LD_LIBRARY_PATH|REPREX_\w*)$")
+
+
+def parse_pass_env(specs: list[str], environ: dict[str, str] | None = None) -> dict[str, str]:
+    """`--env NAME` (the value from this environment) or `--env NAME=VALUE` -> {NAME: value};
+    ValueError with a one-line reason for an unset, malformed or reserved name."""
+    environ = os.environ if environ is None else environ
+    out: dict[str, str] = {}
+    for spec in specs:
+        name, eq, value = spec.partition("=")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise ValueError(f"--env {spec.split('=')[0]!r}: not an environment variable name")
+        if RESERVED_ENV.match(name):
+            raise ValueError(f"--env {name}: reprex sets {name} itself for the replay")
+        if not eq:
+            if name not in environ:
+                raise ValueError(f"--env {name}: not set in this environment (use --env {name}=VALUE)")
+            value = environ[name]
+        out[name] = value
+    return out
+
+
+def scrub_passed(text: str, pass_env: dict[str, str]) -> str:
+    """Passed values out of what the replay reports (long values first, so none is left in
+    part), also in the normalized form signature messages take (digits -> <n>, ...)."""
+    from reprex.signature import normalize_message
+
+    for name, value in sorted(pass_env.items(), key=lambda kv: -len(kv[1])):
+        if len(value) >= 4:
+            for form in {value, normalize_message(value)}:
+                if len(form) >= 4:
+                    text = text.replace(form, f"<--env {name}>")
+    return text
 
 
 def base_environ(home: str, path: str) -> dict[str, str]:

@@ -144,7 +144,7 @@ class LocalBackend:
             target = workdir / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
-        environ = {**replay_environ(bundle),
+        environ = {**replay_environ(bundle), **options.pass_env,
                    **base_environ(str(home), f"{env.venv / 'bin'}{os.pathsep}/usr/local/bin:/usr/bin:/bin")}
         environ["VIRTUAL_ENV"] = str(env.venv)
         pythonpath = ([str(env.overlay)] if env.overlay is not None else []) + \
