@@ -123,7 +123,7 @@ class ReprexItem(pytest.Item):
             pytest.fail(f"reprex {self.name}: {exc}", pytrace=False)
         if merged["backend"] != "local":
             state.docker_bundles.add(bundle.id)
-        result = replay(bundle, opts.replay_options(merged))
+        result = replay(bundle, opts.replay_options(merged, state.pass_env))
         self.reprex_result = result
         self.user_properties.append(("reprex_verdict", result.verdict))
         from pytest_reprex.report import where

@@ -193,12 +193,13 @@ def merge(*layers: Mapping[str, Any]) -> dict:
     return merged
 
 
-def replay_options(merged: Mapping[str, Any]):
+def replay_options(merged: Mapping[str, Any], pass_env: Mapping[str, str] | None = None):
     from reprex.replay import ReplayOptions
 
     return ReplayOptions(backend=merged["backend"], image=merged["image"], gpus=merged["gpus"], runs=merged["runs"],
                          timeout=merged["timeout"], network=merged["network"], expect=merged["expect"],
-                         with_specs=list(merged["with"]), keep=merged["keep"], strict=merged["strict"])
+                         with_specs=list(merged["with"]), keep=merged["keep"], strict=merged["strict"],
+                         pass_env=dict(pass_env or {}))
 
 
 # -- per-bundle files ------------------------------------------------------------------

@@ -43,6 +43,7 @@ class _State:
     capture: object = None  # pytest_reprex.capture.CaptureState when --reprex-capture is given
     bundles: list = field(default_factory=list)  # (nodeid, path, reproduces) seen in reports
     capture_errors: list = field(default_factory=list)
+    pass_env: dict = field(default_factory=dict)  # --reprex-env / ini reprex_env: never from a bundle
 
 
 def state_of(config) -> _State:
@@ -87,6 +88,9 @@ def pytest_addoption(parser):
                     help="seconds per replay run (default 300, or as long as the captured run hung).")
     group.addoption("--reprex-network", dest="reprex_network", choices=opts.NETWORKS, default=None,
                     help="network for the replay (default: none unless the bundle needs one).")
+    group.addoption("--reprex-env", dest="reprex_env", metavar="NAME[=VALUE]", action="append", default=[],
+                    help="reprex: pass NAME from this environment (or NAME=VALUE) into every replay, for a "
+                         "credential the repros need; scrubbed from reports. Repeatable.")
     group.addoption("--reprex-capture", dest="reprex_capture", metavar="DIR", default=None,
                     help="write a bundle for each failing test into DIR.")
     group.addoption("--reprex-capture-max", dest="reprex_capture_max", metavar="N", type=int, default=None,
@@ -103,6 +107,8 @@ def pytest_addoption(parser):
     parser.addini("reprex_network", "reprex: network for the replay (none, bridge)", default="")
     parser.addini("reprex_collect", "reprex: collect *.reprex.zip and bundle directories as tests", type="bool",
                   default=True)
+    parser.addini("reprex_env", "reprex: environment variable names passed into every replay, one a line",
+                  type="linelist", default=[])
     parser.addini("reprex_capture", "reprex: write a bundle for each failing test into this directory", default="")
     parser.addini("reprex_capture_max", "reprex: capture at most N failing tests per process", default="")
 
@@ -117,6 +123,12 @@ def pytest_configure(config):
         state.ini_layer = opts.ini_layer(config)
     except opts.OptionError as exc:
         raise pytest.UsageError(f"reprex: {exc}") from None
+    from reprex.replay.base import parse_pass_env
+
+    try:  # only the user's command line and ini: a bundle or its sidecar never picks host variables
+        state.pass_env = parse_pass_env(list(config.getini("reprex_env")) + list(config.getoption("reprex_env") or []))
+    except ValueError as exc:
+        raise pytest.UsageError(f"reprex: {str(exc).replace('--env', '--reprex-env')}") from None
     state.collect = bool(config.getini("reprex_collect"))
     config.pluginmanager.register(_ReportWatcher(state), "reprex-report-watcher")
     directory = config.getoption("reprex_capture", None)
@@ -389,7 +401,7 @@ def reprex_replay(request):
         merged = opts.merge(state.ini_layer, marker_layer, state.cli_layer, kwargs_layer)
         if merged["backend"] != "local":
             state.docker_bundles.add(bundle.id)
-        result = replay(bundle, opts.replay_options(merged))
+        result = replay(bundle, opts.replay_options(merged, state.pass_env))
         results.append((result, merged["expect"], bundle.source or bundle.name))
         node.user_properties.append(("reprex_verdict", result.verdict))
         return result

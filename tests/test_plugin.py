@@ -464,3 +464,44 @@ def test_xdist_two_workers(pytester, bundles, counter):
     written = sorted((pytester.path / "captured").glob("*.reprex.zip"))
     assert [p.name for p in written] == ["test_fails-test_fails.reprex.zip"]
     assert f"test_fails.py::test_fails: wrote {written[0]}" in out
+
+
+TOKEN_APP = """\
+import os
+def check():
+    token = os.environ.get("SERVICE_TOKEN")
+    if not token:
+        raise PermissionError("no token")
+    raise KeyError("shard for " + token)
+check()
+"""
+
+
+def test_reprex_env_passes_a_credential_from_the_command_line_or_ini_only(pytester, cache, monkeypatch):
+    """--reprex-env / ini reprex_env hand a host variable to every replay (scrubbed from the
+    report); a bundle's sidecar can't ask for one."""
+    secret = "tok-plugin-4c7d2e"
+    monkeypatch.setenv("SERVICE_TOKEN", secret)
+    work = pytester.path / "capture"
+    work.mkdir()
+    (work / "app.py").write_text(TOKEN_APP)
+    bundle = capture_command([PY, "app.py"], CaptureOptions(tee=False), cwd=str(work), write=False).bundle
+    assert bundle.manifest["expect"]["signature"]["types"] == ["KeyError"]
+    target = pytester.path / "reprexes"
+    target.mkdir()
+    bundle.write(target / "token.reprex.zip")
+    (target / "token.reprex.toml").write_text('env = ["SERVICE_TOKEN"]\n')  # a sidecar asking for it
+    bad_sidecar = pytester.runpytest("--reprex-backend", "local", "reprexes")
+    assert "unknown option 'env'" in bad_sidecar.stdout.str()
+    (target / "token.reprex.toml").unlink()
+
+    without = pytester.runpytest("--reprex-backend", "local", "reprexes")
+    without.assert_outcomes(failed=1)  # PermissionError: different
+    passed = pytester.runpytest("--reprex-backend", "local", "--reprex-env", "SERVICE_TOKEN", "-rA", "reprexes")
+    passed.assert_outcomes(passed=1)
+    pytester.makeini("[pytest]\nreprex_env =\n    SERVICE_TOKEN\n")
+    from_ini = pytester.runpytest("--reprex-backend", "local", "--reprex-strict", "-rA", "reprexes")
+    from_ini.assert_outcomes(failed=1)  # strict: the bundle's redacted message is not the real one
+    assert secret not in from_ini.stdout.str() and "<--env SERVICE_TOKEN>" in from_ini.stdout.str()
+    bad = pytester.runpytest("--reprex-env", "PATH=/x", "reprexes")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR and "--reprex-env PATH" in bad.stderr.str()
