@@ -774,3 +774,53 @@ def test_ray_probe_version_env_and_netrc_presence_only(tmp_path):
 
     no_netrc = run_probes(make_ctx(imported={"ray"}, environ={"HOME": str(tmp_path / "empty")}), only=["ray"])
     assert no_netrc["ray"]["value"]["netrc_exists"] is False
+
+
+TORCH_BUILD = {"torch": {"version": "2.11.0+cu128", "cuda": "12.8", "hip": None,
+                         "arch_list": ["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"]}}
+
+
+def test_cuda_probe_takes_the_recorded_torch_build_when_no_gpu_is_there(monkeypatch, tmp_path):
+    """No GPU device on the host: the recorded run's view of torch's build is all there is, and
+    no interpreter is started (a missing one proves it); with a device, or another framework
+    imported, the subprocess runs as before."""
+    missing = str(tmp_path / "no-such-python")
+    monkeypatch.setattr(cuda, "gpu_device_visible", lambda: False)
+    ctx = make_ctx(imported={"torch"}, python_executable=missing, target_facts={"frameworks": TORCH_BUILD})
+    results = run_probes(ctx, only=["cuda"])
+    assert results["cuda"]["status"] == "ok", results["cuda"]
+    torch_facts = results["cuda"]["value"]["frameworks"]["torch"]
+    assert torch_facts["version"] == "2.11.0+cu128" and torch_facts["cuda"] == "12.8"
+    assert torch_facts["arch_list"] == TORCH_BUILD["torch"]["arch_list"]
+    assert torch_facts["is_available"] is False and torch_facts["devices"] == []
+    assert torch_facts["source"].startswith("recorded run")
+
+    for visible, imported, facts in [(True, {"torch"}, TORCH_BUILD), (False, {"torch", "jax"}, TORCH_BUILD),
+                                     (False, {"torch"}, {}),  # an older recorder: no facts
+                                     (False, {"torch"}, {"torch": {**TORCH_BUILD["torch"], "hip": "6.2"}})]:
+        monkeypatch.setattr(cuda, "gpu_device_visible", lambda v=visible: v)
+        ctx = make_ctx(imported=imported, python_executable=missing, target_facts={"frameworks": facts})
+        result = run_probes(ctx, only=["cuda"])["cuda"]
+        assert result["status"] == "failed" and "no-such-python" in result["error"], (visible, imported, facts)
+
+
+def test_the_recorder_reads_a_real_torch_build_without_a_second_import(tmp_path):
+    """A capture with real torch on this GPU-less machine: the bundle's torch facts are the
+    recorded run's and match what torch says of itself."""
+    python = _torch_python()
+    if python is None:
+        pytest.skip("torch is not installed (set REPREX_TEST_TORCH_PYTHON to an interpreter that has it)")
+    if cuda.gpu_device_visible():
+        pytest.skip("a GPU device is visible here: the probe rightly imports torch in a subprocess")
+    from reprex.capture.pipeline import CaptureOptions, capture_command
+
+    (tmp_path / "t.py").write_text("import torch\nraise ValueError(torch.zeros(2).shape)\n")
+    bundle = capture_command([python, "t.py"], CaptureOptions(tee=False), cwd=str(tmp_path), write=False).bundle
+    probe = json.loads(bundle.files["environment.json"])["cuda"]
+    assert probe["status"] == "ok", probe
+    facts = probe["value"]["frameworks"]["torch"]
+    truth = json.loads(subprocess.run(
+        [python, "-c", "import json, torch; print(json.dumps([torch.__version__, torch.version.cuda, "
+                       "torch.cuda.get_arch_list()]))"], capture_output=True, text=True, timeout=120).stdout)
+    assert [facts["version"], facts["cuda"], facts["arch_list"]] == truth
+    assert facts["source"].startswith("recorded run")

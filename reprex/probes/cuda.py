@@ -3,6 +3,9 @@
 Only when the run imported torch/jax/cupy/tensorflow. Importing those in the reprex
 process is slow, can initialize CUDA and can crash, so a bounded subprocess of the run's
 own interpreter imports them and prints JSON; a crash or hang there fails this probe only.
+When torch is the only one and the host has no GPU device, the recorded run's own view of
+torch's build (read at exit from attributes, see the recorder) is all there is to know,
+and the subprocess (1.5-2.5 s of importing torch again) is skipped.
 The "built for the wrong GPU" check (`arch_mismatches`) is a pure function.
 """
 
@@ -205,12 +208,35 @@ def parse_output(stdout: str) -> dict | None:
     return None
 
 
+def gpu_device_visible() -> bool:
+    """An NVIDIA, AMD (ROCm) or WSL GPU device node exists on this host."""
+    import glob
+    import os
+
+    return bool(glob.glob("/dev/nvidia[0-9]*")) or os.path.exists("/dev/kfd") or os.path.exists("/dev/dxg")
+
+
+def recorded_torch(ctx) -> dict | None:
+    """torch's facts as the recorded run itself saw its build, when they settle everything:
+    torch only, no GPU device on the host (so nothing is available), a CUDA or CPU build."""
+    facts = ((ctx.target_facts or {}).get("frameworks") or {}).get("torch") or {}
+    if not facts.get("version") or facts.get("hip") or gpu_device_visible():
+        return None
+    return {"version": facts["version"], "cuda": facts.get("cuda"), "hip": None, "cudnn": None,
+            "is_available": False, "arch_list": list(facts.get("arch_list") or []), "device_count": 0,
+            "devices": [], "source": "recorded run (no GPU device here, so no second import of torch)"}
+
+
 def probe(ctx) -> dict:
     wanted = sorted(set(ctx.imported) & set(FRAMEWORKS))
     if not wanted:
         raise ProbeSkipped("the run imported none of " + ", ".join(FRAMEWORKS))
-    done = _proc.run_python(ctx, SCRIPT, wanted, timeout=SUBPROCESS_TIMEOUT)
-    frameworks = parse_output(done.stdout)
+    torch_facts = recorded_torch(ctx) if wanted == ["torch"] else None
+    if torch_facts is not None:
+        done, frameworks = None, {"torch": torch_facts}
+    else:
+        done = _proc.run_python(ctx, SCRIPT, wanted, timeout=SUBPROCESS_TIMEOUT)
+        frameworks = parse_output(done.stdout)
     if frameworks is None:
         detail = _proc.last_line(done.stderr) or _proc.last_line(done.stdout) or "no output"
         raise RuntimeError(f"framework query ({ctx.python_executable}) {_proc.describe_exit(done.returncode)}: {detail}")
@@ -232,6 +258,6 @@ def probe(ctx) -> dict:
         "arch_mismatch": mismatch,
         "ptx_jit_only": via_ptx,
     }
-    if done.returncode != 0:
+    if done is not None and done.returncode != 0:
         value["exit"] = _proc.describe_exit(done.returncode)  # e.g. a segfault at interpreter exit
     return value
