@@ -10,8 +10,10 @@ item's last use. Items:
   validated/xx/<hash>         schema checks that passed (tiny)
   bundles/                    bundles written by reprex.install(): the user's, never pruned here
 
-An item whose lock is held (a replay is using it) is left alone. Images still used by a
-container are left alone (the daemon refuses, and we say so).
+A replay holds `<name>.inuse` shared while it uses an item (fsutil.hold_in_use); an item is
+removed only when both its locks can be taken exclusively, so one being built or used is
+left alone. Images still used by a container are left alone (the daemon refuses, and we say
+so). Lock files are kept (tiny): unlinking one a process waits on would break the exclusion.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from reprex.fsutil import cache_root, lock_for
+from reprex.fsutil import cache_root, lock_for, use_lock
 
 KINDS = ("env", "wheels", "image", "validated")
 
@@ -146,7 +148,7 @@ class PruneResult:
 
 
 def _try_lock(lock: Path):
-    """The item's lock if nobody holds it (without touching its mtime), else None."""
+    """The lock if nobody holds it (without touching its mtime), else None."""
     try:
         fh = open(lock, "a")
     except OSError:
@@ -157,6 +159,20 @@ def _try_lock(lock: Path):
         fh.close()
         return None
     return fh
+
+
+def _free(lock: Path) -> list | None:
+    """Both locks of an item (its build lock and its in-use lock) taken exclusively, or None
+    when a replay is building or using it. Lock files are never unlinked: a process waiting
+    on one must keep excluding the others."""
+    first = _try_lock(lock)
+    if first is None:
+        return None
+    second = _try_lock(use_lock(lock))
+    if second is None:
+        first.close()
+        return None
+    return [first, second]
 
 
 def prune(older_than_s: float, *, dry_run: bool = False, cache: Path | None = None, engine=None,
@@ -171,17 +187,21 @@ def prune(older_than_s: float, *, dry_run: bool = False, cache: Path | None = No
             result.kept.append((item, "used recently"))
             continue
         if item.kind == "image":
-            if dry_run:
-                result.removed.append(item)
+            held = _free(cache / "docker" / f"{item.image.split(':', 1)[1]}.lock")
+            if held is None:
+                result.kept.append((item, "in use"))
                 continue
             try:
-                engine = engine or _engine()
-                engine.call("DELETE", f"/images/{item.image}")
-                (cache / "docker" / f"{item.image.split(':', 1)[1]}.lock").unlink(missing_ok=True)
+                if not dry_run:
+                    engine = engine or _engine()
+                    engine.call("DELETE", f"/images/{item.image}")
                 result.removed.append(item)
             except Exception as exc:
                 status = getattr(exc, "status", 0)
                 result.kept.append((item, "used by a container" if status == 409 else f"docker: {exc}"))
+            finally:
+                for fh in held:
+                    fh.close()
             continue
         path = Path(item.path)
         if item.kind == "validated":
@@ -191,24 +211,25 @@ def prune(older_than_s: float, *, dry_run: bool = False, cache: Path | None = No
                         marker.unlink(missing_ok=True)
             result.removed.append(item)
             continue
-        lock = lock_for(path)
-        held = _try_lock(lock)
+        held = _free(lock_for(path))
         if held is None:
             result.kept.append((item, "in use"))
             continue
         try:
             if not dry_run:
                 shutil.rmtree(path, ignore_errors=True)
-                lock.unlink(missing_ok=True)
             result.removed.append(item)
         finally:
-            held.close()
+            for fh in held:
+                fh.close()
     if docker and result.docker_error is None:
         try:
             from reprex.replay.docker_backend import sweep
 
             if not dry_run:
-                result.containers = sweep(engine or _engine(), min_age_s=older_than_s, include_kept=include_kept)
+                # never younger than a minute: a replay beside us may have created one not yet started
+                result.containers = sweep(engine or _engine(), min_age_s=max(60.0, older_than_s),
+                                          include_kept=include_kept)
         except Exception as exc:
             result.docker_error = getattr(exc, "reason", None) or str(exc)
     return result

@@ -56,12 +56,16 @@ def replay(bundle, backend, image, gpus, runs, timeout, network, expect, with_sp
     from reprex.replay import ReplayOptions, exit_code
     from reprex.replay import replay as do_replay
 
-    from reprex.replay.base import parse_pass_env
+    from reprex.replay.base import MIN_SCRUB, parse_pass_env
 
     try:
         passed = parse_pass_env(list(pass_env))
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+    for name, value in passed.items():
+        if len(value) < MIN_SCRUB:
+            click.echo(f"reprex: warning: --env {name}: a value of under {MIN_SCRUB} characters is not scrubbed "
+                       "from the output", err=True)
     options = ReplayOptions(backend=backend, image=image, gpus=_gpus(gpus), runs=runs, timeout=timeout,
                             network=network, expect=expect, with_specs=list(with_specs), keep=keep, strict=strict,
                             pass_env=passed)

@@ -55,3 +55,24 @@ def locked(path: Path):
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def use_lock(lock: Path) -> Path:
+    """The lock beside `X.lock` that users of the item hold shared: `X.inuse`."""
+    stem = lock.name[:-len(".lock")] if lock.name.endswith(".lock") else lock.name
+    return lock.with_name(stem + ".inuse")
+
+
+def hold_in_use(lock: Path):
+    """A shared hold on the cached item `lock` guards, for as long as the returned file is
+    open: take it while holding `lock` (no gap a prune could use); `reprex cache prune`
+    removes an item only when it can take both locks exclusively."""
+    import fcntl
+
+    fh = open(use_lock(lock), "a")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_SH)
+    except BaseException:
+        fh.close()
+        raise
+    return fh

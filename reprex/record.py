@@ -76,6 +76,9 @@ def read_record_file(path: Path, limit: int = MAX_RECORD_BYTES) -> str:
     return data.decode("utf-8", "surrogateescape")
 
 
+MAX_LISTED = 10_000  # files opened / connections kept from one record
+
+
 def read_events(record_dir: Path) -> list[dict]:
     events = []
     for line in read_record_file(Path(record_dir) / "events.jsonl").splitlines():
@@ -112,18 +115,23 @@ def load_outcome(record_dir: Path, returncode: int | None, *, timed_out: bool = 
     out = Outcome(outcome="success", exit_code=returncode, duration_s=duration_s,
                   output_tail=output_tail or [])
     exited_normally = False
+    opened: set[str] = set()  # linear in the events: a record is the program's to fill (32 MiB cap)
     for ev in events:
         kind = ev.get("ev")
         if kind == "start":
             out.start = ev
             out.recorded = True
         elif kind == "open":
-            if ev["path"] not in out.opened:
-                out.opened.append(ev["path"])
+            path = ev.get("path")
+            if isinstance(path, str) and path not in opened and len(opened) < MAX_LISTED:
+                opened.add(path)
+                out.opened.append(path)
         elif kind == "connect":
-            out.connects.append({"address": ev.get("address"), "family": ev.get("family")})
+            if len(out.connects) < MAX_LISTED:
+                out.connects.append({"address": ev.get("address"), "family": ev.get("family")})
         elif kind == "import":
-            out.modules.setdefault(ev["module"], None)
+            if isinstance(ev.get("module"), str):
+                out.modules.setdefault(ev["module"], None)
         elif kind == "modules":
             out.modules.update(ev.get("modules") or {})
             exited_normally = exited_normally or ev.get("why") == "atexit"

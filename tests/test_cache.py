@@ -3,7 +3,6 @@ container uses, and recent items stay."""
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import subprocess
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from reprex.cache import inventory, prune
-from reprex.fsutil import lock_for, locked
+from reprex.fsutil import hold_in_use, lock_for, locked, use_lock
 
 DAY = 86400
 
@@ -59,20 +58,23 @@ def test_prune_removes_unused_items_and_keeps_recent_and_held_ones(tmp_path):
     by_name = {i.name: i for i in items}
     assert by_name["py3.11-0ld0"].size == 1000 and by_name["1 schema checks"].kind == "validated"
 
-    with open(lock_for(held_env), "a") as fh:  # a replay is using it right now
-        fcntl.flock(fh, fcntl.LOCK_EX)
+    with hold_in_use(lock_for(held_env)):  # a replay is using it right now, as the backends hold it
         dry = prune(30 * DAY, dry_run=True, cache=cache, docker=False)
         assert {i.name for i in dry.removed} == {"py3.11-0ld0", "abc-py3.11-x86_64-host-binary", "1 schema checks"}
         assert old_env.exists() and marker.exists()  # a dry run removes nothing
         result = prune(30 * DAY, cache=cache, docker=False)
     assert result.freed == 1500
-    assert not old_env.exists() and not lock_for(old_env).exists() and not old_wheels.exists()
+    assert not old_env.exists() and not old_wheels.exists()
+    assert lock_for(old_env).exists() and use_lock(lock_for(old_env)).exists()  # kept: waiters rely on them
     assert not marker.exists()
     assert new_env.exists() and held_env.exists()
     assert dict((i.name, why) for i, why in result.kept) == {"py3.11-new0": "used recently", "py3.11-he1d": "in use"}
-    # unheld now, and --older-than 0 takes everything
-    assert {i.name for i in prune(0, cache=cache, docker=False).removed} == {"py3.11-new0", "py3.11-he1d"}
-    assert not list((cache / "envs").iterdir())
+    # being built: the build lock alone keeps it too
+    with locked(lock_for(new_env)):
+        assert {i.name for i in prune(0, cache=cache, docker=False).removed} == {"py3.11-he1d"}
+    # nothing held now, and --older-than 0 takes everything
+    assert {i.name for i in prune(0, cache=cache, docker=False).removed} == {"py3.11-new0"}
+    assert not [p for p in (cache / "envs").iterdir() if p.is_dir()]
 
 
 def test_prune_removes_old_env_images_but_not_one_a_container_uses(tmp_path, docker_client, base_image):
@@ -100,7 +102,11 @@ def test_prune_removes_old_env_images_but_not_one_a_container_uses(tmp_path, doc
         assert removed == {tags[0]}
         assert kept[tags[1]] == "used by a container" and kept[tags[2]] == "used recently"
         assert engine.image(tags[0]) is None and engine.image(tags[1]) and engine.image(tags[2])
-        assert not (cache / "docker" / f"{keys[0]}.lock").exists()
+        with hold_in_use(cache / "docker" / f"{keys[2]}.lock"):  # a replay using an old image keeps it
+            os.utime(cache / "docker" / f"{keys[2]}.lock", (time.time() - 40 * DAY,) * 2)
+            result = prune(30 * DAY, cache=cache, engine=engine)
+            assert dict((i.name, why) for i, why in result.kept if i.kind == "image")[tags[2]] == "in use"
+            assert engine.image(tags[2])
         assert all(i.size > 0 for i in result.removed)  # its own layer, not the base's
     finally:
         for c in containers:

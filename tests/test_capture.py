@@ -505,3 +505,18 @@ def test_json_mode_errors_are_json_on_stdout(tmp_path):
     # a --json that belongs to the captured command does not change reprex's own errors
     proc = reprex_cli("capture", "--bogus", "--", PY, "x.py", "--json", cwd=tmp_path, check=False)
     assert proc.returncode == 2 and proc.stdout == "" and "--bogus" in proc.stderr
+
+
+def test_a_record_full_of_junk_events_is_read_in_bounds(tmp_path):
+    """A record is the program's to fill: events without their keys are skipped, and the
+    opened/connect lists stop at MAX_LISTED (a set keeps the reading linear)."""
+    from reprex.record import MAX_LISTED, load_outcome
+
+    lines = [json.dumps({"ev": "start", "pid": 1})]
+    lines += [json.dumps({"ev": "open", "path": f"/data/{i}.csv"}) for i in range(MAX_LISTED + 500)]
+    lines += [json.dumps({"ev": "open"}), json.dumps({"ev": "import"}), json.dumps({"ev": "open", "path": 7})]
+    lines += [json.dumps({"ev": "connect", "address": ["10.0.0.1", i]}) for i in range(MAX_LISTED + 5)]
+    (tmp_path / "events.jsonl").write_text("\n".join(lines) + "\n")
+    out = load_outcome(tmp_path, 0)
+    assert out.recorded and len(out.opened) == MAX_LISTED and out.opened[0] == "/data/0.csv"
+    assert len(out.connects) == MAX_LISTED

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -685,6 +686,14 @@ def test_run_stream_splits_output_and_record_wherever_the_frames_break():
             assert out == "out-1\nout-2\n", (i, j, rs.tail.text())
             assert "".join(text for stream, text in rs.tail.text() if stream == "stderr") == "E\n"
             assert rs.record_files() == {"claim": b"42", "events.jsonl": b'{"ev": "x"}\n'}, (i, j)
+    # two stderr frames falling inside the marker (found by review: a residue of it stayed)
+    short = b"out\n" + marker + _record(("claim", b"7"))
+    for i in range(1, len(short)):
+        for j in range(i, len(short), 2):
+            rs = _run_stream([("stdout", short[:i]), ("stderr", b"E1"), ("stdout", short[i:j]), ("stderr", b"E2"),
+                              ("stdout", short[j:])])
+            assert "".join(x for s, x in rs.tail.text() if s == "stdout") == "out\n", (i, j, rs.tail.text())
+            assert rs.record_files() == {"claim": b"7"}, (i, j)
     # order as written
     rs = _run_stream([("stdout", b"a\n"), ("stderr", b"b\n"), ("stdout", b"c\n" + marker + b"end\n")])
     assert rs.tail.text() == [["stdout", "a\n"], ["stderr", "b\n"], ["stdout", "c\n"]]
@@ -889,3 +898,78 @@ def test_env_reaches_the_container_and_is_scrubbed(boom_bundle, boom_replayed, b
     assert result.verdict == "reproduced", (result.reason, result.logs)
     assert last_json_line(result.logs, "TOKEN ") == "<--env SERVICE_TOKEN>"
     assert secret not in result.logs and secret not in json.dumps(result.to_dict())
+
+
+def test_inputs_are_copied_in_when_the_daemon_may_not_share_our_files(boom_bundle, boom_replayed, base_image,
+                                                                     docker_client, monkeypatch):
+    """A daemon over tcp (docker:dind in CI) can't see a host dir: the work files go in through
+    the archive API, into a volume, root-owned; the replay is the same."""
+    from reprex.replay.docker_backend import inputs_mode
+    from reprex.replay.engine import Engine
+
+    assert inputs_mode(Engine("unix:///var/run/docker.sock")) == "bind"
+    assert inputs_mode(Engine("tcp://docker:2376")) == "copy"
+    monkeypatch.setenv("REPREX_DOCKER_INPUTS", "copy")
+    assert inputs_mode(Engine("unix:///var/run/docker.sock")) == "copy"
+    code = """
+        import os
+        print("WRITABLE", os.access("/reprex/in/app.py", os.W_OK), sorted(os.listdir("/reprex/in")), flush=True)
+    """
+    bundle = variant(boom_bundle, hostile(code))
+    try:
+        result, lines = run_replay(bundle, base_image, keep=True)
+        assert result.verdict == "reproduced", (result.reason, result.logs)
+        assert "WRITABLE False ['app.py']" in result.logs
+        (container,) = docker_client.containers.list(all=True, filters={"label": f"org.reprex.bundle={bundle.id}"})
+        (inputs,) = [m for m in container.attrs["Mounts"] if m["Destination"] == "/reprex/in"]
+        assert inputs["Type"] == "volume"
+        kept = next(line for line in lines if "inputs copied into it" in line)
+        shutil.rmtree(kept.split("record copied to ", 1)[1].split(")", 1)[0])
+    finally:
+        for container in docker_client.containers.list(all=True, filters={"label": f"org.reprex.bundle={bundle.id}"}):
+            container.remove(force=True, v=True)
+    monkeypatch.setenv("REPREX_DOCKER_INPUTS", "sideways")
+    result, _ = run_replay(bundle, base_image)
+    assert result.verdict == "infra-error" and "REPREX_DOCKER_INPUTS='sideways'" in result.reason
+
+
+def test_env_denies_a_network_the_bundle_asks_for(boom_bundle, boom_replayed, base_image):
+    bundle = variant(boom_bundle, hostile("import socket\nprint('NET', socket.gethostname(), flush=True)\n"))
+    bundle = Bundle(manifest={**bundle.manifest, "network": True}, files=bundle.files).finalize()
+    result, lines = run_replay(bundle, base_image, pass_env={"SERVICE_TOKEN": "tok-net-0a9b8c"})
+    assert result.verdict == "reproduced", (result.reason, result.logs)
+    assert any("it gets none because --env values are passed" in line for line in lines), lines
+
+
+STOP_THE_DUMP = """
+    import os, signal, time
+    if os.fork() == 0:  # a watcher: freeze whatever reprex execs into the container to dump stacks
+        while True:
+            for pid in os.listdir("/proc"):
+                try:
+                    if pid.isdigit() and b"reprex/record/claim" in open(f"/proc/{pid}/cmdline", "rb").read():
+                        os.kill(int(pid), signal.SIGSTOP)
+                except OSError:
+                    pass
+            time.sleep(0.02)
+    print("hanging", flush=True)
+    while True:
+        time.sleep(3600)
+"""
+
+
+def test_a_program_that_freezes_the_stack_dump_cannot_hang_the_replay(boom_bundle, boom_replayed, base_image,
+                                                                       docker_client):
+    import threading
+
+    bundle = variant(boom_bundle, STOP_THE_DUMP)
+    box: dict = {}
+    worker = threading.Thread(target=lambda: box.setdefault("r", run_replay(bundle, base_image, timeout=3)),
+                              daemon=True)
+    worker.start()
+    worker.join(120)  # timeout 3 s + the dump's own 10 s bound + a kill: far less than this
+    assert not worker.is_alive(), "the replay hung on a frozen stack dump"
+    result, _ = box["r"]
+    assert result.verdict in ("different", "infra-error"), (result.verdict, result.reason)
+    assert "hanging" in result.logs
+    assert not docker_client.containers.list(all=True, filters={"label": f"org.reprex.bundle={bundle.id}"})

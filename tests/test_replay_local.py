@@ -280,3 +280,32 @@ def test_env_passes_a_credential_into_the_replay_and_scrubs_it(tmp_path, cache, 
                          ("1BAD=x", "not an environment variable name")]:
         bad = subprocess.run(base + ["--env", spec], env=env, capture_output=True, text=True, timeout=120)
         assert bad.returncode == 2 and reason in json.loads(bad.stdout)["error"], (spec, bad.stdout)
+
+
+def test_env_values_cut_by_the_output_tail_leave_no_part_behind(tmp_path, cache):
+    """The output tail keeps the last 64 KiB: wherever the cut falls inside a passed value, and
+    however the message normalizes it, no 6-character piece of it is reported."""
+    secret = "hf_Q7w2Zk9LmP4xT1vB8nR3sY6c"
+    results = []
+    for shift in (3, 9, 17):
+        source = f"""
+            import os, sys
+            token = os.environ["HF_TOKEN"]
+            sys.stdout.write(token + "y" * (64 * 1024 - {shift}))
+            sys.stdout.flush()
+            raise RuntimeError("token_" + token + "_" + token)
+        """
+        work = tmp_path / f"s{shift}"
+        work.mkdir()
+        (work / "app.py").write_text(textwrap.dedent(source))
+        with_env = {**os.environ, "HF_TOKEN": secret}
+        proc = subprocess.run([PY, "-m", "reprex", "capture", "-q", "-o", str(work / "b.reprex.zip"), "--", PY,
+                               "app.py"], cwd=work, env=with_env, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        bundle = Bundle.read(work / "b.reprex.zip")
+        result = replay(bundle, ReplayOptions(backend="local", pass_env={"HF_TOKEN": secret}))
+        assert result.verdict == "reproduced", (result.reason, result.logs[-500:])
+        results.append(json.dumps(result.to_dict()) + result.logs)
+    pieces = {secret[i:i + 6] for i in range(len(secret) - 5)}  # (a program re-encoding it is out of reach)
+    for text in results:
+        assert not [p for p in pieces if p in text], [p for p in pieces if p in text]

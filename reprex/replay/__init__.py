@@ -11,7 +11,8 @@ import time
 from dataclasses import dataclass, field
 
 from reprex.bundle import Bundle
-from reprex.replay.base import EnvIncompatible, InfraError, Progress, ReplayOptions, ReplayProblem, RunOutput
+from reprex.replay.base import (EnvIncompatible, InfraError, Progress, ReplayOptions, ReplayProblem, RunOutput,
+                                scrub_tree)
 from reprex.replay.diff import environment_diff
 from reprex.signature import VERDICT_EXIT, Signature, compute
 
@@ -141,6 +142,8 @@ def replay(bundle: Bundle, options: ReplayOptions | None = None, progress: Progr
         for i in range(max(1, options.runs)):
             progress(f"run {i + 1}/{options.runs}" if options.runs > 1 else "running the repro")
             out = backend.run(env, bundle, options)
+            if options.pass_env:  # before anything is judged, normalized or cut from it
+                out = scrub_tree(out, options.pass_env)
             outputs.append(out)
             verdict, observed = judge_run(expected, out.outcome, options.strict)
             result.run_verdicts.append(verdict)
@@ -180,12 +183,8 @@ def replay(bundle: Bundle, options: ReplayOptions | None = None, progress: Progr
 
 
 def _scrub(result: ReplayResult, pass_env: dict[str, str]) -> None:
-    """Values passed with --env leave the replay only as `<--env NAME>` (judged before this)."""
-    from reprex.replay.base import scrub_passed
+    """Values passed with --env leave the replay only as `<--env NAME>` (judged before this):
+    every string of the result, whatever put it there."""
+    from reprex.replay.base import scrub_tree
 
-    result.logs = scrub_passed(result.logs, pass_env)
-    result.reason = scrub_passed(result.reason, pass_env)
-    if result.signature is not None:
-        result.signature.message = scrub_passed(result.signature.message, pass_env)
-    if result.message_diff:
-        result.message_diff = tuple(scrub_passed(m, pass_env) for m in result.message_diff)
+    scrub_tree(result, pass_env)

@@ -183,17 +183,50 @@ def parse_pass_env(specs: list[str], environ: dict[str, str] | None = None) -> d
     return out
 
 
+MIN_SCRUB = 4  # shorter values would turn up everywhere; the CLI warns that they are not scrubbed
+
+
 def scrub_passed(text: str, pass_env: dict[str, str]) -> str:
-    """Passed values out of what the replay reports (long values first, so none is left in
-    part), also in the normalized form signature messages take (digits -> <n>, ...)."""
+    """Passed values out of what the replay reports: whole (longest first), in the normalized
+    form signature messages take (digits -> <n>, ...), and the part of one that a cut (an
+    output tail, a capped message) left at either end of the text."""
     from reprex.signature import normalize_message
 
+    if not isinstance(text, str) or not text:
+        return text
     for name, value in sorted(pass_env.items(), key=lambda kv: -len(kv[1])):
-        if len(value) >= 4:
-            for form in {value, normalize_message(value)}:
-                if len(form) >= 4:
-                    text = text.replace(form, f"<--env {name}>")
+        if len(value) < MIN_SCRUB:
+            continue
+        mark = f"<--env {name}>"
+        for form in (value, normalize_message(value)):
+            if len(form) >= MIN_SCRUB:
+                text = text.replace(form, mark)
+        for k in range(len(value) - 1, MIN_SCRUB - 1, -1):
+            if text.startswith(value[-k:]):
+                text = mark + text[k:]
+                break
+        for k in range(len(value) - 1, MIN_SCRUB - 1, -1):
+            if text.endswith(value[:k]):
+                text = text[:-k] + mark
+                break
     return text
+
+
+def scrub_tree(value, pass_env: dict[str, str]):
+    """scrub_passed over every string in nested dicts, lists, tuples and dataclasses (in place
+    for dataclasses, a copy otherwise)."""
+    import dataclasses
+
+    if isinstance(value, str):
+        return scrub_passed(value, pass_env)
+    if isinstance(value, dict):
+        return {scrub_tree(k, pass_env): scrub_tree(v, pass_env) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(scrub_tree(v, pass_env) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            setattr(value, f.name, scrub_tree(getattr(value, f.name), pass_env))
+    return value
 
 
 def base_environ(home: str, path: str) -> dict[str, str]:

@@ -73,25 +73,29 @@ RECORD_FILES = {"claim": 64, "events.jsonl": 32 << 20, "fault.log": 16 << 20, "f
 RECORD_MAGIC = b"\x1e[reprex-record "
 # $1 is the run's marker nonce, the rest is the entry. The work files are copied from the
 # read-only input mount to a scratch dir; the entry runs in the foreground (a child of sh,
-# signals and stdin as usual); then the record goes to stdout: the marker, and for each
-# regular file a "name size" line and that many bytes, then "end". sh keeps the entry's status.
+# signals and stdin as usual); then every other process of the run's uid is killed (what
+# `exec python` under the init got when the container stopped; here it also means nothing
+# can write into the record or the stream while it goes out), and the record goes to
+# stdout: the marker, and for each regular file a "name size" line and that many bytes,
+# then "end". sh keeps the entry's status.
 _EMIT = " ".join(f"{name}:{path}:{RECORD_FILES[name]}" for name, path in [
     ("claim", f"{RECORD_DIR}/claim"), ("events.jsonl", f"{RECORD_DIR}/events.jsonl"),
     ("fault.log", f"{RECORD_DIR}/fault.log"), ("facts.json", FACTS)])
 RUN_SCRIPT = (
     f'n=$1; shift; mkdir -p {WORK_DIR} /tmp/tmp && cp -R {IN_DIR}/. {WORK_DIR}/ && cd {WORK_DIR} || exit 125; '
-    '"$@"; rc=$?; '
+    '"$@"; rc=$?; kill -KILL -1 2>/dev/null; '
     f'printf "\\n\\036[reprex-record %s]\\n" "$n"; '
     f'for e in {_EMIT}; do f=${{e#*:}}; cap=${{f##*:}}; f=${{f%:*}}; '
-    'if [ -f "$f" ] && [ ! -L "$f" ]; then s=$(wc -c < "$f") || continue; [ "$s" -gt "$cap" ] && s=$cap; '
+    'if [ -f "$f" ] && [ ! -L "$f" ]; then s=$(wc -c 2>/dev/null < "$f") || continue; [ "$s" -gt "$cap" ] && s=$cap; '
     'printf "%s %s\\n" "${e%%:*}" "$s"; head -c "$s" "$f"; fi; done; '
     'printf "end\\n"; exit $rc')
 # On a timeout: inside the container, ask the process that claimed the record for a stack
 # dump (SIGUSR1 -> faulthandler), give it up to 2 s to land, then kill that process; the run
 # script then writes the record as usual.
 DUMP_SCRIPT = (
-    f'p=$(head -c 20 {RECORD_DIR}/claim 2>/dev/null); case "$p" in ""|*[!0-9]*) exit 3;; esac; '
-    f'size() {{ wc -c < {RECORD_DIR}/fault.log 2>/dev/null || echo 0; }}; s0=$(size); '
+    f'c={RECORD_DIR}/claim; [ -f "$c" ] && [ ! -L "$c" ] || exit 3; '
+    'p=$(head -c 20 "$c" 2>/dev/null); case "$p" in ""|*[!0-9]*) exit 3;; esac; '
+    f'size() {{ wc -c 2>/dev/null < {RECORD_DIR}/fault.log || echo 0; }}; s0=$(size); '
     'kill -USR1 "$p" 2>/dev/null || exit 4; i=0; while [ $i -lt 20 ]; do sleep 0.1; '
     '[ "$(size)" -gt "$s0" ] && { sleep 0.2; break; }; i=$((i+1)); done; kill -KILL "$p" 2>/dev/null; exit 0')
 # Dockerfile.replay's ${with_steps}: `--with` wheels over the pins (a layer of their own, so
@@ -339,14 +343,20 @@ class Tail:
                 self.total -= excess
 
     def drop_stdout_end(self, n: int) -> None:
-        """Take back the last n bytes given as stdout (they turned out to be the marker's)."""
+        """Take back the last n bytes given as stdout (they turned out to be the marker's),
+        from as many stdout chunks as they spread over (stderr may have come between)."""
         for chunk in reversed(self.chunks):
-            if chunk[0] == "stdout":
-                n = min(n, len(chunk[1]))
-                del chunk[1][len(chunk[1]) - n:]
-                self.total -= n
+            if n <= 0:
                 break
+            if chunk[0] == "stdout":
+                take = min(n, len(chunk[1]))
+                del chunk[1][len(chunk[1]) - take:]
+                self.total -= take
+                n -= take
         self.chunks = [c for c in self.chunks if c[1]]
+        for i in range(len(self.chunks) - 1, 0, -1):  # neighbours of one stream join again
+            if self.chunks[i][0] == self.chunks[i - 1][0]:
+                self.chunks[i - 1][1] += self.chunks.pop(i)[1]
 
     def text(self) -> list[list[str]]:
         return [[s, bytes(b).decode("utf-8", "replace")] for s, b in self.chunks]
@@ -455,6 +465,7 @@ class DockerEnv:
     kept: list[str] = field(default_factory=list)
     scratch: list[Path] = field(default_factory=list)
     sdk: object = None  # the docker SDK client, made only to pull or build
+    hold: object = None  # the shared in-use lock on the env image (fsutil.hold_in_use), closed by close()
 
     @property
     def client(self):
@@ -532,11 +543,17 @@ class DockerBackend:
         machine = _image_machine(base_image) or "x86_64"
         if gpus:
             self._check_gpu(env, base, gpus, bundle, progress)
-        network = options.network or ("bridge" if bundle.manifest.get("network") else "none")
+        network = options.network or "none"
+        if not options.network and bundle.manifest.get("network"):
+            if options.pass_env:  # a network would let the bundle send the passed values away
+                progress("the bundle asks for a network; it gets none because --env values are passed "
+                         "(--network bridge allows it)")
+            else:
+                network = "bridge"
 
         lock = lock_hash(bundle)
         target = Target(xy, machine, images_table()["cpu"].get("glibc", "2.36"))
-        from reprex.fsutil import cache_root, locked
+        from reprex.fsutil import cache_root, hold_in_use, locked
 
         cache = cache_root()
         with_set = None
@@ -566,6 +583,7 @@ class DockerBackend:
                                     progress=progress)
             else:
                 progress(f"reusing image {tag}")
+            env.hold = hold_in_use(cache / "docker" / f"{key}.lock")  # until close(): a prune leaves it
         env.tag, env.base_image, env.base_id, env.image_id = tag, base, base_image["Id"], image["Id"]
         env.machine, env.gpus, env.network, env.reused = machine, gpus, network, reused
         return env
@@ -729,7 +747,7 @@ class DockerBackend:
         return image
 
     # -- run ----------------------------------------------------------------------
-    def container_config(self, env: DockerEnv, bundle: Bundle, options: ReplayOptions, indir: Path,
+    def container_config(self, env: DockerEnv, bundle: Bundle, options: ReplayOptions, indir: Path | None,
                          nonce: str) -> dict:
         environ = {**replay_environ(bundle), **options.pass_env, **base_environ("/tmp", PATH),
                    "PYTHONPATH": ":".join([INJECT, *replay_pythonpath(bundle, WORK_DIR)]),
@@ -750,7 +768,10 @@ class DockerBackend:
             "Tmpfs": {"/tmp": f"rw,exec,nosuid,nodev,size={self.tmpfs_size},mode=1777",
                       "/home/reprex": f"rw,nosuid,nodev,size=64m,uid={UID},gid={UID},mode=0700",
                       RECORD_DIR: f"rw,nosuid,nodev,noexec,size={self.record_size},uid={UID},gid={UID},mode=0700"},
-            "Mounts": [{"Target": IN_DIR, "Source": str(indir), "Type": "bind", "ReadOnly": True}],
+            # the work files: a read-only bind mount of a host dir, or (a daemon on another
+            # machine) an anonymous volume they are copied into, root-owned, before the start
+            "Mounts": [{"Target": IN_DIR, "Source": str(indir), "Type": "bind", "ReadOnly": True} if indir else
+                       {"Target": IN_DIR, "Type": "volume"}],
             "LogConfig": {"Type": "json-file", "Config": {"max-size": "50m", "max-file": "1"}},
         }
         if env.gpus:
@@ -766,17 +787,20 @@ class DockerBackend:
         from reprex.record import load_outcome
 
         engine = env.engine
-        indir = Path(tempfile.mkdtemp(prefix="reprex-in-"))
+        files = {safe_member_name(rel): data for rel, data in work_files(bundle).items()}
+        indir = None
+        if inputs_mode(engine) == "bind":
+            indir = Path(tempfile.mkdtemp(prefix="reprex-in-"))
+            os.chmod(indir, 0o755)
+            for rel, data in files.items():
+                target = indir / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+                target.chmod(0o644)
+            for root, dirs, _ in os.walk(indir):
+                for d in dirs:
+                    os.chmod(os.path.join(root, d), 0o755)
         recdir = Path(tempfile.mkdtemp(prefix="reprex-record-"))  # the host's copy of the record (0700)
-        os.chmod(indir, 0o755)
-        for rel, data in work_files(bundle).items():
-            target = indir / safe_member_name(rel)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
-            target.chmod(0o644)
-        for root, dirs, _ in os.walk(indir):
-            for d in dirs:
-                os.chmod(os.path.join(root, d), 0o755)
         nonce = uuid.uuid4().hex
         name = f"reprex-{bundle.id[:12]}-{nonce[:8]}"
         config = self.container_config(env, bundle, options, indir, nonce)
@@ -784,12 +808,14 @@ class DockerBackend:
         try:
             try:
                 cid = engine.create(config, name)
+                if indir is None:
+                    engine.put_archive(cid, IN_DIR, inputs_tar(files))
                 stream = engine.attach(cid, timeout=30)
             except EngineError as exc:
                 if exc.not_found:
                     raise InfraError(f"the environment image {env.tag} disappeared; replay again to rebuild it") from None
-                raise InfraError(f"docker could not create the container: {_one_line(exc)}") from None
-            except OSError as exc:
+                raise InfraError(f"docker could not set up the container: {_one_line(exc)}") from None
+            except (OSError, ValueError, http_errors()) as exc:
                 raise InfraError(f"lost the Docker daemon creating the container: {_one_line(exc)}") from None
             out = RunStream(nonce)
             try:
@@ -801,6 +827,8 @@ class DockerBackend:
                     if problem is not None:
                         raise problem from None
                     raise InfraError(f"docker could not start the container: {_one_line(exc)}") from None
+                except (OSError, ValueError, http_errors()) as exc:
+                    raise InfraError(f"lost the Docker daemon starting the container: {_one_line(exc)}") from None
                 timed_out = self._read(stream, out, engine, cid, started + options.timeout)
                 duration = time.monotonic() - started
             finally:
@@ -808,7 +836,7 @@ class DockerBackend:
             out.finish()
             try:
                 status = engine.wait(cid, timeout=self.grace_s)
-            except (EngineError, OSError) as exc:
+            except (EngineError, OSError, ValueError, http_errors()) as exc:
                 raise InfraError(f"docker wait failed: {_one_line(exc)}") from None
             facts = None
             for rec_name, data in out.record_files().items():
@@ -834,13 +862,14 @@ class DockerBackend:
             if options.keep:
                 if cid is not None:
                     env.kept.append(name)
-                    env.progress(f"kept container {name} (inputs {indir}, record copied to {recdir}); "
+                    env.progress(f"kept container {name} (inputs {indir or 'copied into it'}, record copied to {recdir}); "
                                  f"remove it with `docker rm -f {name}`")
             else:
                 if cid is not None:
                     with contextlib.suppress(Exception):
                         engine.remove(cid)
-                shutil.rmtree(indir, ignore_errors=True)
+                if indir is not None:
+                    shutil.rmtree(indir, ignore_errors=True)
                 shutil.rmtree(recdir, ignore_errors=True)
 
     def _read(self, stream: Stream, out: RunStream, engine: Engine, cid: str, deadline: float) -> bool:
@@ -876,8 +905,8 @@ class DockerBackend:
         claimed the record (faulthandler dumps every thread's stack), then SIGKILL to it, so
         the run script still writes the record. No claim or a refused exec: the container is
         killed from outside."""
-        try:
-            code, _ = engine.exec_run(cid, ["sh", "-c", DUMP_SCRIPT], user=f"{UID}:{UID}", timeout=15)
+        try:  # bounded as a whole: the program can hold the exec's stream open or feed it
+            code, _ = engine.exec_run(cid, ["sh", "-c", DUMP_SCRIPT], user=f"{UID}:{UID}", timeout=10)
         except Exception:
             code = -1
         if code != 0:
@@ -895,11 +924,41 @@ class DockerBackend:
                 "platform": {"system": "Linux", "machine": env.machine}}
 
     def close(self, env: DockerEnv, options: ReplayOptions) -> None:
+        if env.hold is not None:
+            env.hold.close()
+            env.hold = None
         if env.with_set is not None:
             env.with_set.cleanup()
         if env.sdk is not None:
             with contextlib.suppress(Exception):
                 env.sdk.close()
+
+
+def inputs_mode(engine: Engine) -> str:
+    """How the work files reach the container: "bind" (a host dir, read-only) when the daemon
+    is on this machine's unix socket, "copy" (the archive API into a volume) when it is
+    reached over tcp, as docker:dind in CI is, and may not see our files.
+    REPREX_DOCKER_INPUTS=bind|copy decides instead."""
+    chosen = os.environ.get("REPREX_DOCKER_INPUTS", "").strip().lower()
+    if chosen in ("bind", "copy"):
+        return chosen
+    if chosen:
+        raise InfraError(f"REPREX_DOCKER_INPUTS={chosen!r}: use bind or copy")
+    return "bind" if engine.host.startswith("unix://") else "copy"
+
+
+def inputs_tar(files: dict[str, bytes]) -> bytes:
+    """The work files as a tar for the archive API: root-owned, files 0644, dirs 0755."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        dirs = sorted({"/".join(rel.split("/")[:i]) for rel in files for i in range(1, rel.count("/") + 1)})
+        for d in dirs:
+            info = tarfile.TarInfo(d)
+            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, 0
+            tar.addfile(info)
+        for rel, data in sorted(files.items()):
+            _add_bytes(tar, rel, data)
+    return buf.getvalue()
 
 
 def http_errors() -> type:

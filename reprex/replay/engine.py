@@ -128,10 +128,10 @@ class Engine:
             conn.close()
             raise
 
-    def call(self, method: str, path: str, *, params: dict | None = None, body=None,
+    def call(self, method: str, path: str, *, params: dict | None = None, body=None, headers: dict | None = None,
              timeout: float | None = None, ok=(200, 201, 204, 304)) -> bytes:
         """A request whose whole answer is read; EngineError for an error status."""
-        conn, res = self.open(method, path, params=params, body=body, timeout=timeout)
+        conn, res = self.open(method, path, params=params, body=body, headers=headers, timeout=timeout)
         try:
             data = res.read()
         finally:
@@ -194,6 +194,11 @@ class Engine:
     def inspect(self, cid: str) -> dict:
         return self.json("GET", f"/containers/{cid}/json") or {}
 
+    def put_archive(self, cid: str, path: str, tar: bytes) -> None:
+        """Unpack `tar` at `path` in a (created) container: `docker cp` without a host path."""
+        self.call("PUT", f"/containers/{cid}/archive", params={"path": path}, body=tar,
+                  headers={"Content-Type": "application/x-tar"})
+
     def kill(self, cid: str, signal: str = "SIGKILL") -> None:
         self.call("POST", f"/containers/{cid}/kill", params={"signal": signal})
 
@@ -232,7 +237,8 @@ class Engine:
                 raise EngineError(f"odd answer to {path}: {lines[0][:80]!r}") from None
             if status not in (101, 200):
                 headers = {k.strip().lower(): v.strip() for k, _, v in (l.partition(":") for l in lines[1:])}
-                size = int(headers.get("content-length") or 0)
+                length = headers.get("content-length") or "0"
+                size = min(int(length), 1 << 20) if length.isdigit() else 0
                 while len(rest) < size:
                     data = sock.recv(1 << 16)
                     if not data:
@@ -252,15 +258,25 @@ class Engine:
 
     def exec_run(self, cid: str, cmd: list[str], *, user: str | None = None, timeout: float = 30.0,
                  limit: int = 1 << 16) -> tuple[int, bytes]:
-        """Run `cmd` in a running container; (exit code, at most `limit` bytes of its output)."""
-        eid = self.json("POST", f"/containers/{cid}/exec",
+        """Run `cmd` in a running container; (exit code, at most `limit` bytes of its output).
+        TimeoutError after `timeout` seconds in all, however the output trickles in (a
+        process in the container may hold the exec's stream open and feed it)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        eid = self.json("POST", f"/containers/{cid}/exec", timeout=timeout,
                         body={"Cmd": cmd, "User": user or "", "AttachStdout": True, "AttachStderr": True})["Id"]
-        stream = self.hijack("POST", f"/exec/{eid}/start", body={"Detach": False, "Tty": False}, timeout=timeout)
+        stream = self.hijack("POST", f"/exec/{eid}/start", body={"Detach": False, "Tty": False},
+                             timeout=max(0.1, deadline - time.monotonic()))
         out = bytearray()
         try:
             for _, data in stream.frames():
                 if len(out) < limit:
                     out += data[:limit - len(out)]
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"{cmd[0]} in the container ran past {timeout:.0f}s")
+                stream.settimeout(left)
         finally:
             stream.close()
         code = (self.json("GET", f"/exec/{eid}/json") or {}).get("ExitCode")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reprex.bundle import Bundle
-from reprex.fsutil import cache_root, lock_for, locked
+from reprex.fsutil import cache_root, hold_in_use, lock_for, locked
 from reprex.capture.runner import run_recorded
 from reprex.replay.base import (EnvIncompatible, InfraError, Progress, ReplayOptions, RunOutput, base_environ,
                                 entry_args, lock_hash, needs_gpu, python_xy, replay_environ, replay_pythonpath,
@@ -32,6 +32,7 @@ class LocalEnv:
     overlay: Path | None = None
     reused: bool = False
     scratch: list[Path] = field(default_factory=list)
+    hold: object = None  # the shared in-use lock on the venv (fsutil.hold_in_use), closed by close()
 
 
 def find_python(xy: str) -> str | None:
@@ -87,7 +88,18 @@ class LocalBackend:
             reused = (venv / ".reprex-ready").exists()
             if not reused:
                 self._build(bundle, python, venv, options, progress)
-        env = LocalEnv(venv=venv, python=env_python, reused=reused)
+            hold = hold_in_use(lock_for(venv))  # until close(): a prune leaves the venv alone
+        env = LocalEnv(venv=venv, python=env_python, reused=reused, hold=hold)
+        try:
+            self._overlay(env, options, progress)
+        except BaseException:
+            self.close(env, options)
+            raise
+        return env
+
+    @staticmethod
+    def _overlay(env: LocalEnv, options: ReplayOptions, progress: Progress) -> None:
+        env_python = env.python
         if options.with_specs:
             env.overlay = Path(tempfile.mkdtemp(prefix="reprex-with-"))
             env.scratch.append(env.overlay)
@@ -98,7 +110,6 @@ class LocalBackend:
                             timeout=options.setup_timeout)
                 if proc.returncode != 0:
                     raise InfraError(f"--with {spec}: install failed: {_last_error(proc)}")
-        return env
 
     def _build(self, bundle: Bundle, python: str, venv: Path, options: ReplayOptions, progress: Progress) -> None:
         if venv.exists():
@@ -165,6 +176,9 @@ class LocalBackend:
                 "platform": {"system": platform.system(), "machine": platform.machine()}}
 
     def close(self, env: LocalEnv, options: ReplayOptions) -> None:
+        if env.hold is not None:
+            env.hold.close()
+            env.hold = None
         if options.keep:
             return
         for path in env.scratch:
