@@ -23,7 +23,7 @@ The bundle's requirements are checked before anything else (wheels.check_bundle_
 and downloaded binary-only: nothing from a bundle is built or run on the host.
 
 The daemon is spoken to through reprex.replay.engine (the standard library over the socket);
-the docker SDK is imported only to pull and to build (sdk_client), the cold path.
+the docker SDK is imported only to pull a missing base image (sdk_client: registry credentials).
 """
 
 from __future__ import annotations
@@ -177,7 +177,7 @@ def connect(timeout: float = PING_TIMEOUT) -> Engine:
 
 
 def sdk_client(engine: Engine):
-    """A docker SDK client for the same daemon: pulls (registry credentials) and builds only."""
+    """A docker SDK client for the same daemon, for pulls only (registry credentials and helpers)."""
     try:
         import docker
     except ImportError:
@@ -464,7 +464,7 @@ class DockerEnv:
     with_set: WheelSet | None = None
     kept: list[str] = field(default_factory=list)
     scratch: list[Path] = field(default_factory=list)
-    sdk: object = None  # the docker SDK client, made only to pull or build
+    sdk: object = None  # the docker SDK client, made only to pull
     hold: object = None  # the shared in-use lock on the env image (fsutil.hold_in_use), closed by close()
 
     @property
@@ -690,9 +690,6 @@ class DockerBackend:
                recorder: bytes, options: ReplayOptions, progress: Progress) -> dict:
         n_with = len(with_set.wheels) if with_set else 0
         progress(f"building {tag} ({len(pins.wheels)} wheels" + (f" + {n_with} --with" if n_with else "") + ")")
-        client = env.client
-        import docker.errors
-
         context = tempfile.SpooledTemporaryFile(max_size=64 << 20)
         with context:
             with tarfile.open(fileobj=context, mode="w") as tar:
@@ -703,36 +700,35 @@ class DockerBackend:
                 _add_bytes(tar, "reprex/sitecustomize.py", recorder)
                 for whl in (with_set.wheels if with_set else []):
                     _add_file(tar, f"with/{whl.name}", whl)
+            size = context.tell()
             context.seek(0)
             deadline = time.monotonic() + options.setup_timeout
             output: list[str] = []
             error = None
             try:
-                with _api_timeout(client, options.setup_timeout):
-                    # REPREX_DOCKER_NO_CACHE=1: no layer reuse (a suspect cache; cold-build benchmarks)
-                    stream = client.api.build(fileobj=context, custom_context=True, tag=tag, rm=True, forcerm=True,
-                                              pull=False, decode=True,
-                                              nocache=os.environ.get("REPREX_DOCKER_NO_CACHE") == "1")
-                    for chunk in stream:
-                        if "error" in chunk:
-                            error = " ".join(str(chunk.get("error")).split())
-                        text = chunk.get("stream")
-                        if text:
-                            for line in _ANSI.sub("", text).splitlines():  # RUN's stderr comes in red
-                                line = line.strip()
-                                if not line:
-                                    continue
-                                output.append(line)
-                                del output[:-200]
-                                if line.startswith("Step "):
-                                    progress(f"build: {line[:160]}")
-                        if time.monotonic() > deadline:
-                            raise InfraError(f"building {tag} took longer than {options.setup_timeout:.0f}s")
-            except docker.errors.DockerException as exc:
+                # REPREX_DOCKER_NO_CACHE=1: no layer reuse (a suspect cache; cold-build benchmarks)
+                params = {"t": tag, "rm": True, "forcerm": True, "pull": False,
+                          "nocache": os.environ.get("REPREX_DOCKER_NO_CACHE") == "1"}
+                for chunk in env.engine.build(context, size, params, timeout=options.setup_timeout):
+                    if "error" in chunk:
+                        error = " ".join(str(chunk.get("error")).split())
+                    text = chunk.get("stream")
+                    if text:
+                        for line in _ANSI.sub("", text).splitlines():  # RUN's stderr comes in red
+                            line = line.strip()
+                            if not line:
+                                continue
+                            output.append(line)
+                            del output[:-200]
+                            if line.startswith("Step "):
+                                progress(f"build: {line[:160]}")
+                    if time.monotonic() > deadline:
+                        raise InfraError(f"building {tag} took longer than {options.setup_timeout:.0f}s")
+            except EngineError as exc:
                 error = _one_line(exc)
             except InfraError:
                 raise
-            except Exception as exc:  # requests timeouts and connection trouble
+            except Exception as exc:  # timeouts and connection trouble
                 raise InfraError(f"building {tag} failed: {_one_line(exc)}") from None
         for marker in ("reprex-python-mismatch:", "reprex-no-python:", "reprex-no-venv:"):
             hit = next((l for l in reversed(output) if l.startswith(marker)), None)
@@ -909,7 +905,9 @@ class DockerBackend:
             code, _ = engine.exec_run(cid, ["sh", "-c", DUMP_SCRIPT], user=f"{UID}:{UID}", timeout=10)
         except Exception:
             code = -1
-        if code != 0:
+        # 137: the run script's own `kill -KILL -1` took the dump script down once the killed
+        # program let it go on: it did its job, and the record is on its way out
+        if code not in (0, 137):
             with contextlib.suppress(Exception):
                 engine.kill(cid)
 

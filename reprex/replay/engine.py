@@ -2,10 +2,10 @@
 
 Why not the docker SDK on this path: importing it (requests, urllib3, charset_normalizer)
 costs ~80 ms, a third of a bare `docker run`, and every request pays requests' overhead on
-top. A warm replay is a handful of calls (ping, two image inspects, create, attach, start,
-wait, remove), so they go straight to the socket here. The SDK is still used where it
-earns its import: pulls (registry credentials and helpers) and image builds (the cold path,
-seconds long anyway); see docker_backend.sdk_client.
+top. A replay is a handful of calls (ping, two image inspects, create, attach, start,
+wait, remove; a build when the image is missing), so they go straight to the socket here.
+The SDK is still used where it earns its import: pulls, for registry credentials and their
+helpers; see docker_backend.sdk_client.
 
 Supports what the docker CLI supports locally: unix sockets and tcp (plain or TLS from
 DOCKER_TLS_VERIFY / DOCKER_CERT_PATH or a context's tls dir). ssh:// and npipe:// hosts
@@ -193,6 +193,44 @@ class Engine:
 
     def inspect(self, cid: str) -> dict:
         return self.json("GET", f"/containers/{cid}/json") or {}
+
+    def build(self, context, size: int, params: dict, timeout: float):
+        """`docker build` of a tar context (a file object of `size` bytes) with the classic
+        builder: yields the daemon's progress messages ({"stream": ...}, {"error": ...}, ...)
+        as they come. Socket reads time out after `timeout`."""
+        conn = self._connection(timeout)
+        try:
+            conn.putrequest("POST", self._url("/build", params), skip_host=True)
+            conn.putheader("Host", "docker")
+            conn.putheader("Content-Type", "application/x-tar")
+            conn.putheader("Content-Length", str(size))
+            conn.endheaders()
+            while True:
+                block = context.read(1 << 16)
+                if not block:
+                    break
+                conn.send(block)
+            res = conn.getresponse()
+            if res.status != 200:
+                raise EngineError(_error_message(res.read(1 << 20), res.status), res.status)
+            decoder = json.JSONDecoder()
+            pending = ""
+            while True:
+                line = res.readline(1 << 20)
+                if not line:
+                    break
+                pending += line.decode("utf-8", "replace")
+                pending = pending.lstrip()
+                while pending:
+                    try:
+                        message, end = decoder.raw_decode(pending)
+                    except ValueError:
+                        break  # the rest of this message is on a later line
+                    pending = pending[end:].lstrip()
+                    if isinstance(message, dict):
+                        yield message
+        finally:
+            conn.close()
 
     def put_archive(self, cid: str, path: str, tar: bytes) -> None:
         """Unpack `tar` at `path` in a (created) container: `docker cp` without a host path."""
