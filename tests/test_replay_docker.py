@@ -973,3 +973,22 @@ def test_a_program_that_freezes_the_stack_dump_cannot_hang_the_replay(boom_bundl
     assert result.verdict in ("different", "infra-error"), (result.verdict, result.reason)
     assert "hanging" in result.logs
     assert not docker_client.containers.list(all=True, filters={"label": f"org.reprex.bundle={bundle.id}"})
+
+
+NONBLOCKING_STDOUT = """
+    import fcntl, os, sys
+    for i in range(60000):  # a record of a few MiB: its write-out meets a full pipe now and then
+        try:
+            open(f"/tmp/missing-{i:06d}-" + "x" * 40)
+        except OSError:
+            pass
+    flags = fcntl.fcntl(1, fcntl.F_GETFL)
+    fcntl.fcntl(1, fcntl.F_SETFL, flags | os.O_NONBLOCK)  # and left so, as asyncio's write pipes do
+    print("nonblocking", flush=True)
+"""
+
+
+def test_a_program_leaving_stdout_non_blocking_still_returns_its_record(boom_bundle, boom_replayed, base_image):
+    result, _ = run_replay(variant(boom_bundle, hostile(NONBLOCKING_STDOUT)), base_image, timeout=120)
+    assert result.verdict == "reproduced", (result.verdict, result.reason, result.logs[-400:])
+    assert result.signature.kind == "exception"

@@ -84,6 +84,11 @@ _EMIT = " ".join(f"{name}:{path}:{RECORD_FILES[name]}" for name, path in [
 RUN_SCRIPT = (
     f'n=$1; shift; mkdir -p {WORK_DIR} /tmp/tmp && cp -R {IN_DIR}/. {WORK_DIR}/ && cd {WORK_DIR} || exit 125; '
     '"$@"; rc=$?; kill -KILL -1 2>/dev/null; '
+    # stdout left non-blocking by the program (asyncio's write pipes do): the record's write-out
+    # would meet EAGAIN at a full pipe, so clear the flag (builtins only unless it is set)
+    'fl=0; while read -r k v; do [ "$k" = flags: ] && fl=$v; done 2>/dev/null < /proc/self/fdinfo/1; '
+    f'[ $(( 0$fl & 04000 )) -ne 0 ] && {VENV}/bin/python -I -S -c "import fcntl, os; '
+    'f = fcntl.fcntl(1, fcntl.F_GETFL); fcntl.fcntl(1, fcntl.F_SETFL, f & ~os.O_NONBLOCK)"; '
     f'printf "\\n\\036[reprex-record %s]\\n" "$n"; '
     f'for e in {_EMIT}; do f=${{e#*:}}; cap=${{f##*:}}; f=${{f%:*}}; '
     'if [ -f "$f" ] && [ ! -L "$f" ]; then s=$(wc -c 2>/dev/null < "$f") || continue; [ "$s" -gt "$cap" ] && s=$cap; '
