@@ -309,3 +309,13 @@ def test_env_values_cut_by_the_output_tail_leave_no_part_behind(tmp_path, cache)
     pieces = {secret[i:i + 6] for i in range(len(secret) - 5)}  # (a program re-encoding it is out of reach)
     for text in results:
         assert not [p for p in pieces if p in text], [p for p in pieces if p in text]
+
+
+def test_a_passed_value_that_is_a_common_word_does_not_change_the_verdict(tmp_path, cache):
+    """The run is judged as it happened; only what is reported is scrubbed. A value like
+    `--env STAGE=train` that also names the failing function must not make it `different`."""
+    bundle = _capture(tmp_path, "def train():\n    raise ValueError('stage failed')\ntrain()\n")
+    assert "app.py:train" in bundle.manifest["expect"]["signature"]["frames"]
+    result = replay(bundle, ReplayOptions(backend="local", pass_env={"STAGE": "train"}))
+    assert result.verdict == "reproduced", (result.verdict, result.signature)
+    assert "app.py:<--env STAGE>" in result.signature.frames and "train" not in json.dumps(result.to_dict()["signature"])

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from reprex.bundle import Bundle
 from reprex.replay.base import (EnvIncompatible, InfraError, Progress, ReplayOptions, ReplayProblem, RunOutput,
-                                scrub_tree)
+                                scrub_passed, scrub_run, scrub_tree)
 from reprex.replay.diff import environment_diff
 from reprex.signature import VERDICT_EXIT, Signature, compute
 
@@ -139,17 +139,18 @@ def replay(bundle: Bundle, options: ReplayOptions | None = None, progress: Progr
         info = backend.describe(env)
         result.image = info.get("image")
         outputs: list[RunOutput] = []
+        shown = None  # the verdict of the run whose signature and logs are reported
         for i in range(max(1, options.runs)):
             progress(f"run {i + 1}/{options.runs}" if options.runs > 1 else "running the repro")
             out = backend.run(env, bundle, options)
-            if options.pass_env:  # before anything is judged, normalized or cut from it
-                out = scrub_tree(out, options.pass_env)
-            outputs.append(out)
             verdict, observed = judge_run(expected, out.outcome, options.strict)
+            if options.pass_env:  # judged on the raw run; what is reported is scrubbed, signature included
+                out = scrub_run(out, options.pass_env)
+                observed = compute(out.outcome)
+            outputs.append(out)
             result.run_verdicts.append(verdict)
-            if result.signature is None or (verdict != "reproduced" and result.signature.matches(expected)):
-                result.signature = observed
-                result.logs = out.logs
+            if result.signature is None or (verdict != "reproduced" and shown == "reproduced"):
+                result.signature, result.logs, shown = observed, out.logs, verdict
         result.runs = len(outputs)
         result.reproduced_runs = result.run_verdicts.count("reproduced")
         result.verdict = judge(result.run_verdicts)
@@ -184,7 +185,6 @@ def replay(bundle: Bundle, options: ReplayOptions | None = None, progress: Progr
 
 def _scrub(result: ReplayResult, pass_env: dict[str, str]) -> None:
     """Values passed with --env leave the replay only as `<--env NAME>` (judged before this):
-    every string of the result, whatever put it there."""
-    from reprex.replay.base import scrub_tree
-
+    every string of the result, whatever put it there; the reason may have been capped."""
     scrub_tree(result, pass_env)
+    result.reason = scrub_passed(result.reason, pass_env, cut_end=True)

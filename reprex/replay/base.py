@@ -186,10 +186,11 @@ def parse_pass_env(specs: list[str], environ: dict[str, str] | None = None) -> d
 MIN_SCRUB = 4  # shorter values would turn up everywhere; the CLI warns that they are not scrubbed
 
 
-def scrub_passed(text: str, pass_env: dict[str, str]) -> str:
-    """Passed values out of what the replay reports: whole (longest first), in the normalized
-    form signature messages take (digits -> <n>, ...), and the part of one that a cut (an
-    output tail, a capped message) left at either end of the text."""
+def scrub_passed(text: str, pass_env: dict[str, str], *, cut_start: bool = False, cut_end: bool = False) -> str:
+    """Passed values out of what the replay reports: whole (longest first), and in the
+    normalized form signature messages take (digits -> <n>, ...). For a text that was cut
+    (cut_start: an output tail; cut_end: a capped reason), also the part of a value the cut
+    left at that end."""
     from reprex.signature import normalize_message
 
     if not isinstance(text, str) or not text:
@@ -202,11 +203,11 @@ def scrub_passed(text: str, pass_env: dict[str, str]) -> str:
             if len(form) >= MIN_SCRUB:
                 text = text.replace(form, mark)
         for k in range(len(value) - 1, MIN_SCRUB - 1, -1):
-            if text.startswith(value[-k:]):
+            if cut_start and text.startswith(value[-k:]):
                 text = mark + text[k:]
                 break
         for k in range(len(value) - 1, MIN_SCRUB - 1, -1):
-            if text.endswith(value[:k]):
+            if cut_end and text.endswith(value[:k]):
                 text = text[:-k] + mark
                 break
     return text
@@ -227,6 +228,17 @@ def scrub_tree(value, pass_env: dict[str, str]):
         for f in dataclasses.fields(value):
             setattr(value, f.name, scrub_tree(getattr(value, f.name), pass_env))
     return value
+
+
+def scrub_run(out: RunOutput, pass_env: dict[str, str]) -> RunOutput:
+    """A run as it may be reported: every string scrubbed; the output tail's start and the
+    logs' start were cut (the tail keeps the last 64 KiB), so a value's end there goes too."""
+    out = scrub_tree(out, pass_env)
+    if out.outcome.output_tail:
+        first = out.outcome.output_tail[0]
+        first[1] = scrub_passed(first[1], pass_env, cut_start=True)
+    out.logs = scrub_passed(out.logs, pass_env, cut_start=True)
+    return out
 
 
 def base_environ(home: str, path: str) -> dict[str, str]:
