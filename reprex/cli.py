@@ -77,12 +77,10 @@ def _load_bundle(source: str):
 
 
 def _size(value: str) -> int:
-    units = {"k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
-    text = value.strip().lower().rstrip("b")
+    from reprex.fsutil import parse_size
+
     try:
-        if text and text[-1] in units:
-            return int(float(text[:-1]) * units[text[-1]])
-        return int(text)
+        return parse_size(value)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a size (e.g. 500k, 5M)") from None
 

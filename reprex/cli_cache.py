@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 
 import click
@@ -100,4 +99,3 @@ def prune(older_than, dry_run, include_kept, as_json):
                + (f"; {recent} used in the last {older_than:g} days stay" if recent else ""))
     if result.docker_error:
         click.echo(f"docker images not looked at: {result.docker_error}", err=True)
-    sys.exit(0)

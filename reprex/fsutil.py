@@ -26,6 +26,21 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def parse_size(text: str | int) -> int:
+    """'500k', '5M', '2g', '2GB', '1.5m' or a byte count -> bytes; ValueError otherwise."""
+    if isinstance(text, int):
+        return text
+    value = str(text).strip().lower().removesuffix("b")
+    unit = value[-1:] if value[-1:] in _UNITS else ""
+    number = float(value[:len(value) - len(unit)]) if value else float("nan")
+    if not 0 <= number < float("inf"):
+        raise ValueError(f"{text!r} is not a size")
+    return int(number * _UNITS[unit])
+
+
 def cache_root() -> Path:
     """reprex's cache: REPREX_CACHE_DIR, else the platform's user cache dir."""
     if os.environ.get("REPREX_CACHE_DIR"):

@@ -520,3 +520,14 @@ def test_a_record_full_of_junk_events_is_read_in_bounds(tmp_path):
     out = load_outcome(tmp_path, 0)
     assert out.recorded and len(out.opened) == MAX_LISTED and out.opened[0] == "/data/0.csv"
     assert len(out.connects) == MAX_LISTED
+
+
+def test_sizes_parse_one_way_everywhere():
+    """One parser for --max-file-size / --max-total and REPREX_DOCKER_MEMORY."""
+    from reprex.fsutil import parse_size
+
+    assert [parse_size(s) for s in ("500k", "5M", "2g", "2GB", "1.5m", "100", 7)] == \
+        [500 << 10, 5 << 20, 2 << 30, 2 << 30, 3 << 19, 100, 7]
+    for bad in ("lots", "-5", "", "k", "nan", "inf", "1e400"):
+        with pytest.raises(ValueError):
+            parse_size(bad)

@@ -150,7 +150,8 @@ def test_serve_import_path_replays_without_ray_then_fixed(serve_check, serve_rep
 @pytest.mark.docker
 def test_serve_import_path_replays_in_docker(serve_check, docker_client, base_image):
     _, bundle = serve_check
-    assert replay(bundle, docker_options(base_image)).verdict == "reproduced"
+    replayed = replay(bundle, docker_options(base_image))
+    assert replayed.verdict == "reproduced", (replayed.reason, replayed.logs[-2000:])
     fixed = with_fixed_repro(bundle, b"IMPORT_PATH = 'app.main:deployment'",
                              b"IMPORT_PATH = 'serving.app.main:deployment'")
     assert replay(fixed, docker_options(base_image, expect="fixed")).verdict == "fixed"
@@ -227,7 +228,8 @@ def test_working_dir_fetch_bearer_check_serve_round_trip(fetch_dir, fake_github,
             if "==" in line}
     assert {"smart-open", "smart_open"} & pins and "requests" in pins and "ray" not in pins
     # Replayed by someone without the token: the private repository is a 404 for them too.
-    assert replay(bundle, ReplayOptions(backend="local")).verdict == "reproduced"
+    replayed = replay(bundle, ReplayOptions(backend="local"))
+    assert replayed.verdict == "reproduced", (replayed.reason, replayed.logs[-2000:])
     # The fix: a token that can see the repository (a classic token with the repo scope here).
     proc = reprex_cli("check-serve", "serve_config.yaml", "-o", str(fetch_dir / "bearer-fixed"), cwd=fetch_dir,
                       env={"RAY_RUNTIME_ENV_BEARER_TOKEN": CLASSIC})
@@ -257,7 +259,8 @@ def test_working_dir_fetch_url_credentials_never_reach_the_bundle(fetch_dir, fak
     assert_never_contains(path, FINE_GRAINED)
     bundle = Bundle.read(path)
     assert "REPREX_URL_CREDENTIALS" in bundle.text("repro.py")
-    assert replay(bundle, ReplayOptions(backend="local")).verdict == "reproduced"
+    replayed = replay(bundle, ReplayOptions(backend="local"))
+    assert replayed.verdict == "reproduced", (replayed.reason, replayed.logs[-2000:])
     fixed = url_config(fetch_dir, url, CLASSIC, "serve_config_url_classic.yaml")
     proc = reprex_cli("check-serve", fixed.name, "-o", str(fetch_dir / "url-fixed"), cwd=fetch_dir)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -292,7 +295,8 @@ def test_dependency_skew_round_trip(skew_bundle):
     assert sig["frames"][0] == "flask/app.py:<module>"  # flask/app.py: from werkzeug.urls import url_quote
     pins = skew_bundle.text("requirements.txt")
     assert "Flask==2.2.2" in pins and "Werkzeug==3." in pins
-    assert replay(skew_bundle, ReplayOptions(backend="local")).verdict == "reproduced"
+    replayed = replay(skew_bundle, ReplayOptions(backend="local"))
+    assert replayed.verdict == "reproduced", (replayed.reason, replayed.logs[-2000:])
     # The documented fix: pin Werkzeug below 3.0.
     result = replay(skew_bundle, ReplayOptions(backend="local", with_specs=["werkzeug==2.3.8"], expect="fixed"))
     assert result.verdict == "fixed", result.reason
@@ -300,7 +304,8 @@ def test_dependency_skew_round_trip(skew_bundle):
 
 @pytest.mark.docker
 def test_dependency_skew_replays_in_docker(skew_bundle, docker_client, base_image):
-    assert replay(skew_bundle, docker_options(base_image)).verdict == "reproduced"
+    replayed = replay(skew_bundle, docker_options(base_image))
+    assert replayed.verdict == "reproduced", (replayed.reason, replayed.logs[-2000:])
     result = replay(skew_bundle, docker_options(base_image, with_specs=["werkzeug==2.3.8"], expect="fixed"))
     assert result.verdict == "fixed", result.reason
 
@@ -334,14 +339,16 @@ def test_embedding_dim_mismatch_silent_then_loud(embedding):
     assert sig["types"] == ["EmbeddingDimensionError"]
     assert sig["frames"][:2] == ["search.py:check_dimensions", "search.py:search"]
     assert {"files/index.json", "files/config.json", "files/embed.py"} <= set(bundle.files)
-    assert replay(bundle, ReplayOptions(backend="local")).verdict == "reproduced"
+    replayed = replay(bundle, ReplayOptions(backend="local"))
+    assert replayed.verdict == "reproduced", (replayed.reason, replayed.logs[-2000:])
     assert replay(fixed_config(bundle), ReplayOptions(backend="local", expect="fixed")).verdict == "fixed"
 
 
 @pytest.mark.docker
 def test_embedding_dim_mismatch_replays_in_docker(embedding, docker_client, base_image):
     _, bundle = embedding
-    assert replay(bundle, docker_options(base_image)).verdict == "reproduced"
+    replayed = replay(bundle, docker_options(base_image))
+    assert replayed.verdict == "reproduced", (replayed.reason, replayed.logs[-2000:])
     assert replay(fixed_config(bundle), docker_options(base_image, expect="fixed")).verdict == "fixed"
 
 

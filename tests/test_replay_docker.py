@@ -811,9 +811,11 @@ def test_sweep_removes_exited_replay_containers(docker_client, base_image):
     BUNDLE_IDS.add("sweep-test")
     try:
         engine = connect()
-        sweep(engine, min_age_s=3600)  # too young: left alone
+        # only this test's container: age 0 would also take what replays beside us (xdist) just made
+        own = ["org.reprex.bundle=sweep-test"]
+        sweep(engine, min_age_s=3600, labels=own)  # too young: left alone
         assert docker_client.containers.list(all=True, filters={"label": "org.reprex.bundle=sweep-test"})
-        assert sweep(engine, min_age_s=0) >= 1
+        assert sweep(engine, min_age_s=0, labels=own) == 1
         assert not docker_client.containers.list(all=True, filters={"label": "org.reprex.bundle=sweep-test"})
     finally:
         try:
@@ -841,7 +843,7 @@ def test_src_layout_replays_in_docker(tmp_path, docker_client, base_image, monke
 
 # -- the Engine API client ---------------------------------------------------------------------------
 
-def test_engine_answers_and_errors_are_clear(docker_client, base_image):
+def test_engine_answers_and_errors_are_clear(docker_client, base_image, monkeypatch):
     """reprex's socket client against the real daemon: the calls a replay makes, and how
     the daemon's errors come back (404 as not found, messages kept, one line)."""
     from reprex.replay.docker_backend import connect
@@ -872,6 +874,11 @@ def test_engine_answers_and_errors_are_clear(docker_client, base_image):
     assert engine.image(base_image) is not None
     with pytest.raises(EngineError, match="ssh:// Docker hosts are not supported"):
         Engine("ssh://user@host")
+    monkeypatch.setenv("DOCKER_HOST", "ssh://user@host")  # said as what it is, not as a daemon that is down
+    with pytest.raises(InfraError) as info:
+        connect()
+    assert info.value.reason.startswith("the Docker host ssh://user@host (DOCKER_HOST) can't be used: ssh://")
+    assert "start dockerd" not in info.value.reason
 
 
 def test_the_env_dockerfile_switches_to_root_only_for_non_root_bases():

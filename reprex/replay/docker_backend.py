@@ -167,12 +167,16 @@ def connect(timeout: float = PING_TIMEOUT) -> Engine:
     """The daemon the docker CLI would use, pinged (which settles the API version);
     InfraError when none answers."""
     ep = daemon_endpoint()
+    if ep.source == "DOCKER_HOST":
+        tls_dir, verify = tls_from_env()
+    else:
+        tls_dir, verify = ep.tls_dir, ep.tls_dir is not None and not ep.skip_tls_verify
     try:
-        if ep.source == "DOCKER_HOST":
-            tls_dir, verify = tls_from_env()
-        else:
-            tls_dir, verify = ep.tls_dir, ep.tls_dir is not None and not ep.skip_tls_verify
         engine = Engine(ep.host, tls_dir=tls_dir, tls_verify=verify, timeout=API_TIMEOUT)
+    except Exception as exc:  # an unsupported scheme, unreadable TLS files
+        raise InfraError(f"the Docker host {ep.host} ({ep.source}) can't be used: {_one_line(exc)}; "
+                         "use --backend local") from None
+    try:
         engine.ping(timeout)
     except Exception as exc:  # OSError, EngineError, TLS trouble, http.client errors
         raise InfraError(f"no Docker daemon reachable at {ep.host} ({ep.source}): {_one_line(exc)}; "
@@ -186,7 +190,7 @@ def sdk_client(engine: Engine):
     try:
         import docker
     except ImportError:
-        raise InfraError("building or pulling images needs the `docker` Python package (pip install docker); "
+        raise InfraError("pulling a missing base image needs the `docker` Python package (pip install docker); "
                          "or use --backend local") from None
     ep = getattr(engine, "endpoint", None) or daemon_endpoint()
     kwargs: dict = {}
@@ -970,17 +974,14 @@ def http_errors() -> type:
     return http.client.HTTPException
 
 
-_UNITS = {"b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
-
-
 def _bytes(size: str | int) -> int:
     """'2g' -> bytes, as docker run --memory reads it."""
-    if isinstance(size, int):
-        return size
-    m = re.fullmatch(r"\s*(\d+)\s*([bkmg]?)b?\s*", str(size).lower())
-    if not m:
-        raise InfraError(f"REPREX_DOCKER_MEMORY={size!r}: use a size like 2g or 512m")
-    return int(m.group(1)) * _UNITS[m.group(2) or "b"]
+    from reprex.fsutil import parse_size
+
+    try:
+        return parse_size(size)
+    except ValueError:
+        raise InfraError(f"REPREX_DOCKER_MEMORY={size!r}: use a size like 2g or 512m") from None
 
 
 def _recorder_bytes() -> bytes:
@@ -1005,8 +1006,10 @@ def _age_s(stamp: str | int | None) -> float | None:
     return (dt.datetime.now(dt.timezone.utc) - when).total_seconds()
 
 
-def sweep(engine: Engine | None = None, *, min_age_s: float = 60.0, include_kept: bool = False) -> int:
-    """Remove stopped containers labelled org.reprex=1: leftovers of interrupted replays.
+def sweep(engine: Engine | None = None, *, min_age_s: float = 60.0, include_kept: bool = False,
+          labels: list[str] | None = None) -> int:
+    """Remove stopped containers labelled org.reprex=1 (and `labels`, "key=value" each):
+    leftovers of interrupted replays.
 
     Only containers that finished (or were created and never started) at least `min_age_s`
     ago, so a replay running beside us (pytest-xdist) keeps the container it is reading;
@@ -1015,7 +1018,7 @@ def sweep(engine: Engine | None = None, *, min_age_s: float = 60.0, include_kept
     if own:
         engine = connect()
     removed = 0
-    for summary in engine.containers(labels=[f"{LABEL}=1"]):
+    for summary in engine.containers(labels=[f"{LABEL}=1", *(labels or [])]):
         if summary.get("State") not in ("exited", "dead", "created"):
             continue
         if not include_kept and (summary.get("Labels") or {}).get(f"{LABEL}.keep") == "1":
