@@ -156,10 +156,13 @@ def capture(command, output, name, timeout, allow_success, include, exclude, max
                     result = capture_command(list(command), options, write=not preview,
                                              progress=lambda msg: status.update(msg))
             if extract and result.bundle is not None and result.path is not None:
-                from reprex.extract import extract_into
+                from reprex.extract import JudgeUnavailable, extract_into
 
-                report = extract_into(result.path)
-                console.print(f"[bold]extract:[/] {report.message}")
+                try:  # the user's own fresh capture: its candidates are judged on this machine
+                    message = extract_into(result.path, backend="local").message
+                except JudgeUnavailable as exc:
+                    message = f"not extracted: {exc.reason}"
+                click.echo(click.style("extract:", bold=True) + f" {message}", err=True)  # data: no markup
     except CaptureError as exc:
         _fail(str(exc))
     except BundleError as exc:

@@ -125,24 +125,52 @@ def _print_result(bundle, result) -> None:
 @click.argument("bundle")
 @click.option("--frame", type=int, help="Frame index in the innermost traceback (0 = outermost, -1 = innermost).")
 @click.option("--function", help="Extract the call to the function with this name (qualname).")
+@click.option("--backend", type=click.Choice(["docker", "local"]), default="docker", show_default=True,
+              help="Where each candidate call is run to judge it. docker: a sandboxed container (no network, "
+                   "the replay's environment image). local: RUNS THE BUNDLE'S CODE ON THIS MACHINE (a "
+                   "virtualenv, your user): only for a bundle you trust, e.g. your own.")
+@click.option("--image", help="Base image for the docker backend (default: as `reprex replay` picks it).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,
+              help="Seconds per candidate run.")
+@click.option("--network", type=click.Choice(["none", "bridge"]), default="none", show_default=True,
+              help="Grant the candidate runs a network (a bundle can't ask for one here).")
+@click.option("--gpus", default="none", show_default=True, help="Grant the candidate runs GPUs: none, all or N.")
 @click.option("-o", "--output", help="Write the result here instead of rewriting BUNDLE in place.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object describing what was kept.")
-def extract(bundle, frame, function, output, as_json):
+def extract(bundle, frame, function, backend, image, timeout, network, gpus, output, as_json):
     """Turn BUNDLE's failure into a minimal failing call that runs on its own.
 
     The chosen frame's function is called directly with the arguments it received
     (its source inlined when it can be, so the framework needn't be installed). The
-    call is kept only if it fails the same way; otherwise the full script stays.
+    candidates are written from the bundle's data on this machine and judged by running
+    them in a container (--backend local: on this machine); a call is kept only if it
+    fails the same way, otherwise the full script stays.
+
+    \b
+    Exit codes: 0 a call was kept, 1 the full script stays, 2 usage error,
+    3 no backend to judge in (no Docker daemon, no such Python, ...).
     """
     from reprex.bundle import BundleError
+    from reprex.extract import JudgeUnavailable
     from reprex.extract import extract as do_extract
 
     if frame is not None and function is not None:
         raise click.UsageError("use --frame or --function, not both")
+    gpus = _gpus(gpus)
     b = _load_bundle(bundle)
-    console = _console()
-    with console.status("extracting the failing call...", spinner="dots"):
-        report = do_extract(b, frame=frame, function=function)
+    kwargs = dict(frame=frame, function=function, backend=backend, image=image, timeout=timeout, network=network,
+                  gpus=gpus)
+    try:
+        if as_json or not sys.stderr.isatty():
+            say = (lambda msg: None) if as_json else (lambda msg: click.echo(f"reprex: {msg}", err=True))
+            report = do_extract(b, progress=say, **kwargs)
+        else:
+            from rich.text import Text
+
+            with _console().status("extracting the failing call...", spinner="dots") as status:
+                report = do_extract(b, progress=lambda msg: status.update(Text(msg)), **kwargs)
+    except JudgeUnavailable as exc:
+        _fail(exc.reason, 3)
     target = output or (bundle if not bundle.startswith(("http://", "https://", "s3://", "gs://")) else None)
     written = None
     if report.bundle is not None:
@@ -152,13 +180,15 @@ def extract(bundle, frame, function, output, as_json):
             written = str(report.bundle.write(target))
         except BundleError as exc:
             _fail(str(exc))
+        except OSError as exc:
+            _fail(f"cannot write {target}: {exc.strerror or exc}")
     if as_json:
         click.echo(json.dumps({**report.to_dict(), "written": written}))
-    else:
-        style = "bold green" if report.kept == "extracted" else "bold yellow"
-        console.print(f"[{style}]{report.kept}[/]: {report.message}")
+    else:  # the message holds bundle- and sandbox-made text: cleaned by extract, printed without markup
+        style = {"fg": "green", "bold": True} if report.kept == "extracted" else {"fg": "yellow", "bold": True}
+        click.echo(click.style(report.kept, **style) + f": {report.message}", err=True)
         if written:
-            console.print(f"wrote {written}; its entry is now repro.py (the original is under original/)")
+            click.echo(f"wrote {written}; its entry is now repro.py (the original is under original/)", err=True)
     sys.exit(0 if report.kept == "extracted" else 1)
 
 

@@ -3,6 +3,8 @@
 The "framework" here is a real package directory on a site-packages path, laid out
 like Ray's `import_attr` case: the user's config names an import path that can't work
 from where the code runs, and the error surfaces inside the framework's importer.
+Candidates are judged in a container (the default) or, for the user's own capture
+(`capture --extract`), by the local backend.
 """
 
 import json
@@ -72,7 +74,7 @@ def write(path: Path, text: str) -> Path:
 
 
 @pytest.fixture
-def project(tmp_path, monkeypatch):
+def project(tmp_path, monkeypatch, cache):
     site = tmp_path / "site" / "site-packages"
     write(site / "fw" / "__init__.py", "")
     write(site / "fw" / "utils.py", IMPORTER)
@@ -86,19 +88,19 @@ def project(tmp_path, monkeypatch):
         print(fw.serve.run(CONFIG))
     """)
     monkeypatch.setenv("PYTHONPATH", str(site))
-    monkeypatch.setenv("REPREX_CACHE_DIR", str(tmp_path / "cache"))
     return repo
 
 
-def test_extracts_the_importer_alone_and_replays_without_the_framework(project):
+@pytest.mark.docker
+def test_extracts_the_importer_alone_and_replays_without_the_framework(project, base_image):
     # The fixed path imports files the failing run never read: include them.
     result = capture_command([PY, "serve_app.py"], CaptureOptions(tee=False, include=["apps/**/*.py"]),
                              cwd=str(project))
     original = result.bundle
     assert original.manifest["expect"]["signature"]["types"] == ["ModuleNotFoundError"]
-    report = extract(original)
+    report = extract(original, backend="docker", image=base_image)  # judged in the sandbox
     assert report.kept == "extracted", report.message
-    assert report.function == "fw.utils.import_attr"
+    assert report.function == "fw.utils.import_attr" and report.backend == "docker"
     script = report.bundle.text("repro.py")
     assert "def import_attr(full_path" in script and "import fw" not in script  # inlined, no framework
     assert "SEPARATOR = ':'" in script or 'SEPARATOR = ":"' in script  # module-level names carried along
@@ -107,13 +109,16 @@ def test_extracts_the_importer_alone_and_replays_without_the_framework(project):
     assert m["entry"]["kind"] == "extracted" and m["original_entry"]["python_args"] == ["serve_app.py"]
     assert "original/repro.py" in report.bundle.files
     # The replay env has no framework at all: PYTHONPATH isn't passed to replays.
-    verdict = replay(report.bundle, ReplayOptions(backend="local"))
+    opts = ReplayOptions(backend="docker", image=base_image)
+    verdict = replay(report.bundle, opts)
     assert verdict.verdict == "reproduced", verdict.reason
     # The documented fix: dotted from the working-dir root.
     fixed = report.bundle
     fixed.files["repro.py"] = fixed.files["repro.py"].replace(b"'nested.main:app'", b"'apps.nested.main:app'")
     fixed.finalize()
-    assert replay(fixed, ReplayOptions(backend="local")).verdict == "fixed"
+    assert replay(fixed, opts).verdict == "fixed"
+    # and the local backend, for the user's own bundle, judges the same way
+    assert extract(original, backend="local").kept == "extracted"
 
 
 def test_a_frame_that_cannot_be_isolated_keeps_the_full_script(project):
@@ -132,8 +137,9 @@ def test_a_frame_that_cannot_be_isolated_keeps_the_full_script(project):
 def test_cli_extract_in_place_and_capture_extract(project):
     proc = subprocess.run([PY, "-m", "reprex", "capture", "-q", "--extract", "--", PY, "serve_app.py"],
                           cwd=project, capture_output=True, text=True, timeout=180, env=os.environ.copy())
-    assert proc.returncode == 0, proc.stderr
-    assert "kept the extracted call fw.utils.import_attr()" in proc.stderr
+    # the user's own fresh capture: judged by the local backend, no Docker needed
+    assert "kept the extracted call fw.utils.import_attr() (inlined); it fails the same way on its own (local)" \
+        in proc.stderr, proc.stderr
     bundle = Bundle.read(project / "serve_app.reprex.zip")
     assert bundle.manifest["extracted"]["function"] == "fw.utils.import_attr"
     assert bundle.manifest["entry"]["kind"] == "extracted"

@@ -132,7 +132,9 @@ def _extract(path: Path, qualname: str | None) -> str:
     try:
         from reprex.extract import extract_into
 
-        report = extract_into(path, function=qualname) if qualname else extract_into(path)
+        # the worker's own bundle, just written: judged on this machine (the local backend)
+        report = extract_into(path, function=qualname, backend="local") if qualname else \
+            extract_into(path, backend="local")
         return f"{report.kept}: {report.message}"
     except Exception as exc:  # the bundle as written stays valid
         return f"original: extraction failed ({type(exc).__name__}: {exc})"
