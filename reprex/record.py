@@ -318,18 +318,25 @@ def format_exception(exc: dict | None, *, _depth: int = 0) -> str:
     return "".join(parts)
 
 
-def outcome_text(out: Outcome) -> str:
-    """The original failure as text: the traceback, the crash dump, or the exit status."""
+def outcome_text(out: Outcome, scrub=None) -> str:
+    """The original failure as text: the traceback, the crash dump, or the exit status.
+
+    ``scrub`` (the redactor's text scrub) runs on the whole text before any cut, so a cut
+    never leaves a fragment of a secret the redactor can no longer recognise."""
+    scrub = scrub or (lambda t: t)
     if out.outcome in ("exception", "exit") and out.exception:
         text = format_exception(out.exception)
         if out.outcome == "exit":
             text = f"(process exited with status {out.exit_code}; traceback recovered from its output)\n" + text
-        return text
+        return scrub(text)
     if out.outcome in ("signal", "timeout"):
         head = (f"Process killed by {out.signal}\n" if out.outcome == "signal"
                 else f"Timed out after {out.duration_s:.1f}s; stacks at that moment:\n")
-        return head + out.fault_text
+        return scrub(head + out.fault_text)
     if out.outcome == "exit":
-        stderr = "".join(text for stream, text in out.output_tail if stream == "stderr")
-        return f"Process exited with status {out.exit_code}\n" + stderr[-8000:]
-    return "The run succeeded.\n"
+        stderr = scrub("".join(text for stream, text in out.output_tail if stream == "stderr"))
+        if len(stderr) > 8000:  # cut at a line break, after scrubbing
+            cut = stderr[-8000:]
+            stderr = cut.split("\n", 1)[1] if "\n" in cut else cut
+        return f"Process exited with status {out.exit_code}\n" + stderr
+    return scrub("The run succeeded.\n")

@@ -47,6 +47,8 @@ __all__ = [
     "USER_PLACEHOLDER",
     "HOME_PLACEHOLDER",
     "KINDS",
+    "looks_secret_name",
+    "name_class",
     "Redaction",
     "Redactor",
 ]
@@ -83,6 +85,17 @@ KINDS = (
     "stripe-key",
     "url-credentials",
     "username",
+    "basic-auth",  # user:password pairs found by decoding (Basic headers, base64 blobs)
+    "cut-fragment",  # base64 lines left at the start of a cut text (a key whose BEGIN line was cut)
+    # vendor formats (gitleaks' default rules with a fixed prefix)
+    "twilio-key", "mailgun-key", "shopify-token", "square-token", "databricks-token",
+    "digitalocean-token", "doppler-token", "dynatrace-token", "atlassian-token", "postman-token",
+    "pulumi-token", "grafana-token", "vault-token", "terraform-token", "linear-token",
+    "sentry-token", "newrelic-key", "age-secret-key", "twitter-token", "alibaba-key",
+    "facebook-token", "planetscale-token", "prefect-token", "readme-token", "rubygems-token",
+    "sendinblue-key", "duffel-token", "easypost-token", "flutterwave-key", "frameio-token",
+    "flyio-token", "clojars-token", "cloudflare-key", "nuget-key", "artifactory-key",
+    "azure-client-secret", "telegram-bot-token",
 )
 
 
@@ -250,6 +263,22 @@ def _name_class(name: str, strict: bool) -> str | None:
     return None
 
 
+def looks_secret_name(name: str | bytes, *, strict: bool = True) -> bool:
+    """The one rule for "this name looks secret" (a variable, key, header, flag,
+    attribute, class or file stem). ``strict=False`` is the broad rule for
+    environment variable names (any ``*_KEY``, ``*_PRIVATE*``, ``*SESSION*``)."""
+    if isinstance(name, (bytes, bytearray)):
+        name = bytes(name).decode("utf-8", "replace")
+    if not isinstance(name, str) or len(name) > 200:
+        return False
+    return _name_class(name, strict) is not None
+
+
+def name_class(name: str, strict: bool = True) -> str | None:
+    """``password`` / ``authorization`` / ``strong`` / ``weak`` / None (see :func:`looks_secret_name`)."""
+    return _name_class(name, strict) if isinstance(name, str) and len(name) <= 200 else None
+
+
 def _flag_class(name: str) -> str | None:
     """A command-line flag (``--token``): naming it is intent, so weak is strong."""
     cls = _name_class(name, True)
@@ -334,6 +363,7 @@ def _value_is_secret(key: str, cls: str, inner: str, quoted: bool) -> bool:
 
 
 _SEGMENT_SPLIT = re.compile(r"[-_]")
+_PORT_THEN_PATH = re.compile(r"\d{1,5}(?:[/?#]|$)")
 
 
 def _sk_key_like(s: str, m: re.Match[str]) -> bool:
@@ -416,7 +446,7 @@ class _Patterns:
             # rejected at each position in O(1) instead of being rescanned.
             return c(re.escape(prefix) + r"(?<![%s].{%d})" % (left, len(prefix)) + rest)
 
-        self.tokens = [
+        tokens = [
             ("github-token", tok("gh", r"[pousr]_[A-Za-z0-9]{30,255}\b")),
             ("github-token", tok("github_pat_", r"[A-Za-z0-9_]{30,255}\b")),
             ("gitlab-token", tok("gl", r"(?:pat|dt|rt|ptt|cbt|oas|ft|imt|agent|soat)-[A-Za-z0-9_-]{20,}")),
@@ -434,14 +464,65 @@ class _Patterns:
             ("pypi-token", tok("pypi-AgE", r"[A-Za-z0-9_-]{40,}")),
             ("npm-token", tok("npm_", r"[A-Za-z0-9]{36}\b")),
             ("jwt", tok("eyJ", r"[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*")),
+            # Formats from gitleaks' default rule set that carry a vendor prefix (the list
+            # checked is in _GITLEAKS_CHECKED); keyword-only rules are the key = value rules.
+            ("stripe-key", tok("whsec_", r"[A-Za-z0-9+/=]{24,}")),
+            ("twilio-key", tok("SK", r"[0-9a-fA-F]{32}\b")),
+            ("mailgun-key", tok("key-", r"[0-9a-f]{32}\b")),
+            ("shopify-token", tok("shp", r"(?:at|ca|pa|ss)_[a-fA-F0-9]{32}\b")),
+            ("square-token", tok("sq0", r"(?:atp|csp)-[0-9A-Za-z_-]{22,60}")),
+            ("square-token", tok("EAAA", r"[0-9A-Za-z_+-]{60}\b")),
+            ("databricks-token", tok("dapi", r"[a-f0-9]{32}(?:-\d)?\b")),
+            ("digitalocean-token", tok("do", r"[por]_v1_[a-f0-9]{64}\b")),
+            ("doppler-token", tok("dp.", r"(?:pt|st|sa|scim|audit|ct)\.[A-Za-z0-9]{40,44}")),
+            ("dynatrace-token", tok("dt0c01.", r"[A-Za-z0-9]{24}\.[A-Za-z0-9]{64}")),
+            ("atlassian-token", tok("ATATT3", r"[A-Za-z0-9_=-]{100,}")),
+            ("postman-token", tok("PMAK-", r"[a-f0-9]{24}-[a-f0-9]{34}")),
+            ("pulumi-token", tok("pul-", r"[a-f0-9]{40}\b")),
+            ("grafana-token", tok("glc_", r"[A-Za-z0-9+/]{32,400}={0,2}")),
+            ("grafana-token", tok("glsa_", r"[A-Za-z0-9]{32}_[A-Fa-f0-9]{8}")),
+            ("vault-token", tok("hv", r"[sb]\.[A-Za-z0-9_-]{24,}")),
+            ("terraform-token", c(r"\.atlasv1\.(?P<v>[A-Za-z0-9_=-]{60,70})")),
+            ("linear-token", tok("lin_api_", r"[A-Za-z0-9]{40}\b")),
+            ("sentry-token", tok("sntrys_", r"[A-Za-z0-9+/=_-]{50,}")),
+            ("sentry-token", tok("sntryu_", r"[a-f0-9]{64}\b")),
+            ("newrelic-key", tok("NRAK-", r"[A-Z0-9]{27}\b")),
+            ("age-secret-key", tok("AGE-SECRET-KEY-1", r"[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}")),
+            ("twitter-token", tok("AAAAAAAAAAAAAAAAAAAAA", r"[A-Za-z0-9%]{30,}")),
+            ("alibaba-key", tok("LTAI", r"[A-Za-z0-9]{20}\b")),
+            ("facebook-token", tok("EAA", r"[MC][A-Za-z0-9]{100,}")),
+            ("planetscale-token", tok("pscale_", r"(?:tkn|pw|oauth)_[A-Za-z0-9=._-]{32,64}")),
+            ("prefect-token", tok("pnu_", r"[A-Za-z0-9]{36}\b")),
+            ("readme-token", tok("rdme_", r"[a-z0-9]{70}\b")),
+            ("rubygems-token", tok("rubygems_", r"[a-f0-9]{48}\b")),
+            ("sendinblue-key", tok("xkeysib-", r"[a-f0-9]{64}-[A-Za-z0-9]{16}")),
+            ("duffel-token", tok("duffel_", r"(?:test|live)_[A-Za-z0-9_=-]{43}")),
+            ("easypost-token", tok("EZ", r"[AT]K[A-Za-z0-9]{54}")),
+            ("flutterwave-key", tok("FLWSECK", r"(?:_TEST)?-[a-hA-H0-9]{32}-X")),
+            ("frameio-token", tok("fio-u-", r"[A-Za-z0-9_=-]{64}")),
+            ("flyio-token", tok("fo1_", r"[A-Za-z0-9_-]{43}")),
+            ("flyio-token", tok("fm2_", r"[A-Za-z0-9+/]{100,}={0,3}")),
+            ("clojars-token", tok("CLOJARS_", r"[a-z0-9]{60}")),
+            ("huggingface-token", tok("api_org_", r"[A-Za-z0-9]{34}\b")),
+            ("google-oauth-token", tok("GOCSPX-", r"[A-Za-z0-9_-]{28}")),
+            ("cloudflare-key", tok("v1.0-", r"[a-f0-9]{24}-[a-f0-9]{146}")),
+            ("nuget-key", tok("oy2", r"[a-z0-9]{43}\b")),
+            ("artifactory-key", tok("AKCp", r"[A-Za-z0-9]{69}")),
+            ("gitlab-token", tok("GR1348941", r"[A-Za-z0-9_-]{20}")),
+            ("azure-client-secret", c(r"[A-Za-z0-9_~.]{3}\dQ~[A-Za-z0-9_~.-]{31,34}(?<=Q~.{31})")),
+            ("telegram-bot-token", c(r"(?<![0-9])[0-9]{8,10}:AA[A-Za-z0-9_-]{33}(?![A-Za-z0-9_-])")),
         ]
+        guards = {"azure-client-secret": "Q~", "telegram-bot-token": ":AA"}
+        self.tokens = [(kind, rx, guards.get(kind) or _literal_prefix(rx.pattern)) for kind, rx in tokens]
         self.auth_lc = c(
             r"""authori[sz]ation(?P<sep>\\?["']?[ \t]*[:=][ \t]*\\?["']?)"""
             r"(?:(?P<scheme>" + "|".join(re.escape(x) for x in _AUTH_SCHEMES) + r")[ \t]+"
             r"""(?P<sval>[^\r\n'"\\]+)|(?P<val>[^\s'"\\,;{}$%<]+))"""
         )
         self.bearer_lc = c(r"bearer[ \t]+(?P<val>[a-z0-9._~+/-]{8,}=*)")
-        self.url = c(r"://(?P<ui>[^\s/?#'\"<>\\]+)@")
+        # userinfo: a user part without / ? # : @, then an optional password that may hold
+        # any character but @ and white space (`app:Tq3/Zx9+Lm@db`: drivers read it so)
+        self.url = c(r"://(?P<ui>[^\s/?#:@'\"<>\\]*(?::[^\s@'\"<>\\]*)?)@")
         self.query_lc = c(
             r"[?&;](?:access_token|refresh_token|id_token|auth_token|token|api_key"
             r"|apikey|api-key|key|client_secret|secret|password|passwd|pwd|sig|signature"
@@ -482,11 +563,50 @@ class _Patterns:
             re.M,
         )
         self.netrc_ctx_lc = c(r"\b(?:machine|default)\b")
+        # ("X-Api-Key", "value"), [b"authorization", b"..."], ('password', 'x'): a pair
+        # whose first item names the second
+        _item = r"""(?:(?!(?P=%s))[^\\\n]|\\.){1,4096}"""
+        self.pair_lc = c(
+            r"""[(\[][ \t]*b?(?P<q>['"])(?P<key>[a-z_][\w.-]{0,80})(?P=q)[ \t]*,[ \t]*b?(?P<q2>['"])"""
+            r"(?P<val>" + _item % "q2" + r")(?P=q2)"
+        )
+        # auth=("user", "pw"), HTTPBasicAuth("user", "pw"), smtp.login("user", "pw"),
+        # 'credentials': ['user', 'pw']: the second item is a password
+        self.cred_call_lc = c(
+            r"""(?P<kw>auth|basicauth|digestauth|proxyauth|credentials?|creds|login|password_credentials)"""
+            r"""['"]?[ \t]*[=:]?[ \t]*[(\[][ \t]*b?(?P<q>['"])(?:(?!(?P=q))[^\\\n]|\\.){0,256}(?P=q)[ \t]*,"""
+            r"""[ \t]*b?(?P<q2>['"])(?P<val>""" + _item % "q2" + r")(?P=q2)"
+        )
+        # a YAML key whose value is on the next lines: `password:` / `token: >-` / `key: |`
+        self.yaml_key_lc = c(
+            r"^(?P<ind>[ \t]*)(?:-[ \t]+)?(?P<key>[a-z_][\w.-]{0,100})[ \t]*:[ \t]*"
+            r"(?P<block>[|>][-+0-9]{0,3})?[ \t]*(?:#[^\n]*)?\r?$",
+            re.M,
+        )
+        # base64 / base64url runs: decoded and scrubbed
+        self.b64 = c(r"[A-Za-z0-9+/_=-]{16,}")
+        # UTF-16/32 text shown as escapes in a bytes repr: b'A\\x00K\\x00...'
+        # (one pattern for either byte order: the NULs are dropped, whatever their side)
+        _ch = r"[\x20\x21\x23-\x26\x28-\x5b\x5d-\x7e]"
+        self.escaped_wide = c(r"(?:\\x00){0,3}(?:%s(?:\\x00){1,3}){5,}%s?" % (_ch, _ch))
+        # UTF-16/32 runs of printable ASCII in raw bytes
+        self.wide_views = [
+            (re.compile(rb"(?:[\x20-\x7e]\x00\x00\x00){6,}"), "utf-32-le"),
+            (re.compile(rb"(?:\x00\x00\x00[\x20-\x7e]){6,}"), "utf-32-be"),
+            (re.compile(rb"(?:[\x20-\x7e]\x00){6,}"), "utf-16-le"),
+            (re.compile(rb"(?:\x00[\x20-\x7e]){6,}"), "utf-16-be"),
+        ]
         # curl -u user:pass, --user=user:pass, ['-u', 'user:pass']
         self.user_flag_lc = c(
             r"""-(?<![\w-]-)(?:u|-user|-proxy-user)(?:[ \t=]+|(?P<q>['"]),[ \t]*['"])"""
             r"""[^\s:'"<>]+:(?P<val>[^\s'"<>]+)"""
         )
+
+
+def _literal_prefix(pattern: str) -> str:
+    """The literal text a pattern starts with (each token pattern has one): a cheap guard."""
+    m = re.match(r"(?:\\[^A-Za-z0-9]|[A-Za-z0-9_~-])+", pattern)
+    return re.sub(r"\\(.)", r"\1", m.group()) if m else ""
 
 
 _PATTERNS: _Patterns | None = None
@@ -581,6 +701,91 @@ def _scan(
         edit.put(start, end, text)
         pos = max(end, m.start() + 1)
     return edit.result()
+
+
+def _scan_bytes(
+    pattern: re.Pattern[bytes], src: bytes, handle: Callable[[re.Match[bytes]], tuple[int, int, bytes] | None]
+) -> bytes:
+    """:func:`_scan` for bytes (declined matches resume at their end)."""
+    parts: list[bytes] = []
+    last = pos = 0
+    while True:
+        m = pattern.search(src, pos)
+        if m is None:
+            break
+        r = handle(m)
+        pos = max(m.end(), m.start() + 1)
+        if r is not None:
+            parts.append(src[last:r[0]])
+            parts.append(r[2])
+            last = r[1]
+    if not parts:
+        return src
+    parts.append(src[last:])
+    return b"".join(parts)
+
+
+_PEM_BODY_LINE = re.compile(r"[ \t'\"]*(?:[A-Za-z0-9+/=]{16,}|[A-Za-z-]+: [^\n]{0,200}|)[ \t'\"]*(?:\\r)?")
+_PEM_BODY_AFTER_QUOTE = re.compile(r"""['"]([A-Za-z0-9+/=]{16,})[ \t]*(?:\\r)?$""")
+_PCT = re.compile(r"%[0-9A-Fa-f]{2}")
+_PCT_RUN = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789%._~+-")
+_USER_PASS = re.compile(r"[^\s:]{1,64}:[^\s]{6,}")
+_YAML_ENTRY = re.compile(r"[ \t]*(?:-(?:[ \t]|$)|[\w.\"'-]+[ \t]*:(?:[ \t]|$))")
+_CUT_HEAD = re.compile(r"(?:\[\.\.\. [^\n]{0,80}cut[^\n]{0,80}\]\r?\n)?(?P<body>)(?:[ \t]*[A-Za-z0-9+/=]{16,}[ \t]*\r?\n)+")
+
+
+def _pem_body_start(s: str, end: int) -> int:
+    """Start of the run of base64 (and PEM header) lines just above ``end`` (the
+    ``-----END`` line), with real or escaped (``\\n``) line breaks; ``end`` if none."""
+    start = end
+    limit = max(0, end - 65536)
+    i = end
+    while i > limit:
+        j = i
+        while j > limit and s[j - 1] in " \t":
+            j -= 1
+        if s.endswith("\\n", limit, j):
+            j -= 2
+        elif j > limit and s[j - 1] == "\n":
+            j -= 1
+        else:
+            break
+        k = j
+        while k > limit and s[k - 1] != "\n" and not s.endswith("\\n", limit, k):
+            k -= 1
+        line = s[k:j]
+        if not line.strip(" \t'\"\r") or not _PEM_BODY_LINE.fullmatch(line):
+            m = _PEM_BODY_AFTER_QUOTE.search(line)  # key = '<body>\n...: the first line
+            if m:
+                start = k + m.start(1)
+            break
+        start = i = k
+    return start
+
+
+def _mostly_printable(text: str) -> bool:
+    if not text:
+        return False
+    bad = sum(1 for c in text if not (c.isprintable() or c in "\n\r\t"))
+    return bad * 20 <= len(text)
+
+
+def _b64decode(run: str) -> bytes | None:
+    """Decode a base64 or base64url run (padding optional); None if it isn't one."""
+    import binascii
+
+    body = run.rstrip("=")
+    if len(body) % 4 == 1:
+        return None
+    padded = body + "=" * (-len(body) % 4)
+    try:
+        if "-" in body or "_" in body:
+            if "+" in body or "/" in body:
+                return None
+            return base64.urlsafe_b64decode(padded)
+        return base64.b64decode(padded, validate=True)
+    except (binascii.Error, ValueError):
+        return None
 
 
 # --------------------------------------------------------------------------
@@ -747,7 +952,7 @@ class Redactor:
         self._merge(counts)
         return out
 
-    def _scrub(self, s: str, where: str, counts: Counts) -> str:
+    def _scrub(self, s: str, where: str, counts: Counts, depth: int = 0) -> str:
         p = self._p
 
         def add(kind: str) -> None:
@@ -763,13 +968,26 @@ class Redactor:
                 return m.start(), stop, _ph("pem-private-key")
 
             s = _scan(p.pem_begin, s, s, pem)
+        # 1b. An END line whose BEGIN was cut off (an output tail): the base64 lines above it.
+        if "-----END" in s and "PRIVATE KEY" in s:
+            def orphan(m: re.Match[str]) -> tuple[int, int, str] | None:
+                start = _pem_body_start(s, m.start())
+                if start == m.start():
+                    return None
+                add("pem-private-key")
+                return start, m.end(), _ph("pem-private-key")
+
+            s = _scan(p.pem_end, s, s, orphan, lambda m: m.end())
 
         # 2. Literal secrets.
         if self._literals:
             s = self._scrub_literals(s, add)
 
         # 3. Token shapes (case-sensitive, on the text itself).
-        for kind, rx in p.tokens:
+        for kind, rx, guard in p.tokens:
+            if guard not in s:
+                continue  # (a substring test is far cheaper than a regex scan)
+
             def token(m: re.Match[str], kind: str = kind) -> tuple[int, int, str] | None:
                 if m.re.groups:
                     start, end = m.span("v")
@@ -838,6 +1056,8 @@ class Redactor:
                     return None  # no scheme
                 ui = m["ui"]
                 user, colon, pw = ui.partition(":")
+                if colon and _PORT_THEN_PATH.match(pw):
+                    return None  # host:8080/path@x: a port and a path, no password
                 if colon:
                     # `TOKEN:@host` (Gemfury, `__token__:@`-style indexes): the user part is the secret
                     if not pw and not (user and (_looks_like_token(user) or user == "__token__")):
@@ -874,6 +1094,14 @@ class Redactor:
 
             # 7b. key = value pairs whose key looks secret.
             relower(self._scrub_kv(s, low, add))
+
+        # 7c. Values beside a secret-looking name that `key = value` can't see: pairs
+        # (("X-Api-Key", "..."), header lists), credential call shapes (auth=("u", "pw")),
+        # YAML values on the next line or in block scalars.
+        if "," in s:
+            relower(self._scrub_pairs(s, low, add))
+        if ":" in s and "\n" in s:
+            relower(self._scrub_yaml_blocks(s, low, add))
 
         # 8. --password VALUE flags, .netrc passwords.
         if "-" in s:
@@ -915,6 +1143,11 @@ class Redactor:
                 return m.start("val"), m.end("val"), _ph("password")
 
             relower(_scan(p.netrc_lc, low, s, netrc, lambda m: m.start("val")))
+
+        # 8b. Encoded secrets: base64 runs (and Basic credentials), percent-encoded runs,
+        # UTF-16/UTF-32 bytes shown as escapes, each decoded and scrubbed (two levels deep).
+        if depth < 2:
+            relower(self._scrub_encoded(s, add, depth))
 
         # 9. Machine identity: home (before user name), hostname, user name.
         if self._ident_re is not None:
@@ -1021,20 +1254,236 @@ class Redactor:
     def bytes(self, b: bytes, where: str) -> bytes:
         """Scrub file contents. UTF-8 with surrogateescape round-trips any bytes,
         so binary files get the same scrubbing (literal secrets embedded as ASCII
-        are caught); UTF-16LE copies of literal secrets are replaced as well."""
+        are caught); UTF-16/UTF-32 runs of text are decoded and scrubbed too."""
         if not b:
             return b
-        s = b.decode("utf-8", "surrogateescape")
-        out = self.text(s, where).encode("utf-8", "surrogateescape")
-        if self._utf16 and b"\x00" in out:
-            counts: Counts = {}
-            for needle, rep, kind in self._utf16:
-                k = out.count(needle)
-                if k:
-                    out = out.replace(needle, rep)
-                    counts[(kind, where)] = counts.get((kind, where), 0) + k
-            self._merge(counts)
+        counts: Counts = {}
+        out = self._bytes(b, where, counts, 0)
+        self._merge(counts)
         return out
+
+    def _bytes(self, b: bytes, where: str, counts: Counts, depth: int) -> bytes:
+        s = b.decode("utf-8", "surrogateescape")
+        out = self._scrub(s, where, counts, depth).encode("utf-8", "surrogateescape")
+        if b"\x00" not in out:
+            return out
+        for needle, rep, kind in self._utf16:
+            k = out.count(needle)
+            if k:
+                out = out.replace(needle, rep)
+                counts[(kind, where)] = counts.get((kind, where), 0) + k
+        if depth >= 2:
+            return out
+        for rx, enc in self._p.wide_views:
+            def view(m: re.Match[bytes], enc: str = enc) -> tuple[int, int, bytes] | None:
+                try:
+                    text = m.group().decode(enc)
+                except UnicodeDecodeError:
+                    return None
+                kinds = self._hits(text, depth + 1)
+                if not kinds:
+                    return None
+                counts[(kinds[0], where)] = counts.get((kinds[0], where), 0) + 1
+                return m.start(), m.end(), _ph(kinds[0]).encode(enc)
+
+            out = _scan_bytes(rx, out, view)
+        return out
+
+    # -- asking without scrubbing ----------------------------------------------------
+
+    def finds(self, data: str | bytes) -> list[str]:
+        """The kinds this redactor would replace in ``data`` (text or bytes, with every
+        decoding it tries), without counting them: for deciding what to leave out."""
+        if not data:
+            return []
+        counts: Counts = {}
+        if isinstance(data, (bytes, bytearray)):
+            self._bytes(bytes(data), "", counts, 0)
+        else:
+            self._scrub(data, "", counts, 0)
+        return sorted({k for (k, _), n in counts.items() if n})
+
+    def _hits(self, text: str, depth: int) -> list[str]:
+        counts: Counts = {}
+        self._scrub(text, "", counts, depth)
+        return [k for (k, _), n in sorted(counts.items(), key=lambda kv: -kv[1]) if n]
+
+    def _decoded_hits(self, data: bytes, depth: int, basic: bool = False) -> list[str]:
+        """Kinds found in decoded bytes: as UTF-8 text (a ``user:password`` pair counts
+        when the text is nothing else), and as UTF-16/32 text."""
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+        if text is not None and _mostly_printable(text):
+            kinds = self._hits(text, depth)
+            if kinds:
+                return kinds
+            if _USER_PASS.fullmatch(text.strip()) and (basic or len(text.strip()) >= 12):
+                return ["basic-auth"]
+            return []
+        if b"\x00" in data:
+            counts: Counts = {}
+            self._bytes(data, "", counts, depth)
+            return [k for (k, _), n in counts.items() if n]
+        return []
+
+    def text_after_cut(self, s: str, where: str) -> str:
+        """Scrub a text whose beginning was cut off (an output tail): base64 lines left
+        at its start are what remains of something whose first line is gone (a key's
+        BEGIN line), so they go too."""
+        m = _CUT_HEAD.match(s)
+        if m and m.end() > m.start("body"):
+            self._count("cut-fragment", where)
+            s = s[:m.start("body")] + _ph("cut-fragment") + "\n" + s[m.end():]
+        return self.text(s, where)
+
+    # -- context rules -------------------------------------------------------------
+
+    def _scrub_pairs(self, s: str, low: str, add: Callable[[str], None]) -> str:
+        p = self._p
+
+        def pair(m: re.Match[str]) -> tuple[int, int, str] | None:
+            key = s[m.start("key"):m.end("key")]
+            cls = _name_class(key, True)
+            if cls is None:
+                return None
+            vs, ve = m.span("val")
+            if not _value_is_secret(key, cls, s[vs:ve], True):
+                return None
+            kind = _cls_kind(cls)
+            add(kind)
+            return vs, ve, _ph(kind)
+
+        s2 = _scan(p.pair_lc, low, s, pair, lambda m: m.start("val"))
+        if s2 is not s:
+            s, low = s2, _lower(s2)
+        if "auth" in low or "cred" in low or "login" in low or "password" in low:
+            def cred(m: re.Match[str]) -> tuple[int, int, str] | None:
+                if _word_char_before(low, m.start()) and not m.group("kw").endswith("auth"):
+                    return None  # (HTTPBasicAuth, session.auth: any prefix; login/creds: a word)
+                vs, ve = m.span("val")
+                inner = s[vs:ve]
+                if not _value_is_secret("password", "password", inner, True):
+                    return None
+                add("password")
+                return vs, ve, _ph("password")
+
+            s = _scan(p.cred_call_lc, low, s, cred, lambda m: m.start("val"))
+        return s
+
+    def _scrub_yaml_blocks(self, s: str, low: str, add: Callable[[str], None]) -> str:
+        """``password:`` then an indented value on the next lines, or ``token: >-`` /
+        ``key: |`` block scalars: the whole value goes."""
+        edit = _Edit(s)
+        last = 0
+        for m in self._p.yaml_key_lc.finditer(low):
+            if m.start() < last:
+                continue
+            key = s[m.start("key"):m.end("key")]
+            cls = _name_class(key, True)
+            if cls is None:
+                continue
+            indent = len(m.group("ind").expandtabs())
+            block = m.group("block")
+            pos = m.end()
+            first = end = -1
+            while pos < len(s):
+                nl = s.find("\n", pos + 1)
+                line_end = len(s) if nl < 0 else nl
+                line = s[pos + 1:line_end] if s[pos] == "\n" else s[pos:line_end]
+                start = line_end - len(line)
+                if line.strip():
+                    if len(line) - len(line.lstrip(" \t")) <= indent:
+                        break
+                    if first < 0:
+                        if not block and _YAML_ENTRY.match(line):
+                            break  # a nested mapping or list: its own keys are judged
+                        first = start + len(line) - len(line.lstrip(" \t"))
+                    end = start + len(line.rstrip())
+                if nl < 0:
+                    break
+                pos = nl
+            if first < 0:
+                continue
+            value = s[first:end].strip()
+            judged = value.split(None, 1)[0] if cls == "weak" else value  # token: prose is not a token
+            if not _value_is_secret(key, cls, judged, True):
+                continue
+            kind = _cls_kind(cls)
+            add(kind)
+            edit.put(first, end, _ph(kind))
+            last = end
+        return edit.result()
+
+    # -- encodings -------------------------------------------------------------------
+
+    def _scrub_encoded(self, s: str, add: Callable[[str], None], depth: int) -> str:
+        p = self._p
+
+        if len(s) >= 16:
+            # (a plain finditer loop: this runs on every run of 16+ word characters)
+            edit = _Edit(s)
+            for m in p.b64.finditer(s):
+                run = m.group()
+                if run.islower() or run.isupper():
+                    continue  # hex digests, paths, identifiers: base64 of text mixes cases
+                offset = m.start()
+                for piece in (run.split("=") if "=" in run.rstrip("=") else (run,)):
+                    # (`key=c2stcHJv...`: the run holds a name and a value)
+                    start = offset
+                    offset += len(piece) + 1
+                    if len(piece) < 16 or piece.islower() or piece.isupper():
+                        continue
+                    end = start + len(piece)
+                    while end < m.end() and s[end] == "=":
+                        end += 1
+                    data = _b64decode(s[start:end])
+                    if data is None or len(data) < 8:
+                        continue
+                    basic = s[max(0, start - 6):start].lower().rstrip() == "basic"
+                    kinds = self._decoded_hits(data, depth + 1, basic=basic)
+                    if kinds:
+                        add(kinds[0])
+                        edit.put(start, end, _ph(kinds[0]))
+            s = edit.result()
+        if "%" in s:
+            s = self._scrub_percent(s, add, depth)
+        if "\\x00" in s:
+            def esc(m: re.Match[str]) -> tuple[int, int, str] | None:
+                text = m.group().replace("\\x00", "")
+                kinds = self._hits(text, depth + 1)
+                if not kinds:
+                    return None
+                add(kinds[0])
+                return m.start(), m.end(), _ph(kinds[0])
+
+            s = _scan(p.escaped_wide, s, s, esc, lambda m: m.end())
+        return s
+
+    def _scrub_percent(self, s: str, add: Callable[[str], None], depth: int) -> str:
+        from urllib.parse import unquote, unquote_plus
+
+        edit = _Edit(s)
+        done = 0
+        for m in _PCT.finditer(s):
+            if m.start() < done:
+                continue
+            a, b = m.start(), m.end()
+            while a > done and s[a - 1] in _PCT_RUN:
+                a -= 1
+            while b < len(s) and s[b] in _PCT_RUN:
+                b += 1
+            done = b
+            run = s[a:b]
+            kinds: list[str] = []
+            for decoded in {unquote(run), unquote_plus(run)}:
+                if decoded != run:
+                    kinds = kinds or self._hits(decoded, depth + 1)
+            if kinds:
+                add(kinds[0])
+                edit.put(a, b, _ph(kinds[0]))
+        return edit.result()
 
     # -- objects ---------------------------------------------------------------
 
@@ -1106,7 +1555,8 @@ class Redactor:
         if isinstance(o, Mapping):
             out = {}
             for k, v in o.items():
-                cls = _name_class(k, True) if isinstance(k, str) else None
+                cls = name_class(k if isinstance(k, str) else k.decode("utf-8", "replace")) \
+                    if isinstance(k, (str, bytes)) else None
                 nk = self._obj(k, where, depth + 1)
                 if cls is not None:
                     out[nk] = self._secret_value(v, k, cls, where, depth)
@@ -1114,6 +1564,11 @@ class Redactor:
                     out[nk] = self._obj(v, where, depth + 1)
             return out
         if isinstance(o, (list, tuple)):
+            if len(o) == 2 and isinstance(o[0], (str, bytes)) and isinstance(o[1], (str, bytes, bytearray)):
+                cls = name_class(o[0] if isinstance(o[0], str) else o[0].decode("utf-8", "replace"))
+                if cls is not None:  # ("X-Api-Key", "..."), (b"authorization", b"Bearer ...")
+                    pair = [self._obj(o[0], where, depth + 1), self._secret_value(o[1], str(o[0]), cls, where, depth)]
+                    return pair if isinstance(o, list) else (type(o)(*pair) if hasattr(o, "_fields") else tuple(pair))
             res = []
             flag, flag_cls = "", None
             for x in o:

@@ -1,14 +1,16 @@
 """Pick the local files a run read, within a size budget, for the bundle's files/.
 
 Only files under the working directory are taken (plus the entry script), with
-paths relative to it. Files that are secrets as a whole (keys, .env, .netrc) are
-listed, never copied, unless the user includes them explicitly (then they are
-still redacted like every other carrier).
+paths relative to it. Files that are secrets as a whole (keys, .env, .netrc, a
+`secrets/` directory, a file that is one token) are listed with the reason, never
+copied, unless the user includes them explicitly (then they are still redacted like
+every other carrier).
 """
 
 from __future__ import annotations
 
 import fnmatch
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -77,8 +79,9 @@ def collect_inputs(cwd: Path, *, script: Path | None, opened: Iterable[str], app
         if _matches(rel, exclude):
             out.skipped.append({"path": rel, "size": size, "reason": "excluded"})
             continue
-        if not (explicit and _matches(rel, include)) and _matches(rel, SECRET_FILE_PATTERNS):
-            out.skipped.append({"path": rel, "size": size, "reason": "looks like a secrets file (use --include to add it)"})
+        secret = None if (explicit and _matches(rel, include)) else secret_file_reason(rel, real, size)
+        if secret:
+            out.skipped.append({"path": rel, "size": size, "reason": f"{secret} (use --include to add it)"})
             continue
         if not (explicit and _matches(rel, include)) and _is_binary(real):
             out.skipped.append({"path": rel, "size": size,
@@ -95,6 +98,46 @@ def collect_inputs(cwd: Path, *, script: Path | None, opened: Iterable[str], app
         if is_script:
             out.script_rel = rel
     return out
+
+
+_CODE_SUFFIXES = (".py", ".pyi", ".pyx")
+_SECRET_DIRS = frozenset({"secrets", ".secrets", "secret", "credentials", ".credentials", "private", "keys", ".ssh"})
+_ONE_TOKEN = re.compile(r"[\x21-\x7e]{8,4096}")
+_NOT_A_TOKEN = re.compile(r"v?\d+(?:\.\d+)+[\w.+-]*|[./~][\w./-]*|[a-z]+://[^@]*|true|false|none|null", re.I)
+
+
+def secret_file_reason(rel: str, path: Path, size: int) -> str | None:
+    """Why a file is a secret as a whole (so it is listed, never copied), or None.
+
+    By name: the usual credential files, anything under a `secrets/`-like directory, a
+    data file whose name says secret (`db_password.txt`, `key.txt`; code files are
+    scrubbed instead, so the program still runs). By content: a private key, a service
+    account, or a whole file that is one token-like line."""
+    from reprex.redact import name_class
+
+    if _matches(rel, SECRET_FILE_PATTERNS):
+        return "looks like a secrets file"
+    parts = rel.split("/")
+    if any(part.lower() in _SECRET_DIRS for part in parts[:-1]):
+        return "lies in a secrets directory"
+    stem = parts[-1].split(".", 1)[0] or parts[-1]
+    if not parts[-1].endswith(_CODE_SUFFIXES) and name_class(stem, strict=False) in ("password", "strong", "authorization"):
+        return "its name says it holds a secret"
+    if size > 64 * 1024:
+        return None
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(64 * 1024)
+    except OSError:
+        return None
+    if b"PRIVATE KEY-----" in head or (b'"private_key"' in head and b"service_account" in head):
+        return "holds a private key"
+    text = head.decode("utf-8", "replace").strip()
+    if "\n" not in text and _ONE_TOKEN.fullmatch(text) and not _NOT_A_TOKEN.fullmatch(text):
+        letters, digits = any(c.isalpha() for c in text), any(c.isdigit() for c in text)
+        if (letters and digits) or (len(text) >= 16 and text != text.lower() and text != text.upper()):
+            return "its whole content is one token-like line: looks like a secret"
+    return None
 
 
 def _is_binary(path: Path) -> bool:

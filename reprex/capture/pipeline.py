@@ -263,51 +263,75 @@ def _platform_summary(probes: dict) -> dict:
             "libc": libc, "release": value.get("release") or _platform.release(), "distro": distro or None}
 
 
-def _scrub_arguments(exc: dict | None, red, depth: int = 0) -> None:
+def _scrub_arguments(exc: dict | None, red, dropped: list | None = None, depth: int = 0) -> list[dict]:
     """Values text redaction can't judge: a local or argument whose NAME says secret
-    (`password='...'`) loses its value; argument pickles are base64, which patterns
-    can't see into, so their decoded bytes are scrubbed and one holding a secret is dropped."""
+    (`password='...'`) loses its value; argument pickles are judged by what they hold
+    (reprex.capture.pickles) and left out when in doubt; each left out is listed."""
+    dropped = [] if dropped is None else dropped
     if not exc or depth > 20:
-        return
-    import base64
-    import binascii
-
-    from reprex.redact import _name_class
+        return dropped
+    from reprex.redact import looks_secret_name
 
     for frame in exc.get("frames") or ():
         local_values = frame.get("locals") or {}
         for name in list(local_values):
-            if _name_class(name, True):
+            if looks_secret_name(name):
                 local_values[name] = "<redacted:config-secret>"
         for name, item in (frame.get("arg_values") or {}).items():
-            if _name_class(name, True):
-                item.pop("pickle", None)
+            if looks_secret_name(name):
+                if item.pop("pickle", None) is not None:
+                    item["pickle_dropped"] = "its name looks secret"
+                    dropped.append({"function": str(frame.get("qualname") or frame.get("function")),
+                                    "argument": name, "reason": item["pickle_dropped"]})
                 item["repr"] = "<redacted:config-secret>"
                 continue
-            text = item.get("repr")
-            clean_repr = True
-            if text is not None:
-                item["repr"] = red.text(text, "locals")
-                clean_repr = item["repr"] == text
-            blob = item.get("pickle")
-            if not blob:
-                continue
-            try:
-                raw = base64.b64decode(blob)
-            except (binascii.Error, ValueError):
-                item.pop("pickle")
-                continue
-            # Inside a pickle `{"password": "..."}` has no `=` or `:` for patterns to see, so
-            # a pickle is kept only when its value's repr is complete and came through the
-            # redactor unchanged, and its bytes hold no known secret either.
-            if text is None or not clean_repr or red.bytes(raw, "locals") != raw:
-                item.pop("pickle")
-                item["pickle_dropped"] = "may contain a secret" if text is not None else \
-                    "its value is too large to check for secrets"
+            why = _scrub_pickles(item, red)
+            if why:
+                dropped.append({"function": str(frame.get("qualname") or frame.get("function")),
+                                "argument": name, "reason": why})
     for key in ("cause", "context"):
-        _scrub_arguments(exc.get(key), red, depth + 1)
+        _scrub_arguments(exc.get(key), red, dropped, depth + 1)
     for child in exc.get("children") or ():
-        _scrub_arguments(child, red, depth + 1)
+        _scrub_arguments(child, red, dropped, depth + 1)
+    return dropped
+
+
+def _scrub_pickles(item: dict, red) -> str | None:
+    """Scrub one argument's repr and keep its pickle only if nothing in it could be a
+    secret; returns why the pickle was left out (None if kept or absent)."""
+    import base64
+    import binascii
+
+    from reprex.capture.pickles import verdict
+
+    text = item.get("repr")
+    clean_repr = True
+    if text is not None:
+        item["repr"] = red.text(text, "locals")
+        clean_repr = item["repr"] == text
+    blob = item.get("pickle")
+    if not blob:
+        return None
+    try:
+        raw = base64.b64decode(blob, validate=True)
+    except (binascii.Error, ValueError):
+        raw = None
+    why = ("not valid base64" if raw is None else
+           "its repr held a secret" if not clean_repr else verdict(raw, text, red))
+    if why:
+        item.pop("pickle")
+        item["pickle_dropped"] = why
+    return why
+
+
+def _scrub_tail(tail: list, red) -> list[list[str]]:
+    """The output tail, scrubbed; a chunk the tail cut into is scrubbed as cut text (what
+    is left of a key whose BEGIN line was cut off goes too)."""
+    out = []
+    for i, (stream, text) in enumerate(tail):
+        cut = i == 0 and text.startswith("[... earlier output cut")
+        out.append([stream, red.text_after_cut(text, stream) if cut else red.text(text, stream)])
+    return out
 
 
 def needs_network(outcome: Outcome) -> bool:
@@ -350,7 +374,7 @@ def build_bundle(outcome: Outcome, *, argv: list[str], cwd: Path, environ: dict,
 
     progress("redacting secrets")
     red = Redactor(environ)
-    _scrub_arguments(outcome.exception, red)
+    pickles_dropped = _scrub_arguments(outcome.exception, red)
     signature = redacted_signature(outcome, red)
     files: dict[str, bytes] = {}
     for rel, src in sorted(inputs.files.items()):
@@ -363,7 +387,7 @@ def build_bundle(outcome: Outcome, *, argv: list[str], cwd: Path, environ: dict,
     exception = red.obj(outcome.exception, "traceback") if outcome.exception else None
     run_record = {
         "outcome": red.obj(outcome.to_dict(), "locals"),
-        "output_tail": [[s, red.text(t, s)] for s, t in outcome.output_tail],
+        "output_tail": _scrub_tail(outcome.output_tail, red),
         "opened": [red.text(p, "opened") for p in outcome.opened],
         "connects": red.obj(outcome.connects, "network"),
         "modules": sorted(outcome.modules),
@@ -375,7 +399,7 @@ def build_bundle(outcome: Outcome, *, argv: list[str], cwd: Path, environ: dict,
         environment["env"] = {**probes["env"], "value": {
             "names": env_value.get("names", []),
             "values": red.env(env_value.get("values", {}), "environment.json")}}
-    traceback_text = red.text(outcome_text(outcome), "traceback")
+    traceback_text = outcome_text(outcome, scrub=lambda t: red.text(t, "traceback"))
     reqs = red.text(requirements_txt(pins), "requirements.txt")
     python_facts = facts.get("python") or {}
     expect_exc = None
@@ -402,6 +426,7 @@ def build_bundle(outcome: Outcome, *, argv: list[str], cwd: Path, environ: dict,
         "pins": {"count": len(pins), "roots": sorted(roots & {canonical(p.name) for p in pins}), "flagged": red.obj([p.to_dict() for p in pins
                                                          if set(p.flags) - {"local-version"}], "requirements.txt")},
         "files": red.obj(inputs.manifest(), "files"),
+        "pickles_dropped": red.obj(pickles_dropped, "locals"),
         "probes": {k: v.get("status") for k, v in sorted(probes.items())},
     }
     from reprex.ray.section import ray_section

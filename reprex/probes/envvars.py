@@ -10,9 +10,6 @@ from __future__ import annotations
 
 from typing import Mapping
 
-SECRET_MARKERS = (
-    "TOKEN", "SECRET", "PASSWORD", "PASSWD", "KEY", "CREDENTIAL", "AUTH", "COOKIE", "SESSION", "PRIVATE",
-)
 VALUE_PREFIXES = (
     "CUDA_", "NVIDIA_", "RAY_", "PYTHON", "OMP_", "MKL_", "OPENBLAS_", "TORCH_", "PYTORCH_",
     "NCCL_", "XLA_", "JAX_", "TF_", "HF_", "CUBLAS_", "CUDNN_",
@@ -23,8 +20,10 @@ VALUE_NAMES = frozenset({
 
 
 def looks_secret(name: str) -> bool:
-    upper = name.upper()
-    return any(marker in upper for marker in SECRET_MARKERS)
+    """The redactor's rule for environment variable names (one rule for the whole tool)."""
+    from reprex.redact import looks_secret_name
+
+    return looks_secret_name(name, strict=False)
 
 
 def value_allowed(name: str, prefixes: tuple[str, ...] = VALUE_PREFIXES) -> bool:
