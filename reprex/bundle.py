@@ -2,8 +2,11 @@
 
 Writing is deterministic (sorted entries, fixed timestamps and modes), so the same
 bundle always gives the same bytes. Reading never trusts the archive: it refuses
-absolute paths, `..`, links, duplicates, oversized entries and zip bombs before
-anything is written, and validates the manifest against the shipped JSON Schema.
+absolute paths, `..`, links, duplicates, oversized entries and zip bombs (per entry and
+for the archive as a whole) before anything is written; every JSON file goes through one
+loader with size and depth limits; the manifest is validated against the shipped JSON
+Schema, run.json and environment.json by the types the tools rely on; and the content
+must hash to the manifest's id, so an edited or tampered bundle says so.
 """
 
 from __future__ import annotations
@@ -28,7 +31,11 @@ ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 MAX_ENTRIES = 5000
 MAX_ENTRY_BYTES = 64 * 1024 * 1024
 MAX_TOTAL_BYTES = 256 * 1024 * 1024
-MAX_RATIO = 200  # uncompressed / compressed, for entries over 1 MiB
+MAX_RATIO = 200  # uncompressed / compressed, for entries over 1 MiB, and for the whole archive
+RATIO_FLOOR = 8 * 1024 * 1024  # below this much in all, the whole-archive ratio doesn't matter
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+MAX_JSON_BYTES = 32 * 1024 * 1024  # run.json, environment.json
+MAX_JSON_DEPTH = 100  # real files nest under 60 (a 20-deep exception chain with locals)
 SCHEMA_FILE = Path(__file__).parent / "schema" / "bundle-v1.schema.json"
 
 
@@ -40,6 +47,48 @@ def _umask() -> int:
 
 class BundleError(Exception):
     """A bundle that can't be read or written; the message is one line for the user."""
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _nests_over(value, limit: int) -> bool:
+    """Deeper than `limit` containers? Walked without recursion, so any depth is safe to ask."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return False
+
+
+def load_json(data: bytes, what: str, *, max_bytes: int = MAX_JSON_BYTES, max_depth: int = MAX_JSON_DEPTH):
+    """The one way a bundle's JSON is parsed: bounded in size and nesting (a deep file would
+    crash the parser or whatever walks it next), every failure a one-line BundleError."""
+    if len(data) > max_bytes:
+        raise BundleError(f"{what} is {len(data)} bytes, over the {max_bytes}-byte limit; refusing it")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BundleError(f"{what} is not UTF-8 text") from None
+    try:
+        value = json.loads(text)  # the C parser stops at the recursion limit with RecursionError
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"{what} is not valid JSON ({_one_line(exc)})") from None
+    except RecursionError:
+        value = None
+        deep = True
+    except ValueError as exc:
+        raise BundleError(f"{what} can't be read ({_one_line(exc) or type(exc).__name__})") from None
+    else:
+        deep = isinstance(value, (dict, list)) and _nests_over(value, max_depth)
+    if deep:
+        raise BundleError(f"{what} nests deeper than {max_depth} levels; refusing it")
+    return value
 
 
 def canonical_json(data) -> bytes:
@@ -94,7 +143,7 @@ def validate_manifest(manifest: dict, raw: bytes | None = None) -> None:
     if errors:
         err = errors[0]
         where = "/".join(str(p) for p in err.absolute_path) or "(top)"
-        raise BundleError(f"invalid reprex.json at {where}: {err.message}")
+        raise BundleError(f"invalid reprex.json at {_one_line(where, 200)}: {_one_line(err.message, 200)}")
     if marker is not None:
         try:
             marker.parent.mkdir(parents=True, exist_ok=True)
@@ -146,8 +195,9 @@ class Bundle:
         return default if data is None else data.decode("utf-8", "replace")
 
     def json(self, name: str, default=None):
+        """A JSON entry, parsed by the bounded loader (BundleError, never a parser's traceback)."""
         data = self.files.get(name)
-        return default if data is None else json.loads(data)
+        return default if data is None else load_json(data, name)
 
     def input_files(self) -> dict[str, bytes]:
         """files/ entries with the prefix removed: the program's working directory."""
@@ -220,9 +270,9 @@ class Bundle:
         elif path.is_file():
             try:
                 with zipfile.ZipFile(path) as zf:
-                    entries = _read_zip(zf)
-            except zipfile.BadZipFile as exc:
-                raise BundleError(f"{path}: not a reprex bundle (bad zip: {exc})") from None
+                    entries = _read_zip(zf, archive_bytes=path.stat().st_size)
+            except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as exc:
+                raise BundleError(f"{path}: not a reprex bundle (bad zip: {_one_line(exc)})") from None
         else:
             raise BundleError(f"{path}: no such bundle file or directory")
         return cls.from_entries(entries, source=str(path))
@@ -232,15 +282,20 @@ class Bundle:
         if MANIFEST not in entries:
             raise BundleError(f"{source or 'bundle'}: no {MANIFEST}; not a reprex bundle")
         raw = entries.pop(MANIFEST)
-        try:
-            manifest = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise BundleError(f"{source or 'bundle'}: {MANIFEST} is not valid JSON ({exc})") from None
+        where = source or "bundle"
+        manifest = load_json(raw, f"{where}: {MANIFEST}", max_bytes=MAX_MANIFEST_BYTES)
         validate_manifest(manifest, raw)
-        return cls(manifest=manifest, files=entries, source=source)
+        for name, check in _SIDE_FILES.items():
+            if name in entries:
+                check(load_json(entries[name], f"{where}: {name}"), f"{where}: {name}")
+        bundle = cls(manifest=manifest, files=entries, source=source)
+        if bundle.content_id() != manifest["id"]:
+            raise BundleError(f"{where}: its content does not match its id (tampered with, or edited without "
+                              "finalize()); refusing it")
+        return bundle
 
 
-def _check_sizes(sizes: Iterable[tuple[str, int, int]]) -> None:
+def _check_sizes(sizes: Iterable[tuple[str, int, int]], archive_bytes: int | None = None) -> None:
     total = 0
     count = 0
     for name, size, compressed in sizes:
@@ -254,9 +309,17 @@ def _check_sizes(sizes: Iterable[tuple[str, int, int]]) -> None:
         total += size
         if total > MAX_TOTAL_BYTES:
             raise BundleError(f"bundle expands past {MAX_TOTAL_BYTES} bytes; refusing it")
+    _check_ratio(total, archive_bytes)
 
 
-def _read_zip(zf: zipfile.ZipFile) -> dict[str, bytes]:
+def _check_ratio(total: int, archive_bytes: int | None) -> None:
+    """Many entries each just under the per-entry check still make a bomb together."""
+    if archive_bytes and total > RATIO_FLOOR and total / archive_bytes > MAX_RATIO:
+        raise BundleError(f"a {archive_bytes}-byte bundle expands to {total} bytes ({total // archive_bytes}x): "
+                          "looks like a zip bomb; refusing it")
+
+
+def _read_zip(zf: zipfile.ZipFile, archive_bytes: int | None = None) -> dict[str, bytes]:
     infos = [i for i in zf.infolist() if not i.is_dir()]
     seen = set()
     for info in infos:
@@ -267,7 +330,7 @@ def _read_zip(zf: zipfile.ZipFile) -> dict[str, bytes]:
         if name in seen:
             raise BundleError(f"duplicate entry {name!r}")
         seen.add(name)
-    _check_sizes((i.filename, i.file_size, i.compress_size) for i in infos)
+    _check_sizes(((i.filename, i.file_size, i.compress_size) for i in infos), archive_bytes)
     entries = {}
     total = 0
     for info in infos:
@@ -283,6 +346,7 @@ def _read_zip(zf: zipfile.ZipFile) -> dict[str, bytes]:
         total += len(data)
         if total > MAX_TOTAL_BYTES:
             raise BundleError(f"bundle expands past {MAX_TOTAL_BYTES} bytes; refusing it")
+        _check_ratio(total, archive_bytes)
         entries[safe_member_name(info.filename)] = data
     return entries
 
@@ -305,3 +369,93 @@ def _read_dir(root: Path) -> dict[str, bytes]:
             entries[safe_member_name(rel)] = full
     _check_sizes(sizes)
     return {k: p.read_bytes() for k, p in entries.items()}
+
+
+# -- the side files' shapes ----------------------------------------------------------
+# The tools walk run.json and environment.json with .get() chains and loops; a value of
+# the wrong type there would be a traceback, so each is checked where a tool relies on it.
+
+def _type_name(value) -> str:
+    return "null" if value is None else {dict: "object", list: "array", str: "string", bool: "boolean",
+                                          int: "integer", float: "number"}.get(type(value), type(value).__name__)
+
+
+def _expect(value, types: tuple, where: str) -> None:
+    if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+        want = " or ".join(_type_name(t()) if t is not type(None) else "null" for t in types)
+        raise BundleError(f"{where} is {_type_name(value)}, expected {want}; refusing the bundle")
+
+
+_OBJ, _LIST, _STR, _OPT_STR, _OPT_OBJ = (dict,), (list,), (str,), (str, type(None)), (dict, type(None))
+
+
+def _fields(obj: dict, spec: dict, where: str) -> None:
+    for key, types in spec.items():
+        if key in obj:
+            _expect(obj[key], types, f"{where}.{key}")
+
+
+def _items(value, types: tuple, where: str) -> None:
+    for i, item in enumerate(value or []):
+        _expect(item, types, f"{where}[{i}]")
+
+
+def _check_exception(exc, where: str) -> None:
+    _expect(exc, _OPT_OBJ, where)
+    if exc is None:
+        return
+    _fields(exc, {"type": _OPT_STR, "message": _OPT_STR, "notes": _LIST, "frames": _LIST, "cause": _OPT_OBJ,
+                  "context": _OPT_OBJ, "children": _LIST, "remote": _OPT_OBJ}, where)
+    _items(exc.get("notes"), _STR, f"{where}.notes")
+    for i, frame in enumerate(exc.get("frames") or []):
+        here = f"{where}.frames[{i}]"
+        _expect(frame, _OBJ, here)
+        _fields(frame, {"file": _OPT_STR, "line": (int, type(None)), "function": _OPT_STR, "qualname": _OPT_STR,
+                        "module": _OPT_STR, "kind": _OPT_STR, "loc": _OPT_STR, "source": _OPT_STR,
+                        "args": _LIST, "argspec": _OPT_OBJ, "locals": _OPT_OBJ}, here)
+        _items(frame.get("args"), _STR, f"{here}.args")
+    for key in ("cause", "context"):
+        _check_exception(exc.get(key), f"{where}.{key}")
+    for i, child in enumerate(exc.get("children") or []):
+        _check_exception(child, f"{where}.children[{i}]")
+
+
+def _check_run(run, where: str) -> None:
+    _expect(run, _OBJ, where)
+    _fields(run, {"outcome": _OPT_OBJ, "output_tail": _LIST, "opened": _LIST, "connects": _LIST,
+                  "modules": _LIST}, where)
+    for i, item in enumerate(run.get("output_tail") or []):
+        _expect(item, _LIST, f"{where}.output_tail[{i}]")
+        if len(item) != 2:
+            raise BundleError(f"{where}.output_tail[{i}] is not a [stream, text] pair; refusing the bundle")
+        _items(item, _STR, f"{where}.output_tail[{i}]")
+    _items(run.get("opened"), _STR, f"{where}.opened")
+    _items(run.get("modules"), _STR, f"{where}.modules")
+    if "exception" in run:
+        _check_exception(run["exception"], f"{where}.exception")
+
+
+def _check_environment(env, where: str) -> None:
+    _expect(env, _OBJ, where)
+    for name, probe in env.items():
+        here = f"{where}.{name}"
+        _expect(probe, _OBJ, here)
+        _fields(probe, {"status": _STR, "error": (str, type(None), dict, list)}, here)
+        value = probe.get("value")
+        if name in ("env", "cuda", "python"):
+            _expect(value, _OPT_OBJ, f"{here}.value")
+        if not isinstance(value, dict):
+            continue
+        if name == "env":
+            _fields(value, {"names": _LIST, "values": _OBJ}, f"{here}.value")
+            _items(value.get("names"), _STR, f"{here}.value.names")
+        elif name == "cuda":
+            _fields(value, {"frameworks": _OBJ}, f"{here}.value")
+            for fw, facts in (value.get("frameworks") or {}).items():
+                _expect(facts, _OBJ, f"{here}.value.frameworks.{fw}")
+        elif name == "python":
+            _fields(value, {"sys_path": _LIST}, f"{here}.value")
+            _items(value.get("sys_path"), _STR, f"{here}.value.sys_path")
+
+
+_SIDE_FILES = {"run.json": _check_run, "environment.json": _check_environment}

@@ -27,6 +27,9 @@ def _console(stderr: bool = True):
 def _fail(message: str, code: int = 2) -> None:
     """One line on stderr and a non-zero exit; under --json also one JSON object on stdout,
     since that is what the caller parses."""
+    from reprex.escape import terminal
+
+    message = terminal(message, multiline=False)  # messages quote bundle text: no terminal escapes
     ctx = click.get_current_context(silent=True)
     if ctx is not None and ctx.params.get("as_json"):
         click.echo(json.dumps({"error": message, "exit": code}))
@@ -71,6 +74,8 @@ def _load_bundle(source: str):
         _fail(str(exc))
     except OSError as exc:
         _fail(f"{source}: {exc.strerror or exc}")
+    except (RecursionError, MemoryError, ValueError) as exc:  # a reader the loader's bounds missed
+        _fail(f"{source}: not a readable reprex bundle ({type(exc).__name__})")
     finally:
         if str(path) != source and str(path).startswith(tempfile.gettempdir()) and "reprex-fetch-" in str(path):
             path.unlink(missing_ok=True)  # a downloaded copy
@@ -252,16 +257,23 @@ def show(bundle, as_json):
         click.echo(render(b, "json"))
         return
     from rich.table import Table
+    from rich.text import Text
+
+    from reprex.escape import terminal
+    from reprex.render import skipped_files
+
+    def data(value) -> Text:  # bundle text: never markup, never a terminal escape
+        return Text(terminal(value, multiline=False))
 
     console = _console(stderr=False)
-    table = Table(title=f"{b.name}  ({b.size // 1024 or 1} KB, id {b.id[:12]})", show_header=False)
+    table = Table(title=data(f"{b.name}  ({b.size // 1024 or 1} KB, id {b.id[:12]})"), show_header=False)
     table.add_column(style="bold")
     table.add_column()
     for key, value in summary_facts(b):
-        table.add_row(key, value)
+        table.add_row(key, data(value))
     console.print(table)
-    for s in (b.manifest.get("files") or {}).get("skipped") or []:
-        console.print(f"[yellow]not included[/] {s['path']} ({s['size']} bytes): {s['reason']}")
+    for path, size, reason in skipped_files(b):
+        console.print(Text.assemble(("not included", "yellow"), " ", data(f"{path} ({size} bytes): {reason}")))
 
 
 @main.command(context_settings=CONTEXT)
@@ -270,9 +282,13 @@ def show(bundle, as_json):
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Write to a file instead of stdout.")
 def render(bundle, venue, output):
     """Render a bundle as a GitHub issue body (gh), plain text, or JSON."""
+    from reprex.bundle import BundleError
     from reprex.render import render as do_render
 
-    text = do_render(_load_bundle(bundle), venue)
+    try:
+        text = do_render(_load_bundle(bundle), venue)
+    except BundleError as exc:
+        _fail(str(exc))
     if output:
         from reprex.fsutil import atomic_write_text
 

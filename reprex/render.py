@@ -1,18 +1,24 @@
 """Render a bundle for a venue: GitHub issue markdown, plain text, or JSON.
 
-One mapping from venue name to renderer. The GitHub body stays under the issue
-limit of 65,536 characters: long sections are cut from the middle with a note.
+One mapping from venue name to renderer. Everything a bundle holds is a stranger's
+text, so each venue escapes it for where it lands (reprex.escape): markdown and HTML
+for gh, control characters for text. The GitHub body stays under the issue limit of
+65,536 characters: long sections are cut from the middle with a note.
 """
 
 from __future__ import annotations
 
 import json
+import shlex
 from typing import Callable
 
+from reprex.escape import md_fence, md_inline, terminal
 from reprex.pins import parse_requirements
 
 GH_LIMIT = 65536
 _SECTION_BUDGET = {"traceback": 20000, "output": 8000, "requirements": 12000, "environment": 12000}
+FACT_LIMIT = 1000  # characters of one summary value (a long argv, a long message)
+SKIPPED_SHOWN = 50
 
 
 def _cut(text: str, limit: int) -> str:
@@ -25,112 +31,141 @@ def _cut(text: str, limit: int) -> str:
 
 
 def _fence(text: str, lang: str = "") -> str:
-    fence = "```"
-    while fence in text:
-        fence += "`"
-    return f"{fence}{lang}\n{text.rstrip()}\n{fence}"
+    return md_fence(text, lang)
+
+
+def _obj(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _strs(value) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else []
 
 
 def summary_facts(bundle) -> list[tuple[str, str]]:
+    """(key, value) pairs of plain, unescaped text: each venue escapes them itself."""
     m = bundle.manifest
-    expect = m.get("expect", {})
-    sig = expect.get("signature", {})
-    gpu = m.get("gpu")
+    expect = _obj(m.get("expect"))
+    sig = _obj(expect.get("signature"))
+    gpu = _obj(m.get("gpu"))
     gpu_text = "none"
     if gpu:
-        gpu_text = f"{gpu['count']}x {', '.join(sorted(set(gpu.get('models') or [])))}; driver {gpu.get('driver')}; " \
-                   f"CUDA {gpu.get('cuda')}; cc {', '.join(gpu.get('compute_capabilities') or [])}"
-    plat = m.get("platform", {})
+        gpu_text = f"{gpu.get('count')}x {', '.join(sorted(set(_strs(gpu.get('models')))))}; " \
+                   f"driver {gpu.get('driver')}; CUDA {gpu.get('cuda')}; " \
+                   f"cc {', '.join(_strs(gpu.get('compute_capabilities')))}"
+    plat = _obj(m.get("platform"))
     pins = parse_requirements(bundle.text("requirements.txt"))
-    files = m.get("files", {})
-    exc = expect.get("exception") or {}
-    failure = expect.get("outcome", "?")
+    files = _obj(m.get("files"))
+    exc = _obj(expect.get("exception"))
+    failure = str(expect.get("outcome", "?"))
     if exc:
-        failure = f"{exc.get('type')}: {(exc.get('message') or '').splitlines()[0][:200] if exc.get('message') else ''}"
+        message = exc.get("message") if isinstance(exc.get("message"), str) else ""
+        failure = f"{exc.get('type')}: {message.splitlines()[0][:200] if message.strip() else ''}"
     elif expect.get("signal"):
         failure = f"killed by {expect['signal']}"
     elif expect.get("outcome") == "exit":
         failure = f"exit status {expect.get('exit_code')}"
-    return [
+    python = _obj(m.get("python"))
+    facts = [
         ("failure", failure),
-        ("signature", f"{sig.get('id', '?')}  {' <- '.join(sig.get('types') or [])}"),
-        ("frames", " < ".join(sig.get("frames") or []) or "-"),
-        ("command", " ".join(m.get("entry", {}).get("argv") or [])),
-        ("python", f"{m.get('python', {}).get('implementation')} {m.get('python', {}).get('version')}"),
+        ("signature", f"{sig.get('id', '?')}  {' <- '.join(_strs(sig.get('types')))}"),
+        ("frames", " < ".join(_strs(sig.get("frames"))) or "-"),
+        ("command", " ".join(_strs(_obj(m.get("entry")).get("argv")))),
+        ("python", f"{python.get('implementation')} {python.get('version')}"),
         ("platform", f"{plat.get('system')} {plat.get('machine')} ({plat.get('distro') or plat.get('release') or ''}), "
                      f"libc {plat.get('libc')}"),
         ("gpu", gpu_text),
         ("pins", f"{len(pins)} packages"),
         ("files", f"{len(files.get('copied') or [])} copied, {len(files.get('skipped') or [])} skipped"),
         ("network", "needed" if m.get("network") else "not needed"),
-        ("redactions", _redaction_summary(m.get("redactions") or [])),
+        ("redactions", _redaction_summary(m.get("redactions"))),
     ]
+    return [(k, v[:FACT_LIMIT] + "..." if len(v) > FACT_LIMIT else v) for k, v in facts]
 
 
-def _redaction_summary(redactions: list[dict]) -> str:
+def skipped_files(bundle) -> list[tuple[str, int, str]]:
+    """The manifest's files not included, as (path, size, reason)."""
+    out = []
+    for s in _obj(bundle.manifest.get("files")).get("skipped") or []:
+        if isinstance(s, dict):
+            size = s.get("size")
+            out.append((str(s.get("path", "?")), size if isinstance(size, int) else 0, str(s.get("reason", ""))))
+    return out
+
+
+def _redaction_summary(redactions) -> str:
     by_kind: dict[str, int] = {}
-    for r in redactions:
-        by_kind[r["kind"]] = by_kind.get(r["kind"], 0) + r["count"]
+    for r in redactions if isinstance(redactions, list) else []:
+        if isinstance(r, dict) and isinstance(r.get("count"), int):
+            kind = str(r.get("kind"))
+            by_kind[kind] = by_kind.get(kind, 0) + r["count"]
     return ", ".join(f"{kind} x{count}" for kind, count in sorted(by_kind.items())) or "none"
 
 
 def _output_text(bundle) -> str:
     run = bundle.json("run.json", {}) or {}
-    return "".join(text for _, text in run.get("output_tail") or [])
+    tail = run.get("output_tail") if isinstance(run, dict) else None
+    return "".join(item[1] for item in tail or [] if isinstance(item, list) and len(item) == 2
+                   and isinstance(item[1], str))
 
 
 def _environment_lines(bundle) -> str:
     env = bundle.json("environment.json", {}) or {}
     lines = []
-    for name, probe in sorted(env.items()):
-        status = probe.get("status") if isinstance(probe, dict) else "?"
+    for name, probe in sorted(env.items() if isinstance(env, dict) else []):
+        probe = probe if isinstance(probe, dict) else {"status": "?", "value": probe}
+        status = probe.get("status")
+        value = probe.get("value")
         if name in ("packages", "env"):
-            value = probe.get("value") if isinstance(probe, dict) else None
-            count = len(value) if isinstance(value, list) else len((value or {}).get("names", [])) \
+            count = len(value) if isinstance(value, list) else len(value.get("names") or []) \
                 if isinstance(value, dict) else 0
             lines.append(f"{name}: {status} ({count} entries; see environment.json)")
             continue
-        value = probe.get("value") if isinstance(probe, dict) else probe
         text = json.dumps(value, sort_keys=True, default=str)
         lines.append(f"{name}: {status} {text[:1500]}" + (f" error={probe.get('error')}" if probe.get("error") else ""))
     return "\n".join(lines)
 
 
+def _details(summary: str, body: str) -> str:
+    return f"<details><summary>{summary}</summary>\n\n{body}\n\n</details>"
+
+
 def render_gh(bundle) -> str:
+    """The GitHub issue body. Bundle text is only ever in a fenced block or md_inline-escaped,
+    so it can't close a <details>, add HTML or images, mention anyone or link an issue."""
     m = bundle.manifest
-    name = m.get("name", "bundle")
-    facts = summary_facts(bundle)
-    table = "\n".join("| %s | %s |" % (k, v.replace("|", "\\|")) for k, v in facts)
+    name = str(m.get("name", "bundle"))
+    table = "\n".join(f"| {k} | {md_inline(v)} |" for k, v in summary_facts(bundle))
     sections = [
-        f"## Failure captured by reprex: `{name}`",
+        f"## Failure captured by reprex: {md_inline(name, 200)}",
         "",
         "| | |\n|---|---|\n" + table,
         "",
         "Reproduce it in a clean environment (verdict: reproduced / fixed / different):",
         "",
-        _fence(f"reprex replay {name}.reprex.zip", "sh"),
+        _fence(f"reprex replay {shlex.quote(name + '.reprex.zip')}", "sh"),
         "",
-        "<details><summary>Traceback</summary>\n\n"
-        + _fence(_cut(bundle.text("traceback.txt"), _SECTION_BUDGET["traceback"]), "pytb") + "\n\n</details>",
+        _details("Traceback", _fence(_cut(bundle.text("traceback.txt"), _SECTION_BUDGET["traceback"]), "pytb")),
         "",
-        "<details><summary>repro.py</summary>\n\n" + _fence(_cut(bundle.text("repro.py"), 12000), "python")
-        + "\n\n</details>",
+        _details("repro.py", _fence(_cut(bundle.text("repro.py"), 12000), "python")),
         "",
-        "<details><summary>Output (tail, stdout and stderr in order)</summary>\n\n"
-        + _fence(_cut(_output_text(bundle), _SECTION_BUDGET["output"])) + "\n\n</details>",
+        _details("Output (tail, stdout and stderr in order)",
+                 _fence(_cut(_output_text(bundle), _SECTION_BUDGET["output"]))),
         "",
-        "<details><summary>requirements.txt (exact pins)</summary>\n\n"
-        + _fence(_cut(bundle.text("requirements.txt"), _SECTION_BUDGET["requirements"])) + "\n\n</details>",
+        _details("requirements.txt (exact pins)",
+                 _fence(_cut(bundle.text("requirements.txt"), _SECTION_BUDGET["requirements"]))),
         "",
-        "<details><summary>Environment probes</summary>\n\n"
-        + _fence(_cut(_environment_lines(bundle), _SECTION_BUDGET["environment"])) + "\n\n</details>",
+        _details("Environment probes", _fence(_cut(_environment_lines(bundle), _SECTION_BUDGET["environment"]))),
     ]
-    skipped = (m.get("files") or {}).get("skipped") or []
+    skipped = skipped_files(bundle)
     if skipped:
-        lines = "\n".join(f"- `{s['path']}` ({s['size']} bytes): {s['reason']}" for s in skipped[:50])
-        sections += ["", "<details><summary>Files not included</summary>\n\n" + lines + "\n\n</details>"]
-    sections += ["", f"<sub>reprex {m.get('tool', {}).get('version')}, bundle schema {m.get('schema')}; "
-                     "secrets were redacted before this was written.</sub>", ""]
+        lines = "\n".join(f"- {md_inline(path, 300)} ({size} bytes): {md_inline(reason, 300)}"
+                          for path, size, reason in skipped[:SKIPPED_SHOWN])
+        if len(skipped) > SKIPPED_SHOWN:
+            lines += f"\n- ... and {len(skipped) - SKIPPED_SHOWN} more (see reprex.json)"
+        sections += ["", _details("Files not included", lines)]
+    sections += ["", f"<sub>reprex {md_inline(_obj(m.get('tool')).get('version'), 40)}, bundle schema "
+                     f"{md_inline(m.get('schema'), 10)}; secrets were redacted before this was written.</sub>", ""]
     body = "\n".join(sections)
     if len(body) > GH_LIMIT:  # last resort: keep the head, which holds the facts
         note = "\n\n... [cut by reprex to fit GitHub's issue size limit; see the bundle] ...\n"
@@ -139,13 +174,15 @@ def render_gh(bundle) -> str:
 
 
 def render_text(bundle) -> str:
+    """Plain text for a terminal: control characters shown, never sent."""
     facts = summary_facts(bundle)
     width = max(len(k) for k, _ in facts)
-    lines = [f"{k.rjust(width)}  {v}" for k, v in facts]
-    return "\n".join(lines) + "\n\n" + bundle.text("traceback.txt")
+    lines = [f"{k.rjust(width)}  {terminal(v, multiline=False)}" for k, v in facts]
+    return "\n".join(lines) + "\n\n" + terminal(bundle.text("traceback.txt"))
 
 
 def render_json(bundle) -> str:
+    # json.dumps escapes every control character (ensure_ascii), so this is terminal-safe as is.
     return json.dumps({"manifest": bundle.manifest, "summary": dict(summary_facts(bundle))}, indent=2,
                       sort_keys=True)
 
@@ -154,7 +191,7 @@ VENUES: dict[str, Callable] = {"gh": render_gh, "text": render_text, "json": ren
 
 
 def render(bundle, venue: str = "gh") -> str:
-    try:
-        return VENUES[venue](bundle)
-    except KeyError:
-        raise ValueError(f"unknown venue {venue!r}; choose from {', '.join(VENUES)}") from None
+    renderer = VENUES.get(venue)
+    if renderer is None:
+        raise ValueError(f"unknown venue {venue!r}; choose from {', '.join(VENUES)}")
+    return renderer(bundle)

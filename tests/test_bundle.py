@@ -52,8 +52,10 @@ def test_directory_and_zip_round_trip(tmp_path):
 
 def _zip_with(tmp_path, name, data=b"x", *, mode=None, manifest=None):
     path = tmp_path / "evil.reprex.zip"
+    manifest = manifest or _manifest()
+    manifest["id"] = Bundle(manifest, {name: data}).content_id()  # what stops the read is the entry itself
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("reprex.json", canonical_json(manifest or _manifest()))
+        zf.writestr("reprex.json", canonical_json(manifest))
         info = zipfile.ZipInfo(name)
         info.compress_type = zipfile.ZIP_DEFLATED
         if mode is not None:
