@@ -29,12 +29,13 @@ def _gpus(value: str | None) -> str | None:
 @click.option("--backend", type=click.Choice(["auto", "local", "docker"]), default="auto", show_default=True,
               help="auto: docker when a daemon is reachable, else a local virtualenv.")
 @click.option("--image", help="Base image for the docker backend (default: python:X.Y-slim for the bundle's Python).")
-@click.option("--gpus", help="none, all or N (default: what the bundle needs).")
+@click.option("--gpus", help="none, all or N (default: none; a bundle that ran on a GPU asks for this grant).")
 @click.option("--runs", type=click.IntRange(1, 1000), default=1, show_default=True,
               help="Run N times; some-but-not-all reproductions is `flaky`.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Seconds per run before it is killed (default: 300, or as long as the captured run hung).")
-@click.option("--network", type=click.Choice(["none", "bridge"]), help="Default: none, unless the bundle needs one.")
+@click.option("--network", type=click.Choice(["none", "bridge"]),
+              help="Default: none. A bundle may ask for a network; only this grants one.")
 @click.option("--expect", type=click.Choice(["reproduced", "fixed"]), default="reproduced", show_default=True,
               help="With `fixed`, exit 0 means the failure is gone.")
 @click.option("--with", "with_specs", multiple=True, metavar="SPEC",
@@ -55,8 +56,8 @@ def replay(bundle, backend, image, gpus, runs, timeout, network, expect, with_sp
     """
     from reprex.replay import ReplayOptions, exit_code
     from reprex.replay import replay as do_replay
-
     from reprex.replay.base import MIN_SCRUB, parse_pass_env
+    from reprex.replay.interrupt import Interrupted, on_signals
 
     try:
         passed = parse_pass_env(list(pass_env))
@@ -69,14 +70,20 @@ def replay(bundle, backend, image, gpus, runs, timeout, network, expect, with_sp
     options = ReplayOptions(backend=backend, image=image, gpus=_gpus(gpus), runs=runs, timeout=timeout,
                             network=network, expect=expect, with_specs=list(with_specs), keep=keep, strict=strict,
                             pass_env=passed)
-    b = _load_bundle(bundle)
-    if as_json:
-        result = do_replay(b, options)
-    elif sys.stderr.isatty():
-        with _console().status("replaying...", spinner="dots") as status:
-            result = do_replay(b, options, progress=lambda msg: status.update(msg))
-    else:  # a log, not a terminal: progress as lines, and no rich to import
-        result = do_replay(b, options, progress=lambda msg: click.echo(f"reprex: {msg}", err=True))
+    # SIGTERM/SIGINT unwind the replay (its container and temp dirs are removed): exit 143/130
+    try:
+        with on_signals():
+            b = _load_bundle(bundle)
+            if as_json:
+                result = do_replay(b, options)
+            elif sys.stderr.isatty():
+                with _console().status("replaying...", spinner="dots") as status:
+                    result = do_replay(b, options, progress=lambda msg: status.update(msg))
+            else:  # a log, not a terminal: progress as lines, and no rich to import
+                result = do_replay(b, options, progress=lambda msg: click.echo(f"reprex: {msg}", err=True))
+    except Interrupted as exc:
+        click.echo(f"reprex: {exc}; the replay was stopped and cleaned up", err=True)
+        sys.exit(exc.exit_code)
     code = exit_code(result.verdict, expect)
     if as_json:
         click.echo(json.dumps(result.to_dict()))

@@ -22,7 +22,7 @@ import pytest
 from reprex.bundle import Bundle
 from reprex.capture.pipeline import CaptureOptions, capture_command
 from reprex.replay import ReplayOptions, exit_code, pick_backend, replay
-from reprex.replay.base import InfraError
+from reprex.replay.base import EnvIncompatible, InfraError
 
 pytestmark = pytest.mark.docker
 
@@ -763,7 +763,9 @@ def test_image_choice(boom_bundle):
     assert choose_image(boom_bundle, cpu, resolve_gpus(boom_bundle, cpu)) == "python:3.11-slim"
     assert choose_image(boom_bundle, ReplayOptions(image="mine:1"), None) == "mine:1"
     wheels_cuda = gpu_bundle(["/tmp/x/data.csv"])
-    assert resolve_gpus(wheels_cuda, cpu) == "all"
+    with pytest.raises(EnvIncompatible, match="only the user grants it: --gpus all"):
+        resolve_gpus(wheels_cuda, cpu)  # the bundle asks; it gets no device on its own say
+    assert resolve_gpus(wheels_cuda, ReplayOptions(gpus="all")) == "all"
     assert resolve_gpus(wheels_cuda, ReplayOptions(gpus="none")) is None
     assert resolve_gpus(boom_bundle, ReplayOptions(gpus="2")) == "2"
     assert choose_image(wheels_cuda, cpu, "all") == "python:3.11-slim"  # torch brings its own CUDA
@@ -885,7 +887,7 @@ def test_the_env_dockerfile_switches_to_root_only_for_non_root_bases():
     from reprex.replay.docker_backend import DockerBackend
 
     def steps(user: str) -> list[str]:
-        text = DockerBackend._dockerfile("base:1", "3.11", "abc", False, user)
+        text = DockerBackend._dockerfile("base:1", "3.11", "0123456789abcdef", False, user)
         return [line.split(" ", 1)[0] for line in text.splitlines()
                 if line and not line.startswith((" ", "#")) and line.split(" ", 1)[0].isupper()]
 
@@ -945,7 +947,8 @@ def test_env_denies_a_network_the_bundle_asks_for(boom_bundle, boom_replayed, ba
     bundle = Bundle(manifest={**bundle.manifest, "network": True}, files=bundle.files).finalize()
     result, lines = run_replay(bundle, base_image, pass_env={"SERVICE_TOKEN": "tok-net-0a9b8c"})
     assert result.verdict == "reproduced", (result.reason, result.logs)
-    assert any("it gets none because --env values are passed" in line for line in lines), lines
+    assert any("asked for a network; it ran without one" in line for line in lines), lines
+    assert "--network bridge" in result.reason
 
 
 STOP_THE_DUMP = """

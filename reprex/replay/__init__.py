@@ -14,10 +14,11 @@ from reprex.bundle import Bundle
 from reprex.replay.base import (EnvIncompatible, InfraError, Progress, ReplayOptions, ReplayProblem, RunOutput,
                                 scrub_passed, scrub_run, scrub_tree)
 from reprex.replay.diff import environment_diff
+from reprex.replay.interrupt import Interrupted, shielded
 from reprex.signature import VERDICT_EXIT, Signature, compute
 
 __all__ = ["replay", "ReplayOptions", "ReplayResult", "judge", "pick_backend", "exit_code", "EnvIncompatible",
-           "InfraError", "ReplayProblem"]
+           "InfraError", "ReplayProblem", "Interrupted"]
 
 
 @dataclass
@@ -160,6 +161,9 @@ def replay(bundle: Bundle, options: ReplayOptions | None = None, progress: Progr
             result.reason = f"reproduced in {result.reproduced_runs} of {result.runs} runs"
         elif result.verdict == "different":
             result.reason = f"expected {expected.short()}; got {result.signature.short()}"
+        notes = [n for n in info.get("notes") or () if n]  # what the bundle asked for and was not granted
+        if notes:
+            result.reason = "; ".join([result.reason, *notes] if result.reason else notes)
         last = outputs[-1].outcome
         result.diff = environment_diff(bundle, last.facts, info)
         if result.signature and expected.message != result.signature.message:
@@ -173,10 +177,11 @@ def replay(bundle: Bundle, options: ReplayOptions | None = None, progress: Progr
         result.reason = f"replay failed: {type(exc).__name__}: {detail}"[:400]
     finally:
         if backend is not None and env is not None:
-            try:
-                backend.close(env, options)
-            except Exception:  # cleanup trouble must not hide the verdict
-                pass
+            with shielded():  # a signal waits until the environment is let go
+                try:
+                    backend.close(env, options)
+                except Exception:  # cleanup trouble must not hide the verdict
+                    pass
         result.duration_s = time.monotonic() - started
         if options.pass_env:
             _scrub(result, options.pass_env)

@@ -7,6 +7,7 @@ back Outcomes recorded by the same injected recorder as capture.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -55,6 +56,28 @@ class ReplayOptions:
     pass_env: dict[str, str] = field(default_factory=dict)
 
 
+class Deadline:
+    """The whole setup's time (downloads, builds, installs), shared by every step of it: a
+    step gets what is left, and none starts once it is spent."""
+
+    def __init__(self, seconds: float):
+        import time
+
+        self.seconds = float(seconds)
+        self.at = time.monotonic() + self.seconds
+
+    def expired(self) -> InfraError:
+        return InfraError(f"setting up the replay took longer than its {self.seconds:.0f}s setup timeout")
+
+    def left(self) -> float:
+        import time
+
+        left = self.at - time.monotonic()
+        if left <= 0:
+            raise self.expired()
+        return left
+
+
 @dataclass
 class RunOutput:
     outcome: Outcome
@@ -74,30 +97,62 @@ class Backend(Protocol):
 
 
 DEFAULT_TIMEOUT = 300.0
+# What a bundle may make a replay do, at most: a bundle is a stranger's input, and these
+# bound the work and disk it costs before anything is refused (both backends).
+MAX_PINS = 500  # requirement lines
+MAX_WORK_BYTES = 64 << 20  # files/ written out as the run's work dir (capture keeps 5 MB)
+MAX_ARGS = 1000  # entry arguments
+MAX_ARGS_BYTES = 128 << 10
+MAX_ENV = 500  # recorded environment values handed to the run
+MAX_ENV_BYTES = 256 << 10
+# A full Python version as capture records it (platform.python_version()): 3.11.2, 3.13.0rc1, 3.12.0+
+_PY_VERSION = re.compile(r"(\d{1,2})\.(\d{1,3})(?:\.\d{1,4})?(?:(?:a|b|rc)\d{1,3})?\+?")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+
+
+def shown(value, limit: int = 80) -> str:
+    """A bundle's value as it may appear in a one-line reason: repr (no control characters), capped."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def refused(what: str, value, why: str) -> InfraError:
+    return InfraError(f"refusing the bundle: {what} {shown(value)} {why}")
 
 
 def run_timeout(bundle: Bundle, options: "ReplayOptions") -> float:
-    """A hang is reproduced by waiting as long as the capture did; anything else gets 300 s."""
+    """A hang is reproduced by waiting as long as the capture did, up to 300 s (a bundle may
+    ask for time; only --timeout grants more); anything else gets 300 s."""
     if options.timeout:
         return float(options.timeout)
-    if bundle.manifest.get("expect", {}).get("outcome") == "timeout":
+    if (bundle.manifest.get("expect") or {}).get("outcome") == "timeout":
         run = bundle.json("run.json", {}) or {}
-        captured = (run.get("outcome") or {}).get("duration_s")
-        if isinstance(captured, (int, float)) and captured > 0:
-            return max(1.0, float(captured))
+        captured = ((run.get("outcome") if isinstance(run, dict) else None) or {}).get("duration_s")
+        if isinstance(captured, (int, float)) and not isinstance(captured, bool) and math.isfinite(captured) \
+                and captured > 0:
+            return min(DEFAULT_TIMEOUT, max(1.0, float(captured)))
     return DEFAULT_TIMEOUT
 
 
 def python_xy(bundle: Bundle) -> str:
+    """The bundle's Python as X.Y, checked: it names images, tags and build steps."""
     version = (bundle.manifest.get("python") or {}).get("version", "")
-    parts = version.split(".")
-    if len(parts) < 2:
-        raise EnvIncompatible(f"the bundle does not say which Python it ran ({version!r})")
-    return ".".join(parts[:2])
+    if not isinstance(version, str) or not version:
+        raise EnvIncompatible(f"the bundle does not say which Python it ran ({shown(version)})")
+    m = _PY_VERSION.fullmatch(version)
+    if not m:
+        raise refused("python.version", version, "is not a Python version")
+    return f"{int(m.group(1))}.{int(m.group(2))}"
 
 
 def requirements(bundle: Bundle) -> list[str]:
-    return parse_requirements(bundle.text("requirements.txt"))
+    """The bundle's requirement lines, at most MAX_PINS of them (a longer list is refused
+    before any download: each pin costs the host a download and the image a layer's share)."""
+    lines = parse_requirements(bundle.text("requirements.txt"))
+    if len(lines) > MAX_PINS:
+        raise InfraError(f"refusing the bundle: its requirements.txt has {len(lines)} pins, over the "
+                         f"{MAX_PINS} a replay installs")
+    return lines
 
 
 def lock_hash(bundle: Bundle, *parts: str) -> str:
@@ -111,22 +166,36 @@ def lock_hash(bundle: Bundle, *parts: str) -> str:
 
 
 def entry_args(bundle: Bundle) -> list[str]:
-    """Python arguments for the entry, run in a work dir laid out from files/."""
+    """Python arguments for the entry, run in a work dir laid out from files/. They are
+    passed as an argv list (never through a shell), checked to be strings a process can get."""
     entry = bundle.manifest.get("entry") or {}
-    args = list(entry.get("python_args") or [])
+    args = entry.get("python_args") or []
+    if not isinstance(args, list) or len(args) > MAX_ARGS:
+        raise refused("entry.python_args", args if not isinstance(args, list) else f"[{len(args)} items]",
+                      f"is not a list of at most {MAX_ARGS} arguments")
+    for arg in args:
+        if not isinstance(arg, str) or "\0" in arg:
+            raise refused("entry argument", arg, "is not a string without NUL")
+    if sum(len(a.encode("utf-8", "surrogatepass")) + 1 for a in args) > MAX_ARGS_BYTES:
+        raise refused("entry.python_args", f"[{len(args)} items]", f"exceed {MAX_ARGS_BYTES} bytes")
     if not args:
         if "repro.py" in bundle.files:
             return ["repro.py"]
         raise InfraError("the bundle has no runnable entry (no python_args and no repro.py)")
-    return args
+    return list(args)
 
 
 def work_files(bundle: Bundle) -> dict[str, bytes]:
-    """The work dir's contents: files/, plus repro.py when the entry is the extracted call."""
+    """The work dir's contents: files/, plus repro.py when the entry is the extracted call.
+    Budgeted before anything is written: at most MAX_WORK_BYTES in all."""
     files = bundle.input_files()
     entry = bundle.manifest.get("entry") or {}
     if entry.get("kind") == "extracted" or not entry.get("python_args"):
         files.setdefault("repro.py", bundle.files.get("repro.py", b""))
+    total = sum(len(data) for data in files.values())
+    if total > MAX_WORK_BYTES:
+        raise InfraError(f"refusing the bundle: its files/ hold {total} bytes, over the {MAX_WORK_BYTES} a replay "
+                         "writes out")
     return files
 
 
@@ -138,9 +207,11 @@ _SKIP_ENV = re.compile(r"^(PATH|HOME|PWD|OLDPWD|SHLVL|LD_LIBRARY_PATH|LD_PRELOAD
 def replay_pythonpath(bundle: Bundle, workdir: str) -> list[str]:
     """The run's PYTHONPATH entries inside its working tree, under the replay's work dir."""
     out = []
-    for rel in (bundle.manifest.get("entry") or {}).get("pythonpath") or ():
-        if not isinstance(rel, str) or rel.startswith("/") or ".." in rel.split("/"):
-            continue  # only paths inside the work dir
+    rels = (bundle.manifest.get("entry") or {}).get("pythonpath") or ()
+    for rel in rels if isinstance(rels, list) else ():
+        if not isinstance(rel, str) or rel.startswith("/") or ".." in rel.split("/") \
+                or any(c in rel for c in ":\0\n\r") or len(rel) > 1024:
+            continue  # only paths inside the work dir, one PYTHONPATH entry each
         out.append(workdir.rstrip("/") + "/" + rel if rel != "." else workdir)
     return out
 
@@ -148,12 +219,21 @@ def replay_pythonpath(bundle: Bundle, workdir: str) -> list[str]:
 def replay_environ(bundle: Bundle) -> dict[str, str]:
     """Non-secret environment values recorded at capture that the failure may depend on."""
     env = bundle.json("environment.json", {}) or {}
-    values = ((env.get("env") or {}).get("value") or {}).get("values") or {}
-    out = {}
-    for name, value in values.items():
-        if not isinstance(value, str) or _SKIP_ENV.match(name) or "<redacted" in value or "<home>" in value \
+    try:
+        values = ((env.get("env") or {}).get("value") or {}).get("values") or {}
+    except AttributeError:  # a field of the wrong type: nothing to hand over
+        return {}
+    out: dict[str, str] = {}
+    size = 0
+    for name, value in (values.items() if isinstance(values, dict) else ()):
+        # names are checked (an "A=B" name would set another variable), values are plain data
+        if not isinstance(value, str) or not ENV_NAME.fullmatch(name) or _SKIP_ENV.match(name) \
+                or RESERVED_ENV.match(name) or "\0" in value or "<redacted" in value or "<home>" in value \
                 or "<user>" in value or "<hostname>" in value:
             continue
+        size += len(name) + len(value.encode("utf-8", "surrogatepass")) + 2
+        if len(out) >= MAX_ENV or size > MAX_ENV_BYTES:
+            break
         out[name] = value
     return out
 

@@ -7,7 +7,8 @@ host's pip configuration, and build `reprex-env:<hash>` from templates/Dockerfil
 an in-memory build context. The image is reused while its inputs match: a warm replay is one
 container.
 
-run(): a hermetic container: no network (unless the bundle needs one), non-root uid 10001,
+run(): a hermetic container: no network (a bundle may ask for one; only --network grants it),
+non-root uid 10001,
 all capabilities dropped, no-new-privileges, pids/memory limits, read-only root with tmpfs
 /tmp, docker's init so signals and crashes behave like on a host; the work files mounted
 read-only and copied to a scratch dir; the recorder injected via PYTHONPATH writes into
@@ -20,7 +21,13 @@ capture. Never the host's environment. The container is removed in `finally` (ne
 auto_remove).
 
 The bundle's requirements are checked before anything else (wheels.check_bundle_requirements)
-and downloaded binary-only: nothing from a bundle is built or run on the host.
+and downloaded binary-only: nothing from a bundle is built or run on the host. Every other
+value of the bundle that reaches the daemon is checked against a strict pattern (its Python
+version, which names the base image and goes into the Dockerfile; its id, in labels and the
+container name) or passed as data (the entry's argv, environment values); nothing in it
+chooses the isolation: network, GPUs, image, timeout and limits come from the user's options.
+The container ends on its own at the timeout (a watchdog in the run script) even if reprex
+is killed; SIGTERM/SIGINT unwind through the `finally` that removes it (replay.interrupt).
 
 The daemon is spoken to through reprex.replay.engine (the standard library over the socket);
 the docker SDK is imported only to pull a missing base image (sdk_client: registry credentials).
@@ -32,6 +39,7 @@ import contextlib
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import shutil
@@ -45,11 +53,11 @@ from functools import lru_cache
 from pathlib import Path
 
 from reprex.bundle import Bundle, safe_member_name
-from reprex.replay.base import (EnvIncompatible, InfraError, Progress, ReplayOptions, RunOutput, base_environ,
-                                entry_args, lock_hash, needs_gpu, python_xy, replay_environ, replay_pythonpath,
-                                requirements,
-                                work_files)
+from reprex.replay.base import (DEFAULT_TIMEOUT, Deadline, EnvIncompatible, InfraError, Progress, ReplayOptions,
+                                RunOutput, base_environ, entry_args, lock_hash, needs_gpu, python_xy, refused,
+                                replay_environ, replay_pythonpath, requirements, work_files)
 from reprex.replay.engine import Engine, EngineError, Stream, tls_from_env
+from reprex.replay.interrupt import shielded
 from reprex.replay.wheels import (Target, WheelSet, check_bundle_requirements, pins_wheels, uname_machine,
                                   with_wheels)
 
@@ -71,7 +79,16 @@ TAIL_BYTES = 64 * 1024
 # most this many bytes of each; facts.json is the image's, written at build time.
 RECORD_FILES = {"claim": 64, "events.jsonl": 32 << 20, "fault.log": 16 << 20, "facts.json": 4 << 20}
 RECORD_MAGIC = b"\x1e[reprex-record "
-# $1 is the run's marker nonce, the rest is the entry. The work files are copied from the
+# The run script's watchdog ends the container this long after the replay's timeout, when
+# reprex (which handles the timeout itself, with a stack dump) is no longer there to do it.
+WATCHDOG_MARGIN_S = 10
+# What may be spliced into the Dockerfile: an image reference, a Python X.Y, a lock hash.
+IMAGE_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,254}")
+PYTHON_XY = re.compile(r"\d{1,2}\.\d{1,3}")
+BUNDLE_ID = re.compile(r"[0-9a-f]{64}")
+# $1 is the run's marker nonce, $2 the watchdog's seconds, the rest is the entry. First a
+# watchdog: a subshell that kills every process of the run's uid (the run script included,
+# so the container ends) if the run is still going $2 seconds on. The work files are copied from the
 # read-only input mount to a scratch dir; the entry runs in the foreground (a child of sh,
 # signals and stdin as usual); then every other process of the run's uid is killed (what
 # `exec python` under the init got when the container stopped; here it also means nothing
@@ -82,7 +99,8 @@ _EMIT = " ".join(f"{name}:{path}:{RECORD_FILES[name]}" for name, path in [
     ("claim", f"{RECORD_DIR}/claim"), ("events.jsonl", f"{RECORD_DIR}/events.jsonl"),
     ("fault.log", f"{RECORD_DIR}/fault.log"), ("facts.json", FACTS)])
 RUN_SCRIPT = (
-    f'n=$1; shift; mkdir -p {WORK_DIR} /tmp/tmp && cp -R {IN_DIR}/. {WORK_DIR}/ && cd {WORK_DIR} || exit 125; '
+    'n=$1; w=$2; shift 2; (sleep "$w"; kill -KILL -1) </dev/null >/dev/null 2>&1 & '
+    f'mkdir -p {WORK_DIR} /tmp/tmp && cp -R {IN_DIR}/. {WORK_DIR}/ && cd {WORK_DIR} || exit 125; '
     '"$@"; rc=$?; kill -KILL -1 2>/dev/null; '
     # stdout left non-blocking by the program (asyncio's write pipes do): the record's write-out
     # would meet EAGAIN at a full pipe, so clear the flag (builtins only unless it is set)
@@ -303,13 +321,36 @@ def choose_image(bundle: Bundle, options: ReplayOptions, gpus: str | None) -> st
     return table["cpu"]["image"].format(xy=xy)
 
 
+NETWORK_ASKED = ("the repro asked for a network; it ran without one, since only the user grants it "
+                 "(--network bridge)")
+GPU_ASKED = ("the bundle ran on a GPU and asks for one; only the user grants it: --gpus all "
+             "(or --gpus none to replay without)")
+
+
 def resolve_gpus(bundle: Bundle, options: ReplayOptions) -> str | None:
-    """None (no GPU) | "all" | "N"."""
+    """None (no GPU) | "all" | "N", from the user's --gpus only: a bundle that needs a GPU
+    asks (env-incompatible until granted), it never gets a device on its own say."""
     if options.gpus == "none":
         return None
     if options.gpus:
         return options.gpus
-    return "all" if needs_gpu(bundle) else None
+    if needs_gpu(bundle):
+        raise EnvIncompatible(GPU_ASKED)
+    return None
+
+
+def check_image_ref(image: str, what: str = "--image") -> str:
+    """An image reference as the Dockerfile's FROM line and build messages may hold it."""
+    if not isinstance(image, str) or not IMAGE_REF.fullmatch(image) or "//" in image:
+        raise InfraError(f"{what} {image!r:.120}: not an image reference")
+    return image
+
+
+def bundle_label(bundle: Bundle) -> str:
+    """The bundle's id, for labels and container names: a sha256 or nothing."""
+    if not isinstance(bundle.id, str) or not BUNDLE_ID.fullmatch(bundle.id):
+        raise refused("id", bundle.id, "is not a sha256 content id")
+    return bundle.id
 
 
 def device_requests(gpus: str | None) -> list[dict]:
@@ -473,6 +514,7 @@ class DockerEnv:
     with_set: WheelSet | None = None
     kept: list[str] = field(default_factory=list)
     scratch: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # for the verdict's reason (an ask not granted)
     sdk: object = None  # the docker SDK client, made only to pull
     hold: object = None  # the shared in-use lock on the env image (fsutil.hold_in_use), closed by close()
 
@@ -533,7 +575,13 @@ class DockerBackend:
 
     # -- prepare ------------------------------------------------------------------
     def prepare(self, bundle: Bundle, options: ReplayOptions, progress: Progress) -> DockerEnv:
-        check_bundle_requirements(requirements(bundle))  # a refused line: before anything runs
+        # a refused value: before anything runs (pins, Python version, id, GPU ask, image name)
+        check_bundle_requirements(requirements(bundle))
+        python_xy(bundle)
+        bundle_label(bundle)
+        resolve_gpus(bundle, options)
+        if options.image:
+            check_image_ref(options.image)
         engine = connect()
         env = DockerEnv(engine=engine, tag="", base_image="", base_id="", image_id="", machine="", gpus=None,
                         network="none", reused=False, progress=progress)
@@ -544,21 +592,19 @@ class DockerBackend:
             raise
 
     def _prepare(self, env: DockerEnv, bundle: Bundle, options: ReplayOptions, progress: Progress) -> DockerEnv:
+        setup = Deadline(options.setup_timeout)  # downloads and the build together
         xy = python_xy(bundle)
         gpus = resolve_gpus(bundle, options)
-        base = choose_image(bundle, options, gpus)
+        base = check_image_ref(choose_image(bundle, options, gpus), "the base image")
         base_image = self._ensure_image(env, base, xy, progress)
         # the image's architecture is what its containers run as (the daemon's, but for emulation)
         machine = _image_machine(base_image) or "x86_64"
         if gpus:
             self._check_gpu(env, base, gpus, bundle, progress)
-        network = options.network or "none"
-        if not options.network and bundle.manifest.get("network"):
-            if options.pass_env:  # a network would let the bundle send the passed values away
-                progress("the bundle asks for a network; it gets none because --env values are passed "
-                         "(--network bridge allows it)")
-            else:
-                network = "bridge"
+        network = options.network or "none"  # the user's grant only
+        if not options.network and bundle.manifest.get("network") is True:
+            env.notes.append(NETWORK_ASKED)
+            progress(NETWORK_ASKED)
 
         lock = lock_hash(bundle)
         target = Target(xy, machine, images_table()["cpu"].get("glibc", "2.36"))
@@ -567,7 +613,7 @@ class DockerBackend:
         cache = cache_root()
         with_set = None
         if options.with_specs:
-            with_set = with_wheels(list(options.with_specs), target, cache, options.setup_timeout, progress)
+            with_set = with_wheels(list(options.with_specs), target, cache, setup, progress)
             env.with_set = with_set  # cleaned up by close()
         recorder = _recorder_bytes()
         dockerfile = self._dockerfile(base, xy, lock, bool(with_set and with_set.wheels),
@@ -582,13 +628,13 @@ class DockerBackend:
             if image is None:
                 machine_ran = (bundle.manifest.get("platform") or {}).get("machine")
                 try:
-                    pins = pins_wheels(requirements(bundle), lock, target, cache, options.setup_timeout, progress)
+                    pins = pins_wheels(requirements(bundle), lock, target, cache, setup, progress)
                 except EnvIncompatible as exc:
                     if machine_ran and machine_ran != machine:
                         raise EnvIncompatible(f"the bundle ran on {machine_ran}, the Docker daemon is {machine}, "
                                               f"and there is {exc.reason}") from None
                     raise
-                image = self._build(env, tag, dockerfile, pins, with_set, recorder, options=options,
+                image = self._build(env, tag, dockerfile, pins, with_set, recorder, setup=setup,
                                     progress=progress)
             else:
                 progress(f"reusing image {tag}")
@@ -655,12 +701,13 @@ class DockerBackend:
         progress("checking GPU access" + ("" if "nvidia" in runtimes else " (no nvidia runtime registered)"))
         cid = None
         try:
-            cid = engine.create({
-                "Image": base, "Cmd": ["sh", "-c", "nvidia-smi --query-gpu=driver_version --format=csv,noheader "
-                                                   "2>/dev/null | head -n 1 || true"],
-                "Env": ["NVIDIA_DRIVER_CAPABILITIES=compute,utility"],
-                "Labels": {LABEL: "1", f"{LABEL}.probe": "gpu"},
-                "HostConfig": {"NetworkMode": "none", "DeviceRequests": device_requests(gpus)}})
+            with shielded():  # a signal can't come between the daemon's create and our knowing its id
+                cid = engine.create({
+                    "Image": base, "Cmd": ["sh", "-c", "nvidia-smi --query-gpu=driver_version --format=csv,noheader "
+                                                       "2>/dev/null | head -n 1 || true"],
+                    "Env": ["NVIDIA_DRIVER_CAPABILITIES=compute,utility"],
+                    "Labels": {LABEL: "1", f"{LABEL}.probe": "gpu"},
+                    "HostConfig": {"NetworkMode": "none", "DeviceRequests": device_requests(gpus)}})
             stream = engine.attach(cid, timeout=60)
             try:
                 engine.start(cid)
@@ -676,9 +723,10 @@ class DockerBackend:
         except Exception as exc:
             raise InfraError(f"checking GPU access failed: {_one_line(exc)}") from None
         finally:
-            if cid is not None:
-                with contextlib.suppress(Exception):
-                    engine.remove(cid)
+            with shielded():
+                if cid is not None:
+                    with contextlib.suppress(Exception):
+                        engine.remove(cid)
         cuda = bundle_cuda(bundle)
         if driver and driver_too_old(cuda, driver):
             raise EnvIncompatible(f"the bundle's build is for CUDA {cuda}, which needs NVIDIA driver >= "
@@ -688,6 +736,10 @@ class DockerBackend:
     def _dockerfile(base: str, xy: str, lock: str, with_specs: bool, base_user: str = "") -> str:
         from reprex.templates import render_template
 
+        # the only values spliced into the text: checked here, where they are spliced
+        check_image_ref(base, "the base image")
+        if not PYTHON_XY.fullmatch(xy) or not re.fullmatch(r"[0-9a-f]{16}", lock):
+            raise InfraError(f"refusing to build: Python {xy!r:.40} or lock {lock!r:.40} is malformed")
         labels = " ".join(f"{k}={json.dumps(v)}" for k, v in {
             LABEL: "1", f"{LABEL}.base": base, f"{LABEL}.lock": lock, f"{LABEL}.python": xy}.items())
         as_root = base_user.split(":")[0] in ("", "root", "0")
@@ -696,7 +748,7 @@ class DockerBackend:
                                with_steps=WITH_STEPS if with_specs else "", labels=labels)
 
     def _build(self, env: DockerEnv, tag: str, dockerfile: str, pins: WheelSet, with_set: WheelSet | None,
-               recorder: bytes, options: ReplayOptions, progress: Progress) -> dict:
+               recorder: bytes, setup: Deadline, progress: Progress) -> dict:
         n_with = len(with_set.wheels) if with_set else 0
         progress(f"building {tag} ({len(pins.wheels)} wheels" + (f" + {n_with} --with" if n_with else "") + ")")
         context = tempfile.SpooledTemporaryFile(max_size=64 << 20)
@@ -711,14 +763,13 @@ class DockerBackend:
                     _add_file(tar, f"with/{whl.name}", whl)
             size = context.tell()
             context.seek(0)
-            deadline = time.monotonic() + options.setup_timeout
             output: list[str] = []
             error = None
             try:
                 # REPREX_DOCKER_NO_CACHE=1: no layer reuse (a suspect cache; cold-build benchmarks)
                 params = {"t": tag, "rm": True, "forcerm": True, "pull": False,
                           "nocache": os.environ.get("REPREX_DOCKER_NO_CACHE") == "1"}
-                for chunk in env.engine.build(context, size, params, timeout=options.setup_timeout):
+                for chunk in env.engine.build(context, size, params, timeout=setup.left()):
                     if "error" in chunk:
                         error = " ".join(str(chunk.get("error")).split())
                     text = chunk.get("stream")
@@ -731,13 +782,15 @@ class DockerBackend:
                             del output[:-200]
                             if line.startswith("Step "):
                                 progress(f"build: {line[:160]}")
-                    if time.monotonic() > deadline:
-                        raise InfraError(f"building {tag} took longer than {options.setup_timeout:.0f}s")
+                    if time.monotonic() > setup.at:
+                        raise setup.expired()
             except EngineError as exc:
                 error = _one_line(exc)
             except InfraError:
                 raise
-            except Exception as exc:  # timeouts and connection trouble
+            except (socket.timeout, TimeoutError):
+                raise setup.expired() from None
+            except Exception as exc:  # connection trouble
                 raise InfraError(f"building {tag} failed: {_one_line(exc)}") from None
         for marker in ("reprex-python-mismatch:", "reprex-no-python:", "reprex-no-venv:"):
             hit = next((l for l in reversed(output) if l.startswith(marker)), None)
@@ -762,7 +815,7 @@ class DockerBackend:
             environ["NVIDIA_DRIVER_CAPABILITIES"] = "compute,utility"
         elif options.gpus == "none":
             environ["CUDA_VISIBLE_DEVICES"] = ""
-        labels = {LABEL: "1", f"{LABEL}.bundle": bundle.id}
+        labels = {LABEL: "1", f"{LABEL}.bundle": bundle_label(bundle)}
         if options.keep:
             labels[f"{LABEL}.keep"] = "1"
         memory = _bytes(self.mem_limit)
@@ -782,7 +835,9 @@ class DockerBackend:
         if env.gpus:
             host["DeviceRequests"] = device_requests(env.gpus)
         return {
-            "Image": env.tag, "Cmd": ["sh", "-c", RUN_SCRIPT, "sh", nonce, f"{VENV}/bin/python", *entry_args(bundle)],
+            "Image": env.tag, "Cmd": ["sh", "-c", RUN_SCRIPT, "sh", nonce, str(watchdog_s(options)), f"{VENV}/bin/python",
+                                      *entry_args(bundle)],
+            "StopTimeout": 2,
             "Env": [f"{k}={v}" for k, v in environ.items()], "User": f"{UID}:{UID}", "WorkingDir": "/tmp",
             "Labels": labels, "AttachStdout": True, "AttachStderr": True, "OpenStdin": False, "Tty": False,
             "NetworkDisabled": env.network == "none", "HostConfig": host,
@@ -792,27 +847,21 @@ class DockerBackend:
         from reprex.record import load_outcome
 
         engine = env.engine
+        # checked and budgeted before anything is written
         files = {safe_member_name(rel): data for rel, data in work_files(bundle).items()}
-        indir = None
-        if inputs_mode(engine) == "bind":
-            indir = Path(tempfile.mkdtemp(prefix="reprex-in-"))
-            os.chmod(indir, 0o755)
-            for rel, data in files.items():
-                target = indir / rel
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(data)
-                target.chmod(0o644)
-            for root, dirs, _ in os.walk(indir):
-                for d in dirs:
-                    os.chmod(os.path.join(root, d), 0o755)
-        recdir = Path(tempfile.mkdtemp(prefix="reprex-record-"))  # the host's copy of the record (0700)
+        bind = inputs_mode(engine) == "bind"
         nonce = uuid.uuid4().hex
-        name = f"reprex-{bundle.id[:12]}-{nonce[:8]}"
-        config = self.container_config(env, bundle, options, indir, nonce)
-        cid = None
+        name = f"reprex-{bundle_label(bundle)[:12]}-{nonce[:8]}"
+        indir = recdir = cid = None
         try:
+            if bind:
+                indir = Path(tempfile.mkdtemp(prefix="reprex-in-"))
+                write_inputs(indir, files)
+            recdir = Path(tempfile.mkdtemp(prefix="reprex-record-"))  # the host's copy of the record (0700)
+            config = self.container_config(env, bundle, options, indir, nonce)
             try:
-                cid = engine.create(config, name)
+                with shielded():  # a signal can't come between the daemon's create and our knowing its id
+                    cid = engine.create(config, name)
                 if indir is None:
                     engine.put_archive(cid, IN_DIR, inputs_tar(files))
                 stream = engine.attach(cid, timeout=30)
@@ -864,18 +913,23 @@ class DockerBackend:
                         logs += f"\n[reprex] the container was killed for using more than {self.mem_limit} of memory\n"
             return RunOutput(outcome, logs)
         finally:
-            if options.keep:
-                if cid is not None:
-                    env.kept.append(name)
-                    env.progress(f"kept container {name} (inputs {indir or 'copied into it'}, record copied to {recdir}); "
-                                 f"remove it with `docker rm -f {name}`")
-            else:
-                if cid is not None:
-                    with contextlib.suppress(Exception):
-                        engine.remove(cid)
-                if indir is not None:
-                    shutil.rmtree(indir, ignore_errors=True)
-                shutil.rmtree(recdir, ignore_errors=True)
+            with shielded():  # every path, a signal's included: the container and the temp dirs go
+                self._cleanup(env, options, name, cid, indir, recdir)
+
+    @staticmethod
+    def _cleanup(env: DockerEnv, options: ReplayOptions, name: str, cid: str | None, indir: Path | None,
+                 recdir: Path | None) -> None:
+        if options.keep and cid is not None:
+            env.kept.append(name)
+            env.progress(f"kept container {name} (inputs {indir or 'copied into it'}, record copied to {recdir}); "
+                         f"remove it with `docker rm -f {name}`")
+            return
+        if cid is not None:
+            with contextlib.suppress(Exception):
+                env.engine.remove(cid)
+        for path in (indir, recdir):
+            if path is not None:
+                shutil.rmtree(path, ignore_errors=True)
 
     def _read(self, stream: Stream, out: RunStream, engine: Engine, cid: str, deadline: float) -> bool:
         """Read the run's output and record until the container's streams close; True if it
@@ -928,9 +982,14 @@ class DockerBackend:
     def describe(self, env: DockerEnv) -> dict:
         return {"backend": "docker", "image": env.tag, "image_id": env.image_id, "base_image": env.base_image,
                 "gpus": env.gpus, "network": env.network, "reused": env.reused,
-                "platform": {"system": "Linux", "machine": env.machine}}
+                "platform": {"system": "Linux", "machine": env.machine}, "notes": list(env.notes)}
 
     def close(self, env: DockerEnv, options: ReplayOptions) -> None:
+        with shielded():
+            self._close(env)
+
+    @staticmethod
+    def _close(env: DockerEnv) -> None:
         if env.hold is not None:
             env.hold.close()
             env.hold = None
@@ -952,6 +1011,31 @@ def inputs_mode(engine: Engine) -> str:
     if chosen:
         raise InfraError(f"REPREX_DOCKER_INPUTS={chosen!r}: use bind or copy")
     return "bind" if engine.host.startswith("unix://") else "copy"
+
+
+def write_inputs(indir: Path, files: dict[str, bytes]) -> None:
+    """The work files under indir, readable by the run's uid; a tree that can't be laid out
+    (a file where a directory must go) is the bundle's fault, said in one line."""
+    os.chmod(indir, 0o755)
+    try:
+        for rel, data in files.items():
+            target = indir / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+            target.chmod(0o644)
+    except OSError as exc:
+        raise InfraError(f"refusing the bundle: its files/ can't be laid out as a directory tree "
+                         f"({exc.strerror or type(exc).__name__}: {exc.filename and Path(exc.filename).name!r:.80})"
+                         ) from None
+    for root, dirs, _ in os.walk(indir):
+        for d in dirs:
+            os.chmod(os.path.join(root, d), 0o755)
+
+
+def watchdog_s(options: ReplayOptions) -> int:
+    """When the run script's watchdog ends the container: after the replay's own timeout
+    handling had its chance."""
+    return math.ceil(options.timeout or DEFAULT_TIMEOUT) + WATCHDOG_MARGIN_S
 
 
 def inputs_tar(files: dict[str, bytes]) -> bytes:

@@ -38,7 +38,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reprex.replay.base import EnvIncompatible, InfraError, Progress
+from reprex.replay.base import MAX_PINS, Deadline, EnvIncompatible, InfraError, Progress
 
 _NO_MATCH = re.compile(r"No matching distribution found for (\S+)")
 _NO_VERSION = re.compile(r"Could not find a version that satisfies the requirement (\S+)")
@@ -87,6 +87,9 @@ def check_bundle_requirement(line: str):
 
 
 def check_bundle_requirements(lines: list[str]) -> None:
+    if len(lines) > MAX_PINS:
+        raise InfraError(f"refusing the bundle: its requirements.txt has {len(lines)} pins, over the "
+                         f"{MAX_PINS} a replay installs")
     for line in lines:
         check_bundle_requirement(line)
 
@@ -193,15 +196,20 @@ def _file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _pip(*args: str, timeout: float, cwd: str | None = None) -> subprocess.CompletedProcess:
+def _pip(*args: str, timeout: "float | Deadline", cwd: str | None = None) -> subprocess.CompletedProcess:
+    """pip on the host; `timeout` is seconds for this call, or the setup's Deadline (this call
+    gets what is left of it)."""
     progress = ["--progress-bar", "off"] if args[0] in ("download", "wheel") else []
     cmd = [sys.executable, "-m", "pip", "--disable-pip-version-check", args[0], *progress, *args[1:]]
+    seconds = timeout.left() if isinstance(timeout, Deadline) else timeout
     try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd,
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=seconds, cwd=cwd,
                               stdin=subprocess.DEVNULL)
     except FileNotFoundError:
         raise InfraError(f"cannot run pip on the host ({sys.executable} -m pip)") from None
     except subprocess.TimeoutExpired:
+        if isinstance(timeout, Deadline):
+            raise timeout.expired() from None
         raise InfraError(f"downloading wheels on the host took longer than {timeout:.0f}s") from None
 
 
@@ -370,6 +378,8 @@ def fetch_pins(lines: list[str], dest: Path, target: Target, timeout: float) -> 
     dest.mkdir(parents=True, exist_ok=True)
     if not lines:
         return []
+    if not isinstance(timeout, Deadline):  # one budget for the batch and every retry after it
+        timeout = Deadline(timeout)
     cross = not target.same_as_host
     no_build = [l for l in lines if _source_reference(l)]
     rest = [l for l in lines if l not in no_build]
