@@ -509,7 +509,7 @@ class _Patterns:
             ("nuget-key", tok("oy2", r"[a-z0-9]{43}\b")),
             ("artifactory-key", tok("AKCp", r"[A-Za-z0-9]{69}")),
             ("gitlab-token", tok("GR1348941", r"[A-Za-z0-9_-]{20}")),
-            ("azure-client-secret", c(r"[A-Za-z0-9_~.]{3}\dQ~[A-Za-z0-9_~.-]{31,34}(?<=Q~.{31})")),
+            ("azure-client-secret", c(r"(?<![A-Za-z0-9_~.-])[A-Za-z0-9_~.]{3}\dQ~[A-Za-z0-9_~.-]{31,34}(?![A-Za-z0-9_~.-])")),
             ("telegram-bot-token", c(r"(?<![0-9])[0-9]{8,10}:AA[A-Za-z0-9_-]{33}(?![A-Za-z0-9_-])")),
         ]
         guards = {"azure-client-secret": "Q~", "telegram-bot-token": ":AA"}

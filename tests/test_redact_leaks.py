@@ -269,7 +269,7 @@ def test_vendor_formats(kind):
     r = red()
     token = FORMATS[kind]
     out = r.text(f"client = connect({token!r})  # {token}", "traceback")
-    assert token not in out and out.count(f"<redacted:{kind}>") == 2, out
+    assert out == f"client = connect('<redacted:{kind}>')  # <redacted:{kind}>", out
 
 
 # -- cut text ---------------------------------------------------------------------------------
