@@ -32,9 +32,11 @@ class ReprexFile(_BundleCollector, pytest.File):
     """A `NAME.reprex.zip` bundle."""
 
 
-if hasattr(pytest, "Directory"):  # pytest >= 8
-    class ReprexDir(_BundleCollector, pytest.Directory):
-        """A directory bundle (it holds `reprex.json`); nothing inside it is collected."""
+class ReprexDir(_BundleCollector, pytest.File):
+    """A directory bundle (it holds `reprex.json`); nothing inside it is collected. Not a
+    `pytest.Directory` on purpose: pytest imports the conftest.py of every Directory it
+    collects, and a stranger's bundle may ship one (pytest >= 8 asks for it by
+    `pytest_collect_directory`)."""
 
 
 def _skip_here(reason: str):
@@ -55,6 +57,7 @@ class ReprexItem(pytest.Item):
         self._layers: list[dict] = []
         self._load_error: str | None = None
         self._ignored: list[str] = []  # manifest-field options the bundle may not set for itself
+        self._asked: dict = {}  # what the manifest field asked for (bounded by the user's layers)
         base = Path(self.config.rootpath)
         try:
             field = opts.read_manifest_field(bundle_path)
@@ -62,6 +65,7 @@ class ReprexItem(pytest.Item):
                 # only what can't weaken isolation (see opts.MANIFEST_KEYS): the bundle may come from anyone
                 lay, self._ignored = opts.manifest_layer(field, f"{bundle_path.name}: manifest field `pytest`", base)
                 self._layers.append(lay)
+                self._asked = lay
             sidecar = opts.sidecar_path(bundle_path)
             if sidecar is not None:
                 self._layers.append(opts.layer(opts.read_sidecar(sidecar), str(sidecar), base))
@@ -88,10 +92,15 @@ class ReprexItem(pytest.Item):
             layers.append(opts.layer(marker.kwargs, "@pytest.mark.reprex", Path(self.config.rootpath),
                                      keys=opts.OPTION_KEYS))
         layers.append(state.cli_layer)
-        return opts.merge(*layers)
+        merged = opts.merge(*layers)
+        if self._asked:  # the bundle's own asks, bounded by what the user's layers grant
+            granted = opts.merge(*(lay for lay in layers if lay is not self._asked))
+            merged.update({k: v for k, v in opts.bound_asks(self._asked, granted).items()
+                           if merged.get(k) == self._asked.get(k)})  # unless a higher layer set it
+        return merged
 
     def setup(self) -> None:
-        from pytest_reprex.plugin import docker_status, state_of
+        from pytest_reprex.plugin import sandboxed_backend, state_of
 
         state = state_of(self.config)
         if self._load_error:
@@ -102,42 +111,35 @@ class ReprexItem(pytest.Item):
                 "(a bundle may not choose its own backend, network, image, GPUs or installs; set them in a "
                 "sidecar file, the marker, the ini file or on the command line)"))
         try:
-            merged = self._merged()
+            merged, error = self._merged(), None
         except opts.OptionError as exc:
-            pytest.fail(f"reprex {self.name}: {exc}", pytrace=False)
+            merged, error = None, str(exc)
+        if error is not None:
+            pytest.fail(f"reprex {self.name}: {error}", pytrace=False)
         self.reprex_expect = merged["expect"]
         self.reprex_strict = merged["strict"]
-        if merged["backend"] == "docker":
-            ok, why = docker_status(state)
-            if not ok:
-                message = f"reprex {self.name}: the docker backend was asked for, but Docker is unreachable: {why}"
-                if opts.in_ci():
-                    pytest.fail(message + " (CI=true: failing instead of skipping)", pytrace=False)
-                raise _skip_here(message)
         from reprex.bundle import Bundle, BundleError
         from reprex.replay import replay
 
-        try:
-            bundle = Bundle.read(self.bundle_path)
-        except BundleError as exc:
-            pytest.fail(f"reprex {self.name}: {exc}", pytrace=False)
+        from pytest_reprex.report import inert, where
+
+        try:  # data only: a malformed bundle is an error here, with or without Docker
+            bundle, error = Bundle.read(self.bundle_path), None
+        except (BundleError, OSError) as exc:
+            bundle, error = None, str(exc)
+        if error is not None:  # outside the except: the report shows one line, not a chain
+            pytest.fail(inert(f"reprex {self.name}: {error}"), pytrace=False)
+        merged["backend"] = sandboxed_backend(state, merged["backend"], self.name)
         if merged["backend"] != "local":
             state.docker_bundles.add(bundle.id)
         result = replay(bundle, opts.replay_options(merged, state.pass_env))
         self.reprex_result = result
         self.user_properties.append(("reprex_verdict", result.verdict))
-        from pytest_reprex.report import where
-
         if result.verdict == "infra-error":
-            pytest.fail(f"reprex {self.name}: infra-error {where(result)}: {result.reason}", pytrace=False)
+            pytest.fail(inert(f"reprex {self.name}: infra-error {where(result)}: {result.reason}"), pytrace=False)
         if result.verdict == "env-incompatible":
-            if opts.in_ci() and merged["backend"] == "auto" and result.backend in (None, "local"):
-                ok, why = docker_status(state)
-                if not ok:
-                    pytest.fail(f"reprex {self.name}: can't replay without Docker ({result.reason}), and CI=true "
-                                f"but Docker is unreachable: {why}", pytrace=False)
             if not self.reprex_strict:
-                raise _skip_here(f"reprex {self.name}: env-incompatible: {result.reason}")
+                raise _skip_here(inert(f"reprex {self.name}: env-incompatible: {result.reason}"))
 
     def runtest(self) -> None:
         result = self.reprex_result

@@ -9,7 +9,8 @@ defaults. ``with`` specs are not overridden but added up, lowest layer first.
 The manifest field travels inside the bundle, which may come from anyone (an issue
 attachment), so it may only set what cannot weaken isolation or make the host
 install or build something: ``expect``, ``runs``, ``timeout``, ``strict``, ``skip``
-and ``marks`` (``MANIFEST_KEYS``). ``backend``, ``with``, ``network``, ``image``,
+and ``marks`` (``MANIFEST_KEYS``); its ``timeout`` can only shorten what the user's
+layers grant and its ``runs`` is capped (``bound_asks``). ``backend``, ``with``, ``network``, ``image``,
 ``gpus`` and ``keep`` there are ignored (with a warning); the sidecar file, the
 marker, the ini file and the command line, which the repository's owner writes,
 may set everything.
@@ -265,6 +266,21 @@ def manifest_layer(field: Mapping[str, Any] | None, where: str, base: Path) -> t
         else:
             raise OptionError(f"{where}: unknown option {key!r} (known: {', '.join(sorted(ITEM_KEYS))})")
     return layer(kept, where, base, keys=MANIFEST_KEYS), sorted(ignored)
+
+
+MANIFEST_MAX_RUNS = 5
+DEFAULT_TIMEOUT = 300.0  # the replay's own default when nobody sets one
+
+
+def bound_asks(asked: Mapping[str, Any], granted: Mapping[str, Any]) -> dict:
+    """A bundle may ask for less time than the user grants, never more, and for a few runs:
+    a downloaded bundle must not turn one test into hours of replays."""
+    out: dict[str, Any] = {}
+    if asked.get("timeout") is not None:
+        out["timeout"] = min(float(asked["timeout"]), float(granted.get("timeout") or DEFAULT_TIMEOUT))
+    if asked.get("runs") is not None:
+        out["runs"] = min(int(asked["runs"]), max(int(granted.get("runs") or 1), MANIFEST_MAX_RUNS))
+    return out
 
 
 def read_manifest_field(path: Path) -> dict | None:

@@ -65,12 +65,65 @@ def docker_status(state: _State) -> tuple:
     return state.docker
 
 
+def sandboxed_backend(state: _State, backend: str, name: str) -> str:
+    """The backend a replay really uses. `auto` means Docker when reachable and never falls
+    back to the host: a collected bundle may be a stranger's, and the local backend runs its
+    code here. Without Docker the replay is skipped (failed under CI=true); `local` is
+    chosen only by the user (command line, ini, sidecar, marker or fixture keyword)."""
+    if backend == "local":
+        return backend
+    ok, why = docker_status(state)
+    if ok:
+        return "docker"
+    if backend == "docker":
+        message = f"reprex {name}: the docker backend was asked for, but Docker is unreachable: {why}"
+    else:
+        message = (f"reprex {name}: Docker is unreachable ({why}); bundles replay only in a container unless "
+                   "you choose --reprex-backend local, which runs the bundle's code on this host (for bundles "
+                   "you trust)")
+    if opts.in_ci():
+        pytest.fail(message + " (CI=true: failing instead of skipping)", pytrace=False)
+    try:
+        raise pytest.skip.Exception(message, _use_item_location=True)
+    except TypeError:  # pytest without the private flag
+        raise pytest.skip.Exception(message) from None
+
+
+def bundle_dir_around(path: Path) -> Path | None:
+    """The directory bundle (a folder holding reprex.json) that `path` is or lies in, if any."""
+    for candidate in (path, *path.parents):
+        if (candidate / "reprex.json").is_file():
+            return candidate
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config, parser, args):
+    """pytest imports conftest.py from each directory named on the command line before any
+    collection hook runs; inside a directory bundle that file is the bundle author's code.
+    Refuse such an argument (its parent directory collects the bundle safely)."""
+    ns = early_config.known_args_namespace
+    if getattr(ns, "noconftest", False) or not early_config.getini("reprex_collect"):
+        return
+    base = Path(early_config.invocation_params.dir)
+    for arg in getattr(ns, "file_or_dir", None) or ():
+        path = Path(os.path.abspath(base / str(arg).split("::")[0]))
+        if not path.exists():
+            continue
+        bundle = bundle_dir_around(path)
+        if bundle is not None:
+            raise pytest.UsageError(
+                f"reprex: {arg} is inside the directory bundle {bundle}: pytest would import its conftest.py on "
+                f"this host before the bundle is replayed; pass {bundle.parent} instead (or zip the bundle)")
+
+
 # -- options ---------------------------------------------------------------------------
 
 def pytest_addoption(parser):
     group = parser.getgroup("reprex", "reprex: replay bundles as tests, capture failing tests as bundles")
     group.addoption("--reprex-backend", dest="reprex_backend", choices=opts.BACKENDS, default=None,
-                    help="where collected bundles replay: auto (docker when reachable, else local), local, docker.")
+                    help="where collected bundles replay: auto (docker when reachable, else skipped: a bundle runs on "
+                         "this host only with local, for bundles you trust), local, docker.")
     group.addoption("--reprex-image", dest="reprex_image", metavar="IMAGE", default=None,
                     help="base image for the docker backend (default: from the bundle's Python).")
     group.addoption("--reprex-gpus", dest="reprex_gpus", metavar="none|all|N", default=None,
@@ -393,12 +446,20 @@ def reprex_replay(request):
                 beside = Path(node.path).parent / path
                 if beside.exists():
                     path = beside
-            bundle = Bundle.read(path)
+            from reprex.bundle import BundleError
+
+            try:
+                bundle, error = Bundle.read(path), None
+            except (BundleError, OSError) as exc:
+                bundle, error = None, str(exc)
+            if error is not None:  # outside the except: the report shows one line, not a chain
+                pytest.fail(f"reprex: {error}", pytrace=False)
         try:
             kwargs_layer = opts.layer(options, "reprex_replay()", rootpath, keys=opts.OPTION_KEYS)
         except opts.OptionError as exc:
             raise TypeError(str(exc)) from None
         merged = opts.merge(state.ini_layer, marker_layer, state.cli_layer, kwargs_layer)
+        merged["backend"] = sandboxed_backend(state, merged["backend"], bundle.name)
         if merged["backend"] != "local":
             state.docker_bundles.add(bundle.id)
         result = replay(bundle, opts.replay_options(merged, state.pass_env))

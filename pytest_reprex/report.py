@@ -4,10 +4,18 @@ the message diff, the replay output and the environment diff."""
 from __future__ import annotations
 
 import difflib
+import re
 import textwrap
 
 COLUMN = 46
 LOG_TAIL = 6000
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def inert(text: str) -> str:
+    """Control characters shown as escapes: a bundle's output and messages reach the terminal
+    through pytest's report, and must not retitle it, clear it or plant hyperlinks."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 def _cells(text: str, width: int = COLUMN) -> list[str]:
@@ -97,7 +105,7 @@ def sections(result, expect: str, source: str | None = None) -> list[tuple[str, 
     diff = diff_section(result)
     if diff:
         out.append(("reprex environment diff", diff))
-    return out
+    return [(title, inert(text)) for title, text in out]
 
 
 def failure_text(result, expect: str, name: str, strict: bool = False) -> str:
@@ -133,4 +141,4 @@ def failure_text(result, expect: str, name: str, strict: bool = False) -> str:
         if strict or verdict != "reproduced":
             body.append("message diff (- bundle, + replay):")
             body.append(textwrap.indent(message_diff(result.message_diff), "  "))
-    return head + "\n" + "\n".join(body)
+    return inert(head + "\n" + "\n".join(body))

@@ -434,17 +434,129 @@ def test_unreachable_docker_skips_locally_and_fails_in_ci(pytester, bundles, mon
     result.stdout.fnmatch_lines(["*Docker is unreachable*(CI=true: failing instead of skipping)*"])
 
 
-def test_in_ci_auto_fails_a_bundle_that_needs_docker(pytester, bundles, monkeypatch):
-    """`auto` falls back to local; a bundle local can't replay skips there, but fails in CI."""
+def marker_app(marker: Path) -> str:
+    """The boom app, writing `marker` first: proof of where the bundle's code ran."""
+    return f"open({str(marker)!r}, 'w').write('ran')\n" + APP
+
+
+def test_auto_never_runs_a_bundle_on_the_host_without_docker(pytester, bundles, monkeypatch, tmp_path):
+    """`auto` is Docker or nothing: a collected bundle may be a stranger's, and the local
+    backend would run its code here. Skipped without Docker, an error in CI; only the user's
+    own `--reprex-backend local` runs it on the host."""
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/reprex-test.sock")
-    place(pytester, bundles, "old", "boom")
+    marker = tmp_path / "ran-on-host"
+    place(pytester, {"boom": variant(bundles["boom"], marker_app(marker)), "old": bundles["old"]}, "boom", "old")
     monkeypatch.delenv("CI", raising=False)
-    pytester.runpytest().assert_outcomes(passed=1, skipped=1)
+    result = pytester.runpytest("-rs")
+    result.assert_outcomes(skipped=2)
+    result.stdout.fnmatch_lines(["SKIPPED * reprex boom: Docker is unreachable (*); bundles replay only in a "
+                                 "container unless you choose --reprex-backend local*"])
+    assert not marker.exists()
     monkeypatch.setenv("CI", "true")
     result = pytester.runpytest()
-    result.assert_outcomes(passed=1, errors=1)
-    result.stdout.fnmatch_lines(["*reprex old: can't replay without Docker (no Python 3.4*), and CI=true but Docker "
-                                 "is unreachable*"])
+    result.assert_outcomes(errors=2)
+    result.stdout.fnmatch_lines(["*reprex boom: Docker is unreachable*(CI=true: failing instead of skipping)*"])
+    assert not marker.exists()
+    # the control: the user's choice runs it here, and the marker says so
+    pytester.runpytest("--reprex-backend", "local").assert_outcomes(passed=1, skipped=1)
+    assert marker.read_text() == "ran"
+
+
+def test_the_reprex_replay_fixture_does_not_fall_back_to_the_host(pytester, bundles, monkeypatch, tmp_path):
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/reprex-test.sock")
+    monkeypatch.delenv("CI", raising=False)
+    marker = tmp_path / "ran-on-host"
+    folder = place(pytester, {"boom": variant(bundles["boom"], marker_app(marker))}, "boom", folder="data")
+    pytester.makepyfile(test_fixture=f"""
+        def test_auto(reprex_replay):
+            reprex_replay({str(folder / "boom.reprex.zip")!r})
+
+        def test_garbage(reprex_replay, tmp_path):
+            (tmp_path / "x.reprex.zip").write_bytes(b"PK not really")
+            reprex_replay(str(tmp_path / "x.reprex.zip"))
+        """)
+    pytester.makeini("[pytest]\nreprex_collect = false\n")
+    result = pytester.runpytest("-rsf")
+    result.assert_outcomes(skipped=1, failed=1)
+    result.stdout.fnmatch_lines_random(["SKIPPED * reprex app: Docker is unreachable*",
+                                 "reprex: */x.reprex.zip: not a reprex bundle (bad zip*"])
+    assert "Traceback" not in result.stdout.str() and "During handling" not in result.stdout.str()
+    assert not marker.exists()
+
+
+def test_a_directory_bundles_conftest_is_never_imported(pytester, bundles, tmp_path):
+    """pytest imports conftest.py from every Directory node it collects and from every
+    directory named on its command line; a directory bundle is neither (its files are the
+    bundle author's code)."""
+    marker = tmp_path / "conftest-ran"
+    code = f"open({str(marker)!r}, 'a').write('x')\n".encode()
+    evil = copy.deepcopy(bundles["boom"])
+    evil.files.update({"conftest.py": code, "files/conftest.py": code, "files/__init__.py": code,
+                       "files/test_evil.py": code + b"def test_evil():\n    pass\n"})
+    folder = place(pytester, {"evil": evil.finalize()}, "evil/")
+    result = pytester.runpytest("--reprex-backend", "local", "reprexes")
+    result.assert_outcomes(passed=1)
+    assert not marker.exists()
+    # named on the command line: refused before pytest would import its conftest.py
+    for arg in ("reprexes/evil", "reprexes/evil/files", "reprexes/evil/files/test_evil.py"):
+        result = pytester.runpytest_subprocess("--reprex-backend", "local", arg)
+        assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
+        result.stderr.fnmatch_lines([f"*reprex: {arg} is inside the directory bundle {folder / 'evil'}: pytest "
+                                     f"would import its conftest.py*"])
+        assert not marker.exists()
+    # a project that does not collect bundles treats the folder as its own
+    pytester.makeini("[pytest]\nreprex_collect = false\n")
+    pytester.runpytest_subprocess("reprexes/evil/files")
+    assert marker.exists()
+
+
+def test_a_bundles_asks_for_time_and_runs_are_bounded_by_the_users_grant(pytester, bundles):
+    asks = {"timeout": 1e9, "runs": 100000}
+    folder = place(pytester, {"boom": variant(bundles["boom"], manifest={"pytest": asks}),
+                              "low": variant(bundles["boom"], manifest={"pytest": {"timeout": 3, "runs": 2}})},
+                   "boom", "low")
+    pytester.makeini("[pytest]\nreprex_timeout = 7\n")
+    items, _ = pytester.inline_genitems(str(folder))
+    merged = {item.name: item._merged() for item in items}
+    assert (merged["boom"]["timeout"], merged["boom"]["runs"]) == (7.0, 5)  # more than granted: the grant
+    assert (merged["low"]["timeout"], merged["low"]["runs"]) == (3.0, 2)  # less: the ask
+    pytester.makeini("[pytest]\n")
+    items, _ = pytester.inline_genitems(str(folder), "--reprex-runs", "9")
+    merged = {item.name: item._merged() for item in items}
+    assert merged["boom"]["timeout"] == 300.0 and merged["boom"]["runs"] == 9  # the command line wins
+
+
+def test_malformed_bundles_are_errors_of_their_own_items_only(pytester, bundles):
+    folder = place(pytester, bundles, "boom")
+    (folder / "garbage.reprex.zip").write_bytes(b"\x00" * 100)
+    tampered = copy.deepcopy(bundles["boom"])
+    tampered.files["files/app.py"] = b"print('swapped after the id was computed')\n"
+    tampered.write(folder / "tampered.reprex.zip")
+    deep = ("{" + '"a":[' * 50000 + "]" * 50000 + "}").encode()
+    import zipfile
+
+    with zipfile.ZipFile(folder / "deep.reprex.zip", "w") as zf:
+        zf.writestr("reprex.json", deep)
+    result = pytester.runpytest("--reprex-backend", "local", "-rE")
+    result.assert_outcomes(passed=1, errors=3)
+    out = result.stdout.str()
+    assert "Traceback" not in out and "RecursionError" not in out and "During handling" not in out
+    result.stdout.fnmatch_lines_random(["ERROR reprexes/garbage.reprex.zip::garbage - Failed: reprex garbage: *",
+                                        "ERROR reprexes/tampered.reprex.zip::tampered - Failed: reprex tampered: *",
+                                        "ERROR reprexes/deep.reprex.zip::deep - Failed: reprex deep: *"])
+
+
+def test_the_replays_output_reaches_the_terminal_inert(pytester, bundles):
+    """A bundle's output and messages come back in the report; escape sequences in them are
+    shown, not obeyed (no retitled terminal, no hyperlinks, no cleared screen)."""
+    app = ('import sys\nprint("\\x1b]0;PWNED\\x07\\x1b[2J out")\n'
+           'raise ValueError("\\x1b]8;;http://example.invalid\\x1b\\\\click\\x1b]8;;\\x1b\\\\")\n')
+    place(pytester, {"esc": variant(bundles["boom"], app)}, "esc")
+    result = pytester.runpytest("--reprex-backend", "local")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "\x1b]" not in out and "\x1b[2J" not in out and "\x07" not in out
+    assert "\\x1b]0;PWNED\\x07" in out  # shown as text
 
 
 # -- pytest-xdist ---------------------------------------------------------------------------------
