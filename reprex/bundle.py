@@ -289,7 +289,11 @@ class Bundle:
             if name in entries:
                 check(load_json(entries[name], f"{where}: {name}"), f"{where}: {name}")
         bundle = cls(manifest=manifest, files=entries, source=source)
-        if bundle.content_id() != manifest["id"]:
+        try:
+            content_id = bundle.content_id()
+        except ValueError:  # a lone surrogate (JSON can spell one) has no UTF-8 form to hash
+            raise BundleError(f"{where}: {MANIFEST} holds text that is not valid Unicode; refusing it") from None
+        if content_id != manifest["id"]:
             raise BundleError(f"{where}: its content does not match its id (tampered with, or edited without "
                               "finalize()); refusing it")
         return bundle

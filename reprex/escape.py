@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import re
 
-# C0 controls but tab and newline, DEL, C1, and the invisible bidi/direction marks.
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-_CONTROL_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# C0 controls but tab and newline, DEL, C1, the invisible bidi/direction marks, and lone
+# surrogates (JSON can spell them; printing one is a UnicodeEncodeError).
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+                      "\ud800-\udfff]")
+_CONTROL_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 _MD_PUNCT = re.compile(r"([\\`*_\[\]|~])")
 _MD_REF = re.compile(r"([@#])(?=\w)")
 _ZWSP = "\u200b"

@@ -157,6 +157,8 @@ REFUSED = {
                           r"invalid reprex\.json at name"),
     "huge manifest": (lambda s, p: raw_zip(p, {"reprex.json": b'{"pad": "' + _noise(5 * 1024 * 1024) + b'"}'}),
                       r"reprex\.json is \d+ bytes, over the"),
+    "lone surrogate in reprex.json": (lambda s, p: raw_zip(p, {"reprex.json": json.dumps(
+        {**s.manifest, "name": "x", "created": "\ud800"}).encode(), **s.files}), r"not valid Unicode"),
     # finding 9: the content must hash to the id
     "tampered file": (lambda s, p: Bundle(s.manifest, {**s.files, "files/app.py": b"import os\n"}).write(p),
                       r"does not match its id"),
@@ -351,3 +353,14 @@ def test_skipped_files_are_listed_as_data_by_show(seed, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "not included" in proc.stdout and "@someone" in proc.stdout
     assert "\x1b" not in proc.stdout
+
+
+def test_lone_surrogates_in_run_text_are_shown_not_crashing_the_output(seed, tmp_path):
+    """JSON can spell a lone surrogate; printing one raises UnicodeEncodeError."""
+    run = json.loads(seed.files["run.json"])
+    run["output_tail"] = [["stdout", "half a pair: \ud800 here"]]
+    path = derive(seed, run_json=json.dumps(run).encode()).write(tmp_path / "s.reprex.zip")
+    for args in (["show"], ["render", "--venue", "gh"], ["render", "--venue", "text"], ["show", "--json"]):
+        proc = cli(args[0], str(path), *args[1:])
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, (args, proc.stderr)
+    assert "half a pair: \\ud800 here" in cli("render", str(path), "--venue", "gh").stdout
