@@ -153,6 +153,11 @@ REFUSED = {
                            r"invalid reprex\.json at gpu"),
     "python version with a newline": (lambda s, p: derive(s, mutate("python.version", "3.11\nRUN touch /x")).write(p),
                                       r"invalid reprex\.json at python/version"),
+    "tool.version with a RUN line": (lambda s, p: derive(s, mutate("tool.version", "0.1\nRUN id")).write(p),
+                                     r"invalid reprex\.json at tool/version"),
+    "gpu.cuda picking another image": (lambda s, p: derive(s, mutate("gpu", {
+        "count": 1, "models": ["A10G"], "driver": "535.1", "compute_capabilities": ["8.6"],
+        "cuda": "12.2-devel-ubuntu22.04@sha256:0"})).write(p), r"invalid reprex\.json at gpu"),
     "name with a slash": (lambda s, p: derive(s, mutate("name", "../../etc/x")).write(p),
                           r"invalid reprex\.json at name"),
     "huge manifest": (lambda s, p: raw_zip(p, {"reprex.json": b'{"pad": "' + _noise(5 * 1024 * 1024) + b'"}'}),
@@ -264,7 +269,7 @@ def _hostile(seed: Bundle) -> Bundle:
         m["entry"]["argv"] = ["python", MARKER, "|", TERMINAL, "`a``b`"]
         m["platform"]["libc"] = MARKER
         m["platform"]["distro"] = TERMINAL
-        m["tool"]["version"] = "<img src=x>"
+        m["platform"]["system"] = "<img src=x>"
         m["files"]["skipped"] = [{"path": MARKER, "size": 3, "reason": TERMINAL},
                                  {"path": "x\n\n</details>\n\n<img src=y>", "size": 1, "reason": "@someone"}]
         m["redactions"] = [{"kind": MARKER, "where": "w", "count": 1}]
