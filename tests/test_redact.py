@@ -925,8 +925,16 @@ def test_thread_safety_counts():
         ("x" * 5000 + "password=") * 50,
         "https://" + "a:b@" * 50_000,
         "sk-" * 100_000,
+        "QUJD" * 100_000,
+        "a%20b " * 50_000,
+        "a\\x00" * 100_000,
+        "password:\n" + "  x\n" * 100_000,
+        "('api_key', '" * 20_000,
+        "auth=('a', '" * 20_000,
+        "-----END PRIVATE" + " KEY-----\n" * 10_000,
     ],
-    ids=["key-run", "api-key-run", "eyJ-run", "pem-no-end", "long-value", "long-lines", "userinfo-run", "sk-run"],
+    ids=["key-run", "api-key-run", "eyJ-run", "pem-no-end", "long-value", "long-lines", "userinfo-run", "sk-run",
+         "base64-run", "percent-run", "escaped-utf16-run", "yaml-block-run", "pair-run", "auth-tuple-run", "pem-end-run"],
 )
 def test_pathological_inputs_stay_linear(text):
     # Regression guard for quadratic scanning: each finishes in well under a second.
