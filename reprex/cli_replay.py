@@ -56,6 +56,7 @@ def replay(bundle, backend, image, gpus, runs, timeout, network, expect, with_sp
     """
     from reprex.replay import ReplayOptions, exit_code
     from reprex.replay import replay as do_replay
+    from reprex.escape import terminal
     from reprex.replay.base import MIN_SCRUB, parse_pass_env
     from reprex.replay.interrupt import Interrupted, on_signals
 
@@ -77,10 +78,13 @@ def replay(bundle, backend, image, gpus, runs, timeout, network, expect, with_sp
             if as_json:
                 result = do_replay(b, options)
             elif sys.stderr.isatty():
+                from rich.text import Text
+
                 with _console().status("replaying...", spinner="dots") as status:
-                    result = do_replay(b, options, progress=lambda msg: status.update(msg))
+                    result = do_replay(b, options, progress=lambda msg: status.update(Text(terminal(msg, False))))
             else:  # a log, not a terminal: progress as lines, and no rich to import
-                result = do_replay(b, options, progress=lambda msg: click.echo(f"reprex: {msg}", err=True))
+                result = do_replay(b, options,
+                                   progress=lambda msg: click.echo(f"reprex: {terminal(msg, False)}", err=True))
     except Interrupted as exc:
         click.echo(f"reprex: {exc}; the replay was stopped and cleaned up", err=True)
         sys.exit(exc.exit_code)
@@ -94,38 +98,43 @@ def replay(bundle, backend, image, gpus, runs, timeout, network, expect, with_sp
 
 def _print_result(bundle, result) -> None:
     """The verdict on stderr (stdout stays free for --json), styled by click; rich only for
-    the side-by-side table of a different or flaky run."""
+    the side-by-side table of a different or flaky run. The bundle's text and the replayed
+    program's output are data: control characters shown escaped, no markup read in them."""
+    from reprex.escape import terminal
+
     style = _VERDICT_STYLE.get(result.verdict, {"bold": True})
-    where = result.backend or "?"
+    where = terminal(result.backend or "?", False)
     if result.image:
-        where += f" ({result.image})"
+        where += f" ({terminal(result.image, False)})"
     runs = f", {result.reproduced_runs}/{result.runs} runs reproduced" if result.runs > 1 else ""
     echo = lambda text="", **kw: click.secho(text, err=True, **kw)  # noqa: E731
     click.echo(click.style(result.verdict, **style) + f" on {where} in {result.duration_s:.1f}s{runs}", err=True)
     if result.reason:
-        echo(f"reason: {result.reason}")
+        echo(f"reason: {terminal(result.reason, False)}")
     if result.verdict in ("different", "flaky") and result.signature is not None:
         from rich.table import Table
+        from rich.text import Text
 
+        cell = lambda value: Text(terminal(value))  # noqa: E731
         console = _console()
         table = Table(show_header=True)
         table.add_column("")
         table.add_column("expected (bundle)")
         table.add_column("observed (replay)")
         exp, got = result.expected_signature, result.signature
-        table.add_row("id", exp.id, got.id)
-        table.add_row("kind", exp.kind, got.kind)
-        table.add_row("types", "\n".join(exp.types), "\n".join(got.types))
-        table.add_row("frames", "\n".join(exp.frames), "\n".join(got.frames))
-        table.add_row("message", exp.message[:200], got.message[:200])
+        table.add_row("id", cell(exp.id), cell(got.id))
+        table.add_row("kind", cell(exp.kind), cell(got.kind))
+        table.add_row("types", cell("\n".join(exp.types)), cell("\n".join(got.types)))
+        table.add_row("frames", cell("\n".join(exp.frames)), cell("\n".join(got.frames)))
+        table.add_row("message", cell(exp.message[:200]), cell(got.message[:200]))
         console.print(table, markup=False, highlight=False)
         if result.logs:
             echo("replay output (tail):", dim=True)
-            echo(result.logs[-3000:])
+            echo(terminal(result.logs[-3000:]))
     if result.diff:
         echo("environment differences (bundle -> replay):", dim=True)
         for row in result.diff[:30]:
-            echo(f"  {row['what']}: {row['bundle']} -> {row['replay']}")
+            echo("  " + terminal(f"{row['what']}: {row['bundle']} -> {row['replay']}", False))
 
 
 @main.command(context_settings=CONTEXT)

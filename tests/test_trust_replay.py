@@ -409,10 +409,24 @@ def test_a_signal_stops_the_replay_and_removes_its_container_and_temp_dirs(boom_
             proc.communicate()
 
 
+def host_watchdogs(container_id: str) -> list[int]:
+    """Pids of the host-side watchdogs (replay.watchdog) watching this container."""
+    found = []
+    for pid in os.listdir("/proc"):
+        try:
+            args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if pid.isdigit() and container_id.encode() in args and any(b"_reprex_watchdog_engine" in a for a in args):
+            found.append(int(pid))
+    return found
+
+
 def test_a_killed_replay_leaves_no_running_container_past_its_timeout(boom_bundle, base_image, docker_client,
                                                                       tmp_path, cache):
-    """SIGKILL: nothing of reprex runs to clean up; the run script's watchdog ends the
-    container at the timeout plus its margin."""
+    """SIGKILL to reprex and to its host-side watchdog (a CI runner killing everything):
+    nothing on the host is left to clean up; the run script's watchdog ends the container
+    at the timeout plus its margin."""
     from reprex.replay.docker_backend import WATCHDOG_MARGIN_S
 
     bundle = variant(boom_bundle, textwrap.dedent(HANG) + "# SIGKILL\n")
@@ -421,7 +435,11 @@ def test_a_killed_replay_leaves_no_running_container_past_its_timeout(boom_bundl
     proc, _ = start_cli_replay(bundle, base_image, tmp_path, timeout=timeout)
     try:
         wait_until_running(docker_client, bundle, proc)
+        (container,) = running(docker_client, bundle)
+        watchdogs = host_watchdogs(container.id)
+        assert len(watchdogs) == 1, watchdogs
         killed_at = time.monotonic()
+        os.kill(watchdogs[0], signal.SIGKILL)
         proc.kill()
         proc.communicate(timeout=30)
         deadline = killed_at + timeout + WATCHDOG_MARGIN_S + 15
@@ -495,3 +513,76 @@ def test_the_setup_has_one_time_budget_for_every_download(boom_bundle, base_imag
     assert result.verdict == "infra-error", result.reason
     assert result.reason == "setting up the replay took longer than its 5s setup timeout", result.reason
     assert any(line.startswith("downloading 40 pinned wheels") for line in lines), lines
+
+
+# -- what `reprex replay` prints of a stranger's program is data ----------------------------------
+
+def test_replay_output_cannot_drive_the_terminal(boom_bundle, base_image, tmp_path, cache):
+    """The replayed program's output and message reach the user's terminal: escape
+    sequences (title, hyperlink, clear screen) are shown escaped, rich markup stays text."""
+    script = r'''
+        print("\x1b]0;pwned-title\x07\x1b[2J\x1b[31mred", flush=True)
+        def fail():
+            raise ValueError("[/INST] [bold]x \x1b]8;;http://example.invalid/\x07link\x1b]8;;\x07")
+        fail()
+    '''
+    bundle = variant(boom_bundle, script)
+    BUNDLE_IDS.add(bundle.id)
+    path = bundle.write(tmp_path / "loud.reprex.zip")
+    proc = subprocess.run([PY, "-m", "reprex", "replay", str(path), "--backend", "docker", "--image", base_image],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr  # different: ValueError, not RuntimeError
+    err = proc.stderr
+    assert "different on docker" in err
+    assert "\x1b]" not in err and "\x07" not in err and "\x1b[2J" not in err, repr(err[-2000:])
+    assert "\\x1b]0;pwned-title" in err  # shown, escaped
+    assert "[/INST] [bold]x" in err  # in the table, as text
+    assert "MarkupError" not in err and str(REPO / "reprex") not in err  # no traceback of reprex's own
+
+
+KILL_THE_WATCHDOG = """
+    import os, signal, time
+    # the run script's watchdog runs as this program's uid: find its `sleep` and kill it and its shell
+    for pid in os.listdir("/proc"):
+        try:
+            cmd = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\\0")
+            if pid.isdigit() and cmd[0] == b"sleep":
+                parent = int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
+                os.kill(parent, signal.SIGKILL)
+                os.kill(int(pid), signal.SIGKILL)
+                print("killed the watchdog", flush=True)
+        except (OSError, IndexError, ValueError):
+            pass
+    print("hanging", flush=True)
+    while True:
+        time.sleep(3600)
+"""
+
+
+def test_a_killed_replay_of_a_program_that_killed_its_watchdog_still_ends(boom_bundle, base_image, docker_client,
+                                                                          tmp_path, cache):
+    """The in-container watchdog can be killed by the program (same uid); the host-side one
+    can't, and removes the container once reprex is gone without having done so."""
+    from reprex.replay.docker_backend import WATCHDOG_MARGIN_S
+
+    bundle = variant(boom_bundle, KILL_THE_WATCHDOG)
+    BUNDLE_IDS.add(bundle.id)
+    timeout = 4
+    proc, _ = start_cli_replay(bundle, base_image, tmp_path, timeout=timeout)
+    try:
+        wait_until_running(docker_client, bundle, proc)
+        (container,) = running(docker_client, bundle)
+        assert b"killed the watchdog" in container.logs()
+        killed_at = time.monotonic()
+        proc.kill()
+        proc.communicate(timeout=30)
+        deadline = killed_at + timeout + 2 * WATCHDOG_MARGIN_S + 15
+        while running(docker_client, bundle) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not running(docker_client, bundle), "the container outlived the replay's timeout"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        for c in docker_client.containers.list(all=True, filters={"label": f"org.reprex.bundle={bundle.id}"}):
+            c.remove(force=True)

@@ -27,7 +27,8 @@ version, which names the base image and goes into the Dockerfile; its id, in lab
 container name) or passed as data (the entry's argv, environment values); nothing in it
 chooses the isolation: network, GPUs, image, timeout and limits come from the user's options.
 The container ends on its own at the timeout (a watchdog in the run script) even if reprex
-is killed; SIGTERM/SIGINT unwind through the `finally` that removes it (replay.interrupt).
+is killed, and a detached watchdog on the host (replay.watchdog) removes it if reprex dies
+without doing so; SIGTERM/SIGINT unwind through the `finally` that removes it (replay.interrupt).
 
 The daemon is spoken to through reprex.replay.engine (the standard library over the socket);
 the docker SDK is imported only to pull a missing base image (sdk_client: registry credentials).
@@ -58,6 +59,7 @@ from reprex.replay.base import (DEFAULT_TIMEOUT, Deadline, EnvIncompatible, Infr
                                 replay_environ, replay_pythonpath, requirements, work_files)
 from reprex.replay.engine import Engine, EngineError, Stream, tls_from_env
 from reprex.replay.interrupt import shielded
+from reprex.replay.watchdog import watch
 from reprex.replay.wheels import (Target, WheelSet, check_bundle_requirements, pins_wheels, uname_machine,
                                   with_wheels)
 
@@ -852,7 +854,7 @@ class DockerBackend:
         bind = inputs_mode(engine) == "bind"
         nonce = uuid.uuid4().hex
         name = f"reprex-{bundle_label(bundle)[:12]}-{nonce[:8]}"
-        indir = recdir = cid = None
+        indir = recdir = cid = watchdog = None
         try:
             if bind:
                 indir = Path(tempfile.mkdtemp(prefix="reprex-in-"))
@@ -862,6 +864,8 @@ class DockerBackend:
             try:
                 with shielded():  # a signal can't come between the daemon's create and our knowing its id
                     cid = engine.create(config, name)
+                    # a backstop outside the container, for when this process dies without cleaning up
+                    watchdog = watch(engine, cid, watchdog_s(options) + WATCHDOG_MARGIN_S)
                 if indir is None:
                     engine.put_archive(cid, IN_DIR, inputs_tar(files))
                 stream = engine.attach(cid, timeout=30)
@@ -915,6 +919,8 @@ class DockerBackend:
         finally:
             with shielded():  # every path, a signal's included: the container and the temp dirs go
                 self._cleanup(env, options, name, cid, indir, recdir)
+                if watchdog is not None:
+                    watchdog.done()
 
     @staticmethod
     def _cleanup(env: DockerEnv, options: ReplayOptions, name: str, cid: str | None, indir: Path | None,

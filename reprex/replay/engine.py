@@ -71,6 +71,7 @@ class Engine:
     def __init__(self, host: str, *, tls_dir: Path | None = None, tls_verify: bool = False,
                  timeout: float = 120.0):
         self.host = host
+        self.tls_dir, self.tls_verify = tls_dir, tls_verify  # for a watchdog that speaks to the same daemon
         self.endpoint = None  # where connect() found it (docker_backend.Endpoint), for the SDK's pulls
         self.timeout = timeout
         self.api = "1.41"
