@@ -121,9 +121,14 @@ def main() -> None:
 @click.option("--extract", is_flag=True, help="Also extract the minimal failing call (see `reprex extract`).")
 @click.option("-q", "--quiet", is_flag=True, help="Don't echo the program's output.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object describing the result.")
+@click.option("--exit-zero", is_flag=True,
+              help="Exit 0 once the bundle is written, whatever the program's own exit status.")
 def capture(command, output, name, timeout, allow_success, include, exclude, max_file_size, max_total, network,
-            from_traceback, last, preview, extract, quiet, as_json):
+            from_traceback, last, preview, extract, quiet, as_json, exit_zero):
     """Run COMMAND under the recorder; if it fails, write NAME.reprex.zip.
+
+    Exits with the program's own status (128+N for a signal, 124 for a --timeout hang), so a
+    CI job that runs `reprex capture -- pytest ...` still fails; --exit-zero for 0 instead.
 
     \b
       reprex capture -- python app.py --config prod.yaml
@@ -153,20 +158,30 @@ def capture(command, output, name, timeout, allow_success, include, exclude, max
             if not command:
                 raise click.UsageError("no command given: use `reprex capture -- python app.py`")
             from reprex.capture.pipeline import capture_command
+            from reprex.capture.runner import Terminated, terminate_raises
 
-            if quiet or as_json:
-                result = capture_command(list(command), options, write=not preview)
-            else:
-                with console.status("capturing...", spinner="dots") as status:
-                    result = capture_command(list(command), options, write=not preview,
-                                             progress=lambda msg: status.update(msg))
+            try:
+                with terminate_raises():
+                    if quiet or as_json:
+                        result = capture_command(list(command), options, write=not preview)
+                    else:
+                        with console.status("capturing...", spinner="dots") as status:
+                            result = capture_command(list(command), options, write=not preview,
+                                                     progress=lambda msg: status.update(msg))
+            except (KeyboardInterrupt, Terminated) as exc:
+                # The program was stopped and the unredacted record removed on the way out.
+                _fail("interrupted: no bundle written", 143 if isinstance(exc, Terminated) else 130)
             if extract and result.bundle is not None and result.path is not None:
                 from reprex.extract import JudgeUnavailable, extract_into
+                from reprex.replay.interrupt import Interrupted, on_signals
 
                 try:  # the user's own fresh capture: its candidates are judged on this machine
-                    message = extract_into(result.path, backend="local").message
+                    with on_signals():
+                        message = extract_into(result.path, backend="local").message
                 except JudgeUnavailable as exc:
                     message = f"not extracted: {exc.reason}"
+                except Interrupted as exc:  # the bundle stays as captured; the judging cleaned up after itself
+                    _fail(f"{exc} while extracting; {result.path} is the full capture", exc.exit_code)
                 click.echo(click.style("extract:", bold=True) + f" {message}", err=True)  # data: no markup
     except CaptureError as exc:
         _fail(str(exc))
@@ -174,20 +189,22 @@ def capture(command, output, name, timeout, allow_success, include, exclude, max
         _fail(str(exc))
     except OSError as exc:
         _fail(f"cannot write {exc.filename or output or 'the bundle'}: {exc.strerror or exc}")
+    status = 0 if exit_zero or from_traceback else program_status(result.outcome)
     if result.bundle is None:
         if as_json:
             click.echo(json.dumps({"written": None, "outcome": result.outcome.outcome, "message": result.message}))
         else:
             console.print(f"[green]reprex:[/] {result.message}")
-        sys.exit(0)
+        sys.exit(status)
     if preview:
-        return _print_preview(result.bundle, as_json)
+        _print_preview(result.bundle, as_json)
+        sys.exit(status)
     if as_json:
         click.echo(json.dumps({"written": str(result.path), "name": result.bundle.name,
                                "signature": result.bundle.manifest["expect"]["signature"],
                                "outcome": result.outcome.outcome, "size": result.path.stat().st_size,
                                "redactions": result.bundle.manifest["redactions"]}))
-        return
+        sys.exit(status)
     sig = result.bundle.manifest["expect"]["signature"]
     console.print(f"[bold red]captured[/] {result.outcome.outcome}: {' <- '.join(sig['types'])}  "
                   f"[dim]signature {sig['id']}[/]")
@@ -198,6 +215,21 @@ def capture(command, output, name, timeout, allow_success, include, exclude, max
         console.print(f"[yellow]{len(result.skipped_files)} file(s) not included[/]; `reprex show` lists them")
     console.print(f"next: [bold]reprex render {result.path} --venue gh[/] for the issue body, "
                   f"[bold]reprex replay {result.path}[/] to check it")
+    sys.exit(status)
+
+
+def program_status(outcome) -> int:
+    """The captured program's own exit status, as a shell would report it."""
+    if outcome.outcome == "success":
+        return 0
+    if outcome.outcome == "timeout":
+        return 124
+    code = outcome.exit_code
+    if code is None:
+        return 1
+    if code < 0:
+        return min(128 - code, 255)
+    return min(code, 255) or 1
 
 
 def _read_text(path: str) -> str:

@@ -16,10 +16,11 @@ from reprex.capture.pipeline import CaptureOptions, capture_command
 PY = sys.executable
 
 
-def reprex_cli(*args, cwd, env=None, check=True):
+def reprex_cli(*args, cwd, env=None, check=True, code=0):
+    """`reprex ARGS`; with check, it must exit `code` (a capture exits with the program's status)."""
     proc = subprocess.run([PY, "-m", "reprex", *args], cwd=cwd, capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, timeout=120)
-    if check and proc.returncode != 0:
+    if check and proc.returncode != code:
         raise AssertionError(f"reprex {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc
 
@@ -53,7 +54,7 @@ def app(tmp_path):
 
 
 def test_capture_exception_writes_a_replayable_bundle(app):
-    proc = reprex_cli("capture", "-q", "--json", "--", PY, "app.py", "--flag", cwd=app)
+    proc = reprex_cli("capture", "-q", "--json", "--", PY, "app.py", "--flag", cwd=app, code=1)
     info = json.loads(proc.stdout)
     assert info["outcome"] == "exception"
     bundle = Bundle.read(info["written"])
@@ -262,14 +263,14 @@ def test_python_api_capture_exception_and_recording(tmp_path):
 
 
 def test_preview_writes_nothing(app):
-    proc = reprex_cli("capture", "-q", "--preview", "--json", "--", PY, "app.py", cwd=app)
+    proc = reprex_cli("capture", "-q", "--preview", "--json", "--", PY, "app.py", cwd=app, code=1)
     data = json.loads(proc.stdout)
     assert "files/app.py" in data["entries"] and data["size_zip"] > 0
     assert not list(app.glob("*.reprex.zip"))
 
 
 def test_render_venues(app):
-    reprex_cli("capture", "-q", "--", PY, "app.py", cwd=app)
+    reprex_cli("capture", "-q", "--", PY, "app.py", cwd=app, code=1)
     gh = reprex_cli("render", "app.reprex.zip", "--venue", "gh", cwd=app).stdout
     assert "<details><summary>Traceback</summary>" in gh and len(gh) < 65536
     text = reprex_cli("render", "app.reprex.zip", "--venue", "text", cwd=app).stdout
@@ -457,7 +458,7 @@ def test_more_bad_inputs_are_one_line_errors(tmp_path):
         proc = reprex_cli(*args, cwd=tmp_path, check=False)
         assert proc.returncode == 2, (args, proc.stderr)
         assert expected in proc.stderr and "Traceback" not in proc.stderr, (args, proc.stderr)
-    reprex_cli("capture", "-q", "--", PY, "x.py", cwd=tmp_path)
+    reprex_cli("capture", "-q", "--", PY, "x.py", cwd=tmp_path, code=1)
     proc = reprex_cli("render", "x.reprex.zip", "-o", str(tmp_path), cwd=tmp_path, check=False)
     assert proc.returncode == 2 and "is a directory" in proc.stderr
 
@@ -531,3 +532,99 @@ def test_sizes_parse_one_way_everywhere():
     for bad in ("lots", "-5", "", "k", "nan", "inf", "1e400"):
         with pytest.raises(ValueError):
             parse_size(bad)
+
+
+# -- issue 11 finding 7, issue 9 finding 4, issue 11 findings 4 and 5: how a capture ends ------------
+
+def test_capture_exits_with_the_programs_status(tmp_path):
+    """CI runs `reprex capture -- CMD`: the job must still fail when CMD failed."""
+    write(tmp_path / "boom.py", "raise ValueError('bad')\n")
+    write(tmp_path / "three.py", "import sys\nprint('Traceback? no', file=sys.stderr)\nsys.exit(3)\n")
+    write(tmp_path / "ok.py", "print('fine')\n")
+    write(tmp_path / "segv.py", "import ctypes\nctypes.string_at(0)\n")
+    assert reprex_cli("capture", "-q", "--", PY, "boom.py", cwd=tmp_path, check=False).returncode == 1
+    assert (tmp_path / "boom.reprex.zip").exists()
+    assert reprex_cli("capture", "-q", "--json", "--", PY, "three.py", cwd=tmp_path, check=False).returncode == 3
+    assert reprex_cli("capture", "-q", "--", PY, "segv.py", cwd=tmp_path, check=False).returncode == 128 + 11
+    assert reprex_cli("capture", "-q", "--", PY, "ok.py", cwd=tmp_path, check=False).returncode == 0
+    proc = reprex_cli("capture", "-q", "--exit-zero", "-o", "again.reprex.zip", "--", PY, "boom.py", cwd=tmp_path,
+                      check=False)
+    assert proc.returncode == 0 and (tmp_path / "again.reprex.zip").exists()
+    write(tmp_path / "hang.py", "import time\nwhile True:\n    time.sleep(0.05)\n")
+    assert reprex_cli("capture", "-q", "--timeout", "2", "--", PY, "hang.py", cwd=tmp_path,
+                      check=False).returncode == 124
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
+    except OSError:
+        return False
+
+
+def test_background_child_holding_stdout_does_not_hold_the_capture(tmp_path):
+    """The recorded process's end is the run's end: its RuntimeError is recorded, not a hang,
+    and the background child that kept the pipes open is stopped."""
+    write(tmp_path / "app.py", """
+        import subprocess
+        child = subprocess.Popen(["sleep", "600"])
+        open("child.pid", "w").write(str(child.pid))
+        raise RuntimeError("failed after starting a helper")
+    """)
+    proc = reprex_cli("capture", "-q", "--json", "--timeout", "60", "--", PY, "app.py", cwd=tmp_path, code=1)
+    info = json.loads(proc.stdout)
+    assert info["outcome"] == "exception"
+    assert info["signature"]["types"] == ["RuntimeError"] and info["signature"]["frames"] == ["app.py:<module>"]
+    assert not _alive(int((tmp_path / "child.pid").read_text()))
+
+
+def test_hang_of_a_grandchild_in_its_own_session_keeps_its_record(tmp_path):
+    """entry (sh) -> setsid python: the killed group doesn't reach the recorded process, which
+    must still be dumped, recorded and stopped."""
+    write(tmp_path / "hang.py", """
+        import os, time
+        open("hang.pid", "w").write(str(os.getpid()))
+        def wait_for_lock():
+            while True:
+                time.sleep(0.05)
+        wait_for_lock()
+    """)
+    write(tmp_path / "run.sh", f"setsid {PY} hang.py\necho after\n")
+    proc = reprex_cli("capture", "-q", "--json", "--timeout", "3", "--", "sh", "run.sh", cwd=tmp_path, code=124)
+    info = json.loads(proc.stdout)
+    assert info["outcome"] == "timeout"
+    assert info["signature"]["frames"][:2] == ["hang.py:wait_for_lock", "hang.py:<module>"]
+    assert not _alive(int((tmp_path / "hang.pid").read_text()))
+
+
+@pytest.mark.parametrize("sig,code", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_killed_capture_removes_its_unredacted_record(tmp_path, sig, code):
+    import signal
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    write(tmp_path / "slow.py", """
+        import os, time
+        open("slow.pid", "w").write(str(os.getpid()))
+        print("ready", flush=True)
+        time.sleep(600)
+    """)
+    proc = subprocess.Popen([PY, "-m", "reprex", "capture", "--", PY, "slow.py"], cwd=tmp_path,
+                            env={**os.environ, "TMPDIR": str(tmp)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        records = list(tmp.glob("reprex-record-*"))
+        assert len(records) == 1 and (records[0] / "events.jsonl").exists()  # the thing that must go
+        proc.send_signal(getattr(signal, sig))
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == code, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert not records[0].exists() and not list(tmp.iterdir())
+    assert not _alive(int((tmp_path / "slow.pid").read_text()))
+    assert not list(tmp_path.glob("*.reprex.zip"))

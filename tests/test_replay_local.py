@@ -301,7 +301,7 @@ def test_env_values_cut_by_the_output_tail_leave_no_part_behind(tmp_path, cache)
         with_env = {**os.environ, "HF_TOKEN": secret}
         proc = subprocess.run([PY, "-m", "reprex", "capture", "-q", "-o", str(work / "b.reprex.zip"), "--", PY,
                                "app.py"], cwd=work, env=with_env, capture_output=True, text=True, timeout=120)
-        assert proc.returncode == 0, proc.stderr
+        assert proc.returncode == 1, proc.stderr  # the program's own status
         bundle = Bundle.read(work / "b.reprex.zip")
         result = replay(bundle, ReplayOptions(backend="local", pass_env={"HF_TOKEN": secret}))
         assert result.verdict == "reproduced", (result.reason, result.logs[-500:])

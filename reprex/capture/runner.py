@@ -13,7 +13,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
@@ -106,14 +108,55 @@ class _Tail:
         return chunks
 
 
+class Terminated(BaseException):
+    """reprex itself got SIGTERM: unwinds like KeyboardInterrupt so temp records are removed."""
+
+    signum = signal.SIGTERM
+
+
+@contextmanager
+def terminate_raises():
+    """While inside, SIGTERM raises Terminated (main thread only; elsewhere a no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+# After the entry exits, how long background children that still hold its stdout/stderr
+# may keep talking before the run counts as over (the recorded process's end is the run's end).
+DRAIN_S = 0.5
+# After a recorded grandchild exits, how long the entry (a shell, a launcher) has to follow.
+ENTRY_GRACE_S = 2.0
+
+
 def run_recorded(argv: Sequence[str], *, cwd: str | os.PathLike | None = None,
                  env: Mapping[str, str] | None = None, timeout: float | None = None,
                  tee: bool = True, record_dir: Path | None = None,
                  on_output: Callable[[str, bytes], None] | None = None) -> RunResult:
     """Run argv under the recorder. On timeout, ask the recorded process for a stack
-    dump (SIGUSR1 -> faulthandler), then kill the whole process group."""
+    dump (SIGUSR1 -> faulthandler), then kill the whole process group. The run ends when
+    the entry exits, or soon after the recorded process does: a background child that
+    keeps the pipes open is killed, not waited for. Interrupted (Ctrl-C, SIGTERM inside
+    terminate_raises), the program is stopped and our record dir removed before re-raising."""
     own_dir = record_dir is None  # ours to delete: it holds unredacted locals and argv
     record_dir = Path(record_dir or tempfile.mkdtemp(prefix="reprex-record-"))
+    try:
+        return _run(argv, cwd, env, timeout, tee, record_dir, on_output)
+    finally:
+        if own_dir and not os.environ.get("REPREX_KEEP_RECORD"):
+            shutil.rmtree(record_dir, ignore_errors=True)
+
+
+def _run(argv, cwd, env, timeout, tee, record_dir: Path, on_output) -> RunResult:
     record_dir.mkdir(parents=True, exist_ok=True)
     full_env = recorder_env(env if env is not None else os.environ, record_dir)
     tail = _Tail()
@@ -131,15 +174,24 @@ def run_recorded(argv: Sequence[str], *, cwd: str | os.PathLike | None = None,
     sel.register(proc.stderr, selectors.EVENT_READ, "stderr")
     sinks = {"stdout": getattr(sys.stdout, "buffer", None), "stderr": getattr(sys.stderr, "buffer", None)}
     deadline = started + timeout if timeout else None
+    ending_at = None  # when the entry (or the recorded process) is gone: stop reading then
+    recorded_gone_at = None
+    claimed: list[int] = []  # the recorded pid, once read
     try:
         while sel.get_map():
-            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            now = time.monotonic()
+            if ending_at is not None and now >= ending_at:
+                break
+            wait = None if deadline is None else max(0.0, deadline - now)
             if deadline is not None and wait == 0.0 and not timed_out:
                 timed_out = True
                 _dump_and_kill(proc, record_dir)
                 deadline = None
                 continue
-            for key, _ in sel.select(timeout=wait if wait is None else min(wait, 0.5)):
+            step = 0.2 if wait is None else min(wait, 0.2)
+            if ending_at is not None:
+                step = min(step, max(0.0, ending_at - now))
+            for key, _ in sel.select(timeout=step):
                 data = os.read(key.fileobj.fileno(), 65536)
                 if not data:
                     sel.unregister(key.fileobj)
@@ -150,31 +202,60 @@ def run_recorded(argv: Sequence[str], *, cwd: str | os.PathLike | None = None,
                 if tee and sinks[key.data] is not None:
                     sinks[key.data].write(data)
                     sinks[key.data].flush()
+            if ending_at is None:
+                if proc.poll() is not None:
+                    ending_at = time.monotonic() + DRAIN_S
+                elif not _recorded_alive(proc, record_dir, claimed):
+                    recorded_gone_at = recorded_gone_at or time.monotonic()
+                    if time.monotonic() - recorded_gone_at > ENTRY_GRACE_S:
+                        ending_at = time.monotonic()
+        if proc.poll() is None and ending_at is not None:
+            _signal_group(proc, signal.SIGKILL)  # the entry outlived the recorded process
         returncode = proc.wait()
-    except KeyboardInterrupt:
-        # Ctrl-C: let the program see it (its stack is recorded), then stop it.
-        _signal_group(proc, signal.SIGINT)
+    except BaseException as exc:
+        # Ctrl-C or SIGTERM to reprex: pass it on (the program's stack is recorded), then stop it.
+        _signal_group(proc, signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
         try:
-            returncode = proc.wait(timeout=5)
+            proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
-            _signal_group(proc, signal.SIGKILL)
-            returncode = proc.wait()
+            pass
         raise
     finally:
         sel.close()
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
+        # Whatever is left in the group (background children holding the pipes) goes too.
+        _signal_group(proc, signal.SIGKILL)
         if proc.poll() is None:
-            _signal_group(proc, signal.SIGKILL)
             proc.wait()
-    try:
-        outcome = load_outcome(record_dir, returncode, timed_out=timed_out,
-                               duration_s=time.monotonic() - started, output_tail=tail.as_text())
-    finally:
-        if own_dir and not os.environ.get("REPREX_KEEP_RECORD"):
-            shutil.rmtree(record_dir, ignore_errors=True)
+    outcome = load_outcome(record_dir, returncode, timed_out=timed_out,
+                           duration_s=time.monotonic() - started, output_tail=tail.as_text())
     return RunResult(outcome, record_dir, returncode, timed_out)
+
+
+def _recorded_alive(proc: subprocess.Popen, record_dir: Path, claimed: list[int]) -> bool:
+    """Is the recorded process (which may be a grandchild of the entry) still running?
+    True while nothing has claimed the record dir: the entry itself may not be Python yet."""
+    if not claimed:
+        try:
+            claimed.append(int((record_dir / "claim").read_text()))
+        except (OSError, ValueError):
+            return True
+    pid = claimed[0]
+    if pid == proc.pid:
+        return True  # the entry itself: proc.poll() decides
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (exited, not yet reaped by its parent) has ended too
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
 
 
 def _signal_group(proc: subprocess.Popen, sig: int) -> None:
@@ -203,3 +284,9 @@ def _dump_and_kill(proc: subprocess.Popen, record_dir: Path) -> None:
                 time.sleep(0.05)
                 break
     _signal_group(proc, signal.SIGKILL)
+    if pid is not None and pid != proc.pid:
+        # A recorded grandchild may live in its own session (setsid), out of the group's reach.
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
