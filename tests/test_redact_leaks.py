@@ -365,3 +365,45 @@ def test_env_probe_values_follow_the_same_rule(tmp_path: Path):
     env = {"RAY_AUTH_MODE": "disabled", "RAY_REDIS_PASSWORD": rand(12), "HF_HUB_TOKEN": rand(20), "OMP_NUM_THREADS": "2"}
     values = envvars.filter_environ(env)["values"]
     assert values == {"RAY_AUTH_MODE": "disabled", "OMP_NUM_THREADS": "2"}
+
+
+def test_real_pydantic_secret_fields_never_reach_a_bundle(tmp_path):
+    """The issue's first leak, with the real library: a SecretStr repr passes every text
+    check, its pickle holds the password."""
+    pytest.importorskip("pydantic")
+    import sys
+    import textwrap
+    import zipfile
+
+    from reprex.capture.pipeline import CaptureOptions, capture_command
+
+    (tmp_path / "app.py").write_text(textwrap.dedent("""\
+        import random
+        from pydantic import BaseModel, SecretStr
+
+        class Settings(BaseModel):
+            host: str
+            password: SecretStr
+
+        def connect(settings, retries=3):
+            raise ConnectionError("authentication failed for " + settings.host)
+
+        rng = random.Random(99)
+        connect(Settings(host="db.internal", password="".join(rng.choice("abcdefXYZ0123456789") for _ in range(20))))
+    """))
+    rng = random.Random(99)
+    secret = "".join(rng.choice("abcdefXYZ0123456789") for _ in range(20))
+    result = capture_command([sys.executable, "app.py"], CaptureOptions(tee=False), cwd=str(tmp_path),
+                             env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    path = result.bundle.write(tmp_path / "app.reprex.zip")
+    with zipfile.ZipFile(path) as zf:
+        for name in zf.namelist():
+            data = zf.read(name)
+            assert secret.encode() not in data, name
+            for run in __import__("re").findall(rb"[A-Za-z0-9+/=]{40,}", data):
+                try:
+                    assert secret.encode() not in base64.b64decode(run + b"=" * (-len(run) % 4)), name
+                except ValueError:
+                    pass
+    dropped = {(d["argument"], d["reason"]) for d in result.bundle.manifest["pickles_dropped"]}
+    assert ("settings", "holds a SecretStr (a type that carries secrets)") in dropped
