@@ -158,19 +158,19 @@ def capture(command, output, name, timeout, allow_success, include, exclude, max
             if not command:
                 raise click.UsageError("no command given: use `reprex capture -- python app.py`")
             from reprex.capture.pipeline import capture_command
-            from reprex.capture.runner import Terminated, terminate_raises
+            from reprex.replay.interrupt import Interrupted, on_signals
 
             try:
-                with terminate_raises():
+                with on_signals():
                     if quiet or as_json:
                         result = capture_command(list(command), options, write=not preview)
                     else:
                         with console.status("capturing...", spinner="dots") as status:
                             result = capture_command(list(command), options, write=not preview,
                                                      progress=lambda msg: status.update(msg))
-            except (KeyboardInterrupt, Terminated) as exc:
+            except Interrupted as exc:
                 # The program was stopped and the unredacted record removed on the way out.
-                _fail("interrupted: no bundle written", 143 if isinstance(exc, Terminated) else 130)
+                _fail(f"{exc}: no bundle written", exc.exit_code)
             if extract and result.bundle is not None and result.path is not None:
                 from reprex.extract import JudgeUnavailable, extract_into
                 from reprex.replay.interrupt import Interrupted, on_signals

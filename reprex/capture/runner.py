@@ -13,9 +13,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
@@ -108,29 +106,6 @@ class _Tail:
         return chunks
 
 
-class Terminated(BaseException):
-    """reprex itself got SIGTERM: unwinds like KeyboardInterrupt so temp records are removed."""
-
-    signum = signal.SIGTERM
-
-
-@contextmanager
-def terminate_raises():
-    """While inside, SIGTERM raises Terminated (main thread only; elsewhere a no-op)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise Terminated()
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 # After the entry exits, how long background children that still hold its stdout/stderr
 # may keep talking before the run counts as over (the recorded process's end is the run's end).
 DRAIN_S = 0.5
@@ -145,8 +120,9 @@ def run_recorded(argv: Sequence[str], *, cwd: str | os.PathLike | None = None,
     """Run argv under the recorder. On timeout, ask the recorded process for a stack
     dump (SIGUSR1 -> faulthandler), then kill the whole process group. The run ends when
     the entry exits, or soon after the recorded process does: a background child that
-    keeps the pipes open is killed, not waited for. Interrupted (Ctrl-C, SIGTERM inside
-    terminate_raises), the program is stopped and our record dir removed before re-raising."""
+    keeps the pipes open is killed, not waited for. Interrupted (KeyboardInterrupt, or
+    replay.interrupt.Interrupted for SIGTERM), the signal is passed on to the program, which is
+    then stopped, and our record dir is removed before re-raising."""
     own_dir = record_dir is None  # ours to delete: it holds unredacted locals and argv
     record_dir = Path(record_dir or tempfile.mkdtemp(prefix="reprex-record-"))
     try:
@@ -214,7 +190,7 @@ def _run(argv, cwd, env, timeout, tee, record_dir: Path, on_output) -> RunResult
         returncode = proc.wait()
     except BaseException as exc:
         # Ctrl-C or SIGTERM to reprex: pass it on (the program's stack is recorded), then stop it.
-        _signal_group(proc, signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+        _signal_group(proc, getattr(exc, "signum", signal.SIGINT))
         try:
             proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
