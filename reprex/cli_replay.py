@@ -169,24 +169,32 @@ def extract(bundle, frame, function, backend, image, timeout, network, gpus, out
     from reprex.bundle import BundleError
     from reprex.extract import JudgeUnavailable
     from reprex.extract import extract as do_extract
+    from reprex.replay.interrupt import Interrupted, on_signals
 
     if frame is not None and function is not None:
         raise click.UsageError("use --frame or --function, not both")
     gpus = _gpus(gpus)
     b = _load_bundle(bundle)
+    if backend == "local" and not as_json:
+        click.echo("reprex: warning: --backend local runs this bundle's code on this machine", err=True)
     kwargs = dict(frame=frame, function=function, backend=backend, image=image, timeout=timeout, network=network,
                   gpus=gpus)
+    # SIGTERM/SIGINT unwind the judging (a candidate's container and temp dirs are removed): exit 143/130
     try:
-        if as_json or not sys.stderr.isatty():
-            say = (lambda msg: None) if as_json else (lambda msg: click.echo(f"reprex: {msg}", err=True))
-            report = do_extract(b, progress=say, **kwargs)
-        else:
-            from rich.text import Text
+        with on_signals():
+            if as_json or not sys.stderr.isatty():
+                say = (lambda msg: None) if as_json else (lambda msg: click.echo(f"reprex: {msg}", err=True))
+                report = do_extract(b, progress=say, **kwargs)
+            else:
+                from rich.text import Text
 
-            with _console().status("extracting the failing call...", spinner="dots") as status:
-                report = do_extract(b, progress=lambda msg: status.update(Text(msg)), **kwargs)
+                with _console().status("extracting the failing call...", spinner="dots") as status:
+                    report = do_extract(b, progress=lambda msg: status.update(Text(msg)), **kwargs)
     except JudgeUnavailable as exc:
         _fail(exc.reason, 3)
+    except Interrupted as exc:
+        click.echo(f"reprex: {exc}; the extraction was stopped and cleaned up", err=True)
+        sys.exit(exc.exit_code)
     target = output or (bundle if not bundle.startswith(("http://", "https://", "s3://", "gs://")) else None)
     written = None
     if report.bundle is not None:

@@ -399,7 +399,7 @@ def _relative_sys_path(bundle: Bundle) -> list[str]:
             continue
         if item == cwd or item.startswith(cwd.rstrip("/") + "/"):
             rel = os.path.relpath(item, cwd)
-            if rel not in out:
+            if rel not in out and rel.split(os.sep)[0] != "..":  # only inside the work dir
                 out.append(rel)
     return out or ["."]
 

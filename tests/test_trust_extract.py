@@ -17,11 +17,13 @@ import copy
 import json
 import os
 import pickle
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -29,6 +31,7 @@ import pytest
 from reprex.bundle import Bundle
 from reprex.capture.pipeline import CaptureOptions, capture_command
 from reprex.extract import ExtractError, build_script, extract
+from reprex.extract_oracle import candidate_bundle
 
 PY = sys.executable
 
@@ -102,6 +105,7 @@ def pickle_variant(seed: Bundle, marker: Path) -> Bundle:
 
 
 EVIL_TYPE = "\x1b]0;pwned\x07Evil\x1b[2J"
+HANG = "def boom(x):\n    while True:\n        pass\n"
 
 
 def module_variant(seed: Bundle, marker: Path, target: tuple[str, int] | None, body: str | None = None) -> Bundle:
@@ -255,12 +259,52 @@ def test_a_network_only_when_the_user_grants_it(seed, base_image, tmp_path, list
 @pytest.mark.docker
 def test_a_candidate_that_hangs_is_stopped_at_the_timeout(seed, base_image, tmp_path, private_tmp, candidates,
                                                           docker_client):
-    bundle = module_variant(seed, tmp_path / "pwned-hang", None, body="def boom(x):\n    while True:\n        pass\n")
+    bundle = module_variant(seed, tmp_path / "pwned-hang", None, body=HANG)
     report = extract(bundle, backend="docker", image=base_image, timeout=2)
     assert report.kept == "original"
     assert report.attempts[0]["result"] == "different failure: timeout", report.attempts
     assert list(private_tmp.iterdir()) == []
     no_containers_left(docker_client, candidates)
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_while_judging_removes_the_candidate_container(seed, base_image, tmp_path, docker_client, sig):
+    bundle = module_variant(seed, tmp_path / "pwned-signal", None, body=HANG)
+    path = bundle.write(tmp_path / "hang.reprex.zip")
+    script, _ = build_script(bundle, _frames(bundle.json("run.json"))[-1])
+    label = f"org.reprex.bundle={candidate_bundle(bundle, script).id}"  # the first candidate's container
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    proc = subprocess.Popen([PY, "-m", "reprex", "extract", str(path), "--image", base_image, "--timeout", "300"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TMPDIR": str(tmp)})
+    try:
+        for _ in range(600):  # until the candidate runs (or the command ended early: then the asserts say why)
+            if proc.poll() is not None or docker_client.containers.list(filters={"label": label}):
+                break
+            time.sleep(0.1)
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + sig, err
+    assert "the extraction was stopped and cleaned up" in err and "Traceback" not in err, err
+    assert docker_client.containers.list(all=True, filters={"label": label}) == []
+    assert list(tmp.iterdir()) == []
+
+
+@pytest.mark.docker
+def test_judging_reuses_the_environment_image_of_the_bundles_replay(seed, base_image):
+    from reprex.replay import ReplayOptions, replay
+
+    result = replay(seed, ReplayOptions(backend="docker", image=base_image))
+    assert result.verdict == "different" and result.image  # fw is no pin; the extracted call won't need it
+    said: list[str] = []
+    report = extract(seed, backend="docker", image=base_image, progress=said.append)
+    assert report.kept == "extracted", report.message
+    assert f"reusing image {result.image}" in said, said
 
 
 @pytest.mark.docker
@@ -398,3 +442,12 @@ def test_an_app_frame_is_inlined_from_the_bundles_own_copy(seed):
     script, how = build_script(bundle, frame)
     assert how == "inlined" and "FROM-THE-BUNDLE" in script
     assert not Path(f"{cwd}/helpers.py").exists()
+
+
+def test_sys_path_entries_stay_inside_the_work_dir(seed):
+    cwd = seed.manifest["entry"]["cwd"]
+    env = seed.json("environment.json")
+    env["python"]["value"]["sys_path"] = [cwd, f"{cwd}/lib", f"{cwd}/../../etc", "/usr/lib/python3", 7, None]
+    bundle = derive(seed, files={"environment.json": json.dumps(env).encode()})
+    script, _ = build_script(bundle, frame_of(bundle))
+    assert "for p in ['.', 'lib']]" in script
