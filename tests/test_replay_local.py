@@ -319,3 +319,24 @@ def test_a_passed_value_that_is_a_common_word_does_not_change_the_verdict(tmp_pa
     result = replay(bundle, ReplayOptions(backend="local", pass_env={"STAGE": "train"}))
     assert result.verdict == "reproduced", (result.verdict, result.signature)
     assert "app.py:<--env STAGE>" in result.signature.frames and "train" not in json.dumps(result.to_dict()["signature"])
+
+
+# -- issue 11 finding 1: a --with that does not fix the bug reads `reproduced` -------------------
+
+INVALID = """
+    from packaging.version import parse
+    print(parse("nightly"))   # packaging>=22 raises InvalidVersion; 21.x gave a LegacyVersion
+"""
+
+
+def test_non_fixing_with_reads_reproduced_and_fixing_with_fixed(tmp_path, cache):
+    """The --with overlay (pip --target on PYTHONPATH) holds packages: its frames keep their
+    package-relative location, so the signature doesn't change when the pin doesn't help."""
+    bundle = _capture(tmp_path, INVALID)
+    frames = bundle.manifest["expect"]["signature"]["frames"]
+    assert frames[0] == "packaging/version.py:Version.__init__" and frames[-1] == "app.py:<module>", frames
+    same = replay(bundle, ReplayOptions(backend="local", with_specs=["packaging==22.0"]))
+    assert same.verdict == "reproduced", same.reason
+    assert same.signature.frames == frames
+    fixed = replay(bundle, ReplayOptions(backend="local", with_specs=["packaging==21.3"]))
+    assert fixed.verdict == "fixed", fixed.reason

@@ -57,6 +57,7 @@ class _Recorder:
         self.seen_top = set()
         self.skip_prefixes = self._skip_prefixes()
         self.stdlib, self.site_dirs = self._layout()
+        self.install_roots = {}
         self.done_final = False
 
     # -- writing -----------------------------------------------------------
@@ -94,6 +95,18 @@ class _Recorder:
         prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.abspath(__file__))}
         return tuple(os.path.realpath(p) + os.sep for p in prefixes if p)
 
+    def is_install_root(self, root):
+        """A sys.path dir that pip installed into (`pip install --target`, as replay's --with
+        overlay does): it holds *.dist-info, so its files are a package's, not the app's."""
+        known = self.install_roots.get(root)
+        if known is None:
+            try:
+                known = any(n.endswith(".dist-info") for n in os.listdir(root))
+            except OSError:
+                known = False
+            self.install_roots[root] = known
+        return known
+
     def locate(self, filename):
         """(kind, location) with no line numbers: app files by name, packages by package path."""
         if not filename or filename.startswith("<"):
@@ -115,7 +128,8 @@ class _Recorder:
             rel = os.path.relpath(real, best).replace(os.sep, "/")
             if best in self.stdlib:
                 return "stdlib", rel
-            if best in self.site_dirs or os.path.basename(best) in ("site-packages", "dist-packages"):
+            if best in self.site_dirs or os.path.basename(best) in ("site-packages", "dist-packages") \
+                    or self.is_install_root(best):
                 return "package", rel
         for root in self.stdlib:
             if real.startswith(root + os.sep):
