@@ -86,7 +86,7 @@ CTX["auth-tuple#1"] = "Hunter2-" + _r(10)
 CTX["auth-tuple#2"] = "Hunter3-" + _r(10)
 CTX["call-keyword#1"] = _r(18)
 CTX["call-keyword#2"] = _r(18)
-PEM_LINES = [_r(64, ALNUM + "+/") for _ in range(40)]
+PEM_LINES = [_r(64, ALNUM + "+/") for _ in range(80)]
 
 # -- made at run time inside the program: the test replays the same RNG ------------------------
 RUNTIME_SEED = 4242
@@ -154,8 +154,6 @@ def _app_source() -> str:
 
         for line in {by["stdout"]!r}:
             print("token in use:", line, flush=True)
-        for line in {by["stderr"]!r}:
-            print("warning: rejected", line, file=sys.stderr, flush=True)
         for i in range(4):
             dsn = "postgresql://app:" + rt(24 + i) + "@db.internal/prod"
             print("redirect=" + urllib.parse.quote(dsn, safe=""), flush=True)
@@ -166,8 +164,10 @@ def _app_source() -> str:
             print("-----END " + "PRIVATE KEY-----", flush=True)
 
         emit_key()
-        sys.stdout.write(("log line " + "z" * 70 + "\\n") * 785)  # the 64 KiB tail cuts into the key
+        sys.stdout.write(("log line " + "z" * 70 + "\\n") * 760)  # the 64 KiB tail cuts into the key
         sys.stdout.flush()
+        for line in {by["stderr"]!r}:  # (after the key: stderr may arrive out of step with stdout)
+            print("warning: rejected", line, file=sys.stderr, flush=True)
 
         def get(url, auth=None, timeout=3):
             return None
