@@ -344,7 +344,7 @@ _PATH_EXT = re.compile(r"\.(?:json|pem|key|crt|cert|txt|ya?ml|cfg|ini|toml|sock|
 
 
 def _unquote(val: str) -> tuple[str, str, str]:
-    for q in ('\\"', "\\'", '"', "'"):
+    for q in ('"""', "'''", '\\"', "\\'", '"', "'"):
         if len(val) >= 2 * len(q) and val.startswith(q) and val.endswith(q):
             return q, val[len(q):-len(q)], q
     return "", val, ""
@@ -443,6 +443,8 @@ _COMMON_HOSTNAMES = frozenset(
 # Stems a secret-looking key must contain (the names are then judged by _name_class).
 _STEMS = r"(?:pass|pw|secret|token|key|auth|cred|cookie|session|private|sig|dsn|conn|salt|jwt|bearer)"
 _QUOTED_VALUE = (
+    r"""\"\"\"(?:(?!\"\"\")[\s\S]){1,4096}\"\"\""""  # TOML / Python multi-line strings
+    r"""|'''(?:(?!''')[\s\S]){1,4096}'''|"""
     r"""\\"(?:(?!\\").){0,4096}\\"|\\'(?:(?!\\').){0,4096}\\'"""
     r"""|"(?:[^"\\\n]|\\.){0,4096}"|'(?:[^'\\\n]|\\.){0,4096}'"""
 )
@@ -582,6 +584,10 @@ class _Patterns:
             re.M,
         )
         self.netrc_ctx_lc = c(r"\b(?:machine|default)\b")
+        # mysql -pPASSWORD (the password glued to the flag)
+        self.mysql_p_lc = c(r"""\b(?:mysql|mysqldump|mysqladmin|mariadb)\b[^\n]{0,300}?[ \t]-p(?P<val>[^\s'"<>]{3,})""")
+        # Dockerfile `ENV NAME value` (`ENV NAME=value` and `ARG NAME=value` are key = value)
+        self.docker_env_lc = c(r"^[ \t]*env[ \t]+(?P<key>[a-z_]\w{0,100})[ \t]+(?P<val>[^\s=][^\n]{0,4095})$", re.M)
         # ("X-Api-Key", "value"), [b"authorization", b"..."], ('password', 'x'): a pair
         # whose first item names the second
         _item = r"""(?:(?!(?P=%s))[^\\\n]|\\.){1,4096}"""
@@ -592,13 +598,14 @@ class _Patterns:
         # auth=("user", "pw"), HTTPBasicAuth("user", "pw"), smtp.login("user", "pw"),
         # 'credentials': ['user', 'pw']: the second item is a password
         self.cred_call_lc = c(
-            r"""(?P<kw>auth|basicauth|digestauth|proxyauth|credentials?|creds|login|password_credentials)"""
-            r"""['"]?[ \t]*[=:]?[ \t]*[(\[][ \t]*b?(?P<q>['"])(?:(?!(?P=q))[^\\\n]|\\.){0,256}(?P=q)[ \t]*,"""
+            r"""(?P<kw>auth|basicauth|digestauth|proxyauth|credentials?|creds|login|password_credentials"""
+            r"""|set_password)['"]?[ \t]*[=:]?[ \t]*[(\[][ \t]*b?(?P<q>['"])(?:(?!(?P=q))[^\\\n]|\\.){0,256}(?P=q)[ \t]*,"""
+            r"""(?:[ \t]*b?(?P<q3>['"])(?:(?!(?P=q3))[^\\\n]|\\.){0,256}(?P=q3)[ \t]*,)?"""
             r"""[ \t]*b?(?P<q2>['"])(?P<val>""" + _item % "q2" + r")(?P=q2)"
         )
         # a YAML key whose value is on the next lines: `password:` / `token: >-` / `key: |`
         self.yaml_key_lc = c(
-            r"^(?P<ind>[ \t]*)(?:-[ \t]+)?(?P<key>[a-z_][\w.-]{0,100})[ \t]*:[ \t]*"
+            r"""^(?P<ind>[ \t]*)(?:-[ \t]+)?(?P<kq>["']?)(?P<key>[a-z_][\w.-]{0,100})(?P=kq)[ \t]*:[ \t]*"""
             r"(?P<block>[|>][-+0-9]{0,3})?[ \t]*(?:#[^\n]*)?\r?$",
             re.M,
         )
@@ -1179,6 +1186,27 @@ class Redactor:
                 return m.start("val"), m.end("val"), _ph("password")
 
             relower(_scan(p.user_flag_lc, low, s, user_flag, lambda m: m.start("val")))
+        if "mysql" in low or "mariadb" in low:
+            def mysql_p(m: re.Match[str]) -> tuple[int, int, str] | None:
+                if m["val"] in _BORING_VALUES:
+                    return None
+                add("password")
+                return m.start("val"), m.end("val"), _ph("password")
+
+            relower(_scan(p.mysql_p_lc, low, s, mysql_p, lambda m: m.end()))
+        if "env " in low or "arg " in low:
+            def docker_env(m: re.Match[str]) -> tuple[int, int, str] | None:
+                key = s[m.start("key"):m.end("key")]
+                cls = _name_class(key, False)
+                vs, ve = m.span("val")
+                qo, inner, qc = _unquote(s[vs:ve].rstrip())
+                if cls is None or not _value_is_secret(key, "strong" if cls == "weak" else cls, inner, bool(qo)):
+                    return None
+                kind = _cls_kind(cls)
+                add(kind)
+                return vs + len(qo), vs + len(qo) + len(inner), _ph(kind)
+
+            relower(_scan(p.docker_env_lc, low, s, docker_env, lambda m: m.end("key")))
         if "password" in low:
             def netrc(m: re.Match[str]) -> tuple[int, int, str] | None:
                 st = m.start()
@@ -1457,6 +1485,10 @@ class Redactor:
                 pos = nl
             if first < 0:
                 continue
+            if not block and s.startswith(",", end - 1):
+                end -= 1  # "password":\n  "value",  (JSON)
+            if not block and end - first >= 2 and s[first] in "\"'" and s[end - 1] == s[first]:
+                first, end = first + 1, end - 1
             value = s[first:end].strip()
             judged = value.split(None, 1)[0] if cls == "weak" else value  # token: prose is not a token
             if not _value_is_secret(key, cls, judged, True):

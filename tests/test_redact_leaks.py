@@ -407,3 +407,22 @@ def test_real_pydantic_secret_fields_never_reach_a_bundle(tmp_path):
                     pass
     dropped = {(d["argument"], d["reason"]) for d in result.bundle.manifest["pickles_dropped"]}
     assert ("settings", "holds a SecretStr (a type that carries secrets)") in dropped
+
+
+def test_more_shapes_beside_a_secret_name():
+    r = red()
+    vals = [rand(16) for _ in range(7)]
+    cases = [
+        (f'password = """\n{vals[0]}\n"""\n', "password"),                        # TOML multi-line
+        (f"token = '''{vals[1]}'''\n", "config-secret"),                          # TOML literal
+        (f'{{\n  "password":\n    "{vals[2]}",\n  "n": 1\n}}', "password"),        # pretty JSON, next line
+        (f"mysql -p{vals[3]} -u root prod", "password"),                          # glued flag
+        (f"ENV API_TOKEN {vals[4]}\n", "config-secret"),                          # Dockerfile
+        (f'keyring.set_password("svc", "me", "{vals[5]}")', "password"),          # call shape, 3 args
+        (f"ARG DB_PASSWORD={vals[6]}\n", "password"),
+    ]
+    for text, kind in cases:
+        out = r.text(text, "files/x")
+        assert not any(v in out for v in vals) and f"<redacted:{kind}>" in out, out
+    for text in ("ENV PATH /usr/bin\n", "ENV HF_TOKEN $HF_TOKEN\n", "mysql -u root -p\n", '{"n":\n  1}'):
+        assert r.text(text, "files/x") == text
