@@ -376,9 +376,28 @@ def _value_is_secret(key: str, cls: str, inner: str, quoted: bool) -> bool:
         return len(v) >= 4
     # weak (token / session / auth): prose like "unexpected token: expected ...",
     # tokenizer output like {"token": "hello"}: only random-looking values count.
-    if len(v) < 8 or " " in v or _PLAIN_WORDS.fullmatch(v):
+    if len(v) < 8 or " " in v:
         return False
+    if _PLAIN_WORDS.fullmatch(v):
+        return _random_letters(lv)  # the high-entropy fallback: only here, where a name says secret
     return any(c.isdigit() for c in v) or len(v) >= 20 or (v != lv and v != v.upper())
+
+
+def _random_letters(v: str) -> bool:
+    """Letters drawn at random rather than words: long, high Shannon entropy and few
+    vowels (uniform letters are ~19% vowels, English ~38%)."""
+    import math
+
+    letters = [c for c in v if c.isalpha()]
+    if len(letters) < 16:
+        return False
+    counts: dict[str, int] = {}
+    for c in letters:
+        counts[c] = counts.get(c, 0) + 1
+    n = len(letters)
+    entropy = -sum(k / n * math.log2(k / n) for k in counts.values())
+    vowels = sum(counts.get(c, 0) for c in "aeiouy") / n
+    return entropy >= 3.5 and vowels < 0.25
 
 
 _SEGMENT_SPLIT = re.compile(r"[-_]")

@@ -426,3 +426,12 @@ def test_more_shapes_beside_a_secret_name():
         assert not any(v in out for v in vals) and f"<redacted:{kind}>" in out, out
     for text in ("ENV PATH /usr/bin\n", "ENV HF_TOKEN $HF_TOKEN\n", "mysql -u root -p\n", '{"n":\n  1}'):
         assert r.text(text, "files/x") == text
+
+
+def test_high_entropy_fallback_only_beside_a_secret_name():
+    r = red()
+    letters = "qxzvbnmkwrtplhgfdsjc"  # random-looking lowercase: no digit, no case to tell it by
+    assert r.text(f"token: {letters}", "x") == "token: <redacted:config-secret>"
+    assert r.text(f"name: {letters}", "x") == f"name: {letters}"  # no secret name beside it: kept
+    for words in ("internationalization_configuration", "unexpected_end_of_input_stream"):
+        assert r.text(f"token: {words}", "x") == f"token: {words}"
