@@ -133,17 +133,31 @@ def remote_exception(remote: dict) -> dict | None:
     return parsed
 
 
+# A path differs between capture and replay by nature (home, venv, site-packages, temp and
+# work dirs; capture's copy is also redacted to `<home>/...`): only its last part is kept.
+_PATH = re.compile(r"(?:(?<![\w.<>/:~-])/|<home>/|~/)[^\s'\"()\[\]{},;:=|`]*")
+_TEMP_NAME = re.compile(r"^(?:tmp|reprex-[a-z]+-|pytest-)[\w.-]*$|^[\w-]*\d[\w-]*$")
 _NORMALIZERS = [
     (re.compile(r"0x[0-9a-fA-F]+"), "<addr>"),
-    (re.compile(r"(?:/private)?/(?:tmp|var/folders|var/tmp)/[^\s'\"]*"), "<tmp>"),
     (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"), "<uuid>"),
     (re.compile(r"\b[0-9a-f]{32,64}\b"), "<hash>"),
     (re.compile(r"\d+(?:\.\d+)*"), "<n>"),
 ]
 
 
+def _path(match: re.Match) -> str:
+    parts = [p for p in match.group(0).split("/") if p]
+    last = parts[-1] if parts else ""
+    if not last or last in ("<home>", "~") or _TEMP_NAME.match(last):
+        return "<path>"
+    return "<path>/" + last
+
+
 def normalize_message(message: str | None) -> str:
+    """The message as compared in strict mode, the same for capture and replay: addresses,
+    ids, numbers and the machine-specific part of every absolute path made placeholders."""
     text = (message or "").strip()
+    text = _PATH.sub(_path, text)
     for pattern, repl in _NORMALIZERS:
         text = pattern.sub(repl, text)
     return text[:2000]
@@ -175,7 +189,8 @@ class Signature:
     def matches(self, other: "Signature | None", strict: bool = False) -> bool:
         if other is None or self.id != other.id:
             return False
-        return self.message == other.message if strict else True
+        # Normalized again: a bundle written by an older reprex stored a less normalized message.
+        return normalize_message(self.message) == normalize_message(other.message) if strict else True
 
     def short(self) -> str:
         head = " <- ".join(self.types) or self.kind
@@ -194,7 +209,7 @@ def compute(outcome: Any) -> Signature:
         if kind == "exit":
             types = [f"exit:{outcome.exit_code}"] + types
         return Signature(kind, types, top_frames((inner or {}).get("frames") or []),
-                         normalize_message((inner or exc or {}).get("message")))
+                         normalize_message(_raw_message(outcome)))
     if kind == "signal":
         return Signature("signal", [outcome.signal or "?"], top_frames(outcome.fault_frames, innermost_last=False))
     if kind == "timeout":
@@ -207,8 +222,14 @@ def redacted_signature(outcome, red, where: str = "traceback") -> Signature:
     the message taken from the redacted text. Normalizing first would break a
     secret's shape (digits become <n>) and let it slip past the redactor."""
     sig = compute(outcome)
-    exc = getattr(outcome, "exception", None)
-    if exc and sig.message:
-        inner = innermost(exc) or exc
-        sig.message = normalize_message(red.text(inner.get("message") or "", where))
+    if sig.message:
+        sig.message = normalize_message(red.text(_raw_message(outcome), where))
     return sig
+
+
+def _raw_message(outcome: Any) -> str:
+    """The message the signature keeps, before normalizing: the innermost exception's of the
+    chain with Ray's wrappers replaced by their remote causes (what compute() reads too)."""
+    exc = unwrap_remote(getattr(outcome, "exception", None))
+    inner = innermost(exc)
+    return (inner or exc or {}).get("message") or ""

@@ -340,3 +340,46 @@ def test_non_fixing_with_reads_reproduced_and_fixing_with_fixed(tmp_path, cache)
     assert same.signature.frames == frames
     fixed = replay(bundle, ReplayOptions(backend="local", with_specs=["packaging==21.3"]))
     assert fixed.verdict == "fixed", fixed.reason
+
+
+# -- issue 11 finding 2: --strict on the same machine -----------------------------------------------
+
+STRICT_CASES = {
+    # the script's absolute path, under a home directory that capture redacts to <home>
+    "home": """
+        import os
+        open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "missing.csv"))
+    """,
+    # a site-packages path: the venv differs between capture and replay
+    "site": """
+        import packaging
+        raise RuntimeError("plugin registry broken at " + packaging.__file__)
+    """,
+    # a fresh temp dir each run
+    "temp": """
+        import tempfile
+        raise FileExistsError("lock held in " + tempfile.mkdtemp())
+    """,
+}
+
+
+@pytest.mark.parametrize("case", sorted(STRICT_CASES))
+def test_strict_round_trip_on_the_same_machine(tmp_path, cache, monkeypatch, case):
+    home = tmp_path / "home"
+    work = home / "proj"
+    work.mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))  # the redactor's home: paths under it become <home>/...
+    bundle = _capture(work, STRICT_CASES[case])
+    stored = bundle.manifest["expect"]["signature"]["message"]
+    result = replay(bundle, ReplayOptions(backend="local", strict=True))
+    assert result.verdict == "reproduced", (result.reason, stored, result.signature.message)
+    assert "<path>" in stored and str(tmp_path) not in stored and "site-packages" not in stored, stored
+
+
+def test_strict_still_tells_messages_apart(tmp_path, cache):
+    bundle = _capture(tmp_path, "import os\nopen(os.path.join(os.getcwd(), 'a.csv'))\n")
+    bundle.files["files/app.py"] = b"import os\nopen(os.path.join(os.getcwd(), 'b.csv'))\n"
+    bundle.finalize()
+    assert replay(bundle, ReplayOptions(backend="local")).verdict == "reproduced"
+    strict = replay(bundle, ReplayOptions(backend="local", strict=True))
+    assert strict.verdict == "different", strict.reason
