@@ -362,13 +362,13 @@ HANG = """
 """
 
 
-def start_cli_replay(bundle: Bundle, base_image: str, tmp_path: Path, timeout: float):
+def start_cli_replay(bundle: Bundle, base_image: str, tmp_path: Path, timeout: float, *extra: str):
     path = bundle.write(tmp_path / "hang.reprex.zip")
     tmpdir = tmp_path / "cli-tmp"
     tmpdir.mkdir()
     env = {**os.environ, "TMPDIR": str(tmpdir)}
     proc = subprocess.Popen([PY, "-m", "reprex", "replay", str(path), "--backend", "docker", "--image", base_image,
-                             "--timeout", str(timeout)], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                             "--timeout", str(timeout), *extra], cwd=REPO, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     return proc, tmpdir
 
@@ -452,6 +452,30 @@ def test_a_killed_replay_leaves_no_running_container_past_its_timeout(boom_bundl
             proc.communicate()
         for c in docker_client.containers.list(all=True, filters={"label": f"org.reprex.bundle={bundle.id}"}):
             c.remove(force=True)
+
+
+def test_a_signal_during_setup_leaves_no_temp_dir(boom_bundle, base_image, tmp_path, cache):
+    """SIGTERM while a `--with` checkout is being built on the host (the user's own code, a
+    slow setup.py): the `reprex-with-*` dir goes too, and the build is stopped."""
+    project = tmp_path / "slowpkg"
+    project.mkdir()
+    (project / "setup.py").write_text("import time\ntime.sleep(300)\n"
+                                      "from setuptools import setup\nsetup(name='slowpkg', version='1.0')\n")
+    bundle = variant(boom_bundle, textwrap.dedent(BOOM) + "# setup\n")
+    proc, tmpdir = start_cli_replay(bundle, base_image, tmp_path, 60, "--with", str(project))
+    try:
+        deadline = time.monotonic() + 120
+        while not any(p.name.startswith("reprex-with-") for p in tmpdir.iterdir()):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 143, err
+        assert [p.name for p in tmpdir.iterdir() if p.name.startswith("reprex-")] == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
 
 
 def test_shielded_cleanup_holds_a_signal_until_it_is_done():

@@ -477,33 +477,42 @@ def pins_wheels(lines: list[str], lock: str, target: Target, cache: Path, timeou
         return WheelSet(directory, sorted(directory.glob("*.whl")))
 
 
-def with_wheels(specs: list[str], target: Target, cache: Path, timeout: float, progress: Progress) -> WheelSet:
+def with_wheels(specs: list[str], target: Target, cache: Path, timeout: "float | Deadline",
+                progress: Progress) -> WheelSet:
     """Wheels for `--with` specs: `pkg==X` / URLs downloaded (cached per spec and target), local
-    paths built fresh with `pip wheel --no-deps PATH` (their content may change between runs)."""
+    paths built fresh with `pip wheel --no-deps PATH` (their content may change between runs).
+    The temp dir goes on every way out, a signal's (replay.interrupt) included."""
     out = WheelSet(Path(tempfile.mkdtemp(prefix="reprex-with-")), temporary=True)
-    for spec in specs:
-        progress(f"getting --with {spec} on the host")
-        if os.path.exists(spec):
-            proc = _pip("wheel", "--no-deps", "-w", str(out.directory), str(Path(spec).resolve()), timeout=timeout)
-            if proc.returncode != 0:
-                out.cleanup()
-                raise InfraError(f"--with {spec}: building a wheel on the host failed: {last_error(proc)}")
-            continue
-        key = hashlib.sha256(f"{spec}\0{target.key}".encode()).hexdigest()[:16]
-        cached = cache / "wheels" / f"with-{key}"
-        from reprex.fsutil import lock_for, locked
-
-        with locked(lock_for(cached)):
-            if not (cached / ".reprex-ready").exists():
-                shutil.rmtree(cached, ignore_errors=True)
-                try:
-                    fetch([spec], cached, target, timeout, what=f"--with {spec}")
-                except Exception:
-                    shutil.rmtree(cached, ignore_errors=True)
-                    out.cleanup()
-                    raise
-                (cached / ".reprex-ready").write_text("ok\n")
-        for whl in cached.glob("*.whl"):
-            shutil.copy2(whl, out.directory / whl.name)
+    try:
+        for spec in specs:
+            _with_wheel(spec, out, target, cache, timeout, progress)
+    except BaseException:
+        out.cleanup()
+        raise
     out.wheels = sorted(out.directory.glob("*.whl"))
     return out
+
+
+def _with_wheel(spec: str, out: WheelSet, target: Target, cache: Path, timeout: "float | Deadline",
+                progress: Progress) -> None:
+    progress(f"getting --with {spec} on the host")
+    if os.path.exists(spec):
+        proc = _pip("wheel", "--no-deps", "-w", str(out.directory), str(Path(spec).resolve()), timeout=timeout)
+        if proc.returncode != 0:
+            raise InfraError(f"--with {spec}: building a wheel on the host failed: {last_error(proc)}")
+        return
+    key = hashlib.sha256(f"{spec}\0{target.key}".encode()).hexdigest()[:16]
+    cached = cache / "wheels" / f"with-{key}"
+    from reprex.fsutil import lock_for, locked
+
+    with locked(lock_for(cached)):
+        if not (cached / ".reprex-ready").exists():
+            shutil.rmtree(cached, ignore_errors=True)
+            try:
+                fetch([spec], cached, target, timeout, what=f"--with {spec}")
+            except BaseException:
+                shutil.rmtree(cached, ignore_errors=True)
+                raise
+            (cached / ".reprex-ready").write_text("ok\n")
+    for whl in cached.glob("*.whl"):
+        shutil.copy2(whl, out.directory / whl.name)
