@@ -213,6 +213,10 @@ def capture(command, output, name, timeout, allow_success, include, exclude, max
                   f"{result.bundle.manifest['pins']['count']} pins, {redacted} redactions)")
     if result.skipped_files:
         console.print(f"[yellow]{len(result.skipped_files)} file(s) not included[/]; `reprex show` lists them")
+    failures = getattr(result.outcome, "test_failures", None)
+    if failures:
+        console.print(f"{len(failures)} failing test(s) recorded, the signature takes them all; for one bundle "
+                      "per failing test run [bold]pytest --reprex-capture=DIR[/]")
     console.print(f"next: [bold]reprex render {result.path} --venue gh[/] for the issue body, "
                   f"[bold]reprex replay {result.path}[/] to check it")
     sys.exit(status)

@@ -36,6 +36,7 @@ class Outcome:
     duration_s: float = 0.0
     output_tail: list[list[str]] = field(default_factory=list)  # [[stream, text], ...] in arrival order
     recorded: bool = False  # did a Python process claim the record dir?
+    test_failures: list[dict] = field(default_factory=list)  # pytest/unittest: [{test, when, exception}]
 
     @property
     def failed(self) -> bool:
@@ -50,7 +51,17 @@ class Outcome:
             "thread_exceptions": self.thread_exceptions,
             "fault_frames": self.fault_frames,
             "duration_s": round(self.duration_s, 3),
+            # argument pickles only for the failure the bundle is about (outcome.exception, scrubbed)
+            "test_failures": [_without_arg_values(t) for t in self.test_failures],
         }
+
+
+def _without_arg_values(value):
+    if isinstance(value, dict):
+        return {k: _without_arg_values(v) for k, v in value.items() if k != "arg_values"}
+    if isinstance(value, list):
+        return [_without_arg_values(v) for v in value]
+    return value
 
 
 MAX_RECORD_BYTES = 32 * 1024 * 1024
@@ -137,6 +148,9 @@ def load_outcome(record_dir: Path, returncode: int | None, *, timed_out: bool = 
             exited_normally = exited_normally or ev.get("why") == "atexit"
         elif kind == "facts":
             out.facts = {k: v for k, v in ev.items() if k != "ev"}
+        elif kind == "test_failure" and isinstance(ev.get("exception"), dict) and len(out.test_failures) < 100:
+            out.test_failures.append({"test": str(ev.get("test")), "when": ev.get("when"),
+                                      "exception": ev["exception"]})
         elif kind == "exception" and ev.get("exception"):
             if ev.get("thread") == "MainThread":
                 out.exception = ev["exception"]
@@ -161,6 +175,11 @@ def load_outcome(record_dir: Path, returncode: int | None, *, timed_out: bool = 
     elif sig is not None:
         out.outcome = "signal"
         out.signal = sig
+    elif returncode and out.test_failures:
+        # A test runner caught the tests' exceptions and exited non-zero: the first failing
+        # test's exception is the bundle's; the signature takes every failing test.
+        out.outcome = "exit"
+        out.exception = out.test_failures[0]["exception"]
     elif returncode:
         out.outcome = "exit"
         # A program that catches its own exception and exits non-zero: recover the

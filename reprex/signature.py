@@ -19,7 +19,8 @@ VERDICT_EXIT = {"reproduced": 0, "different": 1, "fixed": 1, "flaky": 1, "env-in
 
 _SITE = re.compile(r"[\\/](?:site|dist)-packages[\\/](.+)$")
 _STDLIB = re.compile(r"[\\/]lib[\\/]python\d+(?:\.\d+)?t?[\\/](.+)$")
-_NOISE_STDLIB = ("runpy.py", "importlib/_bootstrap.py", "importlib/_bootstrap_external.py", "threading.py")
+_NOISE_STDLIB = ("runpy.py", "importlib/_bootstrap.py", "importlib/_bootstrap_external.py", "threading.py",
+                 "unittest/case.py", "unittest/suite.py", "unittest/main.py", "unittest/runner.py")
 _NOISE_PACKAGES = ("_pytest/", "pluggy/", "pytest/", "reprex/_inject/", "pytest_reprex/")
 
 
@@ -202,6 +203,8 @@ def compute(outcome: Any) -> Signature:
     kind = outcome.outcome
     if kind == "success":
         return Signature("success")
+    if kind == "exit" and getattr(outcome, "test_failures", None):
+        return _tests_signature(outcome)
     if kind == "exception" or (kind == "exit" and outcome.exception):
         exc = unwrap_remote(outcome.exception)
         inner = innermost(exc)
@@ -227,9 +230,33 @@ def redacted_signature(outcome, red, where: str = "traceback") -> Signature:
     return sig
 
 
+MAX_TESTS = 10
+
+
+def _tests_signature(outcome: Any) -> Signature:
+    """A test run that exited non-zero: which tests failed (node ids, sorted) and how, each
+    with its exception chain and top in-app frames, so another failing test is `different`."""
+    types, frames = [f"exit:{outcome.exit_code}"], []
+    failures = sorted(outcome.test_failures, key=lambda t: (str(t.get("test")), str(t.get("when"))))
+    for item in failures[:MAX_TESTS]:
+        exc = unwrap_remote(item.get("exception"))
+        test = str(item.get("test"))
+        when = "" if item.get("when") in ("call", "failure", "error", None) else f" ({item['when']})"
+        types.append(f"{test}{when}: " + " <- ".join(type_list(exc)))
+        frames.extend(f"{test} > {key}" for key in top_frames((innermost(exc) or {}).get("frames") or []))
+    if len(failures) > MAX_TESTS:
+        types.append(f"+{len(failures) - MAX_TESTS} more failing tests")
+    return Signature("exit", types, frames, normalize_message(_raw_message(outcome)))
+
+
 def _raw_message(outcome: Any) -> str:
     """The message the signature keeps, before normalizing: the innermost exception's of the
     chain with Ray's wrappers replaced by their remote causes (what compute() reads too)."""
-    exc = unwrap_remote(getattr(outcome, "exception", None))
+    failures = getattr(outcome, "test_failures", None)
+    if failures and outcome.outcome == "exit":
+        first = min(failures, key=lambda t: (str(t.get("test")), str(t.get("when"))))
+        exc = unwrap_remote(first.get("exception"))
+    else:
+        exc = unwrap_remote(getattr(outcome, "exception", None))
     inner = innermost(exc)
     return (inner or exc or {}).get("message") or ""

@@ -628,3 +628,61 @@ def test_killed_capture_removes_its_unredacted_record(tmp_path, sig, code):
     assert not records[0].exists() and not list(tmp.iterdir())
     assert not _alive(int((tmp_path / "slow.pid").read_text()))
     assert not list(tmp_path.glob("*.reprex.zip"))
+
+
+# -- issue 11 finding 6: a test runner that swallows the exception into exit status 1 -----------------
+
+TESTS = """
+    def total(rows):
+        return sum(r["n"] for r in rows)
+
+    def test_ok():
+        assert total([{"n": 1}]) == 1
+
+    def test_total_of_a_bad_row():
+        assert total([{"n": 1}, {"m": 2}]) == 3
+"""
+
+
+def test_capture_of_pytest_records_each_failing_test(tmp_path):
+    from reprex.replay import ReplayOptions, replay
+
+    write(tmp_path / "tests" / "test_calc.py", TESTS)
+    proc = reprex_cli("capture", "-q", "--json", "-o", "t.reprex.zip", "--", PY, "-m", "pytest", "-q",
+                      "-p", "no:cacheprovider", "tests", cwd=tmp_path, code=1)
+    sig = json.loads(proc.stdout)["signature"]
+    assert sig["types"] == ["exit:1", "tests/test_calc.py::test_total_of_a_bad_row: KeyError"], sig
+    assert sig["frames"][0] == "tests/test_calc.py::test_total_of_a_bad_row > test_calc.py:total.<locals>.<genexpr>"
+    bundle = Bundle.read(tmp_path / "t.reprex.zip")
+    failures = bundle.json("run.json")["outcome"]["test_failures"]
+    assert [f["test"] for f in failures] == ["tests/test_calc.py::test_total_of_a_bad_row"]
+    assert "KeyError: 'n'" in bundle.text("traceback.txt")
+    human = reprex_cli("capture", "-o", "h.reprex.zip", "--", PY, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                       "tests", cwd=tmp_path, code=1)
+    assert "--reprex-capture" in human.stderr
+    assert replay(bundle, ReplayOptions(backend="local")).verdict == "reproduced"
+    # Another test failing instead, with the same exit status 1, is not the same failure.
+    other = bundle.files["files/tests/test_calc.py"].decode().replace('{"m": 2}', '{"n": 2}') \
+        .replace("test_ok():\n    assert total([{\"n\": 1}]) == 1", "test_ok():\n    assert total([]) == 1")
+    bundle.files["files/tests/test_calc.py"] = other.encode()
+    bundle.finalize()
+    result = replay(bundle, ReplayOptions(backend="local"))
+    assert result.verdict == "different", result.reason
+    assert result.signature.types == ["exit:1", "tests/test_calc.py::test_ok: AssertionError"]
+
+
+def test_capture_of_unittest_records_each_failing_test(tmp_path):
+    write(tmp_path / "test_units.py", """
+        import unittest
+
+        class Parse(unittest.TestCase):
+            def test_int(self):
+                self.assertEqual(int("7"), 7)
+
+            def test_bad(self):
+                int("seven")
+    """)
+    proc = reprex_cli("capture", "-q", "--json", "--", PY, "-m", "unittest", "test_units", cwd=tmp_path, code=1)
+    sig = json.loads(proc.stdout)["signature"]
+    assert sig["types"] == ["exit:1", "test_units.Parse.test_bad: ValueError"], sig
+    assert sig["frames"] == ["test_units.Parse.test_bad > test_units.py:Parse.test_bad"]

@@ -307,6 +307,8 @@ class _Recorder:
                     self.emit("import", module=top)
                     if top == "ray" and "ray" not in sys.modules:
                         sys.meta_path.insert(0, _RayImportHook(self))
+                    elif top == "unittest" and "unittest" not in sys.modules:
+                        sys.meta_path.insert(0, _RayImportHook(self, "unittest", _patch_unittest))
             except Exception:
                 pass
 
@@ -484,13 +486,16 @@ def ray_runtime_env_summary(env):
 
 
 class _RayImportHook:
-    """One-shot meta-path finder: wraps ray's loader so ray is patched once its __init__ ran."""
+    """One-shot meta-path finder: wraps a module's loader (ray's, unittest's) so the module is
+    patched once its __init__ ran."""
 
-    def __init__(self, rec):
+    def __init__(self, rec, name="ray", patch=None):
         self.rec = rec
+        self.name = name
+        self.patch = patch or _patch_ray
 
     def find_spec(self, fullname, path=None, target=None):
-        if fullname != "ray":
+        if fullname != self.name:
             return None
         try:
             sys.meta_path.remove(self)
@@ -509,10 +514,11 @@ class _RayImportHook:
                 return spec
             original = loader.exec_module
             rec = self.rec
+            patch = self.patch
 
             def exec_module(module):
                 original(module)
-                _patch_ray(rec, module)
+                patch(rec, module)
 
             loader.exec_module = exec_module
             return spec
@@ -582,6 +588,84 @@ def _patch_ray(rec, ray):
         if module is not None:
             wrap(module.ActorClass, "actor",
                  lambda a: getattr(getattr(a, "__ray_metadata__", None), "class_name", None) or type(a).__name__)
+    except Exception:
+        pass
+
+
+# -- test runners: pytest and unittest catch a test's exception and only exit 1; record
+# which tests failed, with each one's exception chain and frames (the signature is built
+# from those). pytest loads this module as a plugin through PYTEST_PLUGINS.
+
+_MAX_TEST_FAILURES = 20
+
+
+def _test_failure(rec, test_id, when, exc):
+    try:
+        if getattr(rec, "test_failures", 0) >= _MAX_TEST_FAILURES or exc is None:
+            return
+        rec.test_failures = getattr(rec, "test_failures", 0) + 1
+        rec.emit("test_failure", test=str(test_id)[:500], when=when, exception=rec.exception_record(exc))
+    except Exception:
+        pass
+
+
+def _is_pytest(argv):
+    """Does this interpreter run pytest (`pytest ...`, `python -m pytest ...`, `py.test`)?"""
+    args = list(argv[1:4])
+    for i, arg in enumerate(args):
+        base = os.path.basename(arg)
+        if base in ("pytest", "py.test") or (arg == "-m" and i + 1 < len(args) and args[i + 1] == "pytest"):
+            return True
+    return False
+
+
+def _enable_pytest_plugin():
+    plugins = os.environ.get("PYTEST_PLUGINS", "")
+    names = [p.strip() for p in plugins.split(",") if p.strip()]
+    if __name__ not in names:
+        os.environ["PYTEST_PLUGINS"] = ",".join(names + [__name__])
+        os.environ["REPREX_PYTEST_PLUGINS_WAS"] = plugins
+
+
+def pytest_configure(config):
+    """Read already: children of the run (xdist workers, subprocess pytest) don't inherit it."""
+    if "REPREX_PYTEST_PLUGINS_WAS" in os.environ:
+        was = os.environ.pop("REPREX_PYTEST_PLUGINS_WAS")
+        if was:
+            os.environ["PYTEST_PLUGINS"] = was
+        else:
+            os.environ.pop("PYTEST_PLUGINS", None)
+
+
+def pytest_exception_interact(node, call, report):
+    rec = globals().get("_RECORDER")
+    if rec is None or getattr(report, "skipped", False):
+        return
+    excinfo = getattr(call, "excinfo", None)
+    _test_failure(rec, getattr(node, "nodeid", "?"), getattr(report, "when", None) or "collect",
+                  getattr(excinfo, "value", None))
+
+
+def _patch_unittest(rec, unittest):
+    try:
+        result = unittest.result.TestResult
+        for method, when in (("addError", "error"), ("addFailure", "failure")):
+            original = getattr(result, method)
+            if getattr(original, "_reprex_wrapped", False):
+                continue
+
+            def make(original, when):
+                def wrapper(self, test, err):
+                    try:
+                        _test_failure(rec, test.id() if hasattr(test, "id") else repr(test), when, err[1])
+                    except Exception:
+                        pass
+                    return original(self, test, err)
+
+                wrapper._reprex_wrapped = True
+                return wrapper
+
+            setattr(result, method, make(original, when))
     except Exception:
         pass
 
@@ -772,6 +856,8 @@ def _start(directory):
     threading.excepthook = thread_excepthook
     sys.addaudithook(rec.audit)
     atexit.register(rec.final, "atexit")
+    if _is_pytest(list(getattr(sys, "orig_argv", None) or sys.argv)):
+        _enable_pytest_plugin()
     return rec
 
 
