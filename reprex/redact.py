@@ -224,6 +224,10 @@ _ENV_NOT_SECRET = frozenset(
 _WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
 
 
+#: Compiled on first use (a capture compiles only what its text needs; the CLI starts faster).
+_rx = lru_cache(maxsize=None)(re.compile)
+
+
 def _words(name: str) -> list[str]:
     return [w.lower() for w in _WORD_SPLIT.split(name) if w]
 
@@ -401,7 +405,7 @@ def _random_letters(v: str) -> bool:
 
 
 _SEGMENT_SPLIT = re.compile(r"[-_]")
-_PORT_THEN_PATH = re.compile(r"\d{1,5}(?:[/?#]|$)")
+_PORT_THEN_PATH = r"\d{1,5}(?:[/?#]|$)"
 
 
 def _sk_key_like(s: str, m: re.Match[str]) -> bool:
@@ -480,11 +484,11 @@ class _Patterns:
         self.pem_body = c(r"[A-Za-z0-9+/=\s\\:,.-]*")  # a truncated block: the base64 that follows
         # (kind, pattern): each starts with a literal so the engine can skip
         # ahead fast. A group "v" limits the replacement to that part.
-        def tok(prefix: str, rest: str, left: str = "A-Za-z0-9_") -> re.Pattern[str]:
+        def tok(prefix: str, rest: str, left: str = "A-Za-z0-9_") -> str:
             # literal prefix first (fast scan), then the left word boundary as
             # a fixed-width lookbehind, so a long run of token characters is
             # rejected at each position in O(1) instead of being rescanned.
-            return c(re.escape(prefix) + r"(?<![%s].{%d})" % (left, len(prefix)) + rest)
+            return re.escape(prefix) + r"(?<![%s].{%d})" % (left, len(prefix)) + rest
 
         tokens = [
             ("github-token", tok("gh", r"[pousr]_[A-Za-z0-9]{30,255}\b")),
@@ -493,7 +497,7 @@ class _Patterns:
             ("aws-access-key", tok("A", r"(?:KIA|SIA|GPA|IDA|ROA|IPA|NPA|NVA|BIA|CCA)[A-Z0-9]{16}\b")),
             ("slack-token", tok("xox", r"[abposre]-[A-Za-z0-9-]{10,}")),
             ("slack-token", tok("xapp-", r"\d-[A-Za-z0-9-]{10,}")),
-            ("slack-token", c(r"hooks\.slack\.com/services/(?P<v>[A-Za-z0-9_/-]{20,})")),
+            ("slack-token", (r"hooks\.slack\.com/services/(?P<v>[A-Za-z0-9_/-]{20,})")),
             ("stripe-key", tok("sk_", r"(?:live|test)_[A-Za-z0-9]{10,}")),
             ("stripe-key", tok("rk_", r"(?:live|test)_[A-Za-z0-9]{10,}")),
             ("api-key", tok("sk-", r"[A-Za-z0-9_-]{20,}", left="A-Za-z0-9_-")),
@@ -522,7 +526,7 @@ class _Patterns:
             ("grafana-token", tok("glc_", r"[A-Za-z0-9+/]{32,400}={0,2}")),
             ("grafana-token", tok("glsa_", r"[A-Za-z0-9]{32}_[A-Fa-f0-9]{8}")),
             ("vault-token", tok("hv", r"[sb]\.[A-Za-z0-9_-]{24,}")),
-            ("terraform-token", c(r"\.atlasv1\.(?P<v>[A-Za-z0-9_=-]{60,70})")),
+            ("terraform-token", (r"\.atlasv1\.(?P<v>[A-Za-z0-9_=-]{60,70})")),
             ("linear-token", tok("lin_api_", r"[A-Za-z0-9]{40}\b")),
             ("sentry-token", tok("sntrys_", r"[A-Za-z0-9+/=_-]{50,}")),
             ("sentry-token", tok("sntryu_", r"[a-f0-9]{64}\b")),
@@ -549,11 +553,12 @@ class _Patterns:
             ("nuget-key", tok("oy2", r"[a-z0-9]{43}\b")),
             ("artifactory-key", tok("AKCp", r"[A-Za-z0-9]{69}")),
             ("gitlab-token", tok("GR1348941", r"[A-Za-z0-9_-]{20}")),
-            ("azure-client-secret", c(r"(?<![A-Za-z0-9_~.-])[A-Za-z0-9_~.]{3}\dQ~[A-Za-z0-9_~.-]{31,34}(?![A-Za-z0-9_~.-])")),
-            ("telegram-bot-token", c(r"(?<![0-9])[0-9]{8,10}:AA[A-Za-z0-9_-]{33}(?![A-Za-z0-9_-])")),
+            ("azure-client-secret", (r"(?<![A-Za-z0-9_~.-])[A-Za-z0-9_~.]{3}\dQ~[A-Za-z0-9_~.-]{31,34}(?![A-Za-z0-9_~.-])")),
+            ("telegram-bot-token", (r"(?<![0-9])[0-9]{8,10}:AA[A-Za-z0-9_-]{33}(?![A-Za-z0-9_-])")),
         ]
         guards = {"azure-client-secret": "Q~", "telegram-bot-token": ":AA"}
-        self.tokens = [(kind, rx, guards.get(kind) or _literal_prefix(rx.pattern)) for kind, rx in tokens]
+        # (sources, compiled on first use: most never meet their prefix in a capture)
+        self.tokens = [(kind, src, guards.get(kind) or _literal_prefix(src)) for kind, src in tokens]
         self.auth_lc = c(
             r"""authori[sz]ation(?P<sep>\\?["']?[ \t]*[:=][ \t]*\\?["']?)"""
             r"(?:(?P<scheme>" + "|".join(re.escape(x) for x in _AUTH_SCHEMES) + r")[ \t]+"
@@ -801,13 +806,13 @@ def _scan_bytes(
     return b"".join(parts)
 
 
-_PEM_BODY_LINE = re.compile(r"[ \t'\"]*(?:[A-Za-z0-9+/=]{16,}|[A-Za-z-]+: [^\n]{0,200}|)[ \t'\"]*(?:\\r)?")
-_PEM_BODY_AFTER_QUOTE = re.compile(r"""['"]([A-Za-z0-9+/=]{16,})[ \t]*(?:\\r)?$""")
-_PCT = re.compile(r"%[0-9A-Fa-f]{2}")
+_PEM_BODY_LINE = r"[ \t'\"]*(?:[A-Za-z0-9+/=]{16,}|[A-Za-z-]+: [^\n]{0,200}|)[ \t'\"]*(?:\\r)?"
+_PEM_BODY_AFTER_QUOTE = r"""['"]([A-Za-z0-9+/=]{16,})[ \t]*(?:\\r)?$"""
+_PCT = r"%[0-9A-Fa-f]{2}"
 _PCT_RUN = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789%._~+-")
-_USER_PASS = re.compile(r"[^\s:]{1,64}:[^\s]{6,}")
-_YAML_ENTRY = re.compile(r"[ \t]*(?:-(?:[ \t]|$)|[\w.\"'-]+[ \t]*:(?:[ \t]|$))")
-_CUT_HEAD = re.compile(r"(?:\[\.\.\. [^\n]{0,80}cut[^\n]{0,80}\]\r?\n)?(?P<body>)(?:[ \t]*[A-Za-z0-9+/=]{16,}[ \t]*\r?\n)+")
+_USER_PASS = r"[^\s:]{1,64}:[^\s]{6,}"
+_YAML_ENTRY = r"[ \t]*(?:-(?:[ \t]|$)|[\w.\"'-]+[ \t]*:(?:[ \t]|$))"
+_CUT_HEAD = r"(?:\[\.\.\. [^\n]{0,80}cut[^\n]{0,80}\]\r?\n)?(?P<body>)(?:[ \t]*[A-Za-z0-9+/=]{16,}[ \t]*\r?\n)+"
 
 
 def _pem_body_start(s: str, end: int) -> int:
@@ -830,8 +835,8 @@ def _pem_body_start(s: str, end: int) -> int:
         while k > limit and s[k - 1] != "\n" and not s.endswith("\\n", limit, k):
             k -= 1
         line = s[k:j]
-        if not line.strip(" \t'\"\r") or not _PEM_BODY_LINE.fullmatch(line):
-            m = _PEM_BODY_AFTER_QUOTE.search(line)  # key = '<body>\n...: the first line
+        if not line.strip(" \t'\"\r") or not _rx(_PEM_BODY_LINE).fullmatch(line):
+            m = _rx(_PEM_BODY_AFTER_QUOTE).search(line)  # key = '<body>\n...: the first line
             if m:
                 start = k + m.start(1)
             break
@@ -1060,9 +1065,10 @@ class Redactor:
             s = self._scrub_literals(s, add)
 
         # 3. Token shapes (case-sensitive, on the text itself).
-        for kind, rx, guard in p.tokens:
+        for kind, src, guard in p.tokens:
             if guard not in s:
                 continue  # (a substring test is far cheaper than a regex scan)
+            rx = _rx(src)
 
             def token(m: re.Match[str], kind: str = kind) -> tuple[int, int, str] | None:
                 if m.re.groups:
@@ -1132,7 +1138,7 @@ class Redactor:
                     return None  # no scheme
                 ui = m["ui"]
                 user, colon, pw = ui.partition(":")
-                if colon and _PORT_THEN_PATH.match(pw):
+                if colon and _rx(_PORT_THEN_PATH).match(pw):
                     return None  # host:8080/path@x: a port and a path, no password
                 if colon:
                     # `TOKEN:@host` (Gemfury, `__token__:@`-style indexes): the user part is the secret
@@ -1416,7 +1422,7 @@ class Redactor:
             kinds = self._hits(text, depth)
             if kinds:
                 return kinds
-            if _USER_PASS.fullmatch(text.strip()) and (basic or len(text.strip()) >= 12):
+            if _rx(_USER_PASS).fullmatch(text.strip()) and (basic or len(text.strip()) >= 12):
                 return ["basic-auth"]
             return []
         if b"\x00" in data:
@@ -1429,7 +1435,7 @@ class Redactor:
         """Scrub a text whose beginning was cut off (an output tail): base64 lines left
         at its start are what remains of something whose first line is gone (a key's
         BEGIN line), so they go too."""
-        m = _CUT_HEAD.match(s)
+        m = _rx(_CUT_HEAD).match(s)
         if m and m.end() > m.start("body"):
             self._count("cut-fragment", where)
             s = s[:m.start("body")] + _ph("cut-fragment") + "\n" + s[m.end():]
@@ -1495,7 +1501,7 @@ class Redactor:
                     if len(line) - len(line.lstrip(" \t")) <= indent:
                         break
                     if first < 0:
-                        if not block and _YAML_ENTRY.match(line):
+                        if not block and _rx(_YAML_ENTRY).match(line):
                             break  # a nested mapping or list: its own keys are judged
                         first = start + len(line) - len(line.lstrip(" \t"))
                     end = start + len(line.rstrip())
@@ -1568,7 +1574,7 @@ class Redactor:
 
         edit = _Edit(s)
         done = 0
-        for m in _PCT.finditer(s):
+        for m in _rx(_PCT).finditer(s):
             if m.start() < done:
                 continue
             a, b = m.start(), m.end()
