@@ -435,3 +435,24 @@ def test_high_entropy_fallback_only_beside_a_secret_name():
     assert r.text(f"name: {letters}", "x") == f"name: {letters}"  # no secret name beside it: kept
     for words in ("internationalization_configuration", "unexpected_end_of_input_stream"):
         assert r.text(f"token: {words}", "x") == f"token: {words}"
+
+
+def test_argument_items_scalars_fast_containers_walked():
+    from reprex.capture.pipeline import _scrub_pickles
+
+    r = red()
+    token = "gh" + "p_" + rand(36)
+
+    def item(value):
+        return {"type": type(value).__module__ + "." + type(value).__qualname__, "repr": repr(value),
+                "pickle": base64.b64encode(pickle.dumps(value, protocol=4)).decode()}
+
+    kept = item("data/train.csv")
+    assert _scrub_pickles(kept, r) is None and "pickle" in kept
+    leaked = item("using " + token)
+    assert _scrub_pickles(leaked, r) == "its repr held a secret" and "pickle" not in leaked
+    assert token not in leaked["repr"]
+    hidden = item(_Hidden("db", rand(16)))
+    assert "hidden field" in _scrub_pickles(hidden, r) and "pickle" not in hidden
+    bad = {"type": "builtins.str", "repr": "'x'", "pickle": "@@not base64@@"}
+    assert _scrub_pickles(bad, r) == "not valid base64" and "pickle" not in bad

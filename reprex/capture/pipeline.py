@@ -296,6 +296,12 @@ def _scrub_arguments(exc: dict | None, red, dropped: list | None = None, depth: 
     return dropped
 
 
+# Exact builtin scalar types (the recorder's `type`): their pickle holds their repr's
+# content and nothing else, so the scrubbed repr vouches for it (no pickletools import).
+_SCALARS = frozenset({"builtins.str", "builtins.bytes", "builtins.int", "builtins.float", "builtins.bool",
+                      "builtins.complex", "builtins.NoneType"})
+
+
 def _scrub_pickles(item: dict, red) -> str | None:
     """Scrub one argument's repr and keep its pickle only if nothing in it could be a
     secret; returns why the pickle was left out (None if kept or absent)."""
@@ -316,6 +322,8 @@ def _scrub_pickles(item: dict, red) -> str | None:
         raw = base64.b64decode(blob, validate=True)
     except (binascii.Error, ValueError):
         raw = None
+    if raw is not None and clean_repr and item.get("type") in _SCALARS:
+        return None  # a plain str/bytes/number pickles to exactly what its repr shows
     why = ("not valid base64" if raw is None else
            "its repr held a secret" if not clean_repr else verdict(raw, text, red))
     if why:
