@@ -297,7 +297,7 @@ def test_leak_corpus_has_the_breadth_the_issue_asks_for():
     assert len(formats) >= 20
 
 
-def test_no_planted_secret_reaches_any_byte_of_the_bundle(corpus_bundle):
+def test_no_planted_secret_reaches_any_byte_of_the_bundle(corpus_bundle, capsys):
     result, path = corpus_bundle
     hay = list(_haystacks(path))
     leaks = []
@@ -311,9 +311,10 @@ def test_no_planted_secret_reaches_any_byte_of_the_bundle(corpus_bundle):
                     leaks.append((name, where))
                     break
     carriers = sorted({_format_of(n) for n in list(CTX) + list(RUNTIME)} | {"pem-cut-by-tail"} | set(LIT_CARRIERS))
-    print(f"\n[leak corpus] {len(ALL)} planted secrets, {len({_format_of(n) for n in TOKENS})} token formats, "
-          f"{len(carriers)} carriers, {len(hay)} haystacks searched (zip, entries, base64, UTF-16/32, pickles): "
-          f"{len({n for n, _ in leaks})} leaked")
+    with capsys.disabled():  # the tally shows in every run, not only with -s
+        print(f"\n[leak corpus] {len(ALL)} planted secrets, {len({_format_of(n) for n in TOKENS})} token formats, "
+              f"{len(carriers)} carriers, {len(hay)} haystacks searched (zip, entries, base64, UTF-16/32, "
+              f"pickles): {len({n for n, _ in leaks})} leaked")
     assert leaks == [], leaks
 
 
