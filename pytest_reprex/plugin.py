@@ -106,7 +106,7 @@ def pytest_load_initial_conftests(early_config, parser, args):
     if getattr(ns, "noconftest", False) or not early_config.getini("reprex_collect"):
         return
     base = Path(early_config.invocation_params.dir)
-    for arg in getattr(ns, "file_or_dir", None) or ():
+    for arg in getattr(ns, "file_or_dir", None) or [str(base)]:  # no argument: pytest starts from here
         path = Path(os.path.abspath(base / str(arg).split("::")[0]))
         if not path.exists():
             continue

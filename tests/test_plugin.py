@@ -504,6 +504,12 @@ def test_a_directory_bundles_conftest_is_never_imported(pytester, bundles, tmp_p
         result.stderr.fnmatch_lines([f"*reprex: {arg} is inside the directory bundle {folder / 'evil'}: pytest "
                                      f"would import its conftest.py*"])
         assert not marker.exists()
+    # or started from inside one, with no argument
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(folder / "evil" / "files")
+        result = pytester.run(PY, "-m", "pytest", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
+    assert not marker.exists()
     # a project that does not collect bundles treats the folder as its own
     pytester.makeini("[pytest]\nreprex_collect = false\n")
     pytester.runpytest_subprocess("reprexes/evil/files")
