@@ -107,12 +107,35 @@ def unwrap_remote(exc: dict | None, _depth: int = 0) -> dict | None:
         return exc
     remote = exc.get("remote")
     if remote:
-        return remote_exception(remote) or exc
+        return remote_exception(remote) or ray_error_exception(exc, remote) or exc
     out = dict(exc)
     for key in ("cause", "context"):
         if exc.get(key):
             out[key] = unwrap_remote(exc[key], _depth + 1)
     return out
+
+
+def ray_error_exception(exc: dict, remote: dict) -> dict | None:
+    """Ray's own error with no remote traceback (a worker or actor that died, a lost object):
+    typed by the error and why it happened, framed by the task or actor method it belongs to
+    and the driver's own frames, not Ray's (Worker.get_objects < get < wrapper fits any task)."""
+    error = remote.get("error")
+    if not error:
+        return None
+    why = [str(remote[k]) for k in ("reason", "exit_type") if remote.get(k)]
+    if remote.get("exit_code") is not None:
+        why.append(f"exit code {remote['exit_code']}")
+    frames = [f for f in exc.get("frames") or []
+              if not any(m in (f.get("file") or "").replace("\\", "/") for m in _RAY_DRIVER)]
+    target = remote.get("target")
+    if target:
+        frames.append({"kind": "ray", "loc": f"ray-{remote.get('kind') or 'task'}", "qualname": target,
+                       "function": target, "file": ""})
+    return {**exc, "type": error + (f"[{', '.join(why)}]" if why else ""), "frames": frames, "remote": None}
+
+
+# Ray's driver-side machinery between the app's ray.get and the error.
+_RAY_DRIVER = ("/ray/_private/", "/ray/worker.py", "/ray/_raylet", "/ray/util/client")
 
 
 def remote_exception(remote: dict) -> dict | None:

@@ -112,6 +112,10 @@ def test_task_failure_replays_reproduced_with_real_ray(task_capture, cache):
     result = replay(task_capture.bundle, ReplayOptions(backend="local", timeout=240, setup_timeout=600))
     assert result.verdict == "reproduced", (result.reason, result.logs[-3000:])
     assert result.signature.types == ["ValueError"]
+    # --strict compares the cause's message on both sides (capture stored the wrapper's before)
+    assert task_capture.bundle.manifest["expect"]["signature"]["message"].startswith("invalid literal for int()")
+    strict = replay(task_capture.bundle, ReplayOptions(backend="local", timeout=240, strict=True))
+    assert strict.verdict == "reproduced", (strict.reason, strict.logs[-3000:])
 
 
 def test_unwrap_is_pure_and_drops_ray_internals():
@@ -249,3 +253,115 @@ def test_actor_death_in_init_is_unwrapped_to_its_cause(cluster):
     sig = compute(outcome)
     assert sig.types == ["FileNotFoundError"], sig
     assert sig.frames[0].endswith("Broken.__init__") or sig.frames[0].endswith(":__init__")
+
+
+# -- issue 11 finding 3: Ray's own errors (dead workers and actors) name the task and the cause ------
+
+CRASH = """
+import os, sys, threading
+import ray
+
+ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+
+
+@ray.remote(max_retries=0)
+def flush_shard():
+    os._exit(3)
+
+
+@ray.remote(max_retries=0)
+def compact_shard():
+    os._exit(3)
+
+
+@ray.remote(max_restarts=0)
+class Shard:
+    def load(self):
+        os._exit(7)
+
+
+class LockedError(Exception):
+    def __init__(self, lock):
+        super().__init__("shard is locked")
+        self.lock = lock  # a lock can't be pickled: Ray can't send this exception back as is
+
+
+@ray.remote(max_retries=0)
+def write_shard():
+    raise LockedError(threading.Lock())
+
+
+def run(which):
+    if which == "actor":
+        return ray.get(Shard.remote().load.remote())
+    if which == "unpicklable":
+        return ray.get(write_shard.remote())
+    return ray.get({"flush": flush_shard, "compact": compact_shard}[which].remote())
+
+
+run(sys.argv[1])
+"""
+
+
+@pytest.fixture(scope="module")
+def crash_captures(ray_available, tmp_path_factory, cache):
+    tmp = tmp_path_factory.mktemp("ray-crash")
+    (tmp / "shards.py").write_text(CRASH)
+    out = {}
+    for which in ("flush", "actor", "unpicklable"):
+        result = capture_command([PY, "shards.py", which], CaptureOptions(tee=False, timeout=180,
+                                 output=tmp / f"{which}.reprex.zip"), cwd=str(tmp))
+        assert result.bundle is not None, result.message
+        out[which] = result.bundle
+    return out
+
+
+def test_dead_worker_and_actor_signatures_name_the_task_and_the_cause(crash_captures):
+    flush = crash_captures["flush"].manifest["expect"]["signature"]
+    assert flush["types"] == ["ray.exceptions.WorkerCrashedError"], flush
+    assert flush["frames"] == ["ray-system:__main__.flush_shard", "shards.py:run", "shards.py:<module>"], flush
+    actor = crash_captures["actor"].manifest["expect"]["signature"]
+    assert actor["types"] == ["ray.exceptions.ActorDiedError[SYSTEM_ERROR]"], actor
+    assert actor["frames"][0] == "ray-actor:Shard.load", actor
+    assert not any("worker.py" in f or "client_mode_hook" in f for f in flush["frames"] + actor["frames"])
+    unpicklable = crash_captures["unpicklable"].manifest["expect"]["signature"]
+    assert unpicklable["types"] == ["LockedError"] and unpicklable["frames"] == ["shards.py:write_shard"]
+    assert unpicklable["message"] == "shard is locked"  # the cause's, not Ray's header and traceback
+
+
+def test_another_task_dying_the_same_way_reads_different(crash_captures, cache):
+    from reprex.replay import ReplayOptions, replay
+
+    bundle = crash_captures["flush"]
+    same = replay(bundle, ReplayOptions(backend="local", timeout=240, setup_timeout=600, strict=True))
+    assert same.verdict == "reproduced", (same.reason, same.logs[-3000:])
+    argv = bundle.manifest["entry"]["python_args"]
+    assert argv[-1] == "flush"
+    bundle.files["files/shards.py"] = bundle.files["files/shards.py"].replace(
+        b'{"flush": flush_shard, "compact": compact_shard}', b'{"flush": compact_shard, "compact": flush_shard}')
+    bundle.finalize()
+    other = replay(bundle, ReplayOptions(backend="local", timeout=240))
+    assert other.verdict == "different", (other.reason, other.logs[-3000:])
+    assert other.signature.frames[0] == "ray-system:__main__.compact_shard"
+
+
+def test_ray_error_without_remote_traceback_is_typed_by_its_cause():
+    """Pure: the record shape the recorder writes for an actor that died."""
+    record = {"type": "ray.exceptions.ActorDiedError", "message": "The actor died unexpectedly", "cause": None,
+              "context": None, "frames": [
+                  {"file": "/app/job.py", "qualname": "<module>", "function": "<module>", "kind": "app",
+                   "loc": "job.py"},
+                  {"file": "/v/lib/python3.11/site-packages/ray/_private/client_mode_hook.py",
+                   "qualname": "wrapper", "function": "wrapper", "kind": "package",
+                   "loc": "ray/_private/client_mode_hook.py"},
+                  {"file": "/v/lib/python3.11/site-packages/ray/_private/worker.py",
+                   "qualname": "Worker.get_objects", "function": "get_objects", "kind": "package",
+                   "loc": "ray/_private/worker.py"}],
+              "remote": {"kind": "actor", "error": "ray.exceptions.ActorDiedError", "exit_type": "USER_ERROR",
+                         "exit_code": 137, "target": "Trainer.step", "traceback": "The actor died unexpectedly"}}
+    sig = compute(Outcome(outcome="exception", exception=record, recorded=True))
+    assert sig.types == ["ray.exceptions.ActorDiedError[USER_ERROR, exit code 137]"]
+    assert sig.frames == ["ray-actor:Trainer.step", "job.py:<module>"]
+    record["remote"]["target"] = "Trainer.save"
+    assert compute(Outcome(outcome="exception", exception=record, recorded=True)).frames[0] == \
+        "ray-actor:Trainer.save"

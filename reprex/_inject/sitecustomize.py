@@ -342,7 +342,11 @@ class _Recorder:
 # No `import ray` here: errors are recognised by class names in the MRO, and ray is
 # patched only if the program imports it (a one-shot finder wraps ray's loader).
 
-_RAY_ERRORS = {"RayTaskError": "task", "RayActorError": "actor", "RuntimeEnvSetupError": "runtime_env"}
+# Every ray.exceptions.RayError is recognised (by class hierarchy); these bases name the kind.
+_RAY_ERRORS = {"RayTaskError": "task", "RayActorError": "actor", "RuntimeEnvSetupError": "runtime_env",
+               "ObjectLostError": "object", "RayError": "system"}
+_RAY_REASON = (r"Worker exit type: (?P<exit_type>[A-Z_]+)", r"exit code:? (?P<exit_code>-?\d+)",
+               r"exit_code[=:] ?(?P<exit_code2>-?\d+)")
 _RAY_HEADER = (r"(?P<title>[\w.:<>-]+)\(\) \(pid=(?P<pid>\d+), ip=(?P<ip>[^,)\s]+)"
                r"(?:, actor_id=(?P<actor_id>\w+), repr=.*)?\)\s*$")
 _RAY_ENV_VALUE_KEYS = ("pip", "uv", "conda", "excludes", "container", "image_uri", "py_executable", "config",
@@ -358,10 +362,13 @@ def _ray_remote_record(rec, exc):
     """
     try:
         kind = None
+        error = None  # the Ray error class itself (the dynamic RayTaskError(Cause) is named by its base)
         for cls in type(exc).__mro__:
             if cls.__name__ in _RAY_ERRORS and (getattr(cls, "__module__", "") or "").startswith("ray"):
                 kind = cls.__name__
                 break
+            if error is None and (getattr(cls, "__module__", "") or "") == "ray.exceptions":
+                error = cls
         if kind is None:
             return None
         import re
@@ -369,6 +376,12 @@ def _ray_remote_record(rec, exc):
         # __dict__, not getattr(): the dual class forwards unknown attributes to the cause.
         state = getattr(exc, "__dict__", None) or {}
         out = {"kind": _RAY_ERRORS[kind]}
+        error = error if error is not None and kind != "RayTaskError" else type(exc)
+        if kind != "RayTaskError":
+            out["error"] = "%s.%s" % (error.__module__, error.__qualname__)
+        target = state.get("_reprex_ray_target")
+        if isinstance(target, str):
+            out["target"] = target
         for key, attr in (("pid", "pid"), ("ip", "ip"), ("function", "function_name"), ("proctitle", "proctitle"),
                           ("actor_id", "_actor_id"), ("actor_id", "actor_id"), ("actor_repr", "actor_repr")):
             value = state.get(attr)
@@ -402,6 +415,16 @@ def _ray_remote_record(rec, exc):
             if m.group("actor_id"):
                 out.setdefault("actor_id", m.group("actor_id"))
         out["traceback"] = "\n".join(lines)[:100000]
+        if kind != "RayTaskError":
+            for pattern in _RAY_REASON:  # why a worker or actor died: exit type, exit code
+                m = re.search(pattern, text)
+                if m:
+                    for key, value in m.groupdict().items():
+                        out.setdefault(key.rstrip("2"), int(value) if key.startswith("exit_code") else value)
+            if state.get("_actor_init_failed"):
+                out["reason"] = "actor creation failed"
+            elif state.get("_preempted"):
+                out["reason"] = "node preempted"
         title = out.get("proctitle")
         if "function" not in out and isinstance(title, str) and title.startswith("ray::"):
             out["function"] = title[len("ray::"):]
@@ -558,6 +581,21 @@ def _patch_ray(rec, ray):
     except Exception:
         pass
 
+    rec.ray_refs = getattr(rec, "ray_refs", {})
+
+    def note_refs(result, name):
+        """ObjectRef hex -> the task or actor method that makes it (bounded)."""
+        try:
+            refs = result if isinstance(result, (list, tuple)) else [result]
+            for ref in refs[:100]:
+                key = getattr(ref, "hex", None)
+                if key is not None and isinstance(name, str):
+                    if len(rec.ray_refs) >= 10000:
+                        rec.ray_refs.pop(next(iter(rec.ray_refs)))
+                    rec.ray_refs[key()] = name
+        except Exception:
+            pass
+
     def wrap(cls, kind, name_of):
         # _remote sees every submission (decorator defaults included); options() sees an
         # override even when the submission itself fails or never happens.
@@ -566,19 +604,67 @@ def _patch_ray(rec, ray):
             if original is None or getattr(original, "_reprex_wrapped", False):
                 continue
 
-            def make(original):
+            def make(original, method):
                 @functools.wraps(original)
                 def wrapper(self, *args, **kwargs):
                     try:
                         note("%s:%s" % (kind, name_of(self)), kwargs.get("runtime_env"))
                     except Exception:
                         pass
-                    return original(self, *args, **kwargs)
+                    result = original(self, *args, **kwargs)
+                    if method == "_remote" and kind == "task":
+                        note_refs(result, name_of(self))
+                    return result
 
                 wrapper._reprex_wrapped = True
                 return wrapper
 
-            setattr(cls, method, make(original))
+            setattr(cls, method, make(original, method))
+
+    def wrap_actor_method(cls):
+        original = getattr(cls, "_remote", None)
+        if original is None or getattr(original, "_reprex_wrapped", False):
+            return
+
+        @functools.wraps(original)
+        def wrapper(self, *args, **kwargs):
+            result = original(self, *args, **kwargs)
+            try:
+                handle = self.__dict__.get("_actor")
+                if handle is not None and not hasattr(handle, "_ray_actor_id") and callable(handle):
+                    handle = handle()  # a weak reference
+                descriptor = getattr(handle, "_ray_actor_creation_function_descriptor", None)
+                owner = getattr(descriptor, "class_name", None) or "?"
+                note_refs(result, "%s.%s" % (owner, self.__dict__.get("_method_name", "?")))
+            except Exception:
+                pass
+            return result
+
+        wrapper._reprex_wrapped = True
+        cls._remote = wrapper
+
+    get = getattr(ray, "get", None)
+    if callable(get) and not getattr(get, "_reprex_wrapped", False):
+        @functools.wraps(get)
+        def ray_get(object_refs, *args, **kwargs):
+            try:
+                return get(object_refs, *args, **kwargs)
+            except BaseException as exc:
+                # Ray's own errors (a dead worker or actor, a lost object) don't say which
+                # task they belong to: name the submissions these refs came from.
+                try:
+                    if "traceback_str" not in (getattr(exc, "__dict__", None) or {}):
+                        refs = object_refs if isinstance(object_refs, (list, tuple)) else [object_refs]
+                        names = sorted({rec.ray_refs.get(r.hex()) for r in refs[:1000]
+                                        if hasattr(r, "hex")} - {None})
+                        if names:
+                            exc.__dict__["_reprex_ray_target"] = ",".join(names[:5])
+                except Exception:
+                    pass
+                raise
+
+        ray_get._reprex_wrapped = True
+        ray.get = ray_get
 
     try:
         module = sys.modules.get("ray.remote_function")
@@ -588,6 +674,7 @@ def _patch_ray(rec, ray):
         if module is not None:
             wrap(module.ActorClass, "actor",
                  lambda a: getattr(getattr(a, "__ray_metadata__", None), "class_name", None) or type(a).__name__)
+            wrap_actor_method(module.ActorMethod)
     except Exception:
         pass
 
