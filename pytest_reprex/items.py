@@ -47,6 +47,20 @@ def _skip_here(reason: str):
         return pytest.skip.Exception(reason)
 
 
+def interruptible(replay, bundle, options):
+    """The replay, with SIGTERM (and SIGINT) unwinding it like Ctrl-C: its container and temp
+    dirs are removed on the way out, then pytest ends the session as interrupted. Without
+    this, SIGTERM would end pytest on the spot and leave the container running until its own
+    timeout."""
+    from reprex.replay.interrupt import Interrupted, on_signals
+
+    try:
+        with on_signals():
+            return replay(bundle, options)
+    except Interrupted as exc:
+        raise KeyboardInterrupt(str(exc)) from None
+
+
 class ReprexItem(pytest.Item):
     def __init__(self, *, bundle_path: Path, **kwargs):
         super().__init__(**kwargs)
@@ -132,7 +146,7 @@ class ReprexItem(pytest.Item):
         merged["backend"] = sandboxed_backend(state, merged["backend"], self.name)
         if merged["backend"] != "local":
             state.docker_bundles.add(bundle.id)
-        result = replay(bundle, opts.replay_options(merged, state.pass_env))
+        result = interruptible(replay, bundle, opts.replay_options(merged, state.pass_env))
         self.reprex_result = result
         self.user_properties.append(("reprex_verdict", result.verdict))
         if result.verdict == "infra-error":

@@ -462,7 +462,9 @@ def reprex_replay(request):
         merged["backend"] = sandboxed_backend(state, merged["backend"], bundle.name)
         if merged["backend"] != "local":
             state.docker_bundles.add(bundle.id)
-        result = replay(bundle, opts.replay_options(merged, state.pass_env))
+        from pytest_reprex.items import interruptible
+
+        result = interruptible(replay, bundle, opts.replay_options(merged, state.pass_env))
         results.append((result, merged["expect"], bundle.source or bundle.name))
         node.user_properties.append(("reprex_verdict", result.verdict))
         return result

@@ -21,6 +21,7 @@ import json
 import os
 import stat
 import textwrap
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,8 +135,6 @@ def raw_zip(entries: list[tuple[str, bytes]], *, links: tuple[str, ...] = (), st
             info.create_system = 3
             mode = stat.S_IFLNK | 0o777 if name in links else stat.S_IFREG | 0o644
             info.external_attr = mode << 16
-            import warnings
-
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # "Duplicate name" is the point
                 zf.writestr(info, data)
@@ -174,11 +173,12 @@ def pickle_exec(code: str) -> str:
 
 
 def set_path(m: dict, path: str, value) -> None:
-    keys = path.split(".")
+    """m["a"]["b"] = value for path "a.b"."""
+    *parents, last = path.split(".")
     node = m
-    for k in keys[:-1]:
-        node = node.setdefault(k, {}) if isinstance(node.get(k), dict) or k not in node else node[k]
-    node[keys[-1]] = value
+    for key in parents:
+        node = node[key]
+    node[last] = value
 
 
 # -- variants --------------------------------------------------------------------------------
