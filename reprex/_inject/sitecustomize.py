@@ -864,7 +864,9 @@ def _module_distributions(dists):
         if "." in name or module is None:
             continue
         path = getattr(module, "__file__", None)
-        if path and ("site-packages" in path or "dist-packages" in path):
+        if not path:  # a namespace package (google, from protobuf): where its parts live
+            path = next(iter(getattr(module, "__path__", None) or ()), None)
+        if isinstance(path, str) and ("site-packages" in path or "dist-packages" in path):
             imported[name] = path
     found = {}
     for d in dists:
