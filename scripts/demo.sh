@@ -12,7 +12,7 @@ work=$(mktemp -d /tmp/reprex-demo.XXXXXX)
 cp -r examples/quickstart/. "$work/"
 cd "$work"
 echo "== reprex capture -- python train.py config.json   (in $work)"
-reprex capture -- python train.py config.json
+reprex capture -- python train.py config.json || [[ $? -eq 1 ]]   # exits with the program's status (1)
 echo
 echo "== reprex show train.reprex.zip"
 reprex show train.reprex.zip

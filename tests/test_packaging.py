@@ -47,7 +47,7 @@ def test_wheel_installs_in_a_fresh_venv_and_captures(tmp_path):
     env["PATH"] = f"{env_dir / 'bin'}{os.pathsep}{env['PATH']}"
     proc = subprocess.run([str(env_dir / "bin" / "reprex"), "capture", "-q", "--json", "--", str(py), "boom.py"],
                           cwd=work, capture_output=True, text=True, timeout=300, env=env)
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 1, proc.stderr  # capture exits with the program's own status
     info = json.loads(proc.stdout)
     with zipfile.ZipFile(info["written"]) as zf:
         launcher = zf.read("repro.py").decode()
