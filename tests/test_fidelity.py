@@ -28,8 +28,10 @@ def test_capture_signs_the_failure(bundles, case):
     sig = bundles[case.name].manifest["expect"]["signature"]
     assert tuple(sig["types"]) == case.types, sig
     assert sig["frames"][0] == case.top_frame, sig
-    pins = bundles[case.name].text("requirements.txt")
-    assert case.pins[0] in pins.lower(), pins
+    pins = bundles[case.name].text("requirements.txt").lower()
+    assert all(pin in pins for pin in case.pins if not pin.startswith(("pytest", "pluggy", "iniconfig"))), pins
+    if case.host_env:
+        assert "ray==" in pins, pins
 
 
 def _assert_rows(case, rows):
