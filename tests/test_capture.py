@@ -579,6 +579,17 @@ def test_background_child_holding_stdout_does_not_hold_the_capture(tmp_path):
     assert not _alive(int((tmp_path / "child.pid").read_text()))
 
 
+def test_a_shell_entry_runs_on_after_the_recorded_python_ends(tmp_path):
+    """The entry's exit ends the run, not the recorded grandchild's: later steps still run."""
+    write(tmp_path / "first.py", "print('first step done')\n")
+    write(tmp_path / "second.py", "import time\ntime.sleep(3)\nopen('second.done', 'w').write('ok')\n"
+                                  "raise SystemExit('second step failed')\n")
+    proc = reprex_cli("capture", "-q", "--json", "--", "sh", "-c", f"{PY} first.py && {PY} second.py",
+                      cwd=tmp_path, code=1)
+    assert (tmp_path / "second.done").exists()
+    assert json.loads(proc.stdout)["outcome"] == "exit"
+
+
 def test_hang_of_a_grandchild_in_its_own_session_keeps_its_record(tmp_path):
     """entry (sh) -> setsid python: the killed group doesn't reach the recorded process, which
     must still be dumped, recorded and stopped."""

@@ -107,10 +107,9 @@ class _Tail:
 
 
 # After the entry exits, how long background children that still hold its stdout/stderr
-# may keep talking before the run counts as over (the recorded process's end is the run's end).
+# may keep talking before the run counts as over. (Not the recorded process's exit when it is
+# a grandchild: `sh -c "python a.py && python b.py"` goes on after the recorded a.py.)
 DRAIN_S = 0.5
-# After a recorded grandchild exits, how long the entry (a shell, a launcher) has to follow.
-ENTRY_GRACE_S = 2.0
 
 
 def run_recorded(argv: Sequence[str], *, cwd: str | os.PathLike | None = None,
@@ -118,9 +117,9 @@ def run_recorded(argv: Sequence[str], *, cwd: str | os.PathLike | None = None,
                  tee: bool = True, record_dir: Path | None = None,
                  on_output: Callable[[str, bytes], None] | None = None) -> RunResult:
     """Run argv under the recorder. On timeout, ask the recorded process for a stack
-    dump (SIGUSR1 -> faulthandler), then kill the whole process group. The run ends when
-    the entry exits, or soon after the recorded process does: a background child that
-    keeps the pipes open is killed, not waited for. Interrupted (KeyboardInterrupt, or
+    dump (SIGUSR1 -> faulthandler), then kill the whole process group (and the recorded
+    process, which setsid may have put out of its reach). The run ends when the entry exits:
+    a background child that keeps the pipes open is killed, not waited for. Interrupted (KeyboardInterrupt, or
     replay.interrupt.Interrupted for SIGTERM), the signal is passed on to the program, which is
     then stopped, and our record dir is removed before re-raising."""
     own_dir = record_dir is None  # ours to delete: it holds unredacted locals and argv
@@ -150,9 +149,7 @@ def _run(argv, cwd, env, timeout, tee, record_dir: Path, on_output) -> RunResult
     sel.register(proc.stderr, selectors.EVENT_READ, "stderr")
     sinks = {"stdout": getattr(sys.stdout, "buffer", None), "stderr": getattr(sys.stderr, "buffer", None)}
     deadline = started + timeout if timeout else None
-    ending_at = None  # when the entry (or the recorded process) is gone: stop reading then
-    recorded_gone_at = None
-    claimed: list[int] = []  # the recorded pid, once read
+    ending_at = None  # once the entry is gone: stop reading then
     try:
         while sel.get_map():
             now = time.monotonic()
@@ -178,15 +175,8 @@ def _run(argv, cwd, env, timeout, tee, record_dir: Path, on_output) -> RunResult
                 if tee and sinks[key.data] is not None:
                     sinks[key.data].write(data)
                     sinks[key.data].flush()
-            if ending_at is None:
-                if proc.poll() is not None:
-                    ending_at = time.monotonic() + DRAIN_S
-                elif not _recorded_alive(proc, record_dir, claimed):
-                    recorded_gone_at = recorded_gone_at or time.monotonic()
-                    if time.monotonic() - recorded_gone_at > ENTRY_GRACE_S:
-                        ending_at = time.monotonic()
-        if proc.poll() is None and ending_at is not None:
-            _signal_group(proc, signal.SIGKILL)  # the entry outlived the recorded process
+            if ending_at is None and proc.poll() is not None:
+                ending_at = time.monotonic() + DRAIN_S
         returncode = proc.wait()
     except BaseException as exc:
         # Ctrl-C or SIGTERM to reprex: pass it on (the program's stack is recorded), then stop it.
@@ -208,30 +198,6 @@ def _run(argv, cwd, env, timeout, tee, record_dir: Path, on_output) -> RunResult
     outcome = load_outcome(record_dir, returncode, timed_out=timed_out,
                            duration_s=time.monotonic() - started, output_tail=tail.as_text())
     return RunResult(outcome, record_dir, returncode, timed_out)
-
-
-def _recorded_alive(proc: subprocess.Popen, record_dir: Path, claimed: list[int]) -> bool:
-    """Is the recorded process (which may be a grandchild of the entry) still running?
-    True while nothing has claimed the record dir: the entry itself may not be Python yet."""
-    if not claimed:
-        try:
-            claimed.append(int((record_dir / "claim").read_text()))
-        except (OSError, ValueError):
-            return True
-    pid = claimed[0]
-    if pid == proc.pid:
-        return True  # the entry itself: proc.poll() decides
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (exited, not yet reaped by its parent) has ended too
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            return fh.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
-    except (OSError, IndexError):
-        return True
 
 
 def _signal_group(proc: subprocess.Popen, sig: int) -> None:
