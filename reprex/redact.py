@@ -316,6 +316,7 @@ def _cls_kind(cls: str) -> str:
 # Values that look secret
 # --------------------------------------------------------------------------
 
+_YAML_BLOCK_INDICATOR = re.compile(r"[|>][-+0-9]{0,3}")
 _BORING_VALUES = frozenset(
     {
         "", "0", "1", "true", "false", "yes", "no", "on", "off", "none", "null",
@@ -1315,6 +1316,9 @@ class Redactor:
                 if cls == "weak" and not qo:
                     inner = inner.split(None, 1)[0]  # token: abc123 expired at ...
                     ve = vs + len(inner)
+                if not qo and _YAML_BLOCK_INDICATOR.fullmatch(inner.strip()):
+                    pos = ve  # `password: |-`: the value is the block below (_scrub_yaml_blocks)
+                    continue
                 if _value_is_secret(key, cls, inner, bool(qo)):
                     kind = _cls_kind(cls)
                     add(kind)

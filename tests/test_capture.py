@@ -364,6 +364,28 @@ def test_output_tail_never_starts_inside_a_token():
     assert text.endswith("z\n")
 
 
+def test_a_secret_whose_name_falls_before_the_tail_cut_is_still_scrubbed(tmp_path):
+    """The tail is scrubbed before it is cut: a YAML block scalar whose key line falls just
+    before the 64 KiB cut (cut inside its first line) leaves no bare value behind."""
+    from reprex.capture.runner import TAIL_BYTES
+
+    first, value = "  " + "a1B2" * 5 + "\n", "  Hunter2-" + "x7Qp" * 6 + "\n"
+    head = "password: |-\n" + first + value
+    filler_len = TAIL_BYTES - len(first) - len(value) + 5  # the plain cut falls 5 chars into `first`
+    filler = ("log line ok\n" * (filler_len // 12 + 1))[:filler_len - 1] + "\n"
+    (tmp_path / "app.py").write_text(
+        "import sys\n"
+        f"head = {head.replace('x7Qp' * 6, '@')!r}.replace('@', 'x7Qp' * 6)\n"  # no secret in the source
+        f"sys.stdout.write(head + {filler!r})\n"
+        "sys.stdout.flush()\n"
+        "raise SystemExit(3)\n")
+    result = capture_command([PY, "app.py"], CaptureOptions(tee=False), cwd=str(tmp_path))
+    tail = result.bundle.json("run.json")["output_tail"]
+    text = "".join(t for _, t in tail)
+    assert sum(len(t) for _, t in tail) <= TAIL_BYTES + 64 and text.endswith("log line o\n")
+    assert not [name for name, data in result.bundle.entries().items() if b"x7Qpx7Qp" in data]
+
+
 def test_long_values_are_cut_between_tokens_not_inside_them():
     from reprex._inject.sitecustomize import cut_between_tokens
 

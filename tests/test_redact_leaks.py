@@ -220,6 +220,18 @@ def test_yaml_next_line_and_block_scalars():
     assert r.text(out, "files/config.yaml") == out
 
 
+@pytest.mark.parametrize("indicator", ["|", "|-", "|+", ">", ">-", ">+", "|2", ">-2"])
+@pytest.mark.parametrize("key", ["password", "token", "secret", "api_key"])
+def test_every_block_scalar_indicator_hides_its_value(indicator, key):
+    """`password: |-` once matched as `key: value` with the value `|-`, so the block below
+    it stayed in the bundle."""
+    r = red()
+    first, second = rand(18), rand(26)
+    out = r.text(f"svc:\n  {key}: {indicator}\n    {first}\n    {second}\n  port: 5432\n", "stdout")
+    assert first not in out and second not in out, out
+    assert f"{key}: {indicator}" in out and "port: 5432" in out
+
+
 def test_config_syntaxes_beside_a_secret_name():
     r = red()
     vals = [rand(22) for _ in range(6)]

@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 from reprex import __version__
 from reprex.bundle import SUFFIX, Bundle, canonical_json
 from reprex.capture.inputs import DEFAULT_MAX_FILE, DEFAULT_MAX_TOTAL, Inputs, app_module_files, collect_inputs
-from reprex.capture.runner import python_of, run_recorded
+from reprex.capture.runner import CUT_MARK, TAIL_BYTES, python_of, run_recorded
 from reprex.pins import canonical, closure, requirements_txt, roots_for
 from reprex.record import RECORDER_FILE, Outcome, outcome_text
 from reprex.signature import Signature, compute, redacted_signature
@@ -337,8 +337,27 @@ def _scrub_tail(tail: list, red) -> list[list[str]]:
     is left of a key whose BEGIN line was cut off goes too)."""
     out = []
     for i, (stream, text) in enumerate(tail):
-        cut = i == 0 and text.startswith("[... earlier output cut")
+        cut = i == 0 and text.startswith(CUT_MARK)
         out.append([stream, red.text_after_cut(text, stream) if cut else red.text(text, stream)])
+    return cut_tail(out, TAIL_BYTES)
+
+
+def cut_tail(tail: list[list[str]], limit: int) -> list[list[str]]:
+    """The last `limit` characters of scrubbed output (the recorder kept a margin more, so
+    the scrub saw whole what this cut may split); a partial first line is dropped."""
+    size = sum(len(text) for _, text in tail)
+    if size <= limit:
+        return tail
+    out, excess = [], size - limit
+    for stream, text in tail:
+        if excess >= len(text):
+            excess -= len(text)
+            continue
+        out.append([stream, text[excess:]])
+        excess = 0
+    if out:
+        rest = out[0][1].split("\n", 1)
+        out[0][1] = CUT_MARK + "\n" + (rest[1] if len(rest) > 1 else "")
     return out
 
 

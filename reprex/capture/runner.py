@@ -20,7 +20,11 @@ from typing import Callable, Mapping, Sequence
 
 from reprex.record import INJECT_DIR, Outcome, load_outcome
 
-TAIL_BYTES = 64 * 1024
+TAIL_BYTES = 64 * 1024  # what a bundle keeps of the output
+# Kept beyond TAIL_BYTES so redaction sees a secret that straddles the final cut whole;
+# the pipeline scrubs first, then cuts to TAIL_BYTES (capture/pipeline.py: _scrub_tail).
+TAIL_MARGIN = 16 * 1024
+CUT_MARK = "[... earlier output cut by reprex ...]"
 _PYTHON_NAME = re.compile(r"^(?:python|pypy)(?:\d+(?:\.\d+)?)?(?:\.exe)?$")
 
 
@@ -101,8 +105,7 @@ class _Tail:
             # The cut may fall inside a token, leaving a fragment no redactor recognises:
             # drop the partial first line.
             first = chunks[0][1]
-            chunks[0][1] = "[... earlier output cut by reprex ...]\n" + first.split("\n", 1)[1] \
-                if "\n" in first else "[... earlier output cut by reprex ...]\n"
+            chunks[0][1] = CUT_MARK + "\n" + (first.split("\n", 1)[1] if "\n" in first else "")
         return chunks
 
 
@@ -134,7 +137,7 @@ def run_recorded(argv: Sequence[str], *, cwd: str | os.PathLike | None = None,
 def _run(argv, cwd, env, timeout, tee, record_dir: Path, on_output) -> RunResult:
     record_dir.mkdir(parents=True, exist_ok=True)
     full_env = recorder_env(env if env is not None else os.environ, record_dir)
-    tail = _Tail()
+    tail = _Tail(TAIL_BYTES + TAIL_MARGIN)
     started = time.monotonic()
     try:
         proc = subprocess.Popen(list(argv), cwd=cwd, env=full_env, stdin=subprocess.DEVNULL,
