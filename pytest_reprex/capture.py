@@ -35,7 +35,7 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-from pytest_reprex.script import Plan, Value, render
+from pytest_reprex.script import Plan, Value, write
 
 MAX_PICKLE = 2 * 1024 * 1024
 MAX_LITERAL = 20000
@@ -665,7 +665,7 @@ def capture_failure(item, excinfo, state: CaptureState, snap: dict | None, opene
             target = scratch / "_reprex_tmp" / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
-        (scratch / script_name).write_text(render(plan), "utf-8")
+        write(plan, scratch / script_name)  # and its machinery beside it
         env["TMPDIR"] = str(scratch_root / "tmp")  # the script's copies of tmp_path go away with the scratch
         run = run_recorded([sys.executable, script_name], cwd=scratch, env=env, timeout=state.timeout, tee=False)
         expected = recorder._Recorder(None).exception_record(excinfo.value)

@@ -2,15 +2,23 @@
 
 The script is standard library only (plus whatever the test itself imports), lives at
 the top of the bundle's files/ (the test run's root directory), and is the bundle's
-entry: `reprex replay` runs it under the recorder exactly like capture did.
+entry: `reprex replay` runs it under the recorder exactly like capture did. It holds what is
+particular to its test (reprex/templates/pytest_script.py.tmpl); the machinery common to all
+is a real module, reprex/templates/pytest_entry.py, that `write` copies beside it.
 """
 
 from __future__ import annotations
 
 import textwrap
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from reprex.templates import render_template, template_text
 
 PICKLE_LINE = 76
+# The script's machinery, copied beside it: reprex/templates/pytest_entry.py under this name
+# (a leading underscore and a prefix no test project uses).
+HELPER = "_reprex_pytest_entry.py"
 
 
 @dataclass
@@ -104,6 +112,7 @@ def _value_expr(value: Value, var: str) -> list[str]:
 
 
 def render(plan: Plan) -> str:
+    """The script's text; it runs only with `HELPER` (see `write`) beside it."""
     value_doc = "\n".join(f"    {v.name}: {v.how}{' (autouse)' if v.autouse else ''}"
                           f"{' -- ' + v.note if v.note else ''}" for v in plan.values) or "    (none)"
     sources = {v.name: v.source for v in plan.values if v.how == "source"}
@@ -113,7 +122,8 @@ def render(plan: Plan) -> str:
     if plan.random_state:
         body.append("random.setstate(RANDOM_STATE)  # pytest-randomly's state when the test started")
     values_block = textwrap.indent("\n".join(body), "    ") if body else "    pass"
-    return _TEMPLATE.format(
+    return render_template(
+        "pytest_script.py.tmpl", helper_name=HELPER[:-3],
         nodeid_repr=repr(plan.nodeid), tool_version=plan.tool_version, value_doc=value_doc,
         hash_seed=repr(plan.hash_seed), sys_path=repr(plan.sys_path), cwd=repr(plan.cwd),
         conftests=repr(plan.conftests), module=repr(plan.module), module_file=repr(plan.module_file),
@@ -125,6 +135,12 @@ def render(plan: Plan) -> str:
     )
 
 
+def write(plan: Plan, path: Path) -> None:
+    """Write the script at `path` and its machinery (reprex/templates/pytest_entry.py) beside it."""
+    path.write_text(render(plan), "utf-8")
+    (path.parent / HELPER).write_text(template_text("pytest_entry.py"), "utf-8")
+
+
 def _sources_literal(sources: dict[str, str]) -> str:
     if not sources:
         return "{}"
@@ -133,233 +149,3 @@ def _sources_literal(sources: dict[str, str]) -> str:
         parts.append(f"    {name!r}: {src!r},")
     parts.append("}")
     return "\n".join(parts)
-
-
-_TEMPLATE = '''\
-#!/usr/bin/env python3
-"""Standalone reproduction of a failed pytest test (NODEID below),
-written by pytest-reprex {tool_version}.
-
-It imports the test module from this directory and calls the test function with the
-fixture values and parameters it had when it failed, without pytest's runner:
-
-    python THIS_FILE        (from the bundle's files/ directory)
-
-Values:
-{value_doc}
-"""
-import os
-import sys
-
-NODEID = {nodeid_repr}
-HASH_SEED = {hash_seed}  # PYTHONHASHSEED of the test run (None: it was random)
-if HASH_SEED is not None and os.environ.get("PYTHONHASHSEED") != HASH_SEED:
-    os.environ["PYTHONHASHSEED"] = HASH_SEED
-    os.execv(sys.executable, [sys.executable] + sys.argv)
-
-import ast
-import base64
-import importlib
-import importlib.util
-import inspect
-import pickle
-import random
-import re
-import shutil
-import tempfile
-from pathlib import Path, PurePath
-
-HERE = Path(__file__).resolve().parent
-SYS_PATH = {sys_path}  # the test run's sys.path entries inside its root, relative
-CWD = {cwd}  # the test's working directory, relative
-CONFTESTS = {conftests}  # (import name, file) as pytest loaded them
-TEST_MODULE = {module}
-TEST_FILE = {module_file}
-TEST_FUNCTION = {function}
-TEST_CLASS = {class_path}
-UNITTEST = {unittest}
-ARGNAMES = {argnames}
-OLD_BASE = {old_base}  # pytest's basetemp when the test failed
-TMP_REL = {tmp_rel}  # the test's tmp_path, relative to it
-TMP_DIRS = {tmp_dirs}
-RANDOMLY_SEED = {randomly_seed}
-RANDOM_STATE = {random_state}
-_SOURCES = {sources}
-_NO_PARAM = object()
-VALUES = {{}}
-_GENERATORS = []
-_LOADED = {{}}  # relative file -> module (two conftest.py files may share the name `conftest`)
-
-
-def _load(name, rel):
-    """Import a module of the test run under the name pytest gave it, from its file here."""
-    if rel in _LOADED:
-        return _LOADED[rel]
-    path = (HERE / rel).resolve()
-    module = None
-    if name in sys.modules and Path(getattr(sys.modules[name], "__file__", "") or "").resolve() == path:
-        module = sys.modules[name]
-    else:
-        try:
-            found = importlib.import_module(name)
-            if Path(getattr(found, "__file__", "") or "").resolve() == path:
-                module = found
-        except ModuleNotFoundError as exc:
-            if not (exc.name and (name == exc.name or name.startswith(exc.name + "."))):
-                raise
-    if module is None:
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    _LOADED[rel] = module
-    return module
-
-
-def _unpickle(text):
-    return pickle.loads(base64.b64decode("".join(text.split())))
-
-
-NEW_BASE = Path(tempfile.mkdtemp(prefix="reprex-pytest-")) if OLD_BASE else None
-TMP_PATH = NEW_BASE / TMP_REL if NEW_BASE is not None and TMP_REL else None
-_OLD_RE = re.compile(re.escape(OLD_BASE) + r"(?=[/\\\\]|$)") if OLD_BASE else None
-
-
-def _retmp(value, depth=0):
-    """Point paths into the old run's temporary directories at this run's copies."""
-    if _OLD_RE is None or depth > 6:
-        return value
-    if isinstance(value, str):
-        return _OLD_RE.sub(lambda m: str(NEW_BASE), value)
-    if isinstance(value, PurePath):
-        text = str(value)
-        return type(value)(_retmp(text)) if _OLD_RE.search(text) else value
-    if type(value) in (list, tuple, set, frozenset):
-        return type(value)(_retmp(v, depth + 1) for v in value)
-    if type(value) is dict:
-        return {{_retmp(k, depth + 1): _retmp(v, depth + 1) for k, v in value.items()}}
-    attrs = getattr(value, "__dict__", None)
-    if isinstance(attrs, dict) and not isinstance(value, type) and not inspect.ismodule(value) \\
-            and not callable(value):
-        for key, item in list(attrs.items()):
-            new = _retmp(item, depth + 1)
-            if new is not item:
-                try:
-                    object.__setattr__(value, key, new)
-                except Exception:
-                    pass
-    return value
-
-
-def _restore_tmp():
-    if NEW_BASE is None:
-        return
-    snapshot = HERE / "_reprex_tmp"
-    for rel in TMP_DIRS:
-        (NEW_BASE / rel).mkdir(parents=True, exist_ok=True)
-    if snapshot.is_dir():
-        shutil.copytree(snapshot, NEW_BASE, dirs_exist_ok=True)
-    if TMP_PATH is not None:
-        TMP_PATH.mkdir(parents=True, exist_ok=True)
-
-
-class _TmpPathFactory:
-    def __init__(self, base):
-        self._base = base
-
-    def getbasetemp(self):
-        return self._base
-
-    def mktemp(self, basename, numbered=True):
-        if not numbered:
-            path = self._base / basename
-            path.mkdir()
-            return path
-        return Path(tempfile.mkdtemp(prefix=basename, dir=self._base))
-
-
-def _legacy_path(path):
-    from _pytest.compat import legacy_path
-
-    return legacy_path(path)
-
-
-def _monkeypatch():
-    import pytest
-
-    return pytest.MonkeyPatch()
-
-
-def _stub(*args, **kwargs):
-    return None
-
-
-class _Request:
-    """Just enough of pytest's `request` for fixtures that read `request.param`."""
-
-    def __init__(self, fixturename, param):
-        self.fixturename = fixturename
-        if param is not _NO_PARAM and param is not None:
-            self.param = param
-        self.node = type("Node", (), {{"name": TEST_FUNCTION, "nodeid": NODEID}})()
-        self.config = None
-        self.function = None
-
-    def addfinalizer(self, finalizer):
-        pass
-
-    def getfixturevalue(self, name):
-        return VALUES[name]
-
-
-def _fixture(module_name, module_file, name, source, lineno, argnames, param):
-    """Run a fixture function from its source, in its own module's namespace."""
-    module = _load(module_name, module_file)
-    namespace = vars(module)
-    tree = ast.parse(source)
-    tree.body[0].decorator_list = []
-    ast.increment_lineno(tree, lineno - 1)
-    missing = object()
-    previous = namespace.get(name, missing)
-    exec(compile(tree, module.__file__, "exec"), namespace)
-    function = namespace[name]
-    if previous is missing:
-        del namespace[name]
-    else:
-        namespace[name] = previous
-    kwargs = {{arg: (_Request(name, param) if arg == "request" else VALUES[arg]) for arg in argnames}}
-    value = function(**kwargs)
-    if inspect.isgenerator(value):
-        _GENERATORS.append(value)
-        value = next(value)
-    return value
-
-
-def main():
-    for entry in reversed(SYS_PATH):
-        path = str((HERE / entry).resolve())
-        if path not in sys.path:
-            sys.path.insert(0, path)
-    os.chdir(HERE / CWD)
-    for name, rel in CONFTESTS:
-        _load(name, rel)
-    module = _load(TEST_MODULE, TEST_FILE)
-    _restore_tmp()
-{values_block}
-    owner = module
-    for part in TEST_CLASS:
-        owner = getattr(owner, part)
-    if UNITTEST:
-        owner.setUpClass()
-        owner(TEST_FUNCTION).debug()
-        return
-    test = getattr(owner() if TEST_CLASS else module, TEST_FUNCTION)
-    result = test(**{{name: VALUES[name] for name in ARGNAMES}})
-    if inspect.iscoroutine(result):
-        import asyncio
-
-        asyncio.run(result)
-
-
-main()
-'''

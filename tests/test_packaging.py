@@ -1,5 +1,6 @@
 """The package as users get it: a wheel in a fresh venv, and a CLI that starts light."""
 
+import ast
 import json
 import os
 import subprocess
@@ -32,7 +33,10 @@ def test_wheel_installs_in_a_fresh_venv_and_captures(tmp_path):
     assert build.returncode == 0, build.stderr[-2000:]
     wheel = next(dist.glob("reprex-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
-    assert "reprex/templates/repro_launcher.py.tmpl" in names
+    shipped = {f"reprex/templates/{p.name}" for p in (ROOT / "reprex" / "templates").iterdir() if p.is_file()}
+    assert "reprex/templates/repro_launcher.py.tmpl" in shipped and "reprex/templates/images.json" in shipped
+    assert shipped <= set(names), sorted(shipped - set(names))  # every template and data file ships
+    assert not any(n.startswith("templates/") for n in names)  # one home: inside the package
     assert "reprex/schema/bundle-v1.schema.json" in names and "reprex/_inject/sitecustomize.py" in names
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
@@ -53,3 +57,22 @@ def test_wheel_installs_in_a_fresh_venv_and_captures(tmp_path):
         launcher = zf.read("repro.py").decode()
     assert "Reproduction captured by reprex" in launcher  # rendered from the shipped template
     assert info["signature"]["types"] == ["RuntimeError"]
+
+
+# Generated code that a bundle carries runs where only the bundle's pins are installed.
+BUNDLED_CODE = {"pytest_entry.py": set(), "serve-import-repro.py": set(), "serve-fetch-repro.py": {"smart_open"}}
+
+
+@pytest.mark.parametrize("name", sorted(BUNDLED_CODE))
+def test_code_copied_into_bundles_imports_only_the_standard_library_at_top_level(name):
+    from reprex.templates import template_text
+
+    tree = ast.parse(template_text(name), name)
+    imported = set()
+    for node in tree.body:  # imports inside functions run only for the values that need them
+        if isinstance(node, ast.Import):
+            imported |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            imported.add((node.module or "").split(".")[0])
+    assert imported, name
+    assert imported - set(sys.stdlib_module_names) == BUNDLED_CODE[name]

@@ -3,31 +3,40 @@
 Each is plain Python that runs with `python repro.py` in the bundle's work dir and needs
 only what it imports (nothing for the import check; smart_open + requests for the fetch).
 Tokens are never written into them: they are read from the environment at run time.
+The code is real, linted Python in reprex/templates/serve-*-repro.py; here only the docstring
+and the parameter block are rendered from the check.
 """
 
 from __future__ import annotations
 
-# ray._common.utils.import_module_and_attr / import_attr in Ray 2.60 (ray._private.utils in
-# older releases), copied so the repro does exactly what Serve does, with no Ray installed.
-IMPORT_ATTR = '''
-def import_attr(full_path, *, reload_module=False):
-    """Ray's import_attr (ray._common.utils in Ray 2.60), copied: 'pkg.mod:attr' or 'pkg.mod.attr'."""
-    if ":" in full_path:
-        if full_path.count(":") > 1:
-            raise ValueError(
-                f'Got invalid import path "{full_path}". An '
-                "import path may have at most one colon."
-            )
-        module_name, attr_name = full_path.split(":")
-    else:
-        last_period_idx = full_path.rfind(".")
-        module_name = full_path[:last_period_idx]
-        attr_name = full_path[last_period_idx + 1 :]
-    module = importlib.import_module(module_name)
-    if reload_module:
-        importlib.reload(module)
-    return getattr(module, attr_name)
-'''
+from reprex.templates import template_text
+
+PARAMETERS = "# reprex: parameters\n"
+END = "# reprex: end\n"
+
+
+def _template_body(name: str) -> str:
+    """The template module's code after its own docstring."""
+    return template_text(name).split('"""', 2)[2].lstrip("\n")
+
+
+def _from_template(name: str, doc: list[str], parameters: list[str]) -> str:
+    """The template with its docstring and its parameter block replaced; the rest copied as is."""
+    before, _, rest = _template_body(name).partition(PARAMETERS)
+    _, _, after = rest.partition(END)
+    return "\n".join([_docstring(doc), before + "\n".join(parameters), after])
+
+
+def _import_attr_source() -> str:
+    body = _template_body(IMPORT_TEMPLATE)
+    start = body.index("def import_attr(")
+    return body[start:body.index("\n\n\n", start)] + "\n"
+
+
+IMPORT_TEMPLATE = "serve-import-repro.py"
+FETCH_TEMPLATE = "serve-fetch-repro.py"
+# Ray's import_attr as copied into the import repro (the tests run it against Ray's own).
+IMPORT_ATTR = _import_attr_source()
 
 
 def _docstring(lines: list[str]) -> str:
@@ -48,25 +57,10 @@ def import_repro(*, config: str, app: str, import_path: str, subdir: str, ray_ve
     ]
     if hint:
         doc += ["", "Hint: " + hint]
-    return "\n".join([
-        _docstring(doc),
-        "import importlib",
-        "import os",
-        "import sys",
-        "",
+    return _from_template(IMPORT_TEMPLATE, doc, [
         f"IMPORT_PATH = {import_path!r}",
         "HERE = os.path.dirname(os.path.abspath(__file__))",
         f"WORKING_DIR = os.path.normpath(os.path.join(HERE, {subdir!r}))",
-        "",
-        IMPORT_ATTR.strip("\n"),
-        "",
-        "",
-        "# The build task's view: cwd is the working_dir, and it comes first on sys.path.",
-        "os.chdir(WORKING_DIR)",
-        "sys.path[:] = [WORKING_DIR] + [p for p in sys.path if os.path.abspath(p or '.') != HERE]",
-        "app = import_attr(IMPORT_PATH)",
-        'print(f"{IMPORT_PATH} -> {app!r}")',
-        "",
     ])
 
 
@@ -86,30 +80,4 @@ def fetch_repro(*, config: str, app: str, url: str, had_credentials: bool, ray_v
     ]
     if hint:
         doc += ["", "Hint: " + hint]
-    return "\n".join([
-        _docstring(doc),
-        "import io",
-        "import os",
-        "import zipfile",
-        "",
-        "import smart_open",
-        "",
-        f"URL = {url!r}",
-        "",
-        "headers = {",
-        '    "User-Agent": os.environ.get("RAY_RUNTIME_ENV_HTTP_USER_AGENT", "ray-runtime-env-curl/1.0"),',
-        '    "Accept": "*/*",',
-        "}",
-        'if os.environ.get("RAY_RUNTIME_ENV_BEARER_TOKEN"):',
-        '    headers["Authorization"] = "Bearer " + os.environ["RAY_RUNTIME_ENV_BEARER_TOKEN"]',
-        "url = URL",
-        'if os.environ.get("REPREX_URL_CREDENTIALS"):',
-        '    scheme, _, rest = URL.partition("://")',
-        '    url = scheme + "://" + os.environ["REPREX_URL_CREDENTIALS"] + "@" + rest',
-        "",
-        'with smart_open.open(url, "rb", transport_params={"headers": headers, "timeout": 60}) as fin:',
-        "    data = fin.read()",
-        "names = zipfile.ZipFile(io.BytesIO(data)).namelist()  # Ray unzips what it fetched",
-        'print(f"fetched {len(data)} bytes, {len(names)} entries")',
-        "",
-    ])
+    return _from_template(FETCH_TEMPLATE, doc, [f"URL = {url!r}"])
