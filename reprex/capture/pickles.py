@@ -107,7 +107,7 @@ def verdict(blob: bytes, repr_text: str | None, red) -> str | None:
     for qual in globals_:
         if secret_type(qual):
             return f"holds a {qual.rsplit('.', 1)[-1]} (a type that carries secrets)"
-    from reprex.redact import _value_is_secret, name_class
+    from reprex.redact import name_class, value_is_secret
 
     texts = [v for v in values if isinstance(v, str)]
     if texts and red.finds("\n".join(texts)):
@@ -122,7 +122,7 @@ def verdict(blob: bytes, repr_text: str | None, red) -> str | None:
         if cls is None:
             continue
         inner = value if isinstance(value, str) else bytes(value).decode("utf-8", "replace")
-        if _value_is_secret(key, cls, inner, True):
+        if value_is_secret(key, cls, inner, True):
             return f"holds a value named {key!r}, which looks secret"
     for v in texts:
         if len(v) < 4 or _NAME_SHAPED.fullmatch(v):
