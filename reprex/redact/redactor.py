@@ -16,11 +16,9 @@ from reprex.redact.identity import Identity
 from reprex.redact.literals import Literals
 from reprex.redact.names import classify, cls_kind, flag_class, name_class
 from reprex.redact.patterns import CUT_HEAD
-from reprex.redact.rules import scrub, scrub_bytes
+from reprex.redact.rules import Counts, scrub, scrub_bytes
 from reprex.redact.text import ph, rx
 from reprex.redact.values import BOOLISH, ONLY_PLACEHOLDER, looks_like_path, value_is_secret
-
-Counts = dict  # (kind, where) -> int
 
 
 @dataclass(frozen=True)
