@@ -43,11 +43,14 @@ def _gpus(value: str | None) -> str | None:
 @click.option("--env", "pass_env", multiple=True, metavar="NAME[=VALUE]",
               help="Pass NAME from this shell (or NAME=VALUE) into the replay: a credential the repro needs. "
                    "Never written anywhere; its value is scrubbed from the output. Repeatable.")
+@click.option("--allow-urls", is_flag=True,
+              help="Download the bundle's `name @ https://...` pins from the addresses they name (this machine "
+                   "connects there). Default: such a bundle is env-incompatible on the docker backend.")
 @click.option("--strict", is_flag=True, help="Also compare the normalized messages.")
 @click.option("--keep", is_flag=True, help="Keep the work dir (and container) for inspection.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the verdict.")
-def replay(bundle, backend, image, gpus, runs, timeout, network, expect, with_specs, pass_env, strict, keep,
-           as_json):
+def replay(bundle, backend, image, gpus, runs, timeout, network, expect, with_specs, pass_env, allow_urls, strict,
+           keep, as_json):
     """Replay BUNDLE (a path, directory or URI) in a clean environment and give a verdict.
 
     \b
@@ -70,7 +73,7 @@ def replay(bundle, backend, image, gpus, runs, timeout, network, expect, with_sp
                        "from the output", err=True)
     options = ReplayOptions(backend=backend, image=image, gpus=_gpus(gpus), runs=runs, timeout=timeout,
                             network=network, expect=expect, with_specs=list(with_specs), keep=keep, strict=strict,
-                            pass_env=passed)
+                            pass_env=passed, allow_urls=allow_urls)
     # SIGTERM/SIGINT unwind the replay (its container and temp dirs are removed): exit 143/130
     try:
         with on_signals():
@@ -221,36 +224,52 @@ def extract(bundle, frame, function, backend, image, timeout, network, gpus, out
 @click.option("--python", "python_version", required=True, help="Target Python, e.g. 3.12.")
 @click.option("--platform", "platform_tag", required=True,
               help="Target platform tag(s), e.g. manylinux2014_aarch64 (comma-separated for several).")
+@click.option("--allow-urls", is_flag=True,
+              help="Resolve the bundle's `name @ https://...` wheel pins from the addresses they name (this "
+                   "machine connects there). Default: such a bundle is env-incompatible.")
 @click.option("-o", "--output", help="Write the re-resolved requirements here.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def lock(bundle, python_version, platform_tag, output, as_json):
+def lock(bundle, python_version, platform_tag, allow_urls, output, as_json):
     """Re-resolve BUNDLE's top-level pins for another Python/platform.
 
-    Exit 0 when every package has a build for the target; 3 (env-incompatible)
-    naming the packages that don't.
+    Only the bundle's `name==version` pins (and, with --allow-urls, its https wheel
+    references) are resolved, from wheels only: nothing of the bundle is built or run here.
+
+    \b
+    Exit codes: 0 every package has a build for the target, 2 usage error,
+    3 env-incompatible (naming the packages that don't) or infra-error.
     """
+    from rich.text import Text
+
+    from reprex.escape import terminal
     from reprex.lock import lock as do_lock
 
     if not re.fullmatch(r"\d+\.\d+", python_version):
         raise click.BadParameter(f"{python_version!r}: use X.Y, e.g. 3.12", param_hint="--python")
+    if not re.fullmatch(r"[A-Za-z0-9_.]+(,[A-Za-z0-9_.]+)*", platform_tag):
+        raise click.BadParameter(f"{platform_tag!r}: use platform tags, e.g. manylinux2014_aarch64",
+                                 param_hint="--platform")
     b = _load_bundle(bundle)
     console = _console()
-    with console.status(f"resolving for Python {python_version} on {platform_tag}...", spinner="dots"):
-        result = do_lock(b, python_version, platform_tag)
+    with console.status(Text(f"resolving for Python {python_version} on {platform_tag}..."), spinner="dots"):
+        result = do_lock(b, python_version, platform_tag, allow_urls=allow_urls)
     if result.pins and output:
         from reprex.fsutil import atomic_write_text
 
         atomic_write_text(output, "\n".join(result.pins) + "\n")
     if as_json:
         click.echo(json.dumps(result.to_dict()))
-    elif result.ok:
-        console.print(f"[bold green]resolved[/] {len(result.pins)} pins for Python {python_version} on "
-                      f"{platform_tag} (with {result.tool})")
-        if not output:
-            click.echo("\n".join(result.pins))
-    elif result.missing:
-        console.print(f"[bold cyan]env-incompatible[/]: no build for Python {python_version} on {platform_tag}: "
-                      f"{', '.join(result.missing)}")
-    else:
-        console.print(f"[bold white on red]infra-error[/]: {result.error}")
+    else:  # package names and reasons are the bundle's (or the resolver's) text: no markup, no escapes
+        data = lambda text: Text(terminal(text, False))  # noqa: E731
+        target = f"Python {python_version} on {platform_tag}"
+        if result.ok:
+            console.print(Text.assemble(("resolved", "bold green"),
+                                        f" {len(result.pins)} pins for {target} (with {result.tool})"))
+            if not output:
+                click.echo("\n".join(terminal(pin, False) for pin in result.pins))
+        elif result.verdict == "env-incompatible":
+            why = result.reason or f"no build for {target}: {', '.join(result.missing)}"
+            console.print(Text.assemble(("env-incompatible", "bold cyan"), ": ", data(why)), soft_wrap=True)
+        else:
+            console.print(Text.assemble(("infra-error", "bold white on red"), ": ", data(result.error)), soft_wrap=True)
     sys.exit(0 if result.ok else 3)

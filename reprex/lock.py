@@ -6,6 +6,14 @@ resolves for a foreign target when present; otherwise pip's resolver does, in
 dry-run mode with --platform/--python-version (pip-compile can't target a
 platform other than the one it runs on). Packages with no build for the target
 are named: they are the reason for `env-incompatible`.
+
+The bundle is a stranger's input and the resolver runs on the host, so lock follows
+replay's rules (reprex.replay.wheels): every requirement line must pass
+check_bundle_requirements (no option lines, `-e`, `file://`, http, local paths), the
+resolver gets the lines as arguments (pip) and resolves from wheels only (nothing is
+built, so no setup.py runs here), git and sdist references are not handed to it at all
+(they have no wheel: listed as missing), and `name @ https://...` wheel pins, which make
+this machine connect to an address the bundle chose, need the user's `allow_urls`.
 """
 
 from __future__ import annotations
@@ -35,50 +43,79 @@ class LockResult:
     pins: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # packages with no build for the target
     tool: str = ""
-    error: str = ""
+    error: str = ""  # infra-error: a refused bundle, or the resolver failed
+    reason: str = ""  # env-incompatible for a reason beyond `missing` (an ungranted URL pin)
 
     @property
     def ok(self) -> bool:
-        return not self.missing and not self.error
+        return not self.missing and not self.error and not self.reason
+
+    @property
+    def verdict(self) -> str | None:
+        if self.ok:
+            return None
+        return "infra-error" if self.error else "env-incompatible"
 
     def to_dict(self) -> dict:
         return {"python": self.python, "platform": self.platform, "pins": self.pins, "missing": self.missing,
-                "tool": self.tool, "error": self.error, "verdict": None if self.ok else "env-incompatible"}
+                "tool": self.tool, "error": self.error, "reason": self.reason, "verdict": self.verdict}
 
 
 def top_level(bundle: Bundle) -> list[str]:
     """The pins of what the run imported directly (all pins for bundles that don't say)."""
     lines = parse_requirements(bundle.text("requirements.txt"))
-    roots = {canonical(r) for r in (bundle.manifest.get("pins") or {}).get("roots") or ()}
+    pins = bundle.manifest.get("pins")
+    roots = {canonical(r) for r in ((pins.get("roots") if isinstance(pins, dict) else None) or ())
+             if isinstance(r, str)}
     if not roots:
         return lines
-    return [line for line in lines if canonical(re.split(r"[=<>!~ @\[]", line, 1)[0]) in roots]
+    return [line for line in lines if canonical(re.split(r"[=<>!~ @\[;]", line, 1)[0].strip()) in roots]
+
+
+def _run(cmd: list[str], timeout: float, **kw) -> subprocess.CompletedProcess | str:
+    """The resolver's result, or why it could not run (one line)."""
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
+    except subprocess.TimeoutExpired:
+        return f"the resolver took longer than {timeout:.0f}s"
+    except OSError as exc:
+        return f"cannot run {cmd[0]}: {exc.strerror or exc}"
 
 
 def _pip_resolve(reqs: list[str], python: str, platform: str, timeout: float) -> tuple[list[str], str]:
+    """pip's resolver, wheels only, the (checked) lines as arguments after `--`: never through a
+    requirements file, where a line could be read as an option or have `${VAR}` expanded."""
     with tempfile.TemporaryDirectory(prefix="reprex-lock-") as tmp:
-        req_file = Path(tmp) / "requirements.in"
-        req_file.write_text("\n".join(reqs) + "\n")
         report = Path(tmp) / "report.json"
         cmd = [sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--ignore-installed",
                "--disable-pip-version-check", "--only-binary=:all:", "--target", str(Path(tmp) / "t"),
-               "--python-version", python, "--implementation", "cp", "--report", str(report), "-r", str(req_file)]
+               "--python-version", python, "--implementation", "cp", "--report", str(report)]
         for tag in platform.split(","):
             cmd += ["--platform", tag.strip()]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        proc = _run(cmd + ["--", *reqs], timeout, stdin=subprocess.DEVNULL)
+        if isinstance(proc, str):
+            return [], proc
         if proc.returncode != 0:
-            return [], proc.stderr or proc.stdout
-        data = json.loads(report.read_text())
-        pins = sorted(f"{item['metadata']['name']}=={item['metadata']['version']}" for item in data.get("install", []))
+            return [], proc.stderr or proc.stdout or f"pip exited with status {proc.returncode}"
+        try:
+            data = json.loads(report.read_text())
+            pins = sorted(f"{item['metadata']['name']}=={item['metadata']['version']}"
+                          for item in data.get("install", []))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return [], "pip's resolution report could not be read"
         return pins, ""
 
 
 def _uv_resolve(uv: str, reqs: list[str], python: str, platform: str, timeout: float) -> tuple[list[str], str]:
-    proc = subprocess.run([uv, "pip", "compile", "-", "--quiet", "--no-header", "--no-annotate",
-                           "--python-version", python, "--python-platform", platform, "--only-binary", ":all:"],
-                          input="\n".join(reqs) + "\n", capture_output=True, text=True, timeout=timeout)
+    """uv's resolver, wheels only (`--only-binary :all:`: no sdist is used, so none is built); the
+    lines are checked and hold no `$` (uv expands `${VAR}` in requirement input)."""
+    proc = _run([uv, "pip", "compile", "-", "--quiet", "--no-header", "--no-annotate", "--python-version", python,
+                 "--python-platform", platform, "--only-binary", ":all:"],
+                timeout, input="\n".join(reqs) + "\n")
+    if isinstance(proc, str):
+        return [], proc
     if proc.returncode != 0:
-        return [], proc.stderr or proc.stdout
+        return [], proc.stderr or proc.stdout or f"uv exited with status {proc.returncode}"
     return sorted(parse_requirements(proc.stdout)), ""
 
 
@@ -87,14 +124,37 @@ def _missing_from(error: str) -> list[str]:
     return sorted({re.split(r"[=<>!~\[]", n, 1)[0] for n in names})
 
 
-def lock(bundle: Bundle, python: str, platform: str, *, timeout: float = 600.0) -> LockResult:
-    reqs = top_level(bundle)
+def lock(bundle: Bundle, python: str, platform: str, *, allow_urls: bool = False,
+         timeout: float = 600.0) -> LockResult:
+    from reprex.replay.base import ReplayProblem, requirements
+    from reprex.replay.wheels import check_bundle_requirement, check_bundle_requirements, check_url_grant
+    from reprex.replay.wheels import _source_reference as source_reference
+
     result = LockResult(python=python, platform=platform)
+    try:  # replay's rules, over every line of the bundle (not only the roots)
+        lines = requirements(bundle)
+        check_bundle_requirements(lines)
+        check_url_grant(lines, allow_urls)
+    except ReplayProblem as exc:
+        if exc.verdict == "env-incompatible":
+            result.reason = exc.reason
+        else:
+            result.error = exc.reason
+        return result
+    reqs = top_level(bundle)
+    # git and sdist references have no wheel, and resolving one would build it here: never handed over
+    sources = [r for r in reqs if source_reference(r)]
+    for line in sources:
+        result.missing.append(canonical(check_bundle_requirement(line).name))
+    reqs = [r for r in reqs if r not in sources]
+    if sources:
+        result.reason = (f"no wheel for Python {python} on {platform} of: {', '.join(sources)} (git and sdist "
+                         "references from a bundle are never built on the host)")
     if not reqs:
         result.tool = "none"
         return result
     uv = shutil.which("uv")
-    result.tool = "uv" if uv and "," not in platform else "pip"
+    result.tool = "uv" if uv and "," not in platform and not any("$" in r for r in reqs) else "pip"
 
     def resolve(items: list[str]) -> tuple[list[str], str]:
         if result.tool == "uv":
@@ -102,6 +162,7 @@ def lock(bundle: Bundle, python: str, platform: str, *, timeout: float = 600.0) 
         return _pip_resolve(items, python, platform, timeout)
 
     remaining = list(reqs)
+    error = ""
     for _ in range(20):  # resolvers stop at the first package with no build: drop it and go on
         pins, error = resolve(remaining)
         if not error:
@@ -113,7 +174,7 @@ def lock(bundle: Bundle, python: str, platform: str, *, timeout: float = 600.0) 
             break
         result.missing.extend(missing)
         wanted = {canonical(m) for m in missing}
-        remaining = [r for r in remaining if canonical(re.split(r"[=<>!~ @\[]", r, 1)[0]) not in wanted]
+        remaining = [r for r in remaining if canonical(re.split(r"[=<>!~ @\[;]", r, 1)[0].strip()) not in wanted]
         if not remaining:
             return result
     if not result.missing:

@@ -610,3 +610,34 @@ def test_a_killed_replay_of_a_program_that_killed_its_watchdog_still_ends(boom_b
             proc.communicate()
         for c in docker_client.containers.list(all=True, filters={"label": f"org.reprex.bundle={bundle.id}"}):
             c.remove(force=True)
+
+
+def test_a_url_pin_is_downloaded_only_with_the_users_grant(boom_bundle, base_image, empty_index, tmp_path, cache,
+                                                           monkeypatch):
+    """`name @ https://HOST/...whl` makes the host download from an address the bundle chose (here
+    a listener on loopback): without --allow-urls the replay is env-incompatible, naming it."""
+    listener = Listener("127.0.0.1")
+    try:
+        monkeypatch.setenv("PIP_RETRIES", "0")
+        monkeypatch.setenv("PIP_TIMEOUT", "5")
+        at = f"127.0.0.1:{listener.port}"
+        bundle = variant(boom_bundle, files={
+            "requirements.txt": f"evilwheel @ https://{at}/evilwheel-1.0-py3-none-any.whl\n".encode()})
+        BUNDLE_IDS.add(bundle.id)
+        path = bundle.write(tmp_path / "urlpin.reprex.zip")
+        args = [PY, "-m", "reprex", "replay", str(path), "--backend", "docker", "--image", base_image, "--json"]
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 3, proc.stderr
+        data = json.loads(proc.stdout)
+        assert data["verdict"] == "env-incompatible"
+        assert at in data["reason"] and "--allow-urls" in data["reason"] and "\n" not in data["reason"]
+        assert listener.hits == []
+        # the grant: this machine then fetches from there (the download fails: an infra-error)
+        proc = subprocess.run(args + ["--allow-urls"], capture_output=True, text=True, timeout=300)
+        assert json.loads(proc.stdout)["verdict"] == "infra-error", proc.stderr
+        deadline = time.monotonic() + 30
+        while not listener.hits and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert listener.hits, "the granted URL pin was not fetched: the check above proves nothing"
+    finally:
+        listener.close()

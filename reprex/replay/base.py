@@ -54,6 +54,9 @@ class ReplayOptions:
     # NAME -> value passed into the replay (`--env`): credentials a repro needs, never written
     # anywhere; the values are scrubbed from what the replay reports
     pass_env: dict[str, str] = field(default_factory=dict)
+    # download the bundle's `name @ https://...` pins from the addresses they name (the host
+    # opens those connections): the user's grant only (`--allow-urls`), never the bundle's
+    allow_urls: bool = False
 
 
 class Deadline:

@@ -21,7 +21,8 @@ capture. Never the host's environment. The container is removed in `finally` (ne
 auto_remove).
 
 The bundle's requirements are checked before anything else (wheels.check_bundle_requirements)
-and downloaded binary-only: nothing from a bundle is built or run on the host. Every other
+and downloaded binary-only: nothing from a bundle is built or run on the host; its URL pins
+are fetched (by the host, from the addresses they name) only with the user's `allow_urls`. Every other
 value of the bundle that reaches the daemon is checked against a strict pattern (its Python
 version, which names the base image and goes into the Dockerfile; its id, in labels and the
 container name) or passed as data (the entry's argv, environment values); nothing in it
@@ -60,8 +61,8 @@ from reprex.replay.base import (DEFAULT_TIMEOUT, Deadline, EnvIncompatible, Infr
 from reprex.replay.engine import Engine, EngineError, Stream, tls_from_env
 from reprex.replay.interrupt import shielded
 from reprex.replay.watchdog import watch
-from reprex.replay.wheels import (Target, WheelSet, check_bundle_requirements, pins_wheels, uname_machine,
-                                  with_wheels)
+from reprex.replay.wheels import (Target, WheelSet, check_bundle_requirements, check_url_grant, pins_wheels,
+                                  uname_machine, with_wheels)
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
 PING_TIMEOUT = 5.0
@@ -579,6 +580,7 @@ class DockerBackend:
     def prepare(self, bundle: Bundle, options: ReplayOptions, progress: Progress) -> DockerEnv:
         # a refused value: before anything runs (pins, Python version, id, GPU ask, image name)
         check_bundle_requirements(requirements(bundle))
+        check_url_grant(requirements(bundle), options.allow_urls)
         python_xy(bundle)
         bundle_label(bundle)
         resolve_gpus(bundle, options)
@@ -630,7 +632,8 @@ class DockerBackend:
             if image is None:
                 machine_ran = (bundle.manifest.get("platform") or {}).get("machine")
                 try:
-                    pins = pins_wheels(requirements(bundle), lock, target, cache, setup, progress)
+                    pins = pins_wheels(requirements(bundle), lock, target, cache, setup, progress,
+                                       allow_urls=options.allow_urls)
                 except EnvIncompatible as exc:
                     if machine_ran and machine_ran != machine:
                         raise EnvIncompatible(f"the bundle ran on {machine_ran}, the Docker daemon is {machine}, "

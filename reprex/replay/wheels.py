@@ -11,6 +11,9 @@ The bundle's pins are untrusted input, and nothing of theirs may run on the host
   direct references; option lines, `-e`, `-r`, `file:` URLs and local paths are refused
   (InfraError) before pip runs. Accepted lines go to pip as arguments, never through a
   requirements file (no option parsing, no `${VAR}` expansion);
+* a `name @ https://...whl` pin is downloaded from the address the bundle names, so it is
+  fetched only when the user grants it (`--allow-urls`, check_url_grant); without the grant
+  the bundle is env-incompatible, naming the hosts;
 * they are downloaded `--only-binary=:all:`, for the target's tags (the image's Python X.Y
   and the daemon's arch) when those differ from the host's. An sdist is never built on
   the host (building runs its setup.py / build backend as the host user): a pin with no
@@ -92,6 +95,43 @@ def check_bundle_requirements(lines: list[str]) -> None:
                          f"{MAX_PINS} a replay installs")
     for line in lines:
         check_bundle_requirement(line)
+
+
+ALLOW_URLS = "--allow-urls (pytest: --reprex-allow-urls)"
+
+
+def url_hosts(lines: list[str]) -> list[str]:
+    """The hosts (with ports) that the bundle's `name @ https://...whl` pins would make this
+    machine download from: the only lines fetched by URL (git and sdist references are never
+    fetched; they have no wheel, see fetch_pins)."""
+    from urllib.parse import urlsplit
+
+    hosts: list[str] = []
+    for line in lines:
+        req = check_bundle_requirement(line)
+        if req.url is None or _source_reference(line):
+            continue
+        parts = urlsplit(req.url)
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        host = f"{parts.hostname}:{port}" if port else str(parts.hostname)
+        if host not in hosts:
+            hosts.append(host)
+    return hosts
+
+
+def check_url_grant(lines: list[str], allow_urls: bool) -> None:
+    """A URL pin makes the host open a connection to an address a stranger chose (SSRF): only
+    the user's --allow-urls grants that; without it the bundle is env-incompatible."""
+    if allow_urls:
+        return
+    hosts = url_hosts(lines)
+    if hosts:
+        named = ", ".join(hosts[:5]) + (f" and {len(hosts) - 5} more" if len(hosts) > 5 else "")
+        raise EnvIncompatible(f"the bundle's `name @ https://...` pins would make this machine download from "
+                              f"addresses the bundle names ({named}); only the user grants that, with {ALLOW_URLS}")
 
 
 def _source_reference(line: str) -> bool:
@@ -371,10 +411,12 @@ def _sort_results(results: list) -> tuple[list[str], list[str]]:
     return missing, no_build
 
 
-def fetch_pins(lines: list[str], dest: Path, target: Target, timeout: float) -> list[Path]:
+def fetch_pins(lines: list[str], dest: Path, target: Target, timeout: float, *,
+               allow_urls: bool = False) -> list[Path]:
     """One wheel per bundle pin into dest, binary-only (nothing of the bundle's is built or
-    run on the host); raise on trouble."""
+    run on the host), URL pins only when the user allowed them; raise on trouble."""
     check_bundle_requirements(lines)
+    check_url_grant(lines, allow_urls)
     dest.mkdir(parents=True, exist_ok=True)
     if not lines:
         return []
@@ -449,11 +491,12 @@ def _wheel_project(filename: str) -> str:
 
 
 def pins_wheels(lines: list[str], lock: str, target: Target, cache: Path, timeout: float,
-                progress: Progress) -> WheelSet:
+                progress: Progress, *, allow_urls: bool = False) -> WheelSet:
     """The pins' wheels, cached per (lock hash, target) under cache/wheels/."""
     from reprex.fsutil import lock_for, locked
 
     check_bundle_requirements(lines)  # before the cache: nothing of a refused bundle is used
+    check_url_grant(lines, allow_urls)
     directory = cache / "wheels" / f"{lock}-{target.key}-binary"  # binary-only (older caches may hold builds)
     with locked(lock_for(directory)):
         ready = directory / ".reprex-ready"
@@ -467,7 +510,7 @@ def pins_wheels(lines: list[str], lock: str, target: Target, cache: Path, timeou
                  + ("" if target.same_as_host else f" for Python {target.python_xy} on {target.machine}"))
         partial = Path(tempfile.mkdtemp(prefix=directory.name + ".", dir=directory.parent))
         try:
-            wheels = fetch_pins(lines, partial, target, timeout)
+            wheels = fetch_pins(lines, partial, target, timeout, allow_urls=allow_urls)
             if directory.exists():
                 shutil.rmtree(directory)
             partial.rename(directory)
