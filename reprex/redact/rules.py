@@ -1,6 +1,6 @@
 """The scrub: an ordered list of rules, each a small function of one :class:`Text`.
 
-The order is the contract (README of :mod:`reprex.redact`): PEM blocks before
+The order is the contract (the numbered list in :mod:`reprex.redact`): PEM blocks before
 literals before token formats before headers, URLs, query strings, key = value
 and the context rules, then flags, then decoding, then machine identity last.
 Rules in :data:`CASED_RULES` read the text as is; the rest also read its
@@ -14,9 +14,9 @@ from functools import partial
 
 from reprex.redact.context import credential_calls, key_values, pairs, yaml_blocks
 from reprex.redact.decode import base64_runs, escaped_wide, mostly_printable, percent_runs
-from reprex.redact.pem import pem_blocks, pem_orphans
 from reprex.redact.names import classify, cls_kind, flag_class
 from reprex.redact.patterns import PORT_THEN_PATH, USER_PASS, patterns
+from reprex.redact.pem import pem_blocks, pem_orphans
 from reprex.redact.text import (
     after_key, after_match, at_value, closing_quote, lower, ph, rx, scan, scan_bytes, word_char_before,
 )
@@ -187,8 +187,8 @@ def query_secrets(st: Text) -> None:
 # -- 7a. AWS secret access keys next to their name (7b and 7c: reprex.redact.context)
 
 def _aws(st: Text, m: re.Match[str]) -> tuple[int, int, str] | None:
-    st_ = m.start()
-    if not ("access" in m.group() or st.low.endswith(("aws", "aws_"), max(0, st_ - 4), st_)):
+    start = m.start()
+    if not ("access" in m.group() or st.low.endswith(("aws", "aws_"), max(0, start - 4), start)):
         return None
     st.add("aws-secret-key")
     return m.start("val"), m.end("val"), ph("aws-secret-key")
