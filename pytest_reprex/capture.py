@@ -178,14 +178,23 @@ class Secrets:
         return any(h.encode("utf-8", "surrogateescape") in blob for h in self.hidden)
 
     def in_value(self, value, blob: bytes | None = None) -> bool:
-        """Whether a value's repr (or, when given, its pickled bytes) holds a secret."""
-        if blob is not None and self.in_bytes(blob):
-            return True
+        """Whether a value's repr (or, when given, its pickle) holds a secret. A pickle is judged
+        as capture judges argument pickles (reprex.capture.pickles.verdict, read, never loaded):
+        a secret-carrying type (pydantic's SecretStr), a secret in any decoding, a value the
+        repr hides; a value without a repr can't vouch for its pickle."""
         try:
             text = repr(value)
         except Exception:
-            return blob is None  # no repr to check: only its pickle, if any, vouches for it
-        return self.in_text(text)
+            text = None
+        if text is not None and self.in_text(text):
+            return True
+        if blob is None:
+            return text is None
+        if self.in_bytes(blob):
+            return True
+        from reprex.capture.pickles import verdict
+
+        return verdict(blob, text, self.red) is not None
 
 
 def _type_name(value) -> str:

@@ -38,6 +38,9 @@ ITEM_KEYS = OPTION_KEYS | {"skip", "marks"}
 # backend (`backend`), opens the network (`network`), installs or builds on the host
 # (`with`, `image`), hands over devices (`gpus`) or leaves files behind (`keep`).
 MANIFEST_KEYS = frozenset({"expect", "runs", "timeout", "strict", "skip", "marks"})
+# Grants only the user's command line and ini file give: not a sidecar (it may arrive with a
+# stranger's bundle), not the marker or the fixture, never the bundle's manifest field.
+USER_ONLY = {"allow_urls": ("--reprex-allow-urls", "reprex_allow_urls")}
 # Where each option lives on the command line and in the ini file.
 CLI_DEST = {"backend": "reprex_backend", "image": "reprex_image", "gpus": "reprex_gpus", "runs": "reprex_runs",
             "timeout": "reprex_timeout", "network": "reprex_network", "expect": "reprex_expect",
@@ -147,6 +150,9 @@ def layer(mapping: Mapping[str, Any] | None, where: str, base: Path, keys=ITEM_K
     out: dict[str, Any] = {}
     for key, value in (mapping or {}).items():
         key = "with" if key in ("with_", "with_specs") else key
+        if key in USER_ONLY:
+            flag, ini = USER_ONLY[key]
+            raise OptionError(f"{where}: {key} is granted only by {flag} or ini {ini}")
         if key not in keys:
             raise OptionError(f"{where}: unknown option {key!r} (known: {', '.join(sorted(keys))})")
         value = check_value(key, value, where)
@@ -165,6 +171,8 @@ def cli_layer(config) -> dict:
             continue
         value = check_value(key, value, "command line", label=f"--{dest.replace('_', '-')}")
         out[key] = resolve_with(value, base) if key == "with" else value
+    if config.getoption("reprex_allow_urls", None):
+        out["allow_urls"] = True
     return out
 
 
@@ -177,6 +185,11 @@ def ini_layer(config) -> dict:
             continue
         value = check_value(key, value, "ini", label=f"ini {name} =")
         out[key] = resolve_with(value, base) if key == "with" else value
+    try:
+        if config.getini("reprex_allow_urls"):
+            out["allow_urls"] = True
+    except ValueError:  # not registered (the plugin's options were not added)
+        pass
     return out
 
 
@@ -200,7 +213,7 @@ def replay_options(merged: Mapping[str, Any], pass_env: Mapping[str, str] | None
     return ReplayOptions(backend=merged["backend"], image=merged["image"], gpus=merged["gpus"], runs=merged["runs"],
                          timeout=merged["timeout"], network=merged["network"], expect=merged["expect"],
                          with_specs=list(merged["with"]), keep=merged["keep"], strict=merged["strict"],
-                         pass_env=dict(pass_env or {}))
+                         pass_env=dict(pass_env or {}), allow_urls=bool(merged.get("allow_urls")))
 
 
 # -- per-bundle files ------------------------------------------------------------------
@@ -261,7 +274,7 @@ def manifest_layer(field: Mapping[str, Any] | None, where: str, base: Path) -> t
         name = "with" if key in ("with_", "with_specs") else key
         if name in MANIFEST_KEYS:
             kept[key] = value
-        elif name in ITEM_KEYS:
+        elif name in ITEM_KEYS or name in USER_ONLY:
             ignored.append(key)
         else:
             raise OptionError(f"{where}: unknown option {key!r} (known: {', '.join(sorted(ITEM_KEYS))})")
@@ -284,19 +297,28 @@ def bound_asks(asked: Mapping[str, Any], granted: Mapping[str, Any]) -> dict:
 
 
 def read_manifest_field(path: Path) -> dict | None:
-    """The manifest's `pytest` field, read without validating (collection must stay cheap).
-    Pass it through `manifest_layer`, never `layer`: a bundle may not choose its own isolation."""
+    """The manifest's `pytest` field, read without validating the bundle (collection must stay
+    cheap), but parsed as every bundle JSON is (reprex.bundle.load_json: bounded in size and
+    nesting). Pass it through `manifest_layer`, never `layer`: a bundle may not choose its own
+    isolation."""
+    from reprex.bundle import MAX_MANIFEST_BYTES, load_json
+
     try:
         if path.is_dir():
-            manifest = json.loads((path / "reprex.json").read_text("utf-8"))
+            file = path / "reprex.json"
+            if file.stat().st_size > MAX_MANIFEST_BYTES:
+                return None
+            data = file.read_bytes()
         else:
             import zipfile
 
             with zipfile.ZipFile(path) as zf:
                 info = zf.getinfo("reprex.json")
-                if info.file_size > 8 * 1024 * 1024:
+                if info.file_size > MAX_MANIFEST_BYTES:
                     return None
-                manifest = json.loads(zf.read(info))
+                with zf.open(info) as fh:  # the header's size may lie: read one byte past the bound
+                    data = fh.read(MAX_MANIFEST_BYTES + 1)
+        manifest = load_json(data, f"{path.name}: reprex.json", max_bytes=MAX_MANIFEST_BYTES)
     except Exception:  # a broken bundle is reported when its item runs
         return None
     field = manifest.get("pytest") if isinstance(manifest, dict) else None

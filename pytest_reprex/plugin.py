@@ -10,6 +10,7 @@ Options (each has an ini twin named with underscores, e.g. `reprex_backend`):
   --reprex-runs N                      --reprex-with SPEC (repeatable; `.` = the project)
   --reprex-expect reproduced|fixed     --reprex-strict           --reprex-timeout SECONDS
   --reprex-network none|bridge         --reprex-capture DIR      --reprex-capture-max N
+  --reprex-allow-urls (command line and ini only: a sidecar, marker or bundle can't grant it)
 Per bundle: a sidecar `NAME.reprex.toml` / `NAME.reprex.json`, the manifest field
 `pytest` (only expect, runs, timeout, strict, skip, marks: the bundle can't choose its
 own isolation), or `@pytest.mark.reprex(...)`; see pytest_reprex.options for precedence.
@@ -141,6 +142,9 @@ def pytest_addoption(parser):
                     help="seconds per replay run (default 300, or as long as the captured run hung).")
     group.addoption("--reprex-network", dest="reprex_network", choices=opts.NETWORKS, default=None,
                     help="network for the replay (default: none unless the bundle needs one).")
+    group.addoption("--reprex-allow-urls", dest="reprex_allow_urls", action="store_true", default=None,
+                    help="download bundles' `name @ https://...` pins from the addresses they name (this machine "
+                         "connects there); default: such a bundle is env-incompatible. Never taken from a bundle.")
     group.addoption("--reprex-env", dest="reprex_env", metavar="NAME[=VALUE]", action="append", default=[],
                     help="reprex: pass NAME from this environment (or NAME=VALUE) into every replay, for a "
                          "credential the repros need; scrubbed from reports. Repeatable.")
@@ -158,6 +162,8 @@ def pytest_addoption(parser):
                   default=False)
     parser.addini("reprex_timeout", "reprex: seconds per replay run", default="")
     parser.addini("reprex_network", "reprex: network for the replay (none, bridge)", default="")
+    parser.addini("reprex_allow_urls", "reprex: download bundles' `name @ https://...` pins from the addresses "
+                  "they name", type="bool", default=False)
     parser.addini("reprex_collect", "reprex: collect *.reprex.zip and bundle directories as tests", type="bool",
                   default=True)
     parser.addini("reprex_env", "reprex: environment variable names passed into every replay, one a line",

@@ -623,3 +623,67 @@ def test_reprex_env_passes_a_credential_from_the_command_line_or_ini_only(pytest
     assert secret not in from_ini.stdout.str() and "<--env SERVICE_TOKEN>" in from_ini.stdout.str()
     bad = pytester.runpytest("--reprex-env", "PATH=/x", "reprexes")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR and "--reprex-env PATH" in bad.stderr.str()
+
+
+def test_url_pins_are_allowed_by_the_command_line_or_ini_only(pytester, bundles):
+    """`--reprex-allow-urls` / ini `reprex_allow_urls` grant the host's download of a bundle's
+    `name @ https://...` pins; a sidecar, the marker, the fixture or the bundle's own manifest
+    field can't."""
+    from pytest_reprex import options
+    from pytest_reprex.plugin import state_of
+
+    def granted(*args) -> bool:
+        state = state_of(pytester.parseconfigure(*args))
+        return options.replay_options(options.merge(state.ini_layer, state.cli_layer)).allow_urls
+
+    pytester.makeini("[pytest]\n")
+    assert granted() is False
+    assert granted("--reprex-allow-urls") is True
+    pytester.makeini("[pytest]\nreprex_allow_urls = true\n")
+    assert granted() is True
+
+    lay, ignored = options.manifest_layer({"allow_urls": True, "expect": "fixed"}, "m", pytester.path)
+    assert lay == {"expect": "fixed"} and ignored == ["allow_urls"]
+    for where in ("sidecar", "@pytest.mark.reprex", "reprex_replay()"):
+        with pytest.raises(options.OptionError, match=f"{re.escape(where)}: allow_urls is granted only by "
+                                                      "--reprex-allow-urls or ini reprex_allow_urls"):
+            options.layer({"allow_urls": True}, where, pytester.path)
+
+    # end to end: a sidecar's grant is an error of its own item; the manifest's is ignored with a warning
+    pytester.makeini("[pytest]\n")
+    folder = place(pytester, {"asks": variant(bundles["boom"], manifest={"pytest": {"allow_urls": True}}),
+                              "sidecar": bundles["boom"]}, "asks", "sidecar")
+    (folder / "sidecar.reprex.toml").write_text("allow_urls = true\n")
+    items, _ = pytester.inline_genitems(str(folder))
+    merged = {item.name: item._merged() for item in items if item.name == "asks"}
+    assert merged["asks"].get("allow_urls") is None
+    result = pytester.runpytest("--reprex-backend", "local", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, errors=1, warnings=1)
+    result.stdout.fnmatch_lines(["*sidecar.reprex.toml: allow_urls is granted only by --reprex-allow-urls*",
+                                 "*reprex asks: ignored allow_urls in the bundle's manifest field `pytest`*"])
+
+
+def test_the_manifest_field_is_read_with_the_bundle_json_bounds(tmp_path):
+    """Collection reads a bundle's `pytest` field as every bundle JSON is read (size and nesting
+    bounded): a manifest over them gives no field (its item reports the bundle as broken)."""
+    import json
+    import zipfile
+
+    from pytest_reprex.options import read_manifest_field
+    from reprex.bundle import MAX_JSON_DEPTH, MAX_MANIFEST_BYTES
+
+    def bundle_dir(name: str, text: str) -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "reprex.json").write_text(text)
+        return folder
+
+    field = {"expect": "fixed"}
+    assert read_manifest_field(bundle_dir("plain", json.dumps({"pytest": field}))) == field
+    deep = "[" * (MAX_JSON_DEPTH + 20) + "]" * (MAX_JSON_DEPTH + 20)  # json.loads reads it; the bound doesn't
+    assert read_manifest_field(bundle_dir("deep", '{"pytest": {"expect": "fixed"}, "junk": %s}' % deep)) is None
+    big = json.dumps({"pytest": field, "junk": "x" * MAX_MANIFEST_BYTES})
+    assert read_manifest_field(bundle_dir("big", big)) is None
+    with zipfile.ZipFile(tmp_path / "big.reprex.zip", "w") as zf:
+        zf.writestr("reprex.json", big)
+    assert read_manifest_field(tmp_path / "big.reprex.zip") is None

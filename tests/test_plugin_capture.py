@@ -471,3 +471,57 @@ def test_a_parametrized_secret_stays_out_of_names_manifest_and_bytes(secret_capt
     assert "files/_reprex_tmp/tmp_path0/rows.txt" in bundle.files
     assert values["rows"]["how"] == "source"
     assert manifest["test"]["standalone_reproduces"] is True
+
+
+PYDANTIC_CONFTEST = """
+import os
+
+import pytest
+from pydantic import BaseModel, SecretStr
+
+
+class Account(BaseModel):
+    user: str
+    password: SecretStr
+
+
+@pytest.fixture
+def api_key():
+    return SecretStr(os.environ["APP_SETTING_X"])
+
+
+@pytest.fixture
+def account():
+    return Account(user="alice", password=SecretStr(os.environ["APP_SETTING_X"]))
+"""
+
+PYDANTIC_TESTS = """
+def test_uses_secrets(api_key, account):
+    assert api_key.get_secret_value() == account.user
+"""
+
+
+def test_a_fixture_holding_a_pydantic_secretstr_never_reaches_the_bundle(tmp_path, cache):
+    """SecretStr's repr is `SecretStr('**********')` and the variable's name says nothing, so only
+    reading the pickle (its SecretStr type) tells that it carries a secret: it must not be pickled."""
+    pytest.importorskip("pydantic")
+    secret = "q8Zt3mK1vXr7Lw2n" + os.urandom(4).hex()
+    project = tmp_path / "pydantic-project"
+    (project / "tests").mkdir(parents=True)
+    (project / "tests" / "conftest.py").write_text(PYDANTIC_CONFTEST)
+    (project / "tests" / "test_pyd.py").write_text(PYDANTIC_TESTS)
+    (project / "pytest.ini").write_text("[pytest]\npythonpath = .\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env["APP_SETTING_X"] = secret
+    proc = subprocess.run([PY, "-m", "pytest", "-p", "no:cacheprovider", "--reprex-capture", "out", "-q"],
+                          cwd=project, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "1 failed" in proc.stdout, proc.stdout + proc.stderr
+    [path] = (project / "out").glob("*.reprex.zip")
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            data = zf.read(info)
+            assert secret.encode() not in data, info.filename
+            for chunk in _decoded_base64_chunks(data.decode("utf-8", "replace")):
+                assert secret.encode() not in chunk, info.filename
+    values = Bundle.read(path).manifest["test"]["values"]
+    assert values["api_key"]["how"] != "pickle" and values["account"]["how"] != "pickle", values
