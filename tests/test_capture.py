@@ -353,7 +353,7 @@ def test_a_package_whose_import_failed_is_still_pinned(tmp_path):
 
 
 def test_output_tail_never_starts_inside_a_token():
-    from reprex.capture.runner import TAIL_BYTES, _Tail
+    from reprex.tail import TAIL_BYTES, Tail as _Tail
 
     token = "ghp_" + "Q" * 36
     tail = _Tail()
@@ -367,7 +367,7 @@ def test_output_tail_never_starts_inside_a_token():
 def test_a_secret_whose_name_falls_before_the_tail_cut_is_still_scrubbed(tmp_path):
     """The tail is scrubbed before it is cut: a YAML block scalar whose key line falls just
     before the 64 KiB cut (cut inside its first line) leaves no bare value behind."""
-    from reprex.capture.runner import TAIL_BYTES
+    from reprex.tail import TAIL_BYTES
 
     first, value = "  " + "a1B2" * 5 + "\n", "  Hunter2-" + "x7Qp" * 6 + "\n"
     head = "password: |-\n" + first + value

@@ -19,12 +19,8 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from reprex.record import INJECT_DIR, Outcome, load_outcome
+from reprex.tail import TAIL_BYTES, TAIL_MARGIN, Tail
 
-TAIL_BYTES = 64 * 1024  # what a bundle keeps of the output
-# Kept beyond TAIL_BYTES so redaction sees a secret that straddles the final cut whole;
-# the pipeline scrubs first, then cuts to TAIL_BYTES (capture/pipeline.py: _scrub_tail).
-TAIL_MARGIN = 16 * 1024
-CUT_MARK = "[... earlier output cut by reprex ...]"
 _PYTHON_NAME = re.compile(r"^(?:python|pypy)(?:\d+(?:\.\d+)?)?(?:\.exe)?$")
 
 
@@ -72,43 +68,6 @@ class RunResult:
     timed_out: bool
 
 
-class _Tail:
-    """The last bytes of stdout and stderr, in the order they arrived."""
-
-    def __init__(self, limit: int = TAIL_BYTES):
-        self.limit = limit
-        self.chunks: list[list] = []
-        self.size = 0
-
-    truncated = False
-
-    def add(self, stream: str, data: bytes) -> None:
-        if self.chunks and self.chunks[-1][0] == stream:
-            self.chunks[-1][1] += data
-        else:
-            self.chunks.append([stream, bytearray(data)])
-        self.size += len(data)
-        while self.size > self.limit and self.chunks:
-            head = self.chunks[0]
-            excess = self.size - self.limit
-            self.truncated = True
-            if len(head[1]) <= excess:
-                self.chunks.pop(0)
-                self.size -= len(head[1])
-            else:
-                del head[1][:excess]
-                self.size -= excess
-
-    def as_text(self) -> list[list[str]]:
-        chunks = [[s, bytes(b).decode("utf-8", "replace")] for s, b in self.chunks]
-        if self.truncated and chunks:
-            # The cut may fall inside a token, leaving a fragment no redactor recognises:
-            # drop the partial first line.
-            first = chunks[0][1]
-            chunks[0][1] = CUT_MARK + "\n" + (first.split("\n", 1)[1] if "\n" in first else "")
-        return chunks
-
-
 # After the entry exits, how long background children that still hold its stdout/stderr
 # may keep talking before the run counts as over. (Not the recorded process's exit when it is
 # a grandchild: `sh -c "python a.py && python b.py"` goes on after the recorded a.py.)
@@ -137,7 +96,7 @@ def run_recorded(argv: Sequence[str], *, cwd: str | os.PathLike | None = None,
 def _run(argv, cwd, env, timeout, tee, record_dir: Path, on_output) -> RunResult:
     record_dir.mkdir(parents=True, exist_ok=True)
     full_env = recorder_env(env if env is not None else os.environ, record_dir)
-    tail = _Tail(TAIL_BYTES + TAIL_MARGIN)
+    tail = Tail(TAIL_BYTES + TAIL_MARGIN)
     started = time.monotonic()
     try:
         proc = subprocess.Popen(list(argv), cwd=cwd, env=full_env, stdin=subprocess.DEVNULL,
