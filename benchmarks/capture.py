@@ -535,7 +535,7 @@ def child_costs(reps: int, python: str, tmp: Path, env: dict, python_alone: floa
     """The recorder's cost inside the program's process, and how much of it is the
     installed-distribution facts read at exit (measured with a copy of the recorder
     that skips them; skipped if the recorder's text no longer matches)."""
-    from reprex.capture.runner import recorder_env
+    from reprex.recorded import recorder_env
     from reprex.record import INJECT_DIR
 
     real = INJECT_DIR / "sitecustomize.py"

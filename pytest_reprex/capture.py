@@ -642,7 +642,7 @@ def capture_failure(item, excinfo, state: CaptureState, snap: dict | None, opene
                     random_state: str | None) -> Captured:
     from reprex._inject import sitecustomize as recorder
     from reprex.capture.pipeline import CaptureOptions, build_bundle
-    from reprex.capture.runner import run_recorded
+    from reprex.recorded import run_recorded
     from reprex.signature import type_list
 
     base = Path(item.config.rootpath)

@@ -435,7 +435,7 @@ def test_a_forked_child_that_fails_does_not_fail_the_run(tmp_path):
 
 def test_exit_code_above_128_is_not_a_signal_when_the_program_exited(tmp_path):
     from reprex.record import load_outcome
-    from reprex.capture.runner import run_recorded
+    from reprex.recorded import run_recorded
 
     write(tmp_path / "bye.py", "import sys\nsys.exit(130)\n")
     rec = tmp_path / "rec"

@@ -18,7 +18,8 @@ from typing import Callable, Sequence
 from reprex import __version__
 from reprex.bundle import SUFFIX, Bundle, canonical_json
 from reprex.capture.inputs import DEFAULT_MAX_FILE, DEFAULT_MAX_TOTAL, Inputs, app_module_files, collect_inputs
-from reprex.capture.runner import python_of, run_recorded
+from reprex.capture.runner import python_of
+from reprex.recorded import run_recorded
 from reprex.tail import CUT_MARK, TAIL_BYTES
 from reprex.pins import canonical, closure, requirements_txt, roots_for
 from reprex.record import RECORDER_FILE, Outcome, outcome_text

@@ -284,7 +284,7 @@ def _run_env(environ: Mapping[str, str], extra: Mapping[str, str] | None = None)
 
 
 def _run_repro(script: str, workdir: Path, python: str, env: dict, timeout: float):
-    from reprex.capture.runner import run_recorded
+    from reprex.recorded import run_recorded
 
     (workdir / "repro.py").write_text(script, "utf-8")
     return run_recorded([python, "repro.py"], cwd=workdir, env=env, timeout=timeout, tee=False).outcome

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from reprex.bundle import Bundle
 from reprex.fsutil import cache_root, hold_in_use, lock_for, locked
-from reprex.capture.runner import run_recorded
+from reprex.recorded import run_recorded
 from reprex.replay.base import (EnvIncompatible, InfraError, Progress, ReplayOptions, RunOutput, base_environ,
                                 entry_args, lock_hash, needs_gpu, python_xy, replay_environ, replay_pythonpath,
                                 requirements,
