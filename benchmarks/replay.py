@@ -176,7 +176,7 @@ def main() -> int:
         "local_lib": lib(ReplayOptions(backend="local")),
         "runs10": lib(ReplayOptions(backend="docker", image=args.image, runs=10)),
         # what the CLI pays before any work: interpreter start + the imports of a docker replay
-        "cli_imports": lambda: sh([sys.executable, "-c", "import reprex.cli, reprex.cli_replay, reprex.bundle, "
+        "cli_imports": lambda: sh([sys.executable, "-c", "import reprex.cli, reprex.cli.replay, reprex.bundle, "
                                    "reprex.replay, reprex.replay.docker_backend, reprex.record, reprex.signature"],
                                   env=env),
     }

@@ -26,6 +26,8 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from reprex.errors import ReprexError
+
 BACKENDS = ("auto", "local", "docker")
 EXPECTS = ("reproduced", "fixed")
 NETWORKS = ("none", "bridge")
@@ -48,7 +50,7 @@ CLI_DEST = {"backend": "reprex_backend", "image": "reprex_image", "gpus": "repre
 INI_NAMES = dict(CLI_DEST)
 
 
-class OptionError(ValueError):
+class OptionError(ReprexError, ValueError):
     """A bad option value; the message names where it came from."""
 
 

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Iterable
 
+from reprex.errors import ReprexError
+
 SCHEMA_VERSION = 1
 MANIFEST = "reprex.json"
 SUFFIX = ".reprex.zip"
@@ -45,7 +47,7 @@ def _umask() -> int:
     return mask
 
 
-class BundleError(Exception):
+class BundleError(ReprexError):
     """A bundle that can't be read or written; the message is one line for the user."""
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from reprex.bundle import Bundle, BundleError, canonical_json
+from reprex.errors import ReprexError
 from reprex.extract_oracle import DEFAULT_TIMEOUT, JudgeOptions, JudgeUnavailable, Oracle, extracted_entry
 from reprex.signature import frame_key, innermost, type_list
 
@@ -41,7 +42,7 @@ __all__ = ["extract", "extract_into", "ExtractReport", "ExtractError", "JudgeUna
            "candidate_frames", "same_failure", "clean"]
 
 
-class ExtractError(Exception):
+class ExtractError(ReprexError):
     """This frame can't be isolated; the message says why."""
 
 

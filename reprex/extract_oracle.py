@@ -15,13 +15,16 @@ import json
 from dataclasses import dataclass
 
 from reprex.bundle import Bundle, BundleError, canonical_json
+from reprex.errors import ReprexError
 
 BACKENDS = ("docker", "local")
 DEFAULT_TIMEOUT = 60.0
 
 
-class JudgeUnavailable(Exception):
+class JudgeUnavailable(ReprexError):
     """No backend can judge the candidates; `verdict` says which kind of trouble (replay's words)."""
+
+    exit_code = 3
 
     def __init__(self, reason: str, verdict: str = "infra-error"):
         super().__init__(reason)

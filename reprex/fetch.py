@@ -12,11 +12,12 @@ import tempfile
 from pathlib import Path
 
 from reprex.bundle import MAX_TOTAL_BYTES
+from reprex.errors import ReprexError
 
 _URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
 
-class FetchError(Exception):
+class FetchError(ReprexError):
     """The bundle could not be fetched; one line for the user."""
 
 

@@ -19,6 +19,7 @@ from reprex import __version__
 from reprex.bundle import SUFFIX, Bundle, canonical_json
 from reprex.capture.inputs import DEFAULT_MAX_FILE, DEFAULT_MAX_TOTAL, Inputs, app_module_files, collect_inputs
 from reprex.capture.runner import python_of
+from reprex.errors import ReprexError
 from reprex.recorded import run_recorded
 from reprex.tail import CUT_MARK, TAIL_BYTES
 from reprex.pins import canonical, closure, requirements_txt, roots_for
@@ -29,7 +30,7 @@ from reprex.templates import render_template
 Progress = Callable[[str], None]
 
 
-class CaptureError(Exception):
+class CaptureError(ReprexError):
     """Capture could not proceed; one line for the user."""
 
 

@@ -34,6 +34,7 @@ from typing import Callable, Mapping
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from reprex.capture.inputs import SECRET_FILE_PATTERNS, SKIP_DIRS
+from reprex.errors import ReprexError
 from reprex.ray import repro_templates
 from reprex.ray.section import (BEARER_ENV, USER_AGENT_ENV, load_config, netrc_facts, runtime_env_summary,
                                 serve_applications, serve_config_summary)
@@ -51,7 +52,7 @@ GITHUB_404_HINT = ("the server answered 404 for this token: GitHub answers 404, 
                    "classic tokens need the repo scope")
 
 
-class ServeCheckError(Exception):
+class ServeCheckError(ReprexError):
     """The config can't be checked at all (unreadable, no applications); one line for the user."""
 
 

@@ -14,16 +14,18 @@ from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 from reprex.bundle import Bundle
+from reprex.errors import ReprexError
 from reprex.pins import parse_requirements
 from reprex.record import Outcome
 
 Progress = Callable[[str], None]
 
 
-class ReplayProblem(Exception):
+class ReplayProblem(ReprexError):
     """The replay could not give a run verdict; `verdict` says which kind of trouble."""
 
     verdict = "infra-error"
+    exit_code = 3  # env-incompatible and infra-error alike
 
     def __init__(self, reason: str):
         super().__init__(reason)

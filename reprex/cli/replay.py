@@ -1,4 +1,5 @@
-"""`reprex replay` (and its neighbours): click commands registered on the main group."""
+"""`reprex replay`, `reprex extract` and `reprex lock`: run, reduce or re-resolve a bundle
+somewhere clean, and report the verdict."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import sys
 
 import click
 
-from reprex.cli import CONTEXT, _console, _fail, _load_bundle, main
+from reprex.cli._common import CONTEXT, Command, fail, load_bundle, make_console
 
 _VERDICT_STYLE = {"reproduced": {"fg": "red", "bold": True}, "fixed": {"fg": "green", "bold": True},
                   "different": {"fg": "yellow", "bold": True}, "flaky": {"fg": "magenta", "bold": True},
@@ -24,7 +25,7 @@ def _gpus(value: str | None) -> str | None:
     raise click.BadParameter(f"{value!r}: use none, all or a count")
 
 
-@main.command(context_settings=CONTEXT)
+@click.command(cls=Command, context_settings=CONTEXT)
 @click.argument("bundle")
 @click.option("--backend", type=click.Choice(["auto", "local", "docker"]), default="auto", show_default=True,
               help="auto: docker when a daemon is reachable, else a local virtualenv.")
@@ -77,13 +78,13 @@ def replay(bundle, backend, image, gpus, runs, timeout, network, expect, with_sp
     # SIGTERM/SIGINT unwind the replay (its container and temp dirs are removed): exit 143/130
     try:
         with on_signals():
-            b = _load_bundle(bundle)
+            b = load_bundle(bundle)
             if as_json:
                 result = do_replay(b, options)
             elif sys.stderr.isatty():
                 from rich.text import Text
 
-                with _console().status("replaying...", spinner="dots") as status:
+                with make_console().status("replaying...", spinner="dots") as status:
                     result = do_replay(b, options, progress=lambda msg: status.update(Text(terminal(msg, False))))
             else:  # a log, not a terminal: progress as lines, and no rich to import
                 result = do_replay(b, options,
@@ -119,7 +120,7 @@ def _print_result(bundle, result) -> None:
         from rich.text import Text
 
         cell = lambda value: Text(terminal(value))  # noqa: E731
-        console = _console()
+        console = make_console()
         table = Table(show_header=True)
         table.add_column("")
         table.add_column("expected (bundle)")
@@ -140,7 +141,7 @@ def _print_result(bundle, result) -> None:
             echo("  " + terminal(f"{row['what']}: {row['bundle']} -> {row['replay']}", False))
 
 
-@main.command(context_settings=CONTEXT)
+@click.command(cls=Command, context_settings=CONTEXT)
 @click.argument("bundle")
 @click.option("--frame", type=int, help="Frame index in the innermost traceback (0 = outermost, -1 = innermost).")
 @click.option("--function", help="Extract the call to the function with this name (qualname).")
@@ -154,9 +155,12 @@ def _print_result(bundle, result) -> None:
 @click.option("--network", type=click.Choice(["none", "bridge"]), default="none", show_default=True,
               help="Grant the candidate runs a network (a bundle can't ask for one here).")
 @click.option("--gpus", default="none", show_default=True, help="Grant the candidate runs GPUs: none, all or N.")
+@click.option("--allow-urls", is_flag=True,
+              help="Download the bundle's `name @ https://...` pins from the addresses they name (this machine "
+                   "connects there), as `reprex replay --allow-urls` does.")
 @click.option("-o", "--output", help="Write the result here instead of rewriting BUNDLE in place.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object describing what was kept.")
-def extract(bundle, frame, function, backend, image, timeout, network, gpus, output, as_json):
+def extract(bundle, frame, function, backend, image, timeout, network, gpus, allow_urls, output, as_json):
     """Turn BUNDLE's failure into a minimal failing call that runs on its own.
 
     The chosen frame's function is called directly with the arguments it received
@@ -169,19 +173,17 @@ def extract(bundle, frame, function, backend, image, timeout, network, gpus, out
     Exit codes: 0 a call was kept, 1 the full script stays, 2 usage error,
     3 no backend to judge in (no Docker daemon, no such Python, ...).
     """
-    from reprex.bundle import BundleError
-    from reprex.extract import JudgeUnavailable
     from reprex.extract import extract as do_extract
     from reprex.replay.interrupt import Interrupted, on_signals
 
     if frame is not None and function is not None:
         raise click.UsageError("use --frame or --function, not both")
     gpus = _gpus(gpus)
-    b = _load_bundle(bundle)
+    b = load_bundle(bundle)
     if backend == "local" and not as_json:
         click.echo("reprex: warning: --backend local runs this bundle's code on this machine", err=True)
     kwargs = dict(frame=frame, function=function, backend=backend, image=image, timeout=timeout, network=network,
-                  gpus=gpus)
+                  gpus=gpus, allow_urls=allow_urls)
     # SIGTERM/SIGINT unwind the judging (a candidate's container and temp dirs are removed): exit 143/130
     try:
         with on_signals():
@@ -191,24 +193,20 @@ def extract(bundle, frame, function, backend, image, timeout, network, gpus, out
             else:
                 from rich.text import Text
 
-                with _console().status("extracting the failing call...", spinner="dots") as status:
+                with make_console().status("extracting the failing call...", spinner="dots") as status:
                     report = do_extract(b, progress=lambda msg: status.update(Text(msg)), **kwargs)
-    except JudgeUnavailable as exc:
-        _fail(exc.reason, 3)
-    except Interrupted as exc:
+    except Interrupted as exc:  # (JudgeUnavailable, no backend to judge in, ends the command with exit 3)
         click.echo(f"reprex: {exc}; the extraction was stopped and cleaned up", err=True)
         sys.exit(exc.exit_code)
     target = output or (bundle if not bundle.startswith(("http://", "https://", "s3://", "gs://")) else None)
     written = None
     if report.bundle is not None:
         if target is None:
-            _fail("a remote bundle can't be rewritten in place; pass -o PATH")
+            fail("a remote bundle can't be rewritten in place; pass -o PATH")
         try:
             written = str(report.bundle.write(target))
-        except BundleError as exc:
-            _fail(str(exc))
         except OSError as exc:
-            _fail(f"cannot write {target}: {exc.strerror or exc}")
+            fail(f"cannot write {target}: {exc.strerror or exc}")
     if as_json:
         click.echo(json.dumps({**report.to_dict(), "written": written}))
     else:  # the message holds bundle- and sandbox-made text: cleaned by extract, printed without markup
@@ -219,7 +217,7 @@ def extract(bundle, frame, function, backend, image, timeout, network, gpus, out
     sys.exit(0 if report.kept == "extracted" else 1)
 
 
-@main.command(context_settings=CONTEXT)
+@click.command(cls=Command, context_settings=CONTEXT)
 @click.argument("bundle")
 @click.option("--python", "python_version", required=True, help="Target Python, e.g. 3.12.")
 @click.option("--platform", "platform_tag", required=True,
@@ -249,8 +247,8 @@ def lock(bundle, python_version, platform_tag, allow_urls, output, as_json):
     if not re.fullmatch(r"[A-Za-z0-9_.]+(,[A-Za-z0-9_.]+)*", platform_tag):
         raise click.BadParameter(f"{platform_tag!r}: use platform tags, e.g. manylinux2014_aarch64",
                                  param_hint="--platform")
-    b = _load_bundle(bundle)
-    console = _console()
+    b = load_bundle(bundle)
+    console = make_console()
     with console.status(Text(f"resolving for Python {python_version} on {platform_tag}..."), spinner="dots"):
         result = do_lock(b, python_version, platform_tag, allow_urls=allow_urls)
     if result.pins and output:

@@ -7,7 +7,7 @@ import time
 
 import click
 
-from reprex.cli import CONTEXT, main
+from reprex.cli._common import CONTEXT, Group
 
 _LABELS = {"env": "local envs", "wheels": "wheel dirs", "image": "docker images", "validated": "schema checks"}
 
@@ -25,7 +25,7 @@ def _age(ts: float) -> str:
     return "today" if days < 1 else f"{days:.0f} days ago"
 
 
-@main.group(context_settings=CONTEXT)
+@click.group(cls=Group, context_settings=CONTEXT)
 def cache() -> None:
     """Inspect or prune what replay keeps between runs: local virtualenvs, downloaded
     wheels, docker environment images (reprex-env:*) and passed schema checks.

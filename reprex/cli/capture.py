@@ -1,109 +1,19 @@
-"""The `reprex` command: a thin click layer over the library.
-
-Heavy modules (docker, rich's console, jsonschema, the probes) are imported inside
-the commands, so `reprex --help` starts fast.
-"""
+"""`reprex capture`: run a command under the recorder (or read a pasted traceback, or take
+the newest `reprex.install()` bundle) and write the bundle."""
 
 from __future__ import annotations
 
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 import click
 
-from reprex import __version__
-
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+from reprex.cli._common import CONTEXT, Command, fail, make_console, size
 
 
-def _console(stderr: bool = True):
-    from rich.console import Console
-
-    return Console(stderr=stderr, highlight=False)
-
-
-def _fail(message: str, code: int = 2) -> None:
-    """One line on stderr and a non-zero exit; under --json also one JSON object on stdout,
-    since that is what the caller parses."""
-    from reprex.escape import terminal
-
-    message = terminal(message, multiline=False)  # messages quote bundle text: no terminal escapes
-    ctx = click.get_current_context(silent=True)
-    if ctx is not None and ctx.params.get("as_json"):
-        click.echo(json.dumps({"error": message, "exit": code}))
-    click.echo(f"reprex: error: {message}", err=True)
-    sys.exit(code)
-
-
-class _Main(click.Group):
-    """The `reprex` group. With --json anywhere on the command line, a usage error (a bad
-    option, a missing argument) is also one JSON object on stdout, like the command's
-    other answers, instead of only click's usage text."""
-
-    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
-        argv = list(sys.argv[1:] if args is None else args)
-        ours = argv[:argv.index("--")] if "--" in argv else argv  # not the captured command's own --json
-        if not standalone_mode or "--json" not in ours:
-            return super().main(args=args, prog_name=prog_name, complete_var=complete_var,
-                                standalone_mode=standalone_mode, **extra)
-        try:
-            super().main(args=argv, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra)
-        except click.ClickException as exc:
-            click.echo(json.dumps({"error": exc.format_message(), "exit": exc.exit_code}))
-            exc.show()
-            sys.exit(exc.exit_code)
-        except click.Abort:
-            click.echo("Aborted!", err=True)
-            sys.exit(1)
-        sys.exit(0)
-
-
-def _load_bundle(source: str):
-    from reprex.bundle import Bundle, BundleError
-    from reprex.fetch import FetchError, fetch_bundle
-
-    try:
-        path = fetch_bundle(source)
-    except FetchError as exc:
-        _fail(str(exc))
-    try:
-        return Bundle.read(path)
-    except BundleError as exc:
-        _fail(str(exc))
-    except OSError as exc:
-        _fail(f"{source}: {exc.strerror or exc}")
-    except (RecursionError, MemoryError, ValueError) as exc:  # a reader the loader's bounds missed
-        _fail(f"{source}: not a readable reprex bundle ({type(exc).__name__})")
-    finally:
-        if str(path) != source and str(path).startswith(tempfile.gettempdir()) and "reprex-fetch-" in str(path):
-            path.unlink(missing_ok=True)  # a downloaded copy
-
-
-def _size(value: str) -> int:
-    from reprex.fsutil import parse_size
-
-    try:
-        return parse_size(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a size (e.g. 500k, 5M)") from None
-
-
-@click.group(cls=_Main, context_settings=CONTEXT)
-@click.version_option(__version__, prog_name="reprex")
-def main() -> None:
-    """Capture a failing Python run as a self-contained, redacted bundle, and replay it.
-
-    \b
-      reprex capture -- python app.py --config prod.yaml
-      reprex show app.reprex.zip
-      reprex render app.reprex.zip --venue gh > issue.md
-      reprex replay app.reprex.zip
-    """
-
-
-@main.command(context_settings={**CONTEXT, "ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.command(cls=Command,
+               context_settings={**CONTEXT, "ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Bundle path: NAME.reprex.zip, or a directory.")
 @click.option("--name", help="Bundle name (default: the script or module name).")
@@ -136,16 +46,15 @@ def capture(command, output, name, timeout, allow_success, include, exclude, max
       reprex capture --timeout 60 -- pytest-free-script args
       reprex capture --from-traceback traceback.txt
     """
-    from reprex.bundle import BundleError
-    from reprex.capture.pipeline import CaptureError, CaptureOptions
+    from reprex.capture.pipeline import CaptureOptions
 
     if timeout is not None and timeout <= 0:
         raise click.BadParameter("must be a positive number of seconds", param_hint="--timeout")
 
     options = CaptureOptions(output=output, name=name, timeout=timeout, allow_success=allow_success,
-                             include=include, exclude=exclude, max_file_size=_size(max_file_size),
-                             max_total=_size(max_total), network=network, tee=not quiet and not as_json)
-    console = _console()
+                             include=include, exclude=exclude, max_file_size=size(max_file_size),
+                             max_total=size(max_total), network=network, tee=not quiet and not as_json)
+    console = make_console()
     if last:
         return _capture_last(output, as_json)
     try:
@@ -170,7 +79,7 @@ def capture(command, output, name, timeout, allow_success, include, exclude, max
                                                      progress=lambda msg: status.update(msg))
             except Interrupted as exc:
                 # The program was stopped and the unredacted record removed on the way out.
-                _fail(f"{exc}: no bundle written", exc.exit_code)
+                fail(f"{exc}: no bundle written", exc.exit_code)
             if extract and result.bundle is not None and result.path is not None:
                 from reprex.extract import JudgeUnavailable, extract_into
                 from reprex.replay.interrupt import Interrupted, on_signals
@@ -181,14 +90,10 @@ def capture(command, output, name, timeout, allow_success, include, exclude, max
                 except JudgeUnavailable as exc:
                     message = f"not extracted: {exc.reason}"
                 except Interrupted as exc:  # the bundle stays as captured; the judging cleaned up after itself
-                    _fail(f"{exc} while extracting; {result.path} is the full capture", exc.exit_code)
+                    fail(f"{exc} while extracting; {result.path} is the full capture", exc.exit_code)
                 click.echo(click.style("extract:", bold=True) + f" {message}", err=True)  # data: no markup
-    except CaptureError as exc:
-        _fail(str(exc))
-    except BundleError as exc:
-        _fail(str(exc))
-    except OSError as exc:
-        _fail(f"cannot write {exc.filename or output or 'the bundle'}: {exc.strerror or exc}")
+    except OSError as exc:  # (a CaptureError or BundleError is a ReprexError: `Command` ends with its line)
+        fail(f"cannot write {exc.filename or output or 'the bundle'}: {exc.strerror or exc}")
     status = 0 if exit_zero or from_traceback else program_status(result.outcome)
     if result.bundle is None:
         if as_json:
@@ -240,7 +145,7 @@ def _read_text(path: str) -> str:
     try:
         return Path(path).read_text("utf-8", "replace")
     except OSError as exc:
-        _fail(f"cannot read {path}: {exc.strerror}")
+        fail(f"cannot read {path}: {exc.strerror}")
 
 
 def _capture_last(output, as_json):
@@ -248,7 +153,7 @@ def _capture_last(output, as_json):
 
     path = last_bundle()
     if path is None:
-        _fail("no bundle from reprex.install() found in the cache")
+        fail("no bundle from reprex.install() found in the cache")
     if output:
         import shutil
 
@@ -267,12 +172,12 @@ def _print_preview(bundle, as_json):
         return
     from rich.table import Table
 
-    console = _console(stderr=False)
+    console = make_console(stderr=False)
     table = Table(title=f"preview: {bundle.name} (nothing written)")
     table.add_column("entry")
     table.add_column("bytes", justify="right")
-    for name, size in data["entries"].items():
-        table.add_row(name, str(size))
+    for name, nbytes in data["entries"].items():
+        table.add_row(name, str(nbytes))
     console.print(table)
     console.print(f"zip size: {data['size_zip']} bytes")
     for r in data["redactions"]:
@@ -281,69 +186,3 @@ def _print_preview(bundle, as_json):
         console.print(f"[yellow]not included[/] {s['path']}: {s['reason']}")
 
 
-@main.command(context_settings=CONTEXT)
-@click.argument("bundle")
-@click.option("--json", "as_json", is_flag=True, help="Print the manifest and summary as JSON.")
-def show(bundle, as_json):
-    """Summarize a bundle: failure, signature, Python/platform/GPU, pins, files, size."""
-    from reprex.render import render, summary_facts
-
-    b = _load_bundle(bundle)
-    if as_json:
-        click.echo(render(b, "json"))
-        return
-    from rich.table import Table
-    from rich.text import Text
-
-    from reprex.escape import terminal
-    from reprex.render import skipped_files
-
-    def data(value) -> Text:  # bundle text: never markup, never a terminal escape
-        return Text(terminal(value, multiline=False))
-
-    console = _console(stderr=False)
-    table = Table(title=data(f"{b.name}  ({b.size // 1024 or 1} KB, id {b.id[:12]})"), show_header=False)
-    table.add_column(style="bold")
-    table.add_column()
-    for key, value in summary_facts(b):
-        table.add_row(key, data(value))
-    console.print(table)
-    for path, size, reason in skipped_files(b):
-        console.print(Text.assemble(("not included", "yellow"), " ", data(f"{path} ({size} bytes): {reason}")))
-
-
-@main.command(context_settings=CONTEXT)
-@click.argument("bundle")
-@click.option("--venue", type=click.Choice(["gh", "text", "json"]), default="gh", show_default=True)
-@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write to a file instead of stdout.")
-def render(bundle, venue, output):
-    """Render a bundle as a GitHub issue body (gh), plain text, or JSON."""
-    from reprex.bundle import BundleError
-    from reprex.render import render as do_render
-
-    try:
-        text = do_render(_load_bundle(bundle), venue)
-    except BundleError as exc:
-        _fail(str(exc))
-    if output:
-        from reprex.fsutil import atomic_write_text
-
-        if Path(output).is_dir():
-            _fail(f"{output} is a directory; give a file name")
-        try:
-            atomic_write_text(output, text)
-        except OSError as exc:
-            _fail(f"cannot write {output}: {exc.strerror or exc}")
-    else:
-        click.echo(text)
-
-
-# Commands that live in their own modules register themselves on `main`.
-from reprex import cli_replay  # noqa: E402,F401
-from reprex import cli_ray  # noqa: E402,F401
-from reprex import cli_cache  # noqa: E402,F401
-
-if __name__ == "__main__":  # `python -m reprex.cli`: use the registered group, not this copy
-    from reprex.cli import main as _main
-
-    _main()

@@ -1,4 +1,4 @@
-"""`reprex check-serve`: click command registered on the main group (Ray-specific faces)."""
+"""`reprex check-serve`: check a Ray Serve config without a cluster (Ray-specific faces)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 
 import click
 
-from reprex.cli import CONTEXT, _console, _fail, _size, main
+from reprex.cli._common import CONTEXT, Command, fail, make_console, size
 
 
-@main.command("check-serve", context_settings=CONTEXT)
+@click.command("check-serve", cls=Command, context_settings=CONTEXT)
 @click.argument("config", type=click.Path(path_type=Path))
 @click.option("-o", "--output", "out_dir", type=click.Path(path_type=Path),
               help="Directory for the bundles (default: the current directory).")
@@ -35,25 +35,23 @@ def check_serve(config, out_dir, apps, working_dir, python, timeout, max_file_si
     Relative working_dirs are taken from the current directory, as `serve run` does.
     Exit codes: 0 every application checks out, 1 something failed (bundles written), 2 usage error.
     """
-    from reprex.ray.serve_check import ServeCheckError, check_serve as run_check
+    from reprex.ray.serve_check import check_serve as run_check
 
-    console = _console()
-    try:
-        if as_json:
+    console = make_console()
+    # a ServeCheckError (the config can't be checked at all) ends the command with its line (`Command`)
+    if as_json:
+        report = run_check(config, out_dir=out_dir, python=python, timeout=timeout, apps=list(apps),
+                           working_dir=working_dir, max_file=size(max_file_size), max_total=size(max_total))
+    else:
+        with console.status("checking...", spinner="dots") as status:
             report = run_check(config, out_dir=out_dir, python=python, timeout=timeout, apps=list(apps),
-                               working_dir=working_dir, max_file=_size(max_file_size), max_total=_size(max_total))
-        else:
-            with console.status("checking...", spinner="dots") as status:
-                report = run_check(config, out_dir=out_dir, python=python, timeout=timeout, apps=list(apps),
-                                   working_dir=working_dir, max_file=_size(max_file_size), max_total=_size(max_total),
-                                   progress=lambda msg: status.update(msg))
-    except ServeCheckError as exc:
-        _fail(str(exc))
+                               working_dir=working_dir, max_file=size(max_file_size), max_total=size(max_total),
+                               progress=lambda msg: status.update(msg))
     if as_json:
         click.echo(json.dumps(report.to_dict()))
         sys.exit(0 if report.ok else 1)
     if apps and not report.apps:
-        _fail(f"no application named {', '.join(apps)} in {config}")
+        fail(f"no application named {', '.join(apps)} in {config}")
     for app in report.apps:
         where = f"[bold]{app.name}[/] ({app.import_path}"
         where += f", working_dir {app.working_dir})" if app.working_dir else ")"

@@ -1,0 +1,59 @@
+"""The `reprex` command: a thin click layer over the library.
+
+The group is built here from one module per command family (capture, show/render,
+replay/extract/lock, check-serve, cache) with `add_command`; those modules share
+reprex/cli/_common.py and never import this one. Heavy modules (docker, rich's console,
+jsonschema, the probes) are imported inside the commands, so `reprex --help` starts fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from reprex import __version__
+from reprex.cli import cache, capture, replay, serve, show
+from reprex.cli._common import CONTEXT, Group
+
+
+class _Main(Group):
+    """The `reprex` group. With --json anywhere on the command line, a usage error (a bad
+    option, a missing argument) is also one JSON object on stdout, like the command's
+    other answers, instead of only click's usage text."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        argv = list(sys.argv[1:] if args is None else args)
+        ours = argv[:argv.index("--")] if "--" in argv else argv  # not the captured command's own --json
+        if not standalone_mode or "--json" not in ours:
+            return super().main(args=args, prog_name=prog_name, complete_var=complete_var,
+                                standalone_mode=standalone_mode, **extra)
+        try:
+            super().main(args=argv, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra)
+        except click.ClickException as exc:
+            click.echo(json.dumps({"error": exc.format_message(), "exit": exc.exit_code}))
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(0)
+
+
+@click.group(cls=_Main, context_settings=CONTEXT)
+@click.version_option(__version__, prog_name="reprex")
+def main() -> None:
+    """Capture a failing Python run as a self-contained, redacted bundle, and replay it.
+
+    \b
+      reprex capture -- python app.py --config prod.yaml
+      reprex show app.reprex.zip
+      reprex render app.reprex.zip --venue gh > issue.md
+      reprex replay app.reprex.zip
+    """
+
+
+for _command in (capture.capture, show.show, show.render, replay.replay, replay.extract, replay.lock,
+                 serve.check_serve, cache.cache):
+    main.add_command(_command)
