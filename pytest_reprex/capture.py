@@ -640,7 +640,7 @@ def _rerender_readme(bundle, environ: dict) -> None:
 
 def capture_failure(item, excinfo, state: CaptureState, snap: dict | None, opened: set,
                     random_state: str | None) -> Captured:
-    from reprex._inject import sitecustomize as recorder
+    from reprex.record import recorder
     from reprex.capture.pipeline import CaptureOptions, build_bundle
     from reprex.recorded import run_recorded
     from reprex.signature import type_list
@@ -677,7 +677,7 @@ def capture_failure(item, excinfo, state: CaptureState, snap: dict | None, opene
         write(plan, scratch / script_name)  # and its machinery beside it
         env["TMPDIR"] = str(scratch_root / "tmp")  # the script's copies of tmp_path go away with the scratch
         run = run_recorded([sys.executable, script_name], cwd=scratch, env=env, timeout=state.timeout, tee=False)
-        expected = recorder._Recorder(None).exception_record(excinfo.value)
+        expected = recorder().exception_record(excinfo.value)
         want = type_list(expected)
         standalone = run.outcome
         got = type_list(standalone.exception) if standalone.outcome == "exception" else []

@@ -12,20 +12,13 @@ import sys
 from pathlib import Path
 
 from reprex.capture.pipeline import CaptureOptions, build_bundle, write_bundle
-from reprex.record import Outcome
-
-
-def _recorder():
-    from reprex._inject import sitecustomize as recorder
-
-    return recorder
+from reprex.record import Outcome, recorder
 
 
 def outcome_from_exception(exc: BaseException) -> Outcome:
-    recorder = _recorder()
-    rec = recorder._Recorder(None)
-    return Outcome(outcome="exception", exit_code=None, exception=rec.exception_record(exc),
-                   modules=rec.imported_modules(), facts=recorder.facts(), recorded=True)
+    module = recorder()
+    return Outcome(outcome="exception", exit_code=None, exception=module.exception_record(exc),
+                   modules=module.Recorder.imported_modules(), facts=module.facts(), recorded=True)
 
 
 def capture_exception(exc: BaseException, out: str | os.PathLike | None = None, *, name: str | None = None,

@@ -17,6 +17,15 @@ INJECT_DIR = Path(__file__).parent / "_inject"
 RECORDER_FILE = INJECT_DIR / "sitecustomize.py"
 
 
+def recorder():
+    """The recorder file as a module of this process (Recorder, exception_record, facts, ...):
+    the same code capture and replay inject, so what the library records in-process (an API
+    capture, the pytest plugin) has the shape and signature of a recorded run."""
+    from reprex._inject import sitecustomize
+
+    return sitecustomize
+
+
 @dataclass
 class Outcome:
     """What one run of the program did, as recorded."""

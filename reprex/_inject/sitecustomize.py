@@ -11,6 +11,13 @@ Ray workers) see the claim and only chain to the next sitecustomize.
 Everything is written ahead, one JSON line per event with os.write on a descriptor
 opened at start, so a crash still leaves what happened before it; faulthandler
 writes hard crashes and hang dumps (SIGUSR1) to a file opened before the program runs.
+
+In reprex's own process (reprex.record.recorder()) its public names serve the library:
+`Recorder(None)` records nothing to disk, `exception_record(exc)` describes a caught
+exception exactly as a recorded run would, `facts()` and `ray_runtime_env_summary(env)`.
+
+Over 400 lines on purpose: a second file could not be injected as one `sitecustomize`,
+and reprex's own modules are not importable where it runs.
 """
 
 import os
@@ -41,7 +48,7 @@ def _chain_next_sitecustomize():
         pass
 
 
-class _Recorder:
+class Recorder:
     def __init__(self, directory):
         import json
         import time
@@ -757,6 +764,11 @@ def _patch_unittest(rec, unittest):
         pass
 
 
+def exception_record(exc):
+    """A caught exception as a recorded run describes it (chain, frames, bounded locals), nothing written."""
+    return Recorder(None).exception_record(exc)
+
+
 _SEPARATORS = " \t\n,;'\"()[]{}<>"
 
 
@@ -914,7 +926,7 @@ def _start(directory):
     import signal
     import threading
 
-    rec = _Recorder(directory)
+    rec = Recorder(directory)
     # Modules .pth files loaded before the program started: the environment's, not the program's.
     preloaded = sorted(n for n, m in list(sys.modules.items()) if "." not in n and m is not None
                        and "-packages" in (getattr(m, "__file__", None) or ""))

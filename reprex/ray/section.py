@@ -13,18 +13,12 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from reprex.record import Outcome
+from reprex.record import Outcome, recorder as _recorder
 
 BEARER_ENV = "RAY_RUNTIME_ENV_BEARER_TOKEN"
 USER_AGENT_ENV = "RAY_RUNTIME_ENV_HTTP_USER_AGENT"
 _CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
 _MAX_CONFIG_BYTES = 1024 * 1024
-
-
-def _recorder():
-    from reprex._inject import sitecustomize
-
-    return sitecustomize
 
 
 def runtime_env_summary(env: Any) -> dict | None:
