@@ -8,14 +8,13 @@ jsonschema, the probes) are imported inside the commands, so `reprex --help` sta
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
 
 from reprex import __version__
 from reprex.cli import cache, capture, replay, serve, show
-from reprex.cli._common import CONTEXT, Group
+from reprex.cli._common import CONTEXT, Group, echo_json_error
 
 
 class _Main(Group):
@@ -32,7 +31,7 @@ class _Main(Group):
         try:
             super().main(args=argv, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra)
         except click.ClickException as exc:
-            click.echo(json.dumps({"error": exc.format_message(), "exit": exc.exit_code}))
+            echo_json_error(exc.format_message(), exc.exit_code)
             exc.show()
             sys.exit(exc.exit_code)
         except click.Abort:

@@ -33,9 +33,14 @@ def fail(message: str, code: int = 2) -> None:
     message = terminal(message, multiline=False)  # messages quote bundle text: no terminal escapes
     ctx = click.get_current_context(silent=True)
     if ctx is not None and ctx.params.get("as_json"):
-        click.echo(json.dumps({"error": message, "exit": code}))
+        echo_json_error(message, code)
     click.echo(f"reprex: error: {message}", err=True)
     sys.exit(code)
+
+
+def echo_json_error(message: str, code: int) -> None:
+    """The one JSON shape of an error on stdout under --json (a failure or a usage error)."""
+    click.echo(json.dumps({"error": message, "exit": code}))
 
 
 class Command(click.Command):
