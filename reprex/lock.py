@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reprex import installer
 from reprex.bundle import Bundle
 from reprex.pins import canonical, parse_requirements
 
@@ -75,7 +74,7 @@ def top_level(bundle: Bundle) -> list[str]:
 def _run(cmd: list[str], timeout: float, **kw) -> subprocess.CompletedProcess | str:
     """The resolver's result, or why it could not run (one line)."""
     try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
+        return installer.run(cmd, timeout, **kw)
     except subprocess.TimeoutExpired:
         return f"the resolver took longer than {timeout:.0f}s"
     except OSError as exc:
@@ -87,12 +86,12 @@ def _pip_resolve(reqs: list[str], python: str, platform: str, timeout: float) ->
     requirements file, where a line could be read as an option or have `${VAR}` expanded."""
     with tempfile.TemporaryDirectory(prefix="reprex-lock-") as tmp:
         report = Path(tmp) / "report.json"
-        cmd = [sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--ignore-installed",
-               "--disable-pip-version-check", "--only-binary=:all:", "--target", str(Path(tmp) / "t"),
-               "--python-version", python, "--implementation", "cp", "--report", str(report)]
+        cmd = installer.pip_argv("install", "--dry-run", "--quiet", "--ignore-installed", "--only-binary=:all:",
+                                 "--target", str(Path(tmp) / "t"), "--python-version", python,
+                                 "--implementation", "cp", "--report", str(report))
         for tag in platform.split(","):
             cmd += ["--platform", tag.strip()]
-        proc = _run(cmd + ["--", *reqs], timeout, stdin=subprocess.DEVNULL)
+        proc = _run(cmd + ["--", *reqs], timeout)
         if isinstance(proc, str):
             return [], proc
         if proc.returncode != 0:
@@ -127,8 +126,8 @@ def _missing_from(error: str) -> list[str]:
 def lock(bundle: Bundle, python: str, platform: str, *, allow_urls: bool = False,
          timeout: float = 600.0) -> LockResult:
     from reprex.replay.base import ReplayProblem, requirements
-    from reprex.replay.wheels import check_bundle_requirement, check_bundle_requirements, check_url_grant
-    from reprex.replay.wheels import _source_reference as source_reference
+    from reprex.replay.wheels import (check_bundle_requirement, check_bundle_requirements, check_url_grant,
+                                      source_reference)
 
     result = LockResult(python=python, platform=platform)
     try:  # replay's rules, over every line of the bundle (not only the roots)
@@ -153,7 +152,7 @@ def lock(bundle: Bundle, python: str, platform: str, *, allow_urls: bool = False
     if not reqs:
         result.tool = "none"
         return result
-    uv = shutil.which("uv")
+    uv = installer.uv()
     result.tool = "uv" if uv and "," not in platform and not any("$" in r for r in reqs) else "pip"
 
     def resolve(items: list[str]) -> tuple[list[str], str]:

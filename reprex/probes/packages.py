@@ -7,15 +7,11 @@ install, so provenance is kept per distribution. Facts come from the target inte
 
 from __future__ import annotations
 
-import re
 from urllib.parse import unquote, urlparse
 
+from reprex.pins import canonical as normalize
+
 from . import _proc, _target_script
-
-
-def normalize(name: str) -> str:
-    """PEP 503 normalized name."""
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def local_version(version: str | None) -> str | None:

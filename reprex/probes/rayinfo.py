@@ -9,15 +9,12 @@ contents.
 from __future__ import annotations
 
 import os
-import re
+
+from reprex.pins import canonical as _normalize
 
 from . import _proc
 from ._base import ProbeSkipped
 from .envvars import filter_environ
-
-
-def _normalize(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _ray_version(ctx) -> tuple[str | None, str | None]:

@@ -16,8 +16,10 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reprex import installer
 from reprex.bundle import Bundle
 from reprex.fsutil import cache_root, hold_in_use, lock_for, locked
+from reprex.installer import last_error
 from reprex.recorded import run_recorded
 from reprex.replay.base import (EnvIncompatible, InfraError, Progress, ReplayOptions, RunOutput, base_environ,
                                 entry_args, lock_hash, needs_gpu, python_xy, replay_environ, replay_pythonpath,
@@ -41,7 +43,7 @@ def find_python(xy: str) -> str | None:
     found = shutil.which(f"python{xy}")
     if found:
         return found
-    uv = shutil.which("uv")
+    uv = installer.uv()
     if uv:
         try:
             proc = subprocess.run([uv, "python", "find", xy], capture_output=True, text=True, timeout=30)
@@ -50,21 +52,6 @@ def find_python(xy: str) -> str | None:
         except (OSError, subprocess.SubprocessError):
             pass
     return None
-
-
-def _pip(python: Path, *args: str, timeout: float) -> subprocess.CompletedProcess:
-    uv = shutil.which("uv")
-    if uv and args and args[0] == "install":
-        cmd = [uv, "pip", "install", "--python", str(python), *args[1:]]
-    else:
-        cmd = [sys.executable, "-m", "pip", "--python", str(python), "--disable-pip-version-check", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-
-
-def _last_error(proc: subprocess.CompletedProcess) -> str:
-    lines = [l.strip() for l in (proc.stderr or proc.stdout or "").splitlines() if l.strip()]
-    errors = [l for l in lines if l.lower().startswith("error")]
-    return (errors[-1] if errors else (lines[-1] if lines else f"exit status {proc.returncode}"))[:400]
 
 
 class LocalBackend:
@@ -106,38 +93,35 @@ class LocalBackend:
             for spec in options.with_specs:
                 progress(f"installing --with {spec}")
                 target = str(Path(spec).resolve()) if os.path.exists(spec) else spec
-                proc = _pip(env_python, "install", "--no-deps", "--target", str(env.overlay), target,
-                            timeout=options.setup_timeout)
+                proc = installer.run(installer.install_argv(env_python, "--no-deps", "--target", str(env.overlay),
+                                                            target), options.setup_timeout)
                 if proc.returncode != 0:
-                    raise InfraError(f"--with {spec}: install failed: {_last_error(proc)}")
+                    raise InfraError(f"--with {spec}: install failed: {last_error(proc)}")
 
     def _build(self, bundle: Bundle, python: str, venv: Path, options: ReplayOptions, progress: Progress) -> None:
         if venv.exists():
             shutil.rmtree(venv)  # a half-built env from an interrupted replay
         progress(f"creating a virtualenv for Python {python_xy(bundle)}")
-        uv = shutil.which("uv")
-        cmd = [uv, "venv", "--quiet", "--python", python, str(venv)] if uv else \
-            [python, "-m", "venv", "--without-pip", str(venv)]
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=options.setup_timeout)
+            proc = installer.run(installer.venv_argv(python, venv), options.setup_timeout)
         except subprocess.TimeoutExpired:
             raise InfraError("creating the virtualenv timed out") from None
         if proc.returncode != 0:
-            raise InfraError(f"creating the virtualenv failed: {_last_error(proc)}")
+            raise InfraError(f"creating the virtualenv failed: {last_error(proc)}")
         reqs = requirements(bundle)
         if reqs:
             progress(f"installing {len(reqs)} pinned packages (--no-deps)")
             req_file = venv / "reprex-requirements.txt"
             req_file.write_text("\n".join(reqs) + "\n")
             try:
-                proc = _pip(venv / "bin" / "python", "install", "--no-deps", "-r", str(req_file),
-                            timeout=options.setup_timeout)
+                proc = installer.run(installer.install_argv(venv / "bin" / "python", "--no-deps", "-r", str(req_file)),
+                                     options.setup_timeout)
             except subprocess.TimeoutExpired:
                 shutil.rmtree(venv, ignore_errors=True)
                 raise InfraError(f"installing the pins took longer than {options.setup_timeout:.0f}s") from None
             if proc.returncode != 0:
                 shutil.rmtree(venv, ignore_errors=True)
-                reason = _last_error(proc)
+                reason = last_error(proc)
                 machine = (bundle.manifest.get("platform") or {}).get("machine")
                 if machine and machine != platform.machine():
                     raise EnvIncompatible(f"the bundle ran on {machine}, this is {platform.machine()}, and a pin "

@@ -41,6 +41,9 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reprex import installer
+from reprex.installer import last_error
+from reprex.pins import canonical
 from reprex.replay.base import MAX_PINS, Deadline, EnvIncompatible, InfraError, Progress
 
 _NO_MATCH = re.compile(r"No matching distribution found for (\S+)")
@@ -109,7 +112,7 @@ def url_hosts(lines: list[str]) -> list[str]:
     hosts: list[str] = []
     for line in lines:
         req = check_bundle_requirement(line)
-        if req.url is None or _source_reference(line):
+        if req.url is None or source_reference(line):
             continue
         parts = urlsplit(req.url)
         try:
@@ -134,7 +137,7 @@ def check_url_grant(lines: list[str], allow_urls: bool) -> None:
                               f"addresses the bundle names ({named}); only the user grants that, with {ALLOW_URLS}")
 
 
-def _source_reference(line: str) -> bool:
+def source_reference(line: str) -> bool:
     """A direct reference that is not a wheel (a git repository, an sdist archive): pip
     would build it, running its code, to get a wheel."""
     from urllib.parse import urlsplit
@@ -239,24 +242,15 @@ def _file_sha256(path: Path) -> str:
 def _pip(*args: str, timeout: "float | Deadline", cwd: str | None = None) -> subprocess.CompletedProcess:
     """pip on the host; `timeout` is seconds for this call, or the setup's Deadline (this call
     gets what is left of it)."""
-    progress = ["--progress-bar", "off"] if args[0] in ("download", "wheel") else []
-    cmd = [sys.executable, "-m", "pip", "--disable-pip-version-check", args[0], *progress, *args[1:]]
     seconds = timeout.left() if isinstance(timeout, Deadline) else timeout
     try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=seconds, cwd=cwd,
-                              stdin=subprocess.DEVNULL)
+        return installer.run(installer.pip_argv(*args), seconds, cwd=cwd)
     except FileNotFoundError:
         raise InfraError(f"cannot run pip on the host ({sys.executable} -m pip)") from None
     except subprocess.TimeoutExpired:
         if isinstance(timeout, Deadline):
             raise timeout.expired() from None
         raise InfraError(f"downloading wheels on the host took longer than {timeout:.0f}s") from None
-
-
-def last_error(proc: subprocess.CompletedProcess) -> str:
-    lines = [l.strip() for l in (proc.stderr or proc.stdout or "").splitlines() if l.strip()]
-    errors = [l for l in lines if l.lower().startswith("error")]
-    return (errors[-1] if errors else (lines[-1] if lines else f"exit status {proc.returncode}"))[:400]
 
 
 def _missing(proc: subprocess.CompletedProcess) -> list[str]:
@@ -423,7 +417,7 @@ def fetch_pins(lines: list[str], dest: Path, target: Target, timeout: float, *,
     if not isinstance(timeout, Deadline):  # one budget for the batch and every retry after it
         timeout = Deadline(timeout)
     cross = not target.same_as_host
-    no_build = [l for l in lines if _source_reference(l)]
+    no_build = [l for l in lines if source_reference(l)]
     rest = [l for l in lines if l not in no_build]
     if rest:
         proc = _download_pins(rest, dest, target, timeout, cross)
@@ -477,17 +471,13 @@ def fetch(lines: list[str], dest: Path, target: Target, timeout: float, what: st
 _PROJECT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 
-def _norm(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def _line_project(line: str) -> str:
     m = _PROJECT.match(line)
-    return _norm(m.group(1)) if m else line
+    return canonical(m.group(1)) if m else line
 
 
 def _wheel_project(filename: str) -> str:
-    return _norm(filename.split("-", 1)[0])
+    return canonical(filename.split("-", 1)[0])
 
 
 def pins_wheels(lines: list[str], lock: str, target: Target, cache: Path, timeout: float,
