@@ -95,7 +95,7 @@ class ReprexItem(pytest.Item):
         return self.bundle_path, 0, f"reprex bundle {self.name}"
 
     def _merged(self) -> dict:
-        from pytest_reprex.plugin import state_of
+        from pytest_reprex.state import state_of
 
         state = state_of(self.config)
         layers = [state.ini_layer, *self._layers]
@@ -114,7 +114,7 @@ class ReprexItem(pytest.Item):
         return merged
 
     def setup(self) -> None:
-        from pytest_reprex.plugin import sandboxed_backend, state_of
+        from pytest_reprex.state import sandboxed_backend, state_of
 
         state = state_of(self.config)
         if self._load_error:

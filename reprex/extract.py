@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import ast
 import builtins
-import json
 import keyword
 import os
 import re
@@ -23,7 +22,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Callable
 
-from reprex.bundle import Bundle, BundleError, canonical_json
+from reprex.bundle import Bundle, BundleError
 from reprex.errors import ReprexError
 from reprex.extract_oracle import DEFAULT_TIMEOUT, JudgeOptions, JudgeUnavailable, Oracle, extracted_entry
 from reprex.signature import frame_key, innermost, type_list
@@ -466,14 +465,15 @@ def _noop(_: str) -> None:
 
 def extract(bundle: Bundle, *, frame: int | None = None, function: str | None = None, backend: str = "docker",
             image: str | None = None, timeout: float = DEFAULT_TIMEOUT, network: str = "none", gpus: str = "none",
-            progress: Callable[[str], None] = _noop) -> ExtractReport:
+            allow_urls: bool = False, progress: Callable[[str], None] = _noop) -> ExtractReport:
     """Propose candidate calls from the bundle's data, judge them with `backend`.
 
     backend: "docker" (a sandboxed container, the default) or "local" (a virtualenv on
     this machine: it runs the bundle's code here, so only for a bundle the user trusts).
     Raises JudgeUnavailable when a candidate needs judging and the backend can't be had.
     """
-    judge = JudgeOptions(backend=backend, image=image, timeout=timeout, network=network, gpus=gpus)
+    judge = JudgeOptions(backend=backend, image=image, timeout=timeout, network=network, gpus=gpus,
+                         allow_urls=allow_urls)
     if backend not in ("docker", "local"):
         raise ValueError(f"unknown backend {backend!r}; choose docker or local")
     run = _json(bundle, "run.json")
@@ -567,17 +567,18 @@ def _narrowed_requirements(bundle: Bundle, outcome) -> tuple[str, int] | None:
 def _with_extracted(bundle: Bundle, script: str, outcome, function: str, how: str) -> Bundle:
     """The bundle with the extracted call as its entry; the original entry is kept beside it.
     What the judged run reported is bundle code's output: redacted and bounded here."""
+    from reprex.draft import Draft, seal
     from reprex.redact import Redactor
     from reprex.signature import redacted_signature
 
     red = Redactor()
+    draft = Draft.of(bundle, red)
     script = red.text(script, "repro.py")
     signature = redacted_signature(outcome, red)
-    files = dict(bundle.files)
+    files, manifest = draft.files, draft.manifest
     files["original/repro.py"] = files.get("repro.py", b"")
     files["original/requirements.txt"] = files.get("requirements.txt", b"")
     files["repro.py"] = script.encode()
-    manifest = json.loads(canonical_json(bundle.manifest))
     pins = manifest.get("pins") if isinstance(manifest.get("pins"), dict) else {}
     narrowed = _narrowed_requirements(bundle, outcome)
     if narrowed is not None:
@@ -601,13 +602,7 @@ def _with_extracted(bundle: Bundle, script: str, outcome, function: str, how: st
                           "signature": signature.to_dict()}
     manifest["extracted"] = {"function": function, "how": how}
     manifest["pins"] = pins
-    new = Bundle(manifest=manifest, files=files)
-    from reprex.render import render
-
-    new.files["README.md"] = red.text(render(new, "gh"), "README.md").encode()
-    manifest["redactions"] = (manifest.get("redactions") or []) + [
-        {"kind": r.kind, "where": r.where, "count": r.count} for r in red.report()]
-    new.finalize()
+    new = seal(draft)
     Bundle.from_entries(new.entries(), source="the extracted bundle")  # the read-side checks, before it is kept
     return new
 

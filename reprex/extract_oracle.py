@@ -39,6 +39,7 @@ class JudgeOptions:
     timeout: float = DEFAULT_TIMEOUT
     network: str = "none"  # granted by the user only; the bundle's own `network` is never consulted
     gpus: str = "none"
+    allow_urls: bool = False  # the user's grant to fetch the bundle's `name @ https://...` pins
 
 
 def extracted_entry(manifest: dict) -> dict:
@@ -71,7 +72,7 @@ class Oracle:
         from reprex.replay.base import ReplayOptions
 
         self.options = ReplayOptions(backend=options.backend, image=options.image, timeout=options.timeout,
-                                     network=options.network, gpus=options.gpus)
+                                     network=options.network, gpus=options.gpus, allow_urls=options.allow_urls)
 
     def __enter__(self) -> "Oracle":
         from reprex.replay import ReplayProblem, pick_backend

@@ -719,3 +719,32 @@ def test_capture_of_unittest_records_each_failing_test(tmp_path):
     sig = json.loads(proc.stdout)["signature"]
     assert sig["types"] == ["exit:1", "test_units.Parse.test_bad: ValueError"], sig
     assert sig["frames"] == ["test_units.Parse.test_bad > test_units.py:Parse.test_bad"]
+
+
+def test_a_section_plugin_adds_a_scrubbed_manifest_key_and_never_a_contract_one(tmp_path, monkeypatch):
+    """Manifest sections are registered like probes (entry-point group "reprex.sections"):
+    a plugin's value lands under its name, scrubbed; one named like a contract key can't
+    replace it; one that raises is left out and capture goes on."""
+    plugins = tmp_path / "plugins"
+    write(plugins / "mysections.py", """
+        def facts(outcome, *, cwd, environ):
+            return {"outcome": outcome.outcome, "token": "ghp_" + "Z" * 36}
+
+        def name(outcome, *, cwd, environ):
+            return "hijacked"
+
+        def broken(outcome, *, cwd, environ):
+            raise RuntimeError("a broken plugin")
+    """)
+    write(plugins / "mysections-0.1.dist-info" / "METADATA", "Metadata-Version: 2.1\nName: mysections\nVersion: 0.1\n")
+    write(plugins / "mysections-0.1.dist-info" / "entry_points.txt",
+          "[reprex.sections]\nmyfacts = mysections:facts\nname = mysections:name\nbroken = mysections:broken\n")
+    monkeypatch.syspath_prepend(str(plugins))
+    write(tmp_path / "app" / "boom.py", "raise KeyError('x')\n")
+    result = capture_command([PY, "boom.py"], CaptureOptions(tee=False), cwd=str(tmp_path / "app"), write=False)
+    manifest = result.bundle.manifest
+    assert manifest["myfacts"]["outcome"] == "exception"
+    assert "Z" * 36 not in json.dumps(manifest["myfacts"]) and "redacted" in manifest["myfacts"]["token"]
+    assert manifest["name"] == "boom" and "broken" not in manifest
+    assert any(r["where"] == "myfacts" for r in manifest["redactions"])
+    assert "ray" not in manifest  # the built-in section has nothing to say about this run

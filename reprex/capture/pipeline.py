@@ -1,7 +1,8 @@
 """Capture: run -> record -> probes -> pins -> redact -> bundle.
 
-The one place that assembles a bundle from a recorded run; the CLI, the Python API
-and the pytest plugin all come through here.
+The one place that assembles a bundle from a recorded run (`assemble` -> a Draft that
+reprex.draft.seal turns into the bundle); the CLI, the Python API, check-serve and the
+pytest plugin all come through here.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from reprex import __version__
 from reprex.bundle import SUFFIX, Bundle, canonical_json
 from reprex.capture.inputs import DEFAULT_MAX_FILE, DEFAULT_MAX_TOTAL, Inputs, app_module_files, collect_inputs
 from reprex.capture.runner import python_of
+from reprex.draft import Draft
 from reprex.errors import ReprexError
 from reprex.recorded import run_recorded
 from reprex.tail import CUT_MARK, TAIL_BYTES
@@ -373,8 +375,19 @@ def needs_network(outcome: Outcome) -> bool:
 
 def build_bundle(outcome: Outcome, *, argv: list[str], cwd: Path, environ: dict, python: str | None,
                  options: CaptureOptions, progress: Progress = _noop, extra_files: dict[str, bytes] | None = None,
-                 entry: dict | None = None, script: Path | None = None,
-                 manifest_extra: dict | None = None) -> Bundle:
+                 entry: dict | None = None, script: Path | None = None) -> Bundle:
+    """assemble() then seal(): for callers with nothing to change in between."""
+    from reprex.draft import seal
+
+    return seal(assemble(outcome, argv=argv, cwd=cwd, environ=environ, python=python, options=options,
+                         progress=progress, extra_files=extra_files, entry=entry, script=script))
+
+
+def assemble(outcome: Outcome, *, argv: list[str], cwd: Path, environ: dict, python: str | None,
+             options: CaptureOptions, progress: Progress = _noop, extra_files: dict[str, bytes] | None = None,
+             entry: dict | None = None, script: Path | None = None, redactor=None) -> Draft:
+    """Everything of a bundle but its README, redactions list and id, each part scrubbed by
+    `redactor` (default: one over `environ`); change the draft, then seal it (reprex.draft)."""
     from reprex.probes import ProbeContext, run_probes
     from reprex.redact import Redactor
 
@@ -403,7 +416,7 @@ def build_bundle(outcome: Outcome, *, argv: list[str], cwd: Path, environ: dict,
     name = _bundle_name(options, entry, argv)
 
     progress("redacting secrets")
-    red = Redactor(environ)
+    red = Redactor(environ) if redactor is None else redactor
     pickles_dropped = _scrub_arguments(outcome.exception, red)
     signature = redacted_signature(outcome, red)
     files: dict[str, bytes] = {}
@@ -459,11 +472,10 @@ def build_bundle(outcome: Outcome, *, argv: list[str], cwd: Path, environ: dict,
         "pickles_dropped": red.obj(pickles_dropped, "locals"),
         "probes": {k: v.get("status") for k, v in sorted(probes.items())},
     }
-    from reprex.ray.section import ray_section
+    from reprex.capture.sections import sections
 
-    ray_facts = ray_section(outcome, cwd=cwd, environ=environ)
-    if ray_facts is not None:
-        manifest["ray"] = red.obj(ray_facts, "ray")
+    for key, value in sections(outcome, cwd=cwd, environ=environ).items():
+        manifest.setdefault(key, red.obj(value, key))
     files.update({
         "requirements.txt": reqs.encode(),
         "environment.json": canonical_json(environment),
@@ -475,14 +487,4 @@ def build_bundle(outcome: Outcome, *, argv: list[str], cwd: Path, environ: dict,
     })
     if exception:
         files["run.json"] = canonical_json({**json.loads(files["run.json"]), "exception": exception})
-    for key, value in (manifest_extra or {}).items():
-        manifest.setdefault(key, red.obj(value, "reprex.json"))  # never overrides a contract key
-    manifest["redactions"] = [{"kind": r.kind, "where": r.where, "count": r.count} for r in red.report()]
-    bundle = Bundle(manifest=manifest, files=files)
-    from reprex.render import render
-
-    bundle.files["README.md"] = render(bundle, venue="gh").encode()
-    # The README is made from redacted parts; scrub once more so nothing can slip through.
-    bundle.files["README.md"] = red.bytes(bundle.files["README.md"], "README.md")
-    bundle.manifest["redactions"] = [{"kind": r.kind, "where": r.where, "count": r.count} for r in red.report()]
-    return bundle.finalize()
+    return Draft(manifest=manifest, files=files, redactor=red)

@@ -330,38 +330,30 @@ def _ray_version() -> str | None:
 
 def _bundle(outcome, *, script: str, workdir: Path, environ: dict, python: str, name: str, network: bool,
             extra_manifest: dict, hint: str, out_dir: Path, secrets: list[str], progress: Progress) -> Path:
-    from reprex.bundle import Bundle
-    from reprex.capture.pipeline import CaptureOptions, build_bundle, write_bundle
+    from reprex.capture.pipeline import CaptureOptions, assemble, write_bundle
+    from reprex.draft import seal
     from reprex.redact import Redactor
-    from reprex.render import render
 
     options = CaptureOptions(output=out_dir, name=name, network=network, include=("**/*",))
     entry = {"argv": ["python", "repro.py"], "cwd": ".", "kind": "extracted", "python_args": []}
     red = Redactor(environ, extra_secrets=secrets)
-    # Scrub before build_bundle: it normalizes the signature's message (digits -> <n>) before
+    # Scrub before assembling: it normalizes the signature's message (digits -> <n>) before
     # redacting, which breaks a token's shape in a URL's user:token@ beyond recognition.
     outcome = dataclasses.replace(
         outcome, exception=red.obj(outcome.exception, "traceback") if outcome.exception else None,
         thread_exceptions=red.obj(outcome.thread_exceptions, "traceback"),
         output_tail=[[stream, red.text(text, stream)] for stream, text in outcome.output_tail])
-    bundle = build_bundle(outcome, argv=["python", "repro.py"], cwd=workdir, environ=environ, python=python,
-                          options=options, entry=entry, script=workdir / "repro.py", progress=progress)
-    files = dict(bundle.files)
-    files.pop("files/repro.py", None)  # the repro is the bundle's root repro.py; files/ is the working dir
-    files["repro.py"] = red.text(script, "repro.py").encode()
-    manifest = json.loads(json.dumps(bundle.manifest))
+    draft = assemble(outcome, argv=["python", "repro.py"], cwd=workdir, environ=environ, python=python,
+                     options=options, entry=entry, script=workdir / "repro.py", progress=progress, redactor=red)
+    draft.files.pop("files/repro.py", None)  # the repro is the bundle's root repro.py; files/ is the working dir
+    draft.files["repro.py"] = red.text(script, "repro.py").encode()
+    manifest = draft.manifest
     copied = [p for p in (manifest.get("files") or {}).get("copied") or [] if p != "files/repro.py"]
     manifest.setdefault("files", {})["copied"] = copied
     manifest.update(red.obj(extra_manifest, "reprex.json"))
     manifest["hint"] = red.text(hint, "reprex.json")
-    new = Bundle(manifest=manifest, files=files)
-    readme = render(new, venue="gh")
-    head, _, rest = readme.partition("\n")
-    readme = f"{head}\n\n**Hint:** {manifest['hint']}\n{rest}"
-    new.files["README.md"] = red.text(readme, "README.md").encode()
-    manifest["redactions"] = list(manifest.get("redactions") or []) + [
-        {"kind": r.kind, "where": r.where, "count": r.count} for r in red.report()]
-    new.finalize()
+    draft.readme_notes.append(f"**Hint:** {manifest['hint']}")
+    new = seal(draft)
     found = leaked(new.to_zip_bytes(), secrets)
     if found:  # the redactor should make this impossible; refuse rather than publish a token
         raise ServeCheckError(f"refusing to write {name}: a credential would be in {', '.join(found)}")
