@@ -15,8 +15,8 @@ shared machines disturb much less) of:
 
 It then reports bundle sizes, ratios, PASS/FAIL against the targets (capture overhead median
 <= 0.5 s and below `pip freeze`; bundle <= 50 KiB), and where reprex's time goes: a per-phase
-timer around the pipeline's steps (exclusive time), per-probe durations, the recorder's cost in
-the child, `-X importtime` of the CLI and a cProfile of one in-process capture.
+clock on the pipeline's own progress messages, per-probe durations, the recorder's cost in the
+child, `-X importtime` of the CLI and a cProfile of one in-process capture (capture_breakdown.py).
 
     .venv/bin/python benchmarks/capture.py [--reps 7] [--torch-python /tmp/bench-torch/bin/python]
                                            [--reprozip /tmp/bench-reprozip/bin/reprozip] [--json out.json]
@@ -29,25 +29,23 @@ wheel would have it, even where PYTHONDONTWRITEBYTECODE is set (then the uncache
 from __future__ import annotations
 
 import argparse
-import cProfile
-import io
 import json
 import os
-import pstats
-import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for _path in (ROOT, ROOT / "benchmarks"):  # reprex itself, and this script's sibling modules
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+from capture_breakdown import breakdown  # noqa: E402
+from timing import children_cpu, clean_env, fmt_bytes, fmt_s, importable, stats, timed_run  # noqa: E402
 
 TARGET_OVERHEAD_S = 0.5
 # `reprex capture` exits with the program's own status (the script raises: 1), or 0 where
@@ -77,157 +75,11 @@ SCRIPT_TORCH = "import torch  # noqa: F401  (the cuda probe then queries torch i
 DATA = "alpha,1\nbeta,2\ngamma,x\n"
 
 
-# -- helpers ---------------------------------------------------------------------------
-
-def clean_env(pycache: Path | None) -> dict[str, str]:
-    """The user's environment minus reprex's own switches. With `pycache`, bytecode is cached
-    there (PYTHONPYCACHEPREFIX) even where PYTHONDONTWRITEBYTECODE is set, as an installed
-    wheel's .pyc files would be: otherwise an editable checkout recompiles every reprex
-    module on every CLI start, which no user of a released reprex pays."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REPREX_")}
-    env.setdefault("REPROZIP_USAGE_STATS", "off")
-    env.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    if pycache is not None:
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
-        env["PYTHONPYCACHEPREFIX"] = str(pycache)
-    return env
-
-
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def timed_run(argv: list[str], cwd: Path, env: dict, expect: set[int] | None = None) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of the command and its waited-for children)."""
-    cpu0, start = _children_cpu(), time.perf_counter()
-    proc = subprocess.run(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE)
-    elapsed, cpu = time.perf_counter() - start, _children_cpu() - cpu0
-    if expect is not None and proc.returncode not in expect:
-        tail = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-3:]
-        raise RuntimeError(f"{' '.join(argv)[:120]} exited {proc.returncode}: {' | '.join(tail)}")
-    return elapsed, cpu
-
-
-def importable(python: str, module: str, env: dict) -> bool:
-    try:
-        return subprocess.run([python, "-c", f"import {module}"], env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, timeout=120).returncode == 0
-    except (OSError, subprocess.SubprocessError):
-        return False
-
-
-def stats(values: list[float]) -> dict:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
-
-
-def fmt_s(x: float) -> str:
-    return f"{x:8.3f}"
-
-
-def fmt_bytes(n: float) -> str:
-    if n >= 1e6:
-        return f"{n / 1e6:.1f} MB"
-    if n >= 1024:
-        return f"{n / 1024:.1f} KiB"
-    return f"{int(n)} B"
-
-
 class Case:
     def __init__(self, key: str, label: str, fn: Callable[[], tuple[float, float]]):
         self.key, self.label, self.fn = key, label, fn
         self.samples: list[float] = []  # wall seconds
         self.cpu: list[float] = []  # CPU seconds (user + sys, children included)
-
-
-# -- phase timer for the breakdown ----------------------------------------------------------
-
-class PhaseTimer:
-    """Exclusive wall time per phase: wrapping functions that call each other charges each
-    phase only for its own time. Wrappers of one `group` do not nest (a redaction call made
-    by another redaction call stays with the outer one). Main thread only (probes run in
-    threads; their runner is timed as one phase, and each probe reports its own duration)."""
-
-    def __init__(self):
-        self.totals: dict[str, float] = {}
-        self.stack: list[list] = []  # [label, group, start, child_time]
-        self.main = threading.get_ident()
-        self.undo: list[tuple[object, str, object]] = []
-
-    def wrap(self, owner, attr: str, label, group: str | None = None) -> bool:
-        original = owner.__dict__.get(attr) if isinstance(owner, type) else getattr(owner, attr, None)
-        if original is None or not callable(original):
-            return False
-        timer = self
-
-        def wrapper(*args, **kwargs):
-            if threading.get_ident() != timer.main or (group and timer.stack and timer.stack[-1][1] == group):
-                return original(*args, **kwargs)
-            name = label(args, kwargs) if callable(label) else label
-            timer.stack.append([name, group, time.perf_counter(), 0.0])
-            try:
-                return original(*args, **kwargs)
-            finally:
-                name, _, start, child = timer.stack.pop()
-                elapsed = time.perf_counter() - start
-                timer.totals[name] = timer.totals.get(name, 0.0) + elapsed - child
-                if timer.stack:
-                    timer.stack[-1][3] += elapsed
-
-        wrapper.__wrapped__ = original
-        setattr(owner, attr, wrapper)
-        self.undo.append((owner, attr, original))
-        return True
-
-    def restore(self) -> None:
-        for owner, attr, original in reversed(self.undo):
-            setattr(owner, attr, original)
-        self.undo.clear()
-
-
-_REDACT_WHERE = {"environment.json": "environment.json", "locals": "run record (locals)", "run.json": "run.json",
-                 "traceback": "traceback/exception", "README.md": "README.md", "requirements.txt": "requirements.txt",
-                 "repro.py": "repro.py", "argv": "argv", "opened": "opened paths", "network": "connections",
-                 "files": "files manifest", "stdout": "output tail", "stderr": "output tail"}
-
-
-def _redact_label(args, kwargs) -> str:
-    where = kwargs.get("where", args[2] if len(args) > 2 else "")
-    return "redact: " + _REDACT_WHERE.get(where, "input files")
-
-
-def instrument(timer: PhaseTimer) -> None:
-    import reprex.bundle as bundle_mod
-    import reprex.capture.pipeline as pipeline
-    import reprex.capture.runner as runner
-    import reprex.probes as probes_pkg
-    import reprex.redact as redact_mod
-    import reprex.render as render_mod
-
-    timer.wrap(pipeline, "capture_command", "glue: capture_command")
-    timer.wrap(pipeline, "build_bundle", "glue: build_bundle")
-    timer.wrap(pipeline, "run_recorded", "run program under recorder (child + tee)")
-    timer.wrap(runner, "load_outcome", "load recorded events")
-    timer.wrap(pipeline, "python_of", "resolve interpreter")
-    timer.wrap(pipeline, "compute", "failure signature")
-    timer.wrap(pipeline, "_fallback_facts", "fallback facts subprocess")
-    timer.wrap(probes_pkg, "run_probes", "probes (concurrent, wall)")
-    for name in ("roots_for", "closure", "requirements_txt"):
-        timer.wrap(pipeline, name, "pins (closure of imports)")
-    for name in ("collect_inputs", "app_module_files"):
-        timer.wrap(pipeline, name, "inputs (files to bundle)")
-    timer.wrap(redact_mod.Redactor, "__init__", "redact: Redactor() setup", group="redact")
-    for name in ("text", "bytes", "obj", "env"):
-        timer.wrap(redact_mod.Redactor, name, _redact_label, group="redact")
-    timer.wrap(pipeline, "_scrub_pickles", "redact: argument pickles", group="redact")
-    timer.wrap(pipeline, "canonical_json", "json encode")
-    timer.wrap(pipeline, "render_template", "render repro.py")
-    timer.wrap(render_mod, "render", "render README.md")
-    timer.wrap(bundle_mod, "validate_manifest", "validate manifest (jsonschema)")
-    timer.wrap(bundle_mod.Bundle, "content_id", "content id (sha256)")
-    timer.wrap(bundle_mod.Bundle, "to_zip_bytes", "zip (deflate)")
-    timer.wrap(pipeline, "write_bundle", "write bundle file")
 
 
 # -- main -----------------------------------------------------------------------------------
@@ -292,9 +144,9 @@ def run_benchmark(args, tmp: Path) -> int:
     lib_options = CaptureOptions(output=lib_out, tee=False)
 
     def lib_capture() -> tuple[float, float]:
-        cpu0, start = time.process_time() + _children_cpu(), time.perf_counter()
+        cpu0, start = time.process_time() + children_cpu(), time.perf_counter()
         result = capture_command([python, "script.py"], lib_options, cwd=str(tmp), env=env)
-        elapsed, cpu = time.perf_counter() - start, time.process_time() + _children_cpu() - cpu0
+        elapsed, cpu = time.perf_counter() - start, time.process_time() + children_cpu() - cpu0
         if result.path is None:
             raise RuntimeError(f"library capture wrote no bundle: {result.message}")
         return elapsed, cpu
@@ -470,184 +322,6 @@ def run_benchmark(args, tmp: Path) -> int:
         args.json.write_text(json.dumps(report, indent=2, default=str))
         print(f"\nwrote {args.json}")
     return 1 if args.check and not all(ok for _, ok, _ in checks) else 0
-
-
-def breakdown(args, python, reprex_cmd, tmp, env, capture_command, CaptureOptions, python_alone, torch_python):
-    out: dict = {}
-    print("\n== where reprex's time goes (library, warm, median of", args.reps, "captures) ==")
-    timer = PhaseTimer()
-    instrument(timer)
-    from reprex.capture import pipeline
-
-    options = CaptureOptions(output=tmp / "bd.reprex.zip", tee=False)
-    per_phase: dict[str, list[float]] = {}
-    totals, rests, probe_durations = [], [], {}
-    try:
-        for _ in range(args.reps):
-            timer.totals.clear()
-            start = time.perf_counter()
-            result = pipeline.capture_command([python, "script.py"], options, cwd=str(tmp), env=env)
-            totals.append(time.perf_counter() - start)
-            rests.append(totals[-1] - sum(timer.totals.values()))
-            for name, value in timer.totals.items():
-                per_phase.setdefault(name, []).append(value)
-            for name, probe in (result.bundle.json("environment.json") or {}).items():
-                if isinstance(probe, dict) and "duration_s" in probe:
-                    probe_durations.setdefault(name, []).append(probe["duration_s"])
-    finally:
-        timer.restore()
-    total = statistics.median(totals)
-    rows = sorted(((statistics.median(v + [0.0] * (len(totals) - len(v))), k) for k, v in per_phase.items()),
-                  reverse=True)
-    rest = statistics.median(rests)
-    print(f"{'phase (exclusive time; phases < 0.5 ms not shown)':<52}{'median ms':>10}{'share':>8}")
-    for value, name in rows:
-        if value >= 0.0005:
-            print(f"{name:<52}{value * 1e3:>10.1f}{value / total:>8.0%}")
-    print(f"{'(untimed rest)':<52}{rest * 1e3:>10.1f}{rest / total:>8.0%}")
-    print(f"{'total capture_command (medians need not add up)':<52}{total * 1e3:>10.1f}")
-    out["phases_ms"] = {name: value * 1e3 for value, name in rows}
-    out["total_ms"] = total * 1e3
-    print("probes (each in its own thread; the phase above is the slowest one plus joins):  " +
-          ", ".join(f"{k} {statistics.median(v) * 1e3:.1f} ms" for k, v in sorted(probe_durations.items())))
-    out["probes_ms"] = {k: statistics.median(v) * 1e3 for k, v in probe_durations.items()}
-
-    out["child"] = child_costs(args.reps, python, tmp, env, python_alone)
-    out["importtime"] = import_times(python, reprex_cmd, tmp, env)
-    out["cli_cprofile"] = profile_cli(python, tmp, env)
-    out["cprofile"] = profile_once(capture_command, options, python, tmp, env)
-    if torch_python:
-        out["torch_probes_ms"] = torch_probes(capture_command, CaptureOptions, torch_python, tmp, env)
-    return out
-
-
-# The recorder, unchanged, except that its module-level facts() (looked up when the run ends)
-# returns nothing: the difference to the real recorder is what reading the facts costs.
-NOFACTS_SHIM = '''\
-_real = {real!r}
-with open(_real, encoding="utf-8") as _fh:
-    exec(compile(_fh.read(), _real, "exec"), globals())
-facts = lambda: {{}}
-'''
-
-
-def child_costs(reps: int, python: str, tmp: Path, env: dict, python_alone: float) -> dict:
-    """The recorder's cost inside the program's process, and how much of it is the
-    installed-distribution facts read at exit (measured with a copy of the recorder
-    that skips them; skipped if the recorder's text no longer matches)."""
-    from reprex.recorded import recorder_env
-    from reprex.record import INJECT_DIR
-
-    real = INJECT_DIR / "sitecustomize.py"
-    variants = {"recorder": INJECT_DIR}
-    if "\ndef facts(" in real.read_text():
-        nofacts = tmp / "inject-nofacts"
-        nofacts.mkdir(exist_ok=True)
-        (nofacts / "sitecustomize.py").write_text(NOFACTS_SHIM.format(real=str(real)))
-        variants["recorder without facts()"] = nofacts
-    samples: dict[str, list[float]] = {"python alone": []}
-    samples.update({k: [] for k in variants})
-    for _ in range(reps):
-        samples["python alone"].append(timed_run([python, "script.py"], tmp, env, {1})[0])
-        for name, inject in variants.items():
-            record = Path(tempfile.mkdtemp(prefix="rec-", dir=tmp))
-            samples[name].append(timed_run([python, "script.py"], tmp, recorder_env(env, record, inject), {1})[0])
-            shutil.rmtree(record, ignore_errors=True)
-    med = {k: statistics.median(v) for k, v in samples.items()}
-    print("\nchild process (script.py): " + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in med.items()))
-    print(f"  recorder cost in the child: {(med['recorder'] - med['python alone']) * 1e3:.1f} ms", end="")
-    if "recorder without facts()" in med:
-        print(f", of which the facts() read at exit (importlib.metadata + every dist's METADATA): "
-              f"{(med['recorder'] - med['recorder without facts()']) * 1e3:.1f} ms")
-    else:
-        print()
-    return {k: v * 1e3 for k, v in med.items()}
-
-
-def import_times(python: str, reprex_cmd: list[str], tmp: Path, env: dict, top: int = 10) -> dict:
-    """`-X importtime` of the CLI capture: top-level imports by cumulative time."""
-    proc = subprocess.run([python, "-X", "importtime", "-m", "reprex", "capture", "-q", "-o",
-                           str(tmp / "imp.reprex.zip"), "--", python, "script.py"], cwd=tmp, env=env,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    tops = []
-    for line in proc.stderr.splitlines():
-        if not line.startswith("import time:") or "|" not in line:
-            continue
-        _, cumulative, name = line.split("|", 2)
-        if not name.startswith(" ") or name.startswith("  ") or not cumulative.strip().isdigit():
-            continue  # nested import, or the header line
-        tops.append((int(cumulative) / 1e3, name.strip()))
-    total = sum(ms for ms, _ in tops)
-    tops.sort(reverse=True)
-    print(f"\nCLI imports (python -X importtime -m reprex capture ...): {total:.0f} ms in top-level imports; "
-          f"top {top}:")
-    print("  " + ", ".join(f"{name} {ms:.1f}" for ms, name in tops[:top]))
-    return {"total_ms": total, "top": [{"module": n, "ms": ms} for ms, n in tops[:top]]}
-
-
-def profile_cli(python: str, tmp: Path, env: dict) -> dict:
-    """cProfile of one whole CLI capture (profiling inflates times; read the shares).
-    The groups overlap: imports include the regex compiles done at import time, etc."""
-    prof_file = tmp / "cli.prof"
-    subprocess.run([python, "-m", "cProfile", "-o", str(prof_file), "-m", "reprex", "capture", "-q", "-o",
-                    str(tmp / "prof.reprex.zip"), "--", python, "script.py"], cwd=tmp, env=env,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    if not prof_file.exists():
-        return {}
-    st = pstats.Stats(str(prof_file), stream=io.StringIO())
-    groups = {
-        "whole CLI process (profiled)": lambda f, fn: fn == "<module>" and f.endswith("reprex/__main__.py"),
-        "  all imports (importlib _find_and_load)": lambda f, fn: fn == "_find_and_load",
-        "  capture_command": lambda f, fn: fn == "capture_command" and f.endswith("pipeline.py"),
-        "    run_recorded (child)": lambda f, fn: fn == "run_recorded",
-        "    validate_manifest (jsonschema import+build)": lambda f, fn: fn == "validate_manifest",
-        "    pins.closure (packaging import)": lambda f, fn: fn == "closure" and f.endswith("pins.py"),
-        "    Redactor.obj/text/bytes (redaction)": lambda f, fn: f.endswith("redact.py") and fn in ("obj", "bytes"),
-        "  rich console + status (cli._console, status)": lambda f, fn: (fn == "_console" and f.endswith("cli.py"))
-        or (fn == "status" and f.endswith("rich/console.py")),
-        "  re.compile, anywhere": lambda f, fn: fn == "_compile" and f.endswith("re/__init__.py"),
-    }
-    out = {}
-    for label, match in groups.items():
-        out[label] = sum(ct for (f, _, fn), (_, _, _, ct, _) in st.stats.items() if match(f, fn)) * 1e3
-    print("\ncProfile of one CLI capture (`python -m cProfile -m reprex capture ...`; inflated, overlapping):")
-    for label, ms in out.items():
-        print(f"  {label:<52}{ms:8.1f} ms")
-    return out
-
-
-def profile_once(capture_command, options, python: str, tmp: Path, env: dict, top: int = 12) -> list[dict]:
-    """cProfile of one warm capture_command (main thread; probe threads are not profiled)."""
-    prof = cProfile.Profile()
-    prof.enable()
-    capture_command([python, "script.py"], options, cwd=str(tmp), env=env)
-    prof.disable()
-    st = pstats.Stats(prof, stream=io.StringIO())
-    rows = []
-    for (filename, lineno, func), (cc, nc, tt, ct, _) in st.stats.items():
-        rows.append({"function": f"{Path(filename).name}:{lineno}({func})", "path": filename, "calls": nc,
-                     "tottime_ms": tt * 1e3, "cumtime_ms": ct * 1e3})
-    own = sorted((r for r in rows if "/reprex/" in r["path"]), key=lambda r: r["cumtime_ms"], reverse=True)
-    hot = sorted(rows, key=lambda r: r["tottime_ms"], reverse=True)
-    print(f"\ncProfile of one capture_command (cumulative, reprex functions; top {top}):")
-    for r in own[:top]:
-        print(f"  {r['cumtime_ms']:8.1f} ms  {r['calls']:>7} calls  {r['function']}")
-    print(f"cProfile (own time, any function; top {top // 2}):")
-    for r in hot[:top // 2]:
-        print(f"  {r['tottime_ms']:8.1f} ms  {r['calls']:>7} calls  {r['function']}")
-    return [{k: v for k, v in r.items() if k != "path"} for r in own[:top]]
-
-
-def torch_probes(capture_command, CaptureOptions, torch_python: str, tmp: Path, env: dict) -> dict:
-    start = time.perf_counter()
-    result = capture_command([torch_python, "script_torch.py"], CaptureOptions(output=tmp / "bd-torch.reprex.zip",
-                                                                               tee=False), cwd=str(tmp), env=env)
-    total = time.perf_counter() - start
-    probes = {k: v["duration_s"] * 1e3 for k, v in (result.bundle.json("environment.json") or {}).items()
-              if isinstance(v, dict) and "duration_s" in v}
-    print(f"\ntorch capture (library, one run, {total:.2f} s): probes " +
-          ", ".join(f"{k} {v:.0f} ms" for k, v in sorted(probes.items())))
-    return {"total_ms": total * 1e3, **probes}
 
 
 if __name__ == "__main__":
