@@ -27,16 +27,6 @@ check()
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    """One replay cache per module: envs are isolated from other modules, reused within this one."""
-    mp = pytest.MonkeyPatch()
-    path = tmp_path_factory.mktemp("reprex-cache")
-    mp.setenv("REPREX_CACHE_DIR", str(path))
-    yield path
-    mp.undo()
-
-
-@pytest.fixture(scope="module")
 def counter(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("flaky") / "counter"
 
@@ -285,7 +275,7 @@ def test_the_manifest_field_layer_keeps_only_harmless_options(tmp_path):
 
 def test_ini_and_command_line_options_reach_the_replay_options(pytester):
     from pytest_reprex import options
-    from pytest_reprex.plugin import state_of
+    from pytest_reprex.state import state_of
 
     pytester.makeini(textwrap.dedent("""\
         [pytest]
@@ -630,7 +620,7 @@ def test_url_pins_are_allowed_by_the_command_line_or_ini_only(pytester, bundles)
     `name @ https://...` pins; a sidecar, the marker, the fixture or the bundle's own manifest
     field can't."""
     from pytest_reprex import options
-    from pytest_reprex.plugin import state_of
+    from pytest_reprex.state import state_of
 
     def granted(*args) -> bool:
         state = state_of(pytester.parseconfigure(*args))

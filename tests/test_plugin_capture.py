@@ -150,14 +150,6 @@ def test_passes(settings):
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("REPREX_CACHE_DIR", str(tmp_path_factory.mktemp("reprex-cache")))
-    yield
-    mp.undo()
-
-
-@pytest.fixture(scope="module")
 def captured(tmp_path_factory, cache):
     """Run the project's tests once with --reprex-capture; returns (project dir, pytest output)."""
     pytester_like = tmp_path_factory.mktemp("project")
@@ -295,14 +287,14 @@ def test_pytest_randomly_state_is_restored(captured):
 
 def test_editable_pins_of_the_project_are_dropped(captured):
     """The project's own code travels in files/; an editable install of it must not be pinned."""
-    from pytest_reprex.capture import _drop_editable_pins
+    from reprex.capture.tests import drop_editable_pins
 
     project, _ = captured
     bundle = bundle_for(project, "test_plain")
     bundle.files["requirements.txt"] = b"myproj==0.1\npytest==9.0\n"
     bundle.manifest["pins"]["flagged"] = [{"name": "MyProj", "version": "0.1", "line": "myproj==0.1",
                                            "flags": ["editable"]}]
-    _drop_editable_pins(bundle)
+    drop_editable_pins(bundle)
     assert bundle.text("requirements.txt") == "pytest==9.0\n"
     assert bundle.manifest["pins"]["dropped_editable"] == ["myproj"]
 
