@@ -118,7 +118,7 @@ def main() -> int:
           f"image {args.image}; {args.reps} reps", file=sys.stderr)
 
     docker_opts = ReplayOptions(backend="docker", image=args.image)
-    from reprex.replay.docker_backend import ENV_REPO
+    from reprex.replay.docker import ENV_REPO
 
     for image in client.images.list(name=ENV_REPO):  # start cold: the wheel cache gets filled too
         if image.labels.get("org.reprex.lock") == lock_hash(bundle):
@@ -177,7 +177,7 @@ def main() -> int:
         "runs10": lib(ReplayOptions(backend="docker", image=args.image, runs=10)),
         # what the CLI pays before any work: interpreter start + the imports of a docker replay
         "cli_imports": lambda: sh([sys.executable, "-c", "import reprex.cli, reprex.cli.replay, reprex.bundle, "
-                                   "reprex.replay, reprex.replay.docker_backend, reprex.record, reprex.signature"],
+                                   "reprex.replay, reprex.replay.docker, reprex.record, reprex.signature"],
                                   env=env),
     }
     samples: dict[str, list[float]] = {k: [] for k in cases}

@@ -14,6 +14,8 @@ A replay holds `<name>.inuse` shared while it uses an item (fsutil.hold_in_use);
 removed only when both its locks can be taken exclusively, so one being built or used is
 left alone. Images still used by a container are left alone (the daemon refuses, and we say
 so). Lock files are kept (tiny): unlinking one a process waits on would break the exclusion.
+Stopped reprex containers that interrupted replays left go too, through the docker backend's
+one cleanup seam (reprex.replay.docker.cleanup), which the pytest plugin also ends a session with.
 """
 
 from __future__ import annotations
@@ -101,7 +103,7 @@ def image_items(engine, cache: Path) -> list[Item]:
     """reprex-env images in the daemon; last use from cache/docker/<key>.lock, else their
     creation. Sizes are what removing the image frees: its own layers, not those it shares
     with the base image and the other env images (`docker system df -v`)."""
-    from reprex.replay.docker_backend import ENV_REPO, LABEL
+    from reprex.replay.docker.layout import ENV_REPO, LABEL
 
     items = []
     for image in (engine.json("GET", "/system/df") or {}).get("Images") or []:
@@ -126,7 +128,7 @@ def inventory(cache: Path | None = None, *, engine=None, docker: bool = True) ->
     if docker:
         try:
             if engine is None:
-                from reprex.replay.docker_backend import connect
+                from reprex.replay.docker import connect
 
                 engine = connect()
             items += image_items(engine, cache)
@@ -224,18 +226,18 @@ def prune(older_than_s: float, *, dry_run: bool = False, cache: Path | None = No
                 fh.close()
     if docker and result.docker_error is None:
         try:
-            from reprex.replay.docker_backend import sweep
+            from reprex.replay.docker import cleanup
 
             if not dry_run:
                 # never younger than a minute: a replay beside us may have created one not yet started
-                result.containers = sweep(engine or _engine(), min_age_s=max(60.0, older_than_s),
-                                          include_kept=include_kept)
+                result.containers = cleanup(engine or _engine(), min_age_s=max(60.0, older_than_s),
+                                            include_kept=include_kept)
         except Exception as exc:
             result.docker_error = getattr(exc, "reason", None) or str(exc)
     return result
 
 
 def _engine():
-    from reprex.replay.docker_backend import connect
+    from reprex.replay.docker import connect
 
     return connect()

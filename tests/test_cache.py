@@ -78,7 +78,7 @@ def test_prune_removes_unused_items_and_keeps_recent_and_held_ones(tmp_path):
 
 
 def test_prune_removes_old_env_images_but_not_one_a_container_uses(tmp_path, docker_client, base_image):
-    from reprex.replay.docker_backend import connect
+    from reprex.replay.docker import connect
 
     cache = tmp_path / "cache"
     keys = [f"test{uuid.uuid4().hex[:12]}" for _ in range(3)]

@@ -330,7 +330,7 @@ FORK_BOMB = """
 
 
 def test_fork_bomb_hits_the_pids_limit_and_the_host_survives(boom_bundle, boom_replayed, base_image, docker_client):
-    from reprex.replay.docker_backend import DockerBackend
+    from reprex.replay.docker import DockerBackend
 
     result, _ = run_replay(variant(boom_bundle, hostile(FORK_BOMB)), base_image, timeout=60)
     assert result.verdict == "reproduced", (result.reason, result.logs)
@@ -394,7 +394,7 @@ def test_no_daemon_is_an_infra_error_with_a_one_line_reason(boom_bundle, tmp_pat
     s.bind(str(sock))  # exists, but nobody listens
     s.close()
     monkeypatch.setenv("DOCKER_HOST", f"unix://{sock}")
-    from reprex.replay.docker_backend import connect
+    from reprex.replay.docker import connect
 
     with pytest.raises(InfraError) as info:
         connect()
@@ -442,11 +442,11 @@ def test_an_image_with_another_python_is_env_incompatible(boom_bundle, base_imag
 
 def test_other_arch_without_wheels_is_env_incompatible(boom_bundle, base_image, cache_dir, monkeypatch):
     """A daemon on another arch: pure wheels are fine, a binary-only pin is listed."""
-    import reprex.replay.docker_backend as db
+    import reprex.replay.docker.images as images
 
     rpds = metadata.version("rpds-py")  # compiled (Rust): wheels for common arches only
     bundle = variant(boom_bundle, requirements=f"six==1.16.0\nrpds-py=={rpds}\n")
-    monkeypatch.setattr(db, "uname_machine", lambda arch: "mips64")  # the daemon says it is a mips64
+    monkeypatch.setattr(images, "uname_machine", lambda arch: "mips64")  # the daemon says it is a mips64
     result, _ = run_replay(bundle, base_image)
     assert result.verdict == "env-incompatible", result.reason
     assert f"rpds-py=={rpds}" in result.reason and "six" not in result.reason
@@ -510,7 +510,7 @@ def test_option_lines_and_local_requirements_are_refused(boom_bundle, base_image
 
 
 def test_accepted_requirement_lines():
-    from reprex.replay.wheels import check_bundle_requirement
+    from reprex.replay.pin_rules import check_bundle_requirement
 
     for line in ["six==1.16.0", "Foo_Bar[x,y]==1.0+cpu ; python_version >= '3.8'",
                  "pkg @ https://example.invalid/pkg-1.0-py3-none-any.whl",
@@ -659,7 +659,7 @@ MARKER_NONCE = "ab12"
 
 
 def _run_stream(pieces):
-    from reprex.replay.docker_backend import RunStream
+    from reprex.replay.docker.stream import RunStream
 
     rs = RunStream(MARKER_NONCE)
     for stream, data in pieces:
@@ -701,7 +701,7 @@ def test_run_stream_splits_output_and_record_wherever_the_frames_break():
     rs = _run_stream([("stdout", b"x\n"), ("stdout", b"\n\x1e[reprex-rec")])
     assert rs.record_files() == {} and rs.tail.text() == [["stdout", "x\n\n\x1e[reprex-rec"]]
     # the output tail is bounded
-    from reprex.replay.docker_backend import RunStream
+    from reprex.replay.docker.stream import RunStream
 
     small = RunStream(MARKER_NONCE, limit=4)
     small.feed("stdout", b"0123456789")
@@ -710,10 +710,11 @@ def test_run_stream_splits_output_and_record_wherever_the_frames_break():
 
 
 def test_run_stream_takes_only_known_capped_record_files():
-    import reprex.replay.docker_backend as db
+    from reprex.replay.docker.layout import RECORD_FILES
+    from reprex.replay.docker.stream import RunStream
 
     marker = b"\n\x1e[reprex-record " + MARKER_NONCE.encode() + b"]\n"
-    cap = db.RECORD_FILES["claim"]
+    cap = RECORD_FILES["claim"]
     cases = [
         (_record(("claim", b"7"), ("other", b"x"), ("events.jsonl", b"e")), {"claim": b"7"}),  # unknown name: stop
         (_record(("claim", b"1" * (cap + 1))), {}),  # over its cap
@@ -726,7 +727,7 @@ def test_run_stream_takes_only_known_capped_record_files():
     for record, expected in cases:
         assert _run_stream([("stdout", marker + record)]).record_files() == expected, record
     # a record bigger than every cap together is read and dropped past the budget, not kept
-    rs = db.RunStream(MARKER_NONCE)
+    rs = RunStream(MARKER_NONCE)
     rs.feed("stdout", marker)
     for _ in range(rs.budget // (1 << 20) + 3):
         rs.feed("stdout", b"z" * (1 << 20))
@@ -734,7 +735,7 @@ def test_run_stream_takes_only_known_capped_record_files():
 
 
 def test_driver_table():
-    from reprex.replay.docker_backend import driver_too_old, min_driver
+    from reprex.replay.docker.images import driver_too_old, min_driver
 
     assert driver_too_old("12.1", "470.82.01")
     assert not driver_too_old("12.1", "525.60.13")
@@ -747,7 +748,7 @@ def test_driver_table():
 
 
 def test_image_choice(boom_bundle):
-    from reprex.replay.docker_backend import choose_image, resolve_gpus
+    from reprex.replay.docker.images import choose_image, resolve_gpus
 
     def gpu_bundle(opened: list[str]) -> Bundle:
         manifest = copy.deepcopy(boom_bundle.manifest)
@@ -775,7 +776,7 @@ def test_image_choice(boom_bundle):
 
 
 def test_ray_bundles_get_a_larger_pids_limit(boom_bundle):
-    from reprex.replay.docker_backend import DockerBackend
+    from reprex.replay.docker import DockerBackend
 
     backend = DockerBackend()
     assert backend.pids_limit_for(boom_bundle) == DockerBackend.pids_limit
@@ -788,7 +789,7 @@ def test_ray_bundles_get_a_larger_pids_limit(boom_bundle):
 def test_daemon_endpoint_follows_the_docker_context(tmp_path, monkeypatch):
     import hashlib
 
-    from reprex.replay.docker_backend import daemon_endpoint
+    from reprex.replay.docker import daemon_endpoint
 
     monkeypatch.delenv("DOCKER_HOST", raising=False)
     monkeypatch.delenv("DOCKER_CONTEXT", raising=False)
@@ -806,7 +807,7 @@ def test_daemon_endpoint_follows_the_docker_context(tmp_path, monkeypatch):
 
 
 def test_sweep_removes_exited_replay_containers(docker_client, base_image):
-    from reprex.replay.docker_backend import connect, sweep
+    from reprex.replay.docker import connect, sweep
 
     container = docker_client.containers.create(base_image, ["true"], labels={"org.reprex": "1",
                                                                                "org.reprex.bundle": "sweep-test"})
@@ -824,6 +825,49 @@ def test_sweep_removes_exited_replay_containers(docker_client, base_image):
             container.remove(force=True)
         except Exception:
             pass
+
+
+def test_cleanup_removes_the_named_bundles_stopped_containers_whatever_their_age(docker_client, base_image):
+    """The seam the pytest plugin ends a session with: its own bundles' stopped containers go at
+    once; a kept one, a running one and another bundle's young one stay."""
+    from reprex.replay.docker import cleanup, connect
+
+    def make(bundle: str, keep: bool = False, cmd=("true",)):
+        labels = {"org.reprex": "1", "org.reprex.bundle": bundle, **({"org.reprex.keep": "1"} if keep else {})}
+        BUNDLE_IDS.add(bundle)
+        return docker_client.containers.create(base_image, list(cmd), labels=labels)
+
+    ours, kept, running, other = (make("cleanup-ours"), make("cleanup-ours", keep=True),
+                                  make("cleanup-ours", cmd=("sleep", "60")), make("cleanup-other"))
+    running.start()
+    try:
+        # a sweep age no container of this test reaches: only the named bundle's go, at age 0
+        assert cleanup(connect(), bundles={"cleanup-ours"}, min_age_s=3600) >= 1
+        left = {c.id for c in docker_client.containers.list(all=True, filters={"label": "org.reprex=1"})}
+        assert ours.id not in left
+        assert {kept.id, running.id, other.id} <= left
+    finally:
+        for c in (ours, kept, running, other):
+            try:
+                c.remove(force=True)
+            except Exception:
+                pass
+
+
+def test_the_scripts_run_inside_use_the_layout_the_host_mounts():
+    """The run and dump scripts are shell files (reprex/templates/); the paths they name are the
+    ones the backend mounts and the image lays out, and the record list they get covers every
+    file the host parses, with its cap."""
+    from reprex.replay.docker import layout
+
+    run, dump = layout.run_script(), layout.dump_script()
+    assert f"cp -R {layout.IN_DIR}/. {layout.WORK_DIR}/ && cd {layout.WORK_DIR}" in run
+    assert f"c={layout.RECORD_DIR}/claim" in dump and f"{layout.RECORD_DIR}/fault.log" in dump
+    words = layout.record_emit().split()
+    assert [w.split(":")[0] for w in words] == list(layout.RECORD_FILES)
+    assert all(w.rsplit(":", 1)[1] == str(layout.RECORD_FILES[w.split(":")[0]]) for w in words)
+    for script in (run, dump):
+        assert subprocess.run(["sh", "-n", "-c", script], capture_output=True).returncode == 0
 
 
 @pytest.mark.docker
@@ -848,8 +892,8 @@ def test_src_layout_replays_in_docker(tmp_path, docker_client, base_image, monke
 def test_engine_answers_and_errors_are_clear(docker_client, base_image, monkeypatch):
     """reprex's socket client against the real daemon: the calls a replay makes, and how
     the daemon's errors come back (404 as not found, messages kept, one line)."""
-    from reprex.replay.docker_backend import connect
-    from reprex.replay.engine import Engine, EngineError
+    from reprex.replay.docker import connect
+    from reprex.replay.docker.engine import Engine, EngineError
 
     engine = connect()
     assert tuple(int(x) for x in engine.api.split(".")) >= (1, 40)
@@ -884,10 +928,10 @@ def test_engine_answers_and_errors_are_clear(docker_client, base_image, monkeypa
 
 
 def test_the_env_dockerfile_switches_to_root_only_for_non_root_bases():
-    from reprex.replay.docker_backend import DockerBackend
+    from reprex.replay.docker.build import dockerfile
 
     def steps(user: str) -> list[str]:
-        text = DockerBackend._dockerfile("base:1", "3.11", "0123456789abcdef", False, user)
+        text = dockerfile("base:1", "3.11", "0123456789abcdef", False, user)
         return [line.split(" ", 1)[0] for line in text.splitlines()
                 if line and not line.startswith((" ", "#")) and line.split(" ", 1)[0].isupper()]
 
@@ -913,8 +957,8 @@ def test_inputs_are_copied_in_when_the_daemon_may_not_share_our_files(boom_bundl
                                                                      docker_client, monkeypatch):
     """A daemon over tcp (docker:dind in CI) can't see a host dir: the work files go in through
     the archive API, into a volume, root-owned; the replay is the same."""
-    from reprex.replay.docker_backend import inputs_mode
-    from reprex.replay.engine import Engine
+    from reprex.replay.docker.inputs import inputs_mode
+    from reprex.replay.docker.engine import Engine
 
     assert inputs_mode(Engine("unix:///var/run/docker.sock")) == "bind"
     assert inputs_mode(Engine("tcp://docker:2376")) == "copy"

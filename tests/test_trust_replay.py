@@ -410,7 +410,7 @@ def test_a_signal_stops_the_replay_and_removes_its_container_and_temp_dirs(boom_
 
 
 def host_watchdogs(container_id: str) -> list[int]:
-    """Pids of the host-side watchdogs (replay.watchdog) watching this container."""
+    """Pids of the host-side watchdogs (reprex.replay.docker.watchdog) watching this container."""
     found = []
     for pid in os.listdir("/proc"):
         try:
@@ -427,7 +427,7 @@ def test_a_killed_replay_leaves_no_running_container_past_its_timeout(boom_bundl
     """SIGKILL to reprex and to its host-side watchdog (a CI runner killing everything):
     nothing on the host is left to clean up; the run script's watchdog ends the container
     at the timeout plus its margin."""
-    from reprex.replay.docker_backend import WATCHDOG_MARGIN_S
+    from reprex.replay.docker.layout import WATCHDOG_MARGIN_S
 
     bundle = variant(boom_bundle, textwrap.dedent(HANG) + "# SIGKILL\n")
     BUNDLE_IDS.add(bundle.id)
@@ -587,7 +587,7 @@ def test_a_killed_replay_of_a_program_that_killed_its_watchdog_still_ends(boom_b
                                                                           tmp_path, cache):
     """The in-container watchdog can be killed by the program (same uid); the host-side one
     can't, and removes the container once reprex is gone without having done so."""
-    from reprex.replay.docker_backend import WATCHDOG_MARGIN_S
+    from reprex.replay.docker.layout import WATCHDOG_MARGIN_S
 
     bundle = variant(boom_bundle, KILL_THE_WATCHDOG)
     BUNDLE_IDS.add(bundle.id)

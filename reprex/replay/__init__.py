@@ -91,7 +91,7 @@ def judge(run_verdicts: list[str]) -> str:
 
 def docker_available() -> tuple[bool, str]:
     try:
-        from reprex.replay.docker_backend import connect
+        from reprex.replay.docker import connect
     except ImportError as exc:
         return False, f"docker backend unavailable: {exc}"
     try:
@@ -106,7 +106,7 @@ def pick_backend(name: str):
         ok, _ = docker_available()
         name = "docker" if ok else "local"
     if name == "docker":
-        from reprex.replay.docker_backend import DockerBackend
+        from reprex.replay.docker import DockerBackend
 
         return DockerBackend()
     if name == "local":

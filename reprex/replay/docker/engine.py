@@ -5,7 +5,7 @@ costs ~80 ms, a third of a bare `docker run`, and every request pays requests' o
 top. A replay is a handful of calls (ping, two image inspects, create, attach, start,
 wait, remove; a build when the image is missing), so they go straight to the socket here.
 The SDK is still used where it earns its import: pulls, for registry credentials and their
-helpers; see docker_backend.sdk_client.
+helpers; see daemon.sdk_client.
 
 Supports what the docker CLI supports locally: unix sockets and tcp (plain or TLS from
 DOCKER_TLS_VERIFY / DOCKER_CERT_PATH or a context's tls dir). ssh:// and npipe:// hosts
@@ -72,7 +72,7 @@ class Engine:
                  timeout: float = 120.0):
         self.host = host
         self.tls_dir, self.tls_verify = tls_dir, tls_verify  # for a watchdog that speaks to the same daemon
-        self.endpoint = None  # where connect() found it (docker_backend.Endpoint), for the SDK's pulls
+        self.endpoint = None  # where connect() found it (daemon.Endpoint), for the SDK's pulls
         self.timeout = timeout
         self.api = "1.41"
         parts = urlsplit(host)

@@ -1,0 +1,140 @@
+"""The replay's environment image: the Dockerfile, the in-memory build context (the pins'
+wheels, downloaded on the host, and the recorder), and the build through the Engine API.
+
+Dockerfile.replay and Dockerfile.with are templates in reprex/templates/; what of a bundle is
+spliced into them (its Python X.Y, the lock hash, the base image's name) is checked here,
+where it is spliced.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import socket
+import tarfile
+import tempfile
+import time
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from reprex.replay.base import Deadline, EnvIncompatible, InfraError, Progress
+from reprex.replay.docker.daemon import one_line
+from reprex.replay.docker.engine import EngineError
+from reprex.replay.docker.images import check_image_ref, find_image
+from reprex.replay.docker.layout import LABEL
+from reprex.replay.wheels import WheelSet
+
+if TYPE_CHECKING:
+    from reprex.replay.docker.backend import DockerEnv
+
+PYTHON_XY = re.compile(r"\d{1,2}\.\d{1,3}")
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+@lru_cache(maxsize=1)
+def with_steps() -> str:
+    """Dockerfile.replay's ${with_steps}: the --with wheels over the pins, then the facts again
+    (the template's comment lines left out: they are not part of the image's key)."""
+    from reprex.templates import template_text
+
+    return "".join(line for line in template_text("Dockerfile.with").splitlines(True) if not line.startswith("#"))
+
+
+def add_bytes(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) -> None:
+    """A root-owned member with no time stamp: the same bytes make the same context."""
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime, info.uid, info.gid = len(data), mode, 0, 0, 0
+    tar.addfile(info, io.BytesIO(data))
+
+
+def add_file(tar: tarfile.TarFile, name: str, path: Path) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime, info.uid, info.gid = path.stat().st_size, 0o644, 0, 0, 0
+    with open(path, "rb") as fh:
+        tar.addfile(info, fh)
+
+
+def recorder_bytes() -> bytes:
+    """The recorder, as the image carries it (its hash is part of the image's key)."""
+    from reprex.record import RECORDER_FILE
+
+    return RECORDER_FILE.read_bytes()
+
+
+def dockerfile(base: str, xy: str, lock: str, with_specs: bool, base_user: str = "") -> str:
+    """Dockerfile.replay rendered: the only values of a bundle spliced into it are checked here."""
+    from reprex.templates import render_template
+
+    # the only values spliced into the text: checked here, where they are spliced
+    check_image_ref(base, "the base image")
+    if not PYTHON_XY.fullmatch(xy) or not re.fullmatch(r"[0-9a-f]{16}", lock):
+        raise InfraError(f"refusing to build: Python {xy!r:.40} or lock {lock!r:.40} is malformed")
+    labels = " ".join(f"{k}={json.dumps(v)}" for k, v in {
+        LABEL: "1", f"{LABEL}.base": base, f"{LABEL}.lock": lock, f"{LABEL}.python": xy}.items())
+    as_root = base_user.split(":")[0] in ("", "root", "0")
+    return render_template("Dockerfile.replay", base_image=base, python_xy=xy,
+                           user_root="" if as_root else "USER root\n",
+                           with_steps=with_steps() if with_specs else "", labels=labels)
+
+def build(env: DockerEnv, tag: str, dockerfile: str, pins: WheelSet, with_set: WheelSet | None,
+          recorder: bytes, setup: Deadline, progress: Progress) -> dict:
+    """Build `tag` from an in-memory context (the Dockerfile, the pins' wheels, the recorder,
+    the --with wheels); its inspect data. A "reprex-..." line in a failed build's output is
+    an image that can't hold the bundle (env-incompatible), anything else an infra-error."""
+    n_with = len(with_set.wheels) if with_set else 0
+    progress(f"building {tag} ({len(pins.wheels)} wheels" + (f" + {n_with} --with" if n_with else "") + ")")
+    context = tempfile.SpooledTemporaryFile(max_size=64 << 20)
+    with context:
+        with tarfile.open(fileobj=context, mode="w") as tar:
+            add_bytes(tar, "Dockerfile", dockerfile.encode())
+            add_bytes(tar, "reprex/wheels/.keep", b"")
+            for whl in pins.wheels:
+                add_file(tar, f"reprex/wheels/{whl.name}", whl)
+            add_bytes(tar, "reprex/sitecustomize.py", recorder)
+            for whl in (with_set.wheels if with_set else []):
+                add_file(tar, f"with/{whl.name}", whl)
+        size = context.tell()
+        context.seek(0)
+        output: list[str] = []
+        error = None
+        try:
+            # REPREX_DOCKER_NO_CACHE=1: no layer reuse (a suspect cache; cold-build benchmarks)
+            params = {"t": tag, "rm": True, "forcerm": True, "pull": False,
+                      "nocache": os.environ.get("REPREX_DOCKER_NO_CACHE") == "1"}
+            for chunk in env.engine.build(context, size, params, timeout=setup.left()):
+                if "error" in chunk:
+                    error = " ".join(str(chunk.get("error")).split())
+                text = chunk.get("stream")
+                if text:
+                    for line in ANSI.sub("", text).splitlines():  # RUN's stderr comes in red
+                        line = line.strip()
+                        if not line:
+                            continue
+                        output.append(line)
+                        del output[:-200]
+                        if line.startswith("Step "):
+                            progress(f"build: {line[:160]}")
+                if time.monotonic() > setup.at:
+                    raise setup.expired()
+        except EngineError as exc:
+            error = one_line(exc)
+        except InfraError:
+            raise
+        except (socket.timeout, TimeoutError):
+            raise setup.expired() from None
+        except Exception as exc:  # connection trouble
+            raise InfraError(f"building {tag} failed: {one_line(exc)}") from None
+    for marker in ("reprex-python-mismatch:", "reprex-no-python:", "reprex-no-venv:"):
+        hit = next((l for l in reversed(output) if l.startswith(marker)), None)
+        if hit and error:
+            raise EnvIncompatible(hit[len(marker):].strip())
+    if error:
+        detail = next((l for l in reversed(output) if l.lower().startswith("error")), "")
+        raise InfraError(f"building the replay image failed: {error}" + (f" ({detail[:300]})" if detail else ""))
+    image = find_image(env.engine, tag)
+    if image is None:
+        raise InfraError(f"building {tag} reported success but the image is missing")
+    return image
