@@ -450,7 +450,7 @@ def test_high_entropy_fallback_only_beside_a_secret_name():
 
 
 def test_argument_items_scalars_fast_containers_walked():
-    from reprex.capture.pipeline import _scrub_pickles
+    from reprex.capture.scrub import scrub_pickle as _scrub_pickles
 
     r = red()
     token = "gh" + "p_" + rand(36)
