@@ -48,53 +48,6 @@ def test_bad_python_is_a_usage_error(bundle, tmp_path):
 
 # -- a stranger's bundle: lock follows replay's rules (issue 9) --------------------------------
 
-class Listener:
-    """A TCP listener on loopback that remembers every connection (the only peer here)."""
-
-    def __init__(self):
-        import socket
-        import threading
-
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.hits: list[bytes] = []
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                conn.settimeout(2)
-                try:
-                    self.hits.append(conn.recv(200) or b"<connected>")
-                except OSError:
-                    self.hits.append(b"<connected>")
-
-    def wait_for_hit(self, seconds: float = 30.0) -> bool:
-        import time
-
-        end = time.monotonic() + seconds
-        while not self.hits and time.monotonic() < end:
-            time.sleep(0.1)
-        return bool(self.hits)
-
-    def close(self):
-        self.sock.close()
-
-
-@pytest.fixture
-def listener():
-    server = Listener()
-    yield server
-    server.close()
-
-
 @pytest.fixture
 def evil_project(tmp_path):
     """A project whose build (setup.py) would leave a marker: what -e / file:// / sdists build."""
@@ -104,20 +57,6 @@ def evil_project(tmp_path):
     (root / "setup.py").write_text(f"open({str(marker)!r}, 'w').write('built')\n"
                                    "from setuptools import setup\nsetup(name='evilproj', version='1.0')\n")
     return root, marker
-
-
-@pytest.fixture
-def offline_pip(monkeypatch, tmp_path):
-    """pip sees no index but an empty folder on this machine, and gives up on a peer at once."""
-    index = tmp_path / "empty-index"
-    index.mkdir()
-    monkeypatch.setenv("PIP_CONFIG_FILE", "/dev/null")
-    monkeypatch.setenv("PIP_INDEX_URL", index.as_uri())
-    monkeypatch.setenv("PIP_RETRIES", "0")
-    monkeypatch.setenv("PIP_TIMEOUT", "5")
-    for name in ("PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_NO_INDEX"):
-        monkeypatch.delenv(name, raising=False)
-    return index
 
 
 def crafted(bundle, tmp_path, requirements: str, roots: list[str]):

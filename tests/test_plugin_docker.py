@@ -47,14 +47,6 @@ print("newest", newest(["1.0", "2.0", "nightly"]))
 """
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("REPREX_CACHE_DIR", str(tmp_path_factory.mktemp("reprex-cache")))
-    yield
-    mp.undo()
-
-
 def capture(workdir: Path, source: str, name: str = "app.py", args=()) -> Bundle:
     workdir.mkdir(parents=True, exist_ok=True)
     if source:
