@@ -8,7 +8,7 @@ platform other than the one it runs on). Packages with no build for the target
 are named: they are the reason for `env-incompatible`.
 
 The bundle is a stranger's input and the resolver runs on the host, so lock follows
-replay's rules (reprex.replay.wheels): every requirement line must pass
+replay's rules (reprex.replay.pin_rules): every requirement line must pass
 check_bundle_requirements (no option lines, `-e`, `file://`, http, local paths), the
 resolver gets the lines as arguments (pip) and resolves from wheels only (nothing is
 built, so no setup.py runs here), git and sdist references are not handed to it at all
@@ -126,8 +126,8 @@ def _missing_from(error: str) -> list[str]:
 def lock(bundle: Bundle, python: str, platform: str, *, allow_urls: bool = False,
          timeout: float = 600.0) -> LockResult:
     from reprex.replay.base import ReplayProblem, requirements
-    from reprex.replay.wheels import (check_bundle_requirement, check_bundle_requirements, check_url_grant,
-                                      source_reference)
+    from reprex.replay.pin_rules import (check_bundle_requirement, check_bundle_requirements, check_url_grant,
+                                         source_reference)
 
     result = LockResult(python=python, platform=platform)
     try:  # replay's rules, over every line of the bundle (not only the roots)

@@ -6,14 +6,9 @@ files with `--no-index`, so the container never needs a network.
 
 The bundle's pins are untrusted input, and nothing of theirs may run on the host:
 
-* every line is checked first (check_bundle_requirements): only `name==version` (extras
-  and environment markers allowed) and `name @ https://...` / `name @ git+https://...`
-  direct references; option lines, `-e`, `-r`, `file:` URLs and local paths are refused
-  (InfraError) before pip runs. Accepted lines go to pip as arguments, never through a
-  requirements file (no option parsing, no `${VAR}` expansion);
-* a `name @ https://...whl` pin is downloaded from the address the bundle names, so it is
-  fetched only when the user grants it (`--allow-urls`, check_url_grant); without the grant
-  the bundle is env-incompatible, naming the hosts;
+* every line is checked first and a URL pin needs the user's grant (reprex.replay.pin_rules);
+  accepted lines go to pip as arguments, never through a requirements file (no option
+  parsing, no `${VAR}` expansion);
 * they are downloaded `--only-binary=:all:`, for the target's tags (the image's Python X.Y
   and the daemon's arch) when those differ from the host's. An sdist is never built on
   the host (building runs its setup.py / build backend as the host user): a pin with no
@@ -32,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -44,159 +38,18 @@ from pathlib import Path
 from reprex import installer
 from reprex.installer import last_error
 from reprex.pins import canonical
-from reprex.replay.base import MAX_PINS, Deadline, EnvIncompatible, InfraError, Progress
+from reprex.replay.base import Deadline, EnvIncompatible, InfraError, Progress
+from reprex.replay.pin_rules import (check_bundle_requirement, check_bundle_requirements, check_url_grant,
+                                     source_reference)
+from reprex.replay.target import Target
 
 _NO_MATCH = re.compile(r"No matching distribution found for (\S+)")
 _NO_VERSION = re.compile(r"Could not find a version that satisfies the requirement (\S+)")
-_ARCH_ALIASES = {"amd64": "x86_64", "x64": "x86_64", "arm64": "aarch64", "armv8": "aarch64"}
 _SDIST = (".tar.gz", ".zip", ".tar.bz2", ".tgz")
 _UNSUPPORTED_WHEEL = re.compile(r"is not a supported wheel on this platform")
 _AVAILABLE = re.compile(r"^Available versions:\s*(.*)$", re.MULTILINE)
-REFUSED = "only name==version pins and https direct references are installed"
 NO_HOST_BUILDS = ("sdists from a bundle are never built on the host, so that none of its code runs there; "
                   "`--backend local` runs on the host by design")
-
-
-def check_bundle_requirement(line: str):
-    """The parsed requirement if `line` (from a bundle's requirements.txt) is one we install:
-    `name==version` (extras, markers allowed) or `name @ https://...` / `name @ git+https://...`.
-    Anything else (options, -e/-r, file: or local paths, ranges, other schemes) -> InfraError."""
-    from urllib.parse import urlsplit
-
-    from packaging.requirements import InvalidRequirement, Requirement
-
-    shown = line if len(line) <= 200 else line[:200] + "..."
-    refused = InfraError(f"refusing requirement line {shown!r} from the bundle: {REFUSED}")
-    text = line.strip()
-    if not text or not text[0].isalnum() or not text.isprintable():
-        raise refused
-    try:
-        req = Requirement(text)
-    except InvalidRequirement:
-        raise refused from None
-    if req.url is not None:
-        url = req.url
-        scheme = url.split("://", 1)[0].lower() if "://" in url else ""
-        if scheme not in ("https", "git+https") or req.specifier:
-            raise refused
-        try:
-            parts = urlsplit(url[len("git+"):] if scheme == "git+https" else url)
-        except ValueError:
-            raise refused from None
-        if not parts.hostname or any(c.isspace() for c in url):
-            raise refused
-        return req
-    specs = list(req.specifier)
-    if len(specs) != 1 or specs[0].operator != "==" or "*" in specs[0].version:
-        raise refused
-    return req
-
-
-def check_bundle_requirements(lines: list[str]) -> None:
-    if len(lines) > MAX_PINS:
-        raise InfraError(f"refusing the bundle: its requirements.txt has {len(lines)} pins, over the "
-                         f"{MAX_PINS} a replay installs")
-    for line in lines:
-        check_bundle_requirement(line)
-
-
-ALLOW_URLS = "--allow-urls (pytest: --reprex-allow-urls)"
-
-
-def url_hosts(lines: list[str]) -> list[str]:
-    """The hosts (with ports) that the bundle's `name @ https://...whl` pins would make this
-    machine download from: the only lines fetched by URL (git and sdist references are never
-    fetched; they have no wheel, see fetch_pins)."""
-    from urllib.parse import urlsplit
-
-    hosts: list[str] = []
-    for line in lines:
-        req = check_bundle_requirement(line)
-        if req.url is None or source_reference(line):
-            continue
-        parts = urlsplit(req.url)
-        try:
-            port = parts.port
-        except ValueError:
-            port = None
-        host = f"{parts.hostname}:{port}" if port else str(parts.hostname)
-        if host not in hosts:
-            hosts.append(host)
-    return hosts
-
-
-def check_url_grant(lines: list[str], allow_urls: bool) -> None:
-    """A URL pin makes the host open a connection to an address a stranger chose (SSRF): only
-    the user's --allow-urls grants that; without it the bundle is env-incompatible."""
-    if allow_urls:
-        return
-    hosts = url_hosts(lines)
-    if hosts:
-        named = ", ".join(hosts[:5]) + (f" and {len(hosts) - 5} more" if len(hosts) > 5 else "")
-        raise EnvIncompatible(f"the bundle's `name @ https://...` pins would make this machine download from "
-                              f"addresses the bundle names ({named}); only the user grants that, with {ALLOW_URLS}")
-
-
-def source_reference(line: str) -> bool:
-    """A direct reference that is not a wheel (a git repository, an sdist archive): pip
-    would build it, running its code, to get a wheel."""
-    from urllib.parse import urlsplit
-
-    req = check_bundle_requirement(line)
-    if req.url is None:
-        return False
-    if req.url.lower().startswith("git+"):
-        return True
-    return not urlsplit(req.url).path.lower().endswith(".whl")
-
-
-def uname_machine(arch: str | None) -> str:
-    """Docker/Go arch names (amd64, arm64) -> uname -m style (x86_64, aarch64)."""
-    arch = (arch or "").strip().lower()
-    return _ARCH_ALIASES.get(arch, arch)
-
-
-@dataclass(frozen=True)
-class Target:
-    python_xy: str
-    machine: str  # uname style: x86_64, aarch64
-    glibc: str = "2.36"  # highest manylinux_2_N asked for in cross mode
-
-    @property
-    def same_as_host(self) -> bool:
-        host_xy = f"{sys.version_info.major}.{sys.version_info.minor}"
-        return (sys.platform.startswith("linux") and host_xy == self.python_xy
-                and uname_machine(platform.machine()) == self.machine
-                and platform.python_implementation() == "CPython")
-
-    @property
-    def key(self) -> str:
-        return f"py{self.python_xy}-{self.machine}-{'host' if self.same_as_host else 'glibc' + self.glibc}"
-
-    def pip_target_args(self) -> list[str]:
-        nodot = self.python_xy.replace(".", "")
-        args = ["--only-binary=:all:", "--python-version", self.python_xy, "--implementation", "cp",
-                "--abi", f"cp{nodot}"]
-        for tag in platform_tags(self.machine, self.glibc):
-            args += ["--platform", tag]
-        return args
-
-
-def platform_tags(machine: str, glibc: str = "2.36") -> list[str]:
-    """Every Linux platform tag a glibc-`glibc` `machine` system accepts, newest first.
-
-    pip does not expand `manylinux_2_N` tags to older ones by itself, so list them all.
-    """
-    try:
-        top = int(str(glibc).split(".")[1])
-    except (IndexError, ValueError):
-        top = 17
-    tags = [f"manylinux_2_{n}_{machine}" for n in range(top, 4, -1)]
-    legacy = {"x86_64": ["manylinux2014", "manylinux2010", "manylinux1"], "i686": ["manylinux2014", "manylinux2010",
-                                                                                  "manylinux1"]}
-    tags += [f"{name}_{machine}" for name in legacy.get(machine, ["manylinux2014"])]
-    tags.append(f"linux_{machine}")
-    return tags
 
 
 @dataclass
