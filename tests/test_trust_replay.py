@@ -417,7 +417,7 @@ def host_watchdogs(container_id: str) -> list[int]:
             args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if pid.isdigit() and container_id.encode() in args and any(b"_reprex_watchdog_engine" in a for a in args):
+        if pid.isdigit() and container_id.encode() in args and any(a.endswith(b"/watchdog_child.py") for a in args):
             found.append(int(pid))
     return found
 

@@ -5,8 +5,9 @@ runs as the program's uid, so a hostile program can kill it. This one runs on th
 session of its own (a Ctrl-C to reprex's process group doesn't reach it): a small detached
 Python that holds the read end of a pipe from reprex. reprex writes "done" when it has dealt
 with the container; if the pipe closes without that (reprex was SIGKILLed or died), the
-watchdog removes the container; if the deadline passes first, it kills it. It speaks to the
-daemon through engine.py, loaded by path (standard library only, no reprex import).
+watchdog removes the container; if the deadline passes first, it kills it. The process is
+watchdog_child.py, a real module run by path; it speaks to the daemon through engine.py,
+loaded by path (standard library only, no reprex import).
 """
 
 from __future__ import annotations
@@ -18,41 +19,7 @@ import sys
 from pathlib import Path
 
 ENGINE_PY = Path(__file__).with_name("engine.py")
-
-_SCRIPT = r"""
-import importlib.util, json, os, select, sys
-engine_py, endpoint, cid, deadline = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], float(sys.argv[4])
-
-def engine():
-    spec = importlib.util.spec_from_file_location("_reprex_watchdog_engine", engine_py)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    tls = endpoint["tls_dir"]
-    e = mod.Engine(endpoint["host"], tls_dir=mod.Path(tls) if tls else None, tls_verify=endpoint["verify"],
-                   timeout=30)
-    e.ping(10)
-    return e
-
-timeout = deadline
-while True:
-    ready = select.select([0], [], [], timeout)[0]
-    if not ready:  # past the deadline: stop it (reprex, if alive, still removes it)
-        try:
-            engine().kill(cid)
-        except Exception:
-            pass
-        timeout = None
-        continue
-    data = os.read(0, 64)
-    if data.startswith(b"done"):
-        sys.exit(0)
-    if not data:  # reprex is gone without a word: nobody else will remove the container
-        try:
-            engine().remove(cid)
-        except Exception:
-            pass
-        sys.exit(0)
-"""
+CHILD_PY = Path(__file__).with_name("watchdog_child.py")  # the watchdog process itself
 
 _running: list[subprocess.Popen] = []
 
@@ -82,7 +49,7 @@ def watch(engine, cid: str, deadline_s: float) -> Watchdog:
     endpoint = {"host": engine.host, "tls_dir": str(engine.tls_dir) if getattr(engine, "tls_dir", None) else None,
                 "verify": bool(getattr(engine, "tls_verify", False))}
     try:
-        proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", _SCRIPT, str(ENGINE_PY), json.dumps(endpoint),
+        proc = subprocess.Popen([sys.executable, "-I", "-S", str(CHILD_PY), str(ENGINE_PY), json.dumps(endpoint),
                                  cid, str(deadline_s)], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True, cwd="/",
                                 env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
