@@ -8,7 +8,7 @@ from __future__ import annotations
 
 TAIL_BYTES = 64 * 1024  # what a bundle keeps of the output
 # Kept beyond TAIL_BYTES so redaction sees a secret that straddles the final cut whole;
-# the pipeline scrubs first, then cuts to TAIL_BYTES (capture/pipeline.py: _scrub_tail).
+# the pipeline scrubs first, then cuts to TAIL_BYTES (capture/scrub.py: scrub_tail).
 TAIL_MARGIN = 16 * 1024
 CUT_MARK = "[... earlier output cut by reprex ...]"
 
