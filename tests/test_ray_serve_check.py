@@ -14,7 +14,8 @@ import pytest
 
 from reprex.bundle import Bundle
 from reprex.ray import repro_templates
-from reprex.ray.serve_check import check_serve, leaked, split_credentials, top_level_dir, unpack_like_ray
+from reprex.ray.serve_check import check_serve, leaked
+from reprex.ray.working_dir import split_credentials, top_level_dir, unpack_like_ray
 
 PY = sys.executable
 
