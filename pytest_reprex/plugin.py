@@ -19,75 +19,17 @@ own isolation), or `@pytest.mark.reprex(...)`; see pytest_reprex.options for pre
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from pytest_reprex import options as opts
+from pytest_reprex.state import STATE, State, sandboxed_backend, state_of
 
-_STATE = pytest.StashKey["_State"]()
 _FIXTURE_RESULTS = pytest.StashKey[list]()
 _SNAPSHOT = pytest.StashKey[dict]()
 _OPENED = pytest.StashKey[set]()
 _RANDOM = pytest.StashKey[str]()
-
-
-@dataclass
-class _State:
-    collect: bool = True
-    cli_layer: dict = field(default_factory=dict)
-    ini_layer: dict = field(default_factory=dict)
-    docker: tuple | None = None  # (reachable, why) once asked
-    docker_bundles: set = field(default_factory=set)  # ids of bundles replayed on a backend other than local
-    verdicts: dict = field(default_factory=dict)
-    capture: object = None  # pytest_reprex.capture.CaptureState when --reprex-capture is given
-    bundles: list = field(default_factory=list)  # (nodeid, path, reproduces) seen in reports
-    capture_errors: list = field(default_factory=list)
-    pass_env: dict = field(default_factory=dict)  # --reprex-env / ini reprex_env: never from a bundle
-
-
-def state_of(config) -> _State:
-    state = config.stash.get(_STATE, None)
-    if state is None:
-        state = _State()
-        config.stash[_STATE] = state
-    return state
-
-
-def docker_status(state: _State) -> tuple:
-    if state.docker is None:
-        try:
-            from reprex.replay import docker_available
-
-            state.docker = docker_available()
-        except Exception as exc:  # never let the probe itself break a session
-            state.docker = (False, f"{type(exc).__name__}: {exc}")
-    return state.docker
-
-
-def sandboxed_backend(state: _State, backend: str, name: str) -> str:
-    """The backend a replay really uses. `auto` means Docker when reachable and never falls
-    back to the host: a collected bundle may be a stranger's, and the local backend runs its
-    code here. Without Docker the replay is skipped (failed under CI=true); `local` is
-    chosen only by the user (command line, ini, sidecar, marker or fixture keyword)."""
-    if backend == "local":
-        return backend
-    ok, why = docker_status(state)
-    if ok:
-        return "docker"
-    if backend == "docker":
-        message = f"reprex {name}: the docker backend was asked for, but Docker is unreachable: {why}"
-    else:
-        message = (f"reprex {name}: Docker is unreachable ({why}); bundles replay only in a container unless "
-                   "you choose --reprex-backend local, which runs the bundle's code on this host (for bundles "
-                   "you trust)")
-    if opts.in_ci():
-        pytest.fail(message + " (CI=true: failing instead of skipping)", pytrace=False)
-    try:
-        raise pytest.skip.Exception(message, _use_item_location=True)
-    except TypeError:  # pytest without the private flag
-        raise pytest.skip.Exception(message) from None
 
 
 def bundle_dir_around(path: Path) -> Path | None:
@@ -221,7 +163,7 @@ def pytest_collect_file(file_path: Path, parent):
 
 
 def pytest_ignore_collect(collection_path: Path, config):
-    state = config.stash.get(_STATE, None)
+    state = config.stash.get(STATE, None)
     if state is not None and not state.collect and (collection_path / "reprex.json").is_file():
         return True  # not collected as a bundle, and its files/ are a captured program, not tests
     if state is not None and state.capture is not None:
@@ -245,7 +187,7 @@ if int(pytest.__version__.split(".")[0]) >= 8:  # directory collectors came with
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item):
-    state = item.config.stash.get(_STATE, None)
+    state = item.config.stash.get(STATE, None)
     if state is not None and state.capture is not None and isinstance(item, pytest.Function):
         from pytest_reprex.capture import snapshot
 
@@ -260,7 +202,7 @@ def pytest_runtest_call(item):
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_pyfunc_call(pyfuncitem):
-    state = pyfuncitem.config.stash.get(_STATE, None)
+    state = pyfuncitem.config.stash.get(STATE, None)
     if state is None or state.capture is None:
         yield
         return
@@ -294,13 +236,13 @@ def pytest_runtest_makereport(item, call):
             for i, (result, expect, source) in enumerate(results, 1):
                 for title, text in sections(result, expect, source):
                     report.sections.append((f"{title} ({i})" if len(results) > 1 else title, text))
-        state = item.config.stash.get(_STATE, None)
+        state = item.config.stash.get(STATE, None)
         if (state is not None and state.capture is not None and report.failed and call.excinfo is not None
                 and isinstance(item, pytest.Function) and not hasattr(report, "wasxfail")):
             _capture(item, call, report, state)
 
 
-def _capture(item, call, report, state: _State) -> None:
+def _capture(item, call, report, state: State) -> None:
     from pytest_reprex.capture import Captured, capture_failure
 
     cap = state.capture
@@ -336,7 +278,7 @@ class _ReportWatcher:
     """Per-session: remembers the bundles written for failing tests (also by xdist workers,
     whose reports reach the controller with their user properties)."""
 
-    def __init__(self, state: _State):
+    def __init__(self, state: State):
         self.state = state
 
     def pytest_runtest_logreport(self, report):
@@ -353,7 +295,7 @@ class _ReportWatcher:
 
 
 def pytest_sessionfinish(session, exitstatus):
-    state = session.config.stash.get(_STATE, None)
+    state = session.config.stash.get(STATE, None)
     if state is not None and state.docker_bundles:
         remove_containers(state.docker_bundles)
 
@@ -374,7 +316,7 @@ def remove_containers(bundle_ids) -> int:
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    state = config.stash.get(_STATE, None)
+    state = config.stash.get(STATE, None)
     if state is None:
         return
     lines = []

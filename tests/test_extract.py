@@ -149,3 +149,24 @@ def test_frame_out_of_range_is_reported(project):
     result = capture_command([PY, "serve_app.py"], CaptureOptions(tee=False), cwd=str(project))
     report = extract(result.bundle, frame=99)
     assert report.kept == "original" and "out of range" in report.message
+
+
+@pytest.mark.docker
+def test_extract_fetches_a_url_pin_only_with_allow_urls(project, tmp_path, base_image, listener, offline_pip):
+    """A bundle pinning `name @ https://127.0.0.1:PORT/...whl` (a listener of this test): without
+    the user's --allow-urls `reprex extract` connects nowhere and says why (exit 3); with it the
+    host's download of the pin reaches the listener, so the first half can fail."""
+    at = f"127.0.0.1:{listener.port}"
+    result = capture_command([PY, "serve_app.py"], CaptureOptions(tee=False), cwd=str(project), write=False)
+    files = dict(result.bundle.files)
+    files["requirements.txt"] = f"evilwheel @ https://{at}/evilwheel-1.0-py3-none-any.whl\n".encode()
+    path = Bundle(manifest=dict(result.bundle.manifest), files=files).finalize().write(tmp_path / "u.reprex.zip")
+    before = path.read_bytes()
+    command = [PY, "-m", "reprex", "extract", str(path), "--image", base_image, "--json"]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=300, env=os.environ.copy())
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "--allow-urls" in proc.stdout + proc.stderr and at in proc.stdout + proc.stderr
+    assert listener.hits == [] and path.read_bytes() == before
+    proc = subprocess.run(command + ["--allow-urls"], capture_output=True, text=True, timeout=300,
+                          env=os.environ.copy())
+    assert listener.wait_for_hit(), "the granted URL pin was not fetched: " + (proc.stdout + proc.stderr)[-2000:]

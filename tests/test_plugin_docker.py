@@ -201,53 +201,20 @@ def test_a_killed_session_leaves_no_running_container(tmp_path, base_image, dock
 
 
 def test_a_bundles_url_pin_is_fetched_only_with_reprex_allow_urls(pytester, tmp_path, base_image, docker_client,
-                                                                  cache, monkeypatch):
+                                                                  cache, listener, offline_pip):
     """A collected bundle pinning `name @ https://127.0.0.1:PORT/...whl` (a listener of this test):
     without the user's --reprex-allow-urls nothing connects there and the item says why; with it,
     the host's download reaches the listener (so the first half can fail)."""
-    import socket
-    import threading
-
-    hits: list[bytes] = []
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-
-    def serve():
-        while True:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            with conn:
-                conn.settimeout(2)
-                try:
-                    hits.append(conn.recv(200) or b"<connected>")
-                except OSError:
-                    hits.append(b"<connected>")
-
-    threading.Thread(target=serve, daemon=True).start()
-    index = tmp_path / "empty-index"
-    index.mkdir()
-    for name, value in {"PIP_CONFIG_FILE": os.devnull, "PIP_INDEX_URL": index.as_uri(), "PIP_RETRIES": "0",
-                        "PIP_TIMEOUT": "5"}.items():
-        monkeypatch.setenv(name, value)
-    try:
-        at = f"127.0.0.1:{server.getsockname()[1]}"
-        boom = capture(tmp_path / "app", "def check():\n    raise KeyError('a')\ncheck()\n")
-        files = dict(boom.files)
-        files["requirements.txt"] = f"evilwheel @ https://{at}/evilwheel-1.0-py3-none-any.whl\n".encode()
-        Bundle(manifest=dict(boom.manifest), files=files).finalize().write(pytester.path / "urlpin.reprex.zip")
-        pytester.makeini(f"[pytest]\nreprex_image = {base_image}\nreprex_backend = docker\n")
-        result = pytester.runpytest("-rs", "-p", "no:cacheprovider")
-        result.assert_outcomes(skipped=1)
-        result.stdout.fnmatch_lines([f"*env-incompatible*{at}*--reprex-allow-urls*"])
-        assert hits == []
-        result = pytester.runpytest("-rs", "-p", "no:cacheprovider", "--reprex-allow-urls")
-        assert result.parseoutcomes().get("skipped", 0) == 0, result.stdout.str()[-2000:]
-        deadline = time.monotonic() + 30
-        while not hits and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert hits, "the granted URL pin was not fetched: the check above proves nothing"
-    finally:
-        server.close()
+    at = f"127.0.0.1:{listener.port}"
+    boom = capture(tmp_path / "app", "def check():\n    raise KeyError('a')\ncheck()\n")
+    files = dict(boom.files)
+    files["requirements.txt"] = f"evilwheel @ https://{at}/evilwheel-1.0-py3-none-any.whl\n".encode()
+    Bundle(manifest=dict(boom.manifest), files=files).finalize().write(pytester.path / "urlpin.reprex.zip")
+    pytester.makeini(f"[pytest]\nreprex_image = {base_image}\nreprex_backend = docker\n")
+    result = pytester.runpytest("-rs", "-p", "no:cacheprovider")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines([f"*env-incompatible*{at}*--reprex-allow-urls*"])
+    assert listener.hits == []
+    result = pytester.runpytest("-rs", "-p", "no:cacheprovider", "--reprex-allow-urls")
+    assert result.parseoutcomes().get("skipped", 0) == 0, result.stdout.str()[-2000:]
+    assert listener.wait_for_hit(), "the granted URL pin was not fetched: the check above proves nothing"
