@@ -32,9 +32,9 @@ def capture_traceback(text: str, options: CaptureOptions, *, write: bool = True)
     if app:
         script = Path(app[0])
     outcome.opened = named
-    from reprex._inject.sitecustomize import facts
+    from reprex.record import recorder
 
-    outcome.facts = facts()
+    outcome.facts = recorder().facts()
     for key in ("main_file", "main_spec", "console_script", "argv", "orig_argv"):
         outcome.facts.pop(key, None)  # they describe reprex itself, not the pasted run
     modules = {}
