@@ -90,7 +90,8 @@ def write_worker_bundle(exc: BaseException, out: str | os.PathLike | None = None
                         function: str | None = None) -> tuple[Path, dict]:
     """Bundle a caught exception from inside a worker; returns (path, manifest)."""
     from reprex.api import outcome_from_exception
-    from reprex.capture.pipeline import CaptureOptions, build_bundle, write_bundle
+    from reprex.capture.pipeline import CaptureOptions, assemble, write_bundle
+    from reprex.draft import seal
     from reprex.ray.section import ray_section
 
     outcome = outcome_from_exception(exc)
@@ -100,16 +101,13 @@ def write_worker_bundle(exc: BaseException, out: str | os.PathLike | None = None
     directory.mkdir(parents=True, exist_ok=True)
     argv = list(getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv])
     options = CaptureOptions(output=directory, name=name)
-    bundle = build_bundle(outcome, argv=argv, cwd=cwd, environ=dict(os.environ), python=sys.executable,
-                          options=options)
-    from reprex.redact import Redactor
-
-    red = Redactor(dict(os.environ))
-    section = bundle.manifest.get("ray") or ray_section(outcome, cwd=cwd, environ=os.environ) or {}
+    draft = assemble(outcome, argv=argv, cwd=cwd, environ=dict(os.environ), python=sys.executable, options=options)
+    red = draft.redactor
+    section = draft.manifest.get("ray") or red.obj(ray_section(outcome, cwd=cwd, environ=os.environ) or {}, "ray")
     section = dict(section)
     section["worker"] = red.obj({**worker_facts(), "function": function}, "ray")
-    bundle.manifest["ray"] = section
-    bundle.finalize()
+    draft.manifest["ray"] = section
+    bundle = seal(draft)
     return write_bundle(bundle, directory, cwd), bundle.manifest
 
 
