@@ -748,3 +748,28 @@ def test_a_section_plugin_adds_a_scrubbed_manifest_key_and_never_a_contract_one(
     assert manifest["name"] == "boom" and "broken" not in manifest
     assert any(r["where"] == "myfacts" for r in manifest["redactions"])
     assert "ray" not in manifest  # the built-in section has nothing to say about this run
+
+
+def test_a_sealed_draft_of_a_finished_bundle_describes_its_final_manifest(app):
+    """Draft.of + seal (what extract does): the README is rendered once from the changed
+    manifest and scrubbed, the bundle's own redactions stay listed and the new redactor's
+    are added, and the result passes the read-side checks."""
+    from reprex.draft import Draft, seal
+    from reprex.redact import Redactor
+
+    bundle = capture_command([PY, "app.py"], CaptureOptions(tee=False), cwd=str(app), write=False).bundle
+    bundle.manifest["redactions"] = [{"kind": "env-secret", "where": "argv", "count": 2}]
+    bundle.finalize()
+    token = "ghp_" + "K" * 36
+    draft = Draft.of(bundle, Redactor({}))
+    draft.manifest["name"] = "renamed-by-the-draft"
+    draft.readme_notes.append(f"**Hint:** try again with {token}")
+    sealed = seal(draft)
+    readme = sealed.text("README.md")
+    assert "renamed-by-the-draft" in readme and "**Hint:** try again with" in readme.split("\n", 3)[2]
+    assert token not in readme and token not in bundle.text("README.md")
+    assert sealed.manifest["redactions"][0] == {"kind": "env-secret", "where": "argv", "count": 2}
+    assert {"kind": "github-token", "where": "README.md", "count": 1} in sealed.manifest["redactions"]
+    assert bundle.manifest["name"] != "renamed-by-the-draft"  # the finished bundle is left as it was
+    back = Bundle.from_entries(sealed.entries())
+    assert back.id == sealed.id == sealed.content_id()
