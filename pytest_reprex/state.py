@@ -26,6 +26,8 @@ class State:
 
 STATE = pytest.StashKey[State]()
 
+FIXTURE_RESULTS = pytest.StashKey[list]()  # (result, expect, source) of each reprex_replay() call
+
 
 def state_of(config) -> State:
     state = config.stash.get(STATE, None)
