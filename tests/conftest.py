@@ -25,6 +25,10 @@ import pytest
 
 DEFAULT_IMAGE = "python:3.11-slim"
 
+# Programs the tests capture and replay (e.g. the fidelity corpus's failing pytest suite):
+# data, not tests of this project.
+collect_ignore = ["fixtures"]
+
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("true", "1")
