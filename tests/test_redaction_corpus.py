@@ -165,7 +165,7 @@ def _app_source() -> str:
 
         emit_key()
         # The recorder keeps 64 KiB + a 16 KiB margin raw and cuts into the key there; the
-        # scrubbed text is then cut to 64 KiB (capture/runner.py TAIL_MARGIN)
+        # scrubbed text is then cut to 64 KiB (reprex/tail.py TAIL_MARGIN)
         sys.stdout.write(("log line " + "z" * 70 + "\\n") * 965)
         sys.stdout.flush()
         for line in {by["stderr"]!r}:  # (after the key: stderr may arrive out of step with stdout)

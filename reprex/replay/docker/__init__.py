@@ -15,7 +15,8 @@ Importing this package imports the backend; reprex.replay imports it only when a
 asks for Docker, so the CLI starts without it.
 """
 
-from reprex.replay.docker.backend import DockerBackend, DockerEnv
+from reprex.replay.docker.backend import DockerBackend
+from reprex.replay.docker.env import DockerEnv
 from reprex.replay.docker.cleanup import cleanup, sweep
 from reprex.replay.docker.daemon import connect, daemon_endpoint
 from reprex.replay.docker.layout import ENV_REPO, LABEL

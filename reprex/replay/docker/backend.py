@@ -24,7 +24,7 @@ extra API calls. The host parses that stream in memory with its own caps and rea
 same load_outcome() as capture. Never the host's environment. The container is removed in
 `finally` (never auto_remove).
 
-The bundle's requirements are checked before anything else (wheels.check_bundle_requirements)
+The bundle's requirements are checked before anything else (pin_rules.check_bundle_requirements)
 and downloaded binary-only: nothing from a bundle is built or run on the host; its URL pins
 are fetched (by the host, from the addresses they name) only with the user's `allow_urls`. Every other
 value of the bundle that reaches the daemon is checked against a strict pattern (its Python
@@ -49,7 +49,6 @@ import socket
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from reprex.bundle import Bundle, safe_member_name
@@ -58,8 +57,9 @@ from reprex.replay.base import (Deadline, EnvIncompatible, InfraError, Progress,
                                 replay_pythonpath, requirements, work_files)
 from reprex.replay.docker.build import build, dockerfile, recorder_bytes
 from reprex.replay.docker.cleanup import remove_run
-from reprex.replay.docker.daemon import connect, http_errors, one_line, sdk_client
+from reprex.replay.docker.daemon import connect, http_errors, one_line
 from reprex.replay.docker.engine import Engine, EngineError, Stream
+from reprex.replay.docker.env import DockerEnv
 from reprex.replay.docker.images import (NETWORK_ASKED, check_gpu, check_image_ref, choose_image, device_requests,
                                          ensure_image, find_image, gpu_problem, image_machine, images_table,
                                          resolve_gpus)
@@ -72,38 +72,11 @@ from reprex.replay.docker.watchdog import watch
 from reprex.replay.interrupt import shielded
 from reprex.replay.pin_rules import check_bundle_requirements, check_url_grant
 from reprex.replay.target import Target
-from reprex.replay.wheels import WheelSet, pins_wheels, with_wheels
+from reprex.replay.wheels import pins_wheels, with_wheels
 
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-@dataclass
-class DockerEnv:
-    engine: Engine
-    tag: str
-    base_image: str
-    base_id: str
-    image_id: str
-    machine: str
-    gpus: str | None
-    network: str
-    reused: bool
-    progress: Progress
-    init: bool = True  # docker's init (tini) as pid 1: signals forwarded, zombies reaped
-    with_set: WheelSet | None = None
-    kept: list[str] = field(default_factory=list)
-    scratch: list[Path] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)  # for the verdict's reason (an ask not granted)
-    sdk: object = None  # the docker SDK client, made only to pull
-    hold: object = None  # the shared in-use lock on the env image (fsutil.hold_in_use), closed by close()
-
-    @property
-    def client(self):
-        if self.sdk is None:
-            self.sdk = sdk_client(self.engine)
-        return self.sdk
 
 
 class DockerBackend:

@@ -28,7 +28,7 @@ from reprex.replay.docker.layout import LABEL
 from reprex.replay.wheels import WheelSet
 
 if TYPE_CHECKING:
-    from reprex.replay.docker.backend import DockerEnv
+    from reprex.replay.docker.env import DockerEnv
 
 PYTHON_XY = re.compile(r"\d{1,2}\.\d{1,3}")
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")

@@ -23,7 +23,7 @@ from reprex.replay.docker.engine import Engine, EngineError
 from reprex.replay.docker.layout import LABEL
 
 if TYPE_CHECKING:
-    from reprex.replay.docker.backend import DockerEnv
+    from reprex.replay.docker.env import DockerEnv
 
 STOPPED = ("exited", "dead", "created")
 

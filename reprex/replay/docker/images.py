@@ -23,7 +23,7 @@ from reprex.replay.interrupt import shielded
 from reprex.replay.target import uname_machine
 
 if TYPE_CHECKING:
-    from reprex.replay.docker.backend import DockerEnv
+    from reprex.replay.docker.env import DockerEnv
 
 # What may be spliced into the Dockerfile's FROM line: an image reference.
 IMAGE_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,254}")
