@@ -17,3 +17,7 @@ class ReprexError(Exception):
     def message(self) -> str:
         """What the user reads; the CLI prints it with control characters (newlines too) escaped."""
         return str(self)
+
+
+class BundleError(ReprexError):
+    """A bundle that can't be read or written; the message is one line for the user."""
