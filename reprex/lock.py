@@ -2,9 +2,10 @@
 
 The bundle's own pins are an installed solution for the capture machine; another
 target (arm64 vs x86_64, another Python) may need other builds or have none. uv
-resolves for a foreign target when present; otherwise pip's resolver does, in
-dry-run mode with --platform/--python-version (pip-compile can't target a
-platform other than the one it runs on). Packages with no build for the target
+resolves for a foreign target (with the host pip's indexes, reprex.installer); where uv
+can't run, pip's resolver does, in dry-run mode with --platform/--python-version
+(pip-compile can't target a platform other than the one it runs on, which is why
+pip-tools is no dependency). Packages with no build for the target
 are named: they are the reason for `env-incompatible`.
 
 The bundle is a stranger's input and the resolver runs on the host, so lock follows
@@ -31,8 +32,8 @@ from reprex.pins import canonical, parse_requirements
 
 _NO_MATCH = re.compile(r"No matching distribution found for ([A-Za-z0-9_.\-\[\]]+)"
                        r"|Package '([A-Za-z0-9_.\-]+)' requires a different Python")
-_UV_NO_MATCH = re.compile(r"(?:no wheels|there is no version of|no matching distribution)[^\n]*?\b([A-Za-z0-9_.\-]+)(?:==|\b)",
-                          re.I)
+_UV_NO_MATCH = re.compile(r"(?:no wheels|there is no version of|no matching distribution)[^\n]*?\b([A-Za-z0-9_.\-]+)(?:==|\b)"
+                          r"|\b([A-Za-z0-9_.\-]+)==\S+ (?:cannot be used|depends on Python|has no (?:usable |matching )?wheels)", re.I)
 
 
 @dataclass
@@ -105,12 +106,15 @@ def _pip_resolve(reqs: list[str], python: str, platform: str, timeout: float) ->
         return pins, ""
 
 
-def _uv_resolve(uv: str, reqs: list[str], python: str, platform: str, timeout: float) -> tuple[list[str], str]:
-    """uv's resolver, wheels only (`--only-binary :all:`: no sdist is used, so none is built); the
-    lines are checked and hold no `$` (uv expands `${VAR}` in requirement input)."""
-    proc = _run([uv, "pip", "compile", "-", "--quiet", "--no-header", "--no-annotate", "--python-version", python,
-                 "--python-platform", platform, "--only-binary", ":all:"],
-                timeout, input="\n".join(reqs) + "\n")
+def _uv_resolve(reqs: list[str], python: str, platform: str, timeout: float) -> tuple[list[str], str]:
+    """uv's resolver with the host pip's indexes, wheels only (`--only-binary :all:`: no sdist is
+    used, so none is built); the lines are checked and hold no `$` (uv expands `${VAR}` in
+    requirement input)."""
+    cmd = installer.compile_argv("-", "--quiet", "--no-header", "--no-annotate", "--python-version", python,
+                                 "--python-platform", platform, "--only-binary", ":all:")
+    if cmd is None:
+        return [], "uv can't run here"
+    proc = _run(cmd, timeout, input="\n".join(reqs) + "\n")
     if isinstance(proc, str):
         return [], proc
     if proc.returncode != 0:
@@ -119,7 +123,7 @@ def _uv_resolve(uv: str, reqs: list[str], python: str, platform: str, timeout: f
 
 
 def _missing_from(error: str) -> list[str]:
-    names = [a or b for a, b in _NO_MATCH.findall(error)] or _UV_NO_MATCH.findall(error)
+    names = [a or b for a, b in _NO_MATCH.findall(error)] or [a or b for a, b in _UV_NO_MATCH.findall(error)]
     return sorted({re.split(r"[=<>!~\[]", n, 1)[0] for n in names})
 
 
@@ -157,7 +161,7 @@ def lock(bundle: Bundle, python: str, platform: str, *, allow_urls: bool = False
 
     def resolve(items: list[str]) -> tuple[list[str], str]:
         if result.tool == "uv":
-            return _uv_resolve(uv, items, python, platform, timeout)
+            return _uv_resolve(items, python, platform, timeout)
         return _pip_resolve(items, python, platform, timeout)
 
     remaining = list(reqs)

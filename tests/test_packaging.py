@@ -57,6 +57,22 @@ def test_wheel_installs_in_a_fresh_venv_and_captures(tmp_path):
         launcher = zf.read("repro.py").decode()
     assert "Reproduction captured by reprex" in launcher  # rendered from the shipped template
     assert info["signature"]["types"] == ["RuntimeError"]
+    # the fast path comes with the install: uv is the wheel's binary, in this venv, and runs
+    found = subprocess.run([str(py), "-c", "from reprex import installer; print(installer.uv())"],
+                           capture_output=True, text=True, timeout=60, env=env)
+    assert found.stdout.strip() == str(env_dir / "bin" / "uv"), found.stderr
+
+
+def test_every_declared_dependency_is_imported_by_the_package():
+    """A dependency nobody imports is weight on every install (pip-tools was one)."""
+    import re
+    import tomllib
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    source = "\n".join(p.read_text() for d in ("reprex", "pytest_reprex") for p in (ROOT / d).rglob("*.py"))
+    for dep in deps:
+        module = re.split(r"[<>=!~;\[ ]", dep, 1)[0].replace("-", "_").lower()
+        assert re.search(rf"^\s*(?:import|from) {module}\b", source, re.M), f"{dep} is declared but never imported"
 
 
 # Generated code that a bundle carries runs where only the bundle's pins are installed.

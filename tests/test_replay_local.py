@@ -58,6 +58,20 @@ def test_reproduced_then_warm_reuse(skew_bundle, cache):
     assert [e for e in (cache / "envs").glob("py*") if e.is_dir()] == [e for e in envs if e.is_dir()]
 
 
+def test_a_warm_env_keeps_its_bytecode_and_facts_from_the_first_run(skew_bundle, cache):
+    """uv installs no bytecode: the env's first run writes it (into the cached env, not the work
+    dir), and records the env's facts, which later runs reuse instead of reading every
+    distribution again; the environment diff is the same either way."""
+    first = replay(skew_bundle, ReplayOptions(backend="local"))
+    (venv,) = [e for e in (cache / "envs").glob("py*") if e.is_dir()]
+    assert list(venv.glob("lib/python*/site-packages/packaging/__pycache__/version.*.pyc"))
+    saved = json.loads((venv / ".reprex-facts.json").read_text())
+    assert any(d["name"] == "packaging" for d in saved["distributions"])
+    again = replay(skew_bundle, ReplayOptions(backend="local"))
+    assert again.verdict == first.verdict == "reproduced"
+    assert again.diff == first.diff
+
+
 def test_fixed_with_an_older_pin_and_expect_fixed(skew_bundle):
     result = replay(skew_bundle, ReplayOptions(backend="local", with_specs=["packaging==21.3"], expect="fixed"))
     assert result.verdict == "fixed", result.reason

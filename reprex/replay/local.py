@@ -1,12 +1,15 @@
 """The local backend: a virtualenv per lock hash in the cache, reused while the lock matches.
 
-Exact pins are installed with --no-deps (the lock already is a solution); `--with`
-specs go into a per-replay overlay directory on PYTHONPATH so the cached env stays
-warm. Each run gets a fresh work dir laid out from files/.
+Made and filled by uv (reprex.installer; pip where uv can't run). Exact pins are installed
+with --no-deps (the lock already is a solution), from uv's cache when it has them; `--with`
+specs go into a per-replay overlay directory on PYTHONPATH so the cached env stays warm.
+Each run gets a fresh work dir laid out from files/. What a warm run need not redo it
+doesn't: the env's first run writes its bytecode and records its facts for the next ones.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import shutil
@@ -25,6 +28,9 @@ from reprex.replay.base import (EnvIncompatible, InfraError, Progress, ReplayOpt
                                 entry_args, lock_hash, needs_gpu, python_xy, replay_environ, replay_pythonpath,
                                 requirements,
                                 work_files)
+
+
+FACTS = ".reprex-facts.json"
 
 
 @dataclass
@@ -93,8 +99,8 @@ class LocalBackend:
             for spec in options.with_specs:
                 progress(f"installing --with {spec}")
                 target = str(Path(spec).resolve()) if os.path.exists(spec) else spec
-                proc = installer.run(installer.install_argv(env_python, "--no-deps", "--target", str(env.overlay),
-                                                            target), options.setup_timeout)
+                proc = installer.install(env_python, "--no-deps", "--target", str(env.overlay), target,
+                                         timeout=options.setup_timeout)
                 if proc.returncode != 0:
                     raise InfraError(f"--with {spec}: install failed: {last_error(proc)}")
 
@@ -114,8 +120,8 @@ class LocalBackend:
             req_file = venv / "reprex-requirements.txt"
             req_file.write_text("\n".join(reqs) + "\n")
             try:
-                proc = installer.run(installer.install_argv(venv / "bin" / "python", "--no-deps", "-r", str(req_file)),
-                                     options.setup_timeout)
+                proc = installer.install(venv / "bin" / "python", "--no-deps", "-r", str(req_file),
+                                         timeout=options.setup_timeout)
             except subprocess.TimeoutExpired:
                 shutil.rmtree(venv, ignore_errors=True)
                 raise InfraError(f"installing the pins took longer than {options.setup_timeout:.0f}s") from None
@@ -142,6 +148,10 @@ class LocalBackend:
         environ = {**replay_environ(bundle), **options.pass_env,
                    **base_environ(str(home), f"{env.venv / 'bin'}{os.pathsep}/usr/local/bin:/usr/bin:/bin")}
         environ["VIRTUAL_ENV"] = str(env.venv)
+        if "PYTHONDONTWRITEBYTECODE" not in options.pass_env:
+            # the venv is ours and reused: its first run writes the bytecode (uv installs none), so
+            # later runs don't compile every imported module again (sklearn: 4.8 s -> 1.7 s warm)
+            environ.pop("PYTHONDONTWRITEBYTECODE", None)
         pythonpath = ([str(env.overlay)] if env.overlay is not None else []) + \
             replay_pythonpath(bundle, str(workdir))
         if pythonpath:
@@ -150,10 +160,41 @@ class LocalBackend:
             environ["CUDA_VISIBLE_DEVICES"] = ""
         elif options.gpus not in (None, "all"):
             environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(int(options.gpus)))
+        saved = self._saved_facts(env)
+        if saved:
+            environ["REPREX_RECORD_FACTS"] = "0"  # the env's, read on its first run (most of the exit cost)
         result = run_recorded([str(env.python), *entry_args(bundle)], cwd=workdir, env=environ,
                               timeout=options.timeout, tee=False)
-        logs = "".join(text for _, text in result.outcome.output_tail)
-        return RunOutput(result.outcome, logs)
+        outcome = result.outcome
+        if saved:
+            outcome.facts = {**saved, **(outcome.facts or {})}
+        elif env.overlay is None and isinstance(outcome.facts, dict):
+            self._save_facts(env, outcome.facts)
+        logs = "".join(text for _, text in outcome.output_tail)
+        return RunOutput(outcome, logs)
+
+    @staticmethod
+    def _saved_facts(env: LocalEnv) -> dict:
+        """The cached env's Python and distributions, as its first run recorded them (an overlay
+        of --with packages changes them: read afresh then)."""
+        if env.overlay is not None:
+            return {}
+        try:
+            data = json.loads((env.venv / FACTS).read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) and "distributions" in data else {}
+
+    @staticmethod
+    def _save_facts(env: LocalEnv, facts: dict) -> None:
+        if not (isinstance(facts.get("distributions"), list) and isinstance(facts.get("python"), dict)):
+            return
+        tmp = env.venv / f"{FACTS}.{os.getpid()}"
+        try:
+            tmp.write_text(json.dumps({"python": facts["python"], "distributions": facts["distributions"]}))
+            os.replace(tmp, env.venv / FACTS)
+        except OSError:
+            tmp.unlink(missing_ok=True)
 
     def describe(self, env: LocalEnv) -> dict:
         return {"backend": "local", "image": None, "venv": str(env.venv), "reused": env.reused,

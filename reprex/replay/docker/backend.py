@@ -156,7 +156,8 @@ class DockerBackend:
                         raise EnvIncompatible(f"the bundle ran on {machine_ran}, the Docker daemon is {machine}, "
                                               f"and there is {exc.reason}") from None
                     raise
-                image = build(env, tag, dockerfile_text, pins, with_set, recorder, setup=setup, progress=progress)
+                image = build(env, tag, dockerfile_text, pins, with_set, recorder, setup=setup, progress=progress,
+                              machine=machine)
             else:
                 progress(f"reusing image {tag}")
             env.hold = hold_in_use(cache / "docker" / f"{key}.lock")  # until close(): a prune leaves it

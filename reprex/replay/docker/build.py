@@ -50,9 +50,9 @@ def add_bytes(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) -
     tar.addfile(info, io.BytesIO(data))
 
 
-def add_file(tar: tarfile.TarFile, name: str, path: Path) -> None:
+def add_file(tar: tarfile.TarFile, name: str, path: Path, mode: int = 0o644) -> None:
     info = tarfile.TarInfo(name)
-    info.size, info.mode, info.mtime, info.uid, info.gid = path.stat().st_size, 0o644, 0, 0, 0
+    info.size, info.mode, info.mtime, info.uid, info.gid = path.stat().st_size, mode, 0, 0, 0
     with open(path, "rb") as fh:
         tar.addfile(info, fh)
 
@@ -79,17 +79,39 @@ def dockerfile(base: str, xy: str, lock: str, with_specs: bool, base_user: str =
                            user_root="" if as_root else "USER root\n",
                            with_steps=with_steps() if with_specs else "", labels=labels)
 
+_ARCH = {"amd64": "x86_64", "arm64": "aarch64"}
+
+
+def uv_for_image(machine: str | None) -> Path | None:
+    """The host's uv binary, to install with in the image: when it runs here and the image's arch
+    is this machine's (it is one native binary). The Dockerfile still checks that it runs there
+    (a musl image can't run a glibc build) and falls back to pip."""
+    import platform
+
+    from reprex import installer
+
+    if machine and _ARCH.get(machine, machine) != _ARCH.get(platform.machine(), platform.machine()):
+        return None
+    found = installer.uv()
+    return Path(found) if found and platform.system() == "Linux" else None
+
+
 def build(env: DockerEnv, tag: str, dockerfile: str, pins: WheelSet, with_set: WheelSet | None,
-          recorder: bytes, setup: Deadline, progress: Progress) -> dict:
-    """Build `tag` from an in-memory context (the Dockerfile, the pins' wheels, the recorder,
+          recorder: bytes, setup: Deadline, progress: Progress, machine: str | None = None) -> dict:
+    """Build `tag` from an in-memory context (the Dockerfile, uv, the pins' wheels, the recorder,
     the --with wheels); its inspect data. A "reprex-..." line in a failed build's output is
-    an image that can't hold the bundle (env-incompatible), anything else an infra-error."""
+    an image that can't hold the bundle (env-incompatible), anything else an infra-error.
+    `machine`: the image's arch (uv goes in only for this machine's)."""
     n_with = len(with_set.wheels) if with_set else 0
     progress(f"building {tag} ({len(pins.wheels)} wheels" + (f" + {n_with} --with" if n_with else "") + ")")
+    uv = uv_for_image(machine)
     context = tempfile.SpooledTemporaryFile(max_size=64 << 20)
     with context:
         with tarfile.open(fileobj=context, mode="w") as tar:
             add_bytes(tar, "Dockerfile", dockerfile.encode())
+            add_bytes(tar, "uv/.keep", b"")
+            if uv is not None:
+                add_file(tar, "uv/uv", uv, mode=0o755)
             add_bytes(tar, "reprex/wheels/.keep", b"")
             for whl in pins.wheels:
                 add_file(tar, f"reprex/wheels/{whl.name}", whl)
