@@ -263,3 +263,15 @@ def test_docker_images_install_with_the_hosts_uv_and_pip_when_told(tmp_path, doc
         docker_client.images.remove(out.image, force=True)  # the next mode builds afresh
     assert seen["uv"] == ["uv", "1", "has-uv"]
     assert seen["off"] == ["pip", "1", "no-uv"]
+
+
+def test_uv_goes_into_an_image_only_of_this_machines_arch():
+    import platform
+
+    from reprex.replay.docker.build import uv_for_image
+
+    here = platform.machine()
+    other = "aarch64" if here == "x86_64" else "x86_64"
+    assert uv_for_image(here) == Path(installer.uv())
+    assert uv_for_image({"x86_64": "amd64", "aarch64": "arm64"}.get(here, here)) == Path(installer.uv())
+    assert uv_for_image(other) is None

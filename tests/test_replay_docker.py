@@ -935,7 +935,7 @@ def test_the_env_dockerfile_switches_to_root_only_for_non_root_bases():
         return [line.split(" ", 1)[0] for line in text.splitlines()
                 if line and not line.startswith((" ", "#")) and line.split(" ", 1)[0].isupper()]
 
-    assert steps("")[:3] == ["FROM", "COPY", "RUN"]
+    assert steps("")[:4] == ["FROM", "COPY", "COPY", "RUN"]  # uv/, then the wheels and the recorder
     assert steps("root")[:2] == steps("0:0")[:2] == ["FROM", "COPY"]
     assert steps("1000")[:3] == steps("app:app")[:3] == ["FROM", "USER", "COPY"]
     assert steps("")[-2:] == ["USER", "LABEL"]
