@@ -25,6 +25,9 @@ time of:
 
 Needs a Docker engine and the base image (`bash scripts/ensure_docker.sh && bash scripts/base_image.sh`).
 A private cache (REPREX_CACHE_DIR) in a temp dir keeps the user's cache out of it.
+
+Cold replays of bundles with real pins (scikit-learn, Ray) against the same environment made by
+hand with uv, locally and in Docker, are benchmarks/replay_cold.py (issue 13).
 """
 
 from __future__ import annotations
