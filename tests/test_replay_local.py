@@ -58,18 +58,26 @@ def test_reproduced_then_warm_reuse(skew_bundle, cache):
     assert [e for e in (cache / "envs").glob("py*") if e.is_dir()] == [e for e in envs if e.is_dir()]
 
 
-def test_a_warm_env_keeps_its_bytecode_and_facts_from_the_first_run(skew_bundle, cache):
+def test_a_warm_env_keeps_its_bytecode_and_facts_from_the_first_run(skew_bundle, tmp_path, monkeypatch):
     """uv installs no bytecode: the env's first run writes it (into the cached env, not the work
-    dir), and records the env's facts, which later runs reuse instead of reading every
-    distribution again; the environment diff is the same either way."""
+    dir), and the env's facts are read once, beside that run, for the later runs instead of
+    reading every distribution again; the environment diff is the same either way."""
+    monkeypatch.setenv("REPREX_CACHE_DIR", str(tmp_path))  # this env's first run is the one below
     first = replay(skew_bundle, ReplayOptions(backend="local"))
-    (venv,) = [e for e in (cache / "envs").glob("py*") if e.is_dir()]
+    (venv,) = [e for e in (tmp_path / "envs").glob("py*") if e.is_dir()]
+    assert not list(venv.glob(".reprex-facts.json.*"))  # no temp file left
     assert list(venv.glob("lib/python*/site-packages/packaging/__pycache__/version.*.pyc"))
     saved = json.loads((venv / ".reprex-facts.json").read_text())
     assert any(d["name"] == "packaging" for d in saved["distributions"])
     again = replay(skew_bundle, ReplayOptions(backend="local"))
     assert again.verdict == first.verdict == "reproduced"
     assert again.diff == first.diff
+    for dist in saved["distributions"]:  # later runs take the env's facts from the file
+        if dist["name"] == "packaging":
+            dist["version"] = "0.0.1"
+    (venv / ".reprex-facts.json").write_text(json.dumps(saved))
+    third = replay(skew_bundle, ReplayOptions(backend="local"))
+    assert [row["replay"] for row in third.diff if row["what"] == "pin packaging"] == ["0.0.1"]
 
 
 def test_fixed_with_an_older_pin_and_expect_fixed(skew_bundle):

@@ -4,7 +4,7 @@ Made and filled by uv (reprex.installer; pip where uv can't run). Exact pins are
 with --no-deps (the lock already is a solution), from uv's cache when it has them; `--with`
 specs go into a per-replay overlay directory on PYTHONPATH so the cached env stays warm.
 Each run gets a fresh work dir laid out from files/. What a warm run need not redo it
-doesn't: the env's first run writes its bytecode and records its facts for the next ones.
+doesn't: the env's first run writes its bytecode, and its facts are read once, beside that run.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ class LocalEnv:
     reused: bool = False
     scratch: list[Path] = field(default_factory=list)
     hold: object = None  # the shared in-use lock on the venv (fsutil.hold_in_use), closed by close()
+    facts: subprocess.Popen | None = None  # the env's facts being read beside its first run
 
 
 def find_python(xy: str) -> str | None:
@@ -84,6 +85,8 @@ class LocalBackend:
             hold = hold_in_use(lock_for(venv))  # until close(): a prune leaves the venv alone
         env = LocalEnv(venv=venv, python=env_python, reused=reused, hold=hold)
         try:
+            if not (venv / FACTS).exists():
+                env.facts = self._read_facts(env)
             self._overlay(env, options, progress)
         except BaseException:
             self.close(env, options)
@@ -160,47 +163,72 @@ class LocalBackend:
             environ["CUDA_VISIBLE_DEVICES"] = ""
         elif options.gpus not in (None, "all"):
             environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(int(options.gpus)))
-        saved = self._saved_facts(env)
-        if saved:
-            environ["REPREX_RECORD_FACTS"] = "0"  # the env's, read on its first run (most of the exit cost)
+        known = env.overlay is None and (env.facts is not None or (env.venv / FACTS).exists())
+        if known:
+            environ["REPREX_RECORD_FACTS"] = "0"  # the env's are known: reading them is most of the exit cost
         result = run_recorded([str(env.python), *entry_args(bundle)], cwd=workdir, env=environ,
                               timeout=options.timeout, tee=False)
         outcome = result.outcome
+        self._finish_facts(env)
+        saved = self._saved_facts(env) if known else {}
         if saved:
             outcome.facts = {**saved, **(outcome.facts or {})}
-        elif env.overlay is None and isinstance(outcome.facts, dict):
-            self._save_facts(env, outcome.facts)
         logs = "".join(text for _, text in outcome.output_tail)
         return RunOutput(outcome, logs)
 
     @staticmethod
+    def _read_facts(env: LocalEnv) -> subprocess.Popen | None:
+        """The env's Python and distributions, read once per env by the recorder's --facts beside
+        the first run (not after it, as the recorder would on exit), for every run after."""
+        from reprex.record import RECORDER_FILE
+
+        try:
+            with open(env.venv / f"{FACTS}.{os.getpid()}", "wb") as out:
+                return subprocess.Popen([str(env.python), "-I", str(RECORDER_FILE), "--facts"], stdout=out,
+                                        stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, cwd=env.venv,
+                                        env={"PATH": f"{env.venv / 'bin'}{os.pathsep}/usr/bin:/bin",
+                                             "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"})  # no more than a run gets
+        except OSError:
+            return None
+
+    @staticmethod
+    def _finish_facts(env: LocalEnv) -> None:
+        if env.facts is None:
+            return
+        proc, env.facts = env.facts, None
+        tmp = env.venv / f"{FACTS}.{os.getpid()}"
+        try:
+            ok = proc.wait(timeout=120) == 0 and isinstance(json.loads(tmp.read_text()), dict)
+        except (subprocess.TimeoutExpired, OSError, ValueError):
+            proc.kill()
+            proc.wait()
+            ok = False
+        if ok:
+            os.replace(tmp, env.venv / FACTS)
+        else:
+            tmp.unlink(missing_ok=True)
+
+    @staticmethod
     def _saved_facts(env: LocalEnv) -> dict:
-        """The cached env's Python and distributions, as its first run recorded them (an overlay
-        of --with packages changes them: read afresh then)."""
+        """The cached env's facts (an overlay of --with packages changes them: read afresh then)."""
         if env.overlay is not None:
             return {}
         try:
             data = json.loads((env.venv / FACTS).read_text())
         except (OSError, ValueError):
             return {}
-        return data if isinstance(data, dict) and "distributions" in data else {}
-
-    @staticmethod
-    def _save_facts(env: LocalEnv, facts: dict) -> None:
-        if not (isinstance(facts.get("distributions"), list) and isinstance(facts.get("python"), dict)):
-            return
-        tmp = env.venv / f"{FACTS}.{os.getpid()}"
-        try:
-            tmp.write_text(json.dumps({"python": facts["python"], "distributions": facts["distributions"]}))
-            os.replace(tmp, env.venv / FACTS)
-        except OSError:
-            tmp.unlink(missing_ok=True)
+        return {k: data[k] for k in ("python", "distributions") if k in data} if isinstance(data, dict) else {}
 
     def describe(self, env: LocalEnv) -> dict:
         return {"backend": "local", "image": None, "venv": str(env.venv), "reused": env.reused,
                 "platform": {"system": platform.system(), "machine": platform.machine()}}
 
     def close(self, env: LocalEnv, options: ReplayOptions) -> None:
+        if env.facts is not None:  # never waited for: no run
+            env.facts.kill()
+            env.facts.wait()
+            (env.venv / f"{FACTS}.{os.getpid()}").unlink(missing_ok=True)
+            env.facts = None
         if env.hold is not None:
             env.hold.close()
             env.hold = None
