@@ -7,8 +7,8 @@ and still downloads wheel files (uv has no `pip download`).
 
 The user configures pip, not uv: uv reads neither pip.conf nor PIP_* variables, so the host's
 pip settings (index-url, extra-index-url, find-links, no-index, trusted-host, constraint, cert)
-are read here, the way pip reads them, and handed to uv as flags (uv_config_args) and
-environment (uv_environ). A uv configuration of the user's own (UV_* index variables, a
+are read here, the way pip reads them, and handed to uv as environment (uv_environ: index URLs
+may hold credentials) and flags (uv_config_args). A uv configuration of the user's own (UV_* index variables, a
 uv.toml) wins over the translation.
 """
 
@@ -128,21 +128,17 @@ def _has_uv_config(environ: Mapping[str, str]) -> bool:
 
 
 def uv_config_args(environ: Mapping[str, str] | None = None) -> list[str]:
-    """uv flags (for `uv pip install` and `uv pip compile`) saying what the host's pip is told."""
+    """uv flags (for `uv pip install` and `uv pip compile`) saying what the host's pip is told; the
+    index locations go by environment (uv_environ): a URL may hold a credential, and argv is
+    world-readable (`ps`) where a process's environment is not."""
     environ = os.environ if environ is None else environ
     pip = pip_settings(environ)
     args: list[str] = []
     if not _has_uv_config(environ):
         if _truthy(pip.get("no-index")):
             args.append("--no-index")
-        elif pip.get("index-url"):
-            args += ["--index-url", pip["index-url"].split()[0]]
-        extras = (pip.get("extra-index-url") or "").split()
-        for url in extras:
-            args += ["--extra-index-url", url]
-        for link in (pip.get("find-links") or "").split():
-            args += ["--find-links", link]
-        if extras:  # pip takes the best match over all its indexes; uv's default stops at the first
+        if (pip.get("extra-index-url") or "").split():
+            # pip takes the best match over all its indexes; uv's default stops at the first
             args += ["--index-strategy", "unsafe-best-match"]
     for host in (pip.get("trusted-host") or "").split():
         args += ["--allow-insecure-host", host]
@@ -152,9 +148,17 @@ def uv_config_args(environ: Mapping[str, str] | None = None) -> list[str]:
 
 
 def uv_environ(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment uv runs with: pip's certificate and timeout where the user set none for uv."""
+    """The environment uv runs with: pip's indexes and find-links (unless the user configured uv's),
+    and pip's certificate and timeout where the user set none for uv."""
     environ = dict(os.environ if environ is None else environ)
     pip = pip_settings(environ)
+    if not _has_uv_config(environ):
+        if pip.get("index-url") and not _truthy(pip.get("no-index")):
+            environ["UV_INDEX_URL"] = pip["index-url"].split()[0]
+        if (pip.get("extra-index-url") or "").split():
+            environ["UV_EXTRA_INDEX_URL"] = " ".join(pip["extra-index-url"].split())
+        if (pip.get("find-links") or "").split():
+            environ["UV_FIND_LINKS"] = ",".join(pip["find-links"].split())  # uv's list is comma-separated
     if pip.get("cert") and not environ.get("SSL_CERT_FILE"):
         environ["SSL_CERT_FILE"] = pip["cert"]
     if pip.get("client-cert") and not environ.get("SSL_CLIENT_CERT"):

@@ -122,21 +122,24 @@ def test_pip_settings_follow_pips_precedence(tmp_path, pip_conf, monkeypatch):
     assert got == {"index-url": "http://127.0.0.1:9/simple", "timeout": "7", "find-links": "/srv/a /srv/b",
                    "extra-index-url": "http://127.0.0.1:8/x http://127.0.0.1:8/y",
                    "cert": str(tmp_path / "ca.pem"), "trusted-host": "127.0.0.1"}
-    assert installer.uv_config_args() == [
-        "--index-url", "http://127.0.0.1:9/simple",
-        "--extra-index-url", "http://127.0.0.1:8/x", "--extra-index-url", "http://127.0.0.1:8/y",
-        "--find-links", "/srv/a", "--find-links", "/srv/b", "--index-strategy", "unsafe-best-match",
-        "--allow-insecure-host", "127.0.0.1"]
+    # index locations by environment (a URL may hold a credential: argv is world-readable), the rest as flags
+    assert installer.uv_config_args() == ["--index-strategy", "unsafe-best-match", "--allow-insecure-host",
+                                          "127.0.0.1"]
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
     env = installer.uv_environ()
+    assert {k: env[k] for k in ("UV_INDEX_URL", "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS")} == {
+        "UV_INDEX_URL": "http://127.0.0.1:9/simple", "UV_EXTRA_INDEX_URL": "http://127.0.0.1:8/x http://127.0.0.1:8/y",
+        "UV_FIND_LINKS": "/srv/a,/srv/b"}
     assert env["SSL_CERT_FILE"] == str(tmp_path / "ca.pem") and env["UV_HTTP_TIMEOUT"] == "7"
     monkeypatch.setenv("SSL_CERT_FILE", "/users/own.pem")  # the user's own setting for uv wins
     assert installer.uv_environ()["SSL_CERT_FILE"] == "/users/own.pem"
     monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
-    assert "index-url" not in installer.pip_settings() and "--index-url" not in installer.uv_config_args()
+    assert "index-url" not in installer.pip_settings() and "UV_INDEX_URL" not in installer.uv_environ()
     monkeypatch.setenv("PIP_CONFIG_FILE", str(pip_conf))
-    monkeypatch.setenv("UV_INDEX_URL", "http://127.0.0.1:7/own")  # the user configured uv: its indexes stand
-    assert "--index-url" not in installer.uv_config_args()
+    monkeypatch.setenv("UV_DEFAULT_INDEX", "http://127.0.0.1:7/own")  # the user configured uv: its indexes stand
+    env = installer.uv_environ()
+    assert "UV_INDEX_URL" not in env and "UV_FIND_LINKS" not in env
+    assert "--index-strategy" not in installer.uv_config_args()
 
 
 def test_uv_installs_from_the_indexes_and_find_links_pip_is_configured_with(tmp_path, index, pip_conf,
@@ -164,6 +167,7 @@ def test_uv_installs_from_the_indexes_and_find_links_pip_is_configured_with(tmp_
                          capture_output=True, text=True)
     assert out.stdout.split() == ["1.0", "2.0", "3.0"], out.stderr
     assert "/simple/probe-one/" in index.paths and "/more/probe-three/" in index.paths
+    assert not [a for a in installer.install_argv(venv / "bin" / "python", "x") if base in a or str(links) in a]
 
     # lock's resolver (uv pip compile) reads the same configuration
     proc = installer.run(installer.compile_argv("-", "--quiet", "--no-header", "--no-annotate"), 60,
