@@ -1,8 +1,10 @@
 """Wheels for a replay image, resolved and downloaded on the HOST.
 
 The host's own pip configuration (indexes, find-links, certificates) is used as is:
-we call `sys.executable -m pip` and override nothing. The image then installs the
-files with `--no-index`, so the container never needs a network.
+we call `sys.executable -m pip` and override nothing (pip, not uv: these are wheel files
+to put in a build context, and uv has no `pip download`). The image then installs the
+files with `--offline --no-index` (uv, copied in from the host, else pip), so the
+container never needs a network.
 
 The bundle's pins are untrusted input, and nothing of theirs may run on the host:
 
