@@ -52,7 +52,7 @@ def interruptible(replay, bundle, options):
     dirs are removed on the way out, then pytest ends the session as interrupted. Without
     this, SIGTERM would end pytest on the spot and leave the container running until its own
     timeout."""
-    from reprex.replay.interrupt import Interrupted, on_signals
+    from reprex.interrupt import Interrupted, on_signals
 
     try:
         with on_signals():

@@ -53,7 +53,7 @@ def run_recorded(argv: Sequence[str], *, cwd: str | os.PathLike | None = None,
     dump (SIGUSR1 -> faulthandler), then kill the whole process group (and the recorded
     process, which setsid may have put out of its reach). The run ends when the entry exits:
     a background child that keeps the pipes open is killed, not waited for. Interrupted (KeyboardInterrupt, or
-    replay.interrupt.Interrupted for SIGTERM), the signal is passed on to the program, which is
+    reprex.interrupt.Interrupted for SIGTERM), the signal is passed on to the program, which is
     then stopped, and our record dir is removed before re-raising."""
     own_dir = record_dir is None  # ours to delete: it holds unredacted locals and argv
     record_dir = Path(record_dir or tempfile.mkdtemp(prefix="reprex-record-"))

@@ -479,7 +479,7 @@ def test_a_signal_during_setup_leaves_no_temp_dir(boom_bundle, base_image, tmp_p
 
 
 def test_shielded_cleanup_holds_a_signal_until_it_is_done():
-    from reprex.replay.interrupt import Interrupted, on_signals, shielded
+    from reprex.interrupt import Interrupted, on_signals, shielded
 
     steps = []
     before = signal.getsignal(signal.SIGTERM)  # SIG_DFL, or Ray's handler once a Ray test ran in this process

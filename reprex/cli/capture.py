@@ -67,7 +67,7 @@ def capture(command, output, name, timeout, allow_success, include, exclude, max
             if not command:
                 raise click.UsageError("no command given: use `reprex capture -- python app.py`")
             from reprex.capture.pipeline import capture_command
-            from reprex.replay.interrupt import Interrupted, on_signals
+            from reprex.interrupt import Interrupted, on_signals
 
             try:
                 with on_signals():
@@ -82,7 +82,7 @@ def capture(command, output, name, timeout, allow_success, include, exclude, max
                 fail(f"{exc}: no bundle written", exc.exit_code)
             if extract and result.bundle is not None and result.path is not None:
                 from reprex.extract import JudgeUnavailable, extract_into
-                from reprex.replay.interrupt import Interrupted, on_signals
+                from reprex.interrupt import Interrupted, on_signals
 
                 try:  # the user's own fresh capture: its candidates are judged on this machine
                     with on_signals():

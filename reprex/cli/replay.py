@@ -62,7 +62,7 @@ def replay(bundle, backend, image, gpus, runs, timeout, network, expect, with_sp
     from reprex.replay import replay as do_replay
     from reprex.escape import terminal
     from reprex.replay.base import MIN_SCRUB, parse_pass_env
-    from reprex.replay.interrupt import Interrupted, on_signals
+    from reprex.interrupt import Interrupted, on_signals
 
     try:
         passed = parse_pass_env(list(pass_env))
@@ -174,7 +174,7 @@ def extract(bundle, frame, function, backend, image, timeout, network, gpus, all
     3 no backend to judge in (no Docker daemon, no such Python, ...).
     """
     from reprex.extract import extract as do_extract
-    from reprex.replay.interrupt import Interrupted, on_signals
+    from reprex.interrupt import Interrupted, on_signals
 
     if frame is not None and function is not None:
         raise click.UsageError("use --frame or --function, not both")

@@ -14,7 +14,7 @@ from reprex.bundle import Bundle
 from reprex.replay.base import (EnvIncompatible, InfraError, Progress, ReplayOptions, ReplayProblem, RunOutput,
                                 scrub_passed, scrub_run, scrub_tree)
 from reprex.replay.diff import environment_diff
-from reprex.replay.interrupt import Interrupted, shielded
+from reprex.interrupt import Interrupted, shielded
 from reprex.signature import VERDICT_EXIT, Signature, compute
 
 __all__ = ["replay", "ReplayOptions", "ReplayResult", "judge", "pick_backend", "exit_code", "EnvIncompatible",

@@ -369,7 +369,7 @@ def with_wheels(specs: list[str], target: Target, cache: Path, timeout: "float |
                 progress: Progress) -> WheelSet:
     """Wheels for `--with` specs: `pkg==X` / URLs downloaded (cached per spec and target), local
     paths built fresh with `pip wheel --no-deps PATH` (their content may change between runs).
-    The temp dir goes on every way out, a signal's (replay.interrupt) included."""
+    The temp dir goes on every way out, a signal's (reprex.interrupt) included."""
     out = WheelSet(Path(tempfile.mkdtemp(prefix="reprex-with-")), temporary=True)
     try:
         for spec in specs:

@@ -33,7 +33,7 @@ container name) or passed as data (the entry's argv, environment values); nothin
 chooses the isolation: network, GPUs, image, timeout and limits come from the user's options.
 The container ends on its own at the timeout (a watchdog in the run script) even if reprex
 is killed, and a detached watchdog on the host (docker/watchdog.py) removes it if reprex dies
-without doing so; SIGTERM/SIGINT unwind through the `finally` that removes it (replay.interrupt).
+without doing so; SIGTERM/SIGINT unwind through the `finally` that removes it (reprex.interrupt).
 
 The daemon is spoken to through engine.py (the standard library over the socket); the docker
 SDK is imported only to pull a missing base image (daemon.sdk_client: registry credentials).
@@ -69,7 +69,7 @@ from reprex.replay.docker.layout import (ENV_REPO, IN_DIR, INJECT, LABEL, PATH, 
                                          run_script, watchdog_s)
 from reprex.replay.docker.stream import RunStream
 from reprex.replay.docker.watchdog import watch
-from reprex.replay.interrupt import shielded
+from reprex.interrupt import shielded
 from reprex.replay.pin_rules import check_bundle_requirements, check_url_grant
 from reprex.replay.target import Target
 from reprex.replay.wheels import pins_wheels, with_wheels

@@ -19,7 +19,7 @@ from reprex.replay.base import EnvIncompatible, InfraError, Progress, ReplayOpti
 from reprex.replay.docker.daemon import api_timeout, one_line
 from reprex.replay.docker.engine import Engine, EngineError
 from reprex.replay.docker.layout import LABEL
-from reprex.replay.interrupt import shielded
+from reprex.interrupt import shielded
 from reprex.replay.target import uname_machine
 
 if TYPE_CHECKING:
