@@ -36,7 +36,6 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -46,6 +45,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from timing import median  # noqa: E402  (benchmarks/ is the script's own dir)
 
 TARGETS = {"warm_cli": 1.5, "cold": 1.1, "local_s": 1.0}
 
@@ -69,10 +70,6 @@ def sh(argv: list[str], *, env: dict | None = None, cwd: Path | None = None, exp
         tail = (proc.stderr or proc.stdout).decode("utf-8", "replace").strip().splitlines()[-3:]
         raise RuntimeError(f"{' '.join(argv)[:160]} exited {proc.returncode}: {' | '.join(tail)}")
     return elapsed
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values) if values else float("nan")
 
 
 def main() -> int:

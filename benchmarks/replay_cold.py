@@ -40,7 +40,6 @@ import json
 import os
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -51,6 +50,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from timing import median  # noqa: E402  (benchmarks/ is the script's own dir)
 
 TARGET = 1.1
 KEEP = Path("/tmp/reprex-bench-cold")  # the sklearn venv and a uv for the by-hand peers, reused across runs
@@ -165,10 +166,6 @@ def make_case(name: str, python: str, tmp: Path, base: str, uv: str, env: dict) 
     (ctx / "Dockerfile").write_text(HAND_DOCKERFILE.format(base=base, cmd=json.dumps(["/venv/bin/python", *entry])))
     return Case(name, path, len(requirements(bundle)), sum(p.stat().st_size for p in wheels) / 1e6,
                 f"{wheels[-1].name} ({wheels[-1].stat().st_size / 1e6:.0f} MB)", exit_code, work, ctx, entry)
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values) if values else float("nan")
 
 
 def main() -> int:
