@@ -206,9 +206,9 @@ def pytest_pyfunc_call(pyfuncitem):
     if state is None or state.capture is None:
         yield
         return
-    from pytest_reprex import capture
+    from pytest_reprex import capture, plan
 
-    if capture.randomly_active(pyfuncitem.config):
+    if plan.randomly_active(pyfuncitem.config):
         import random
 
         pyfuncitem.stash[_RANDOM] = repr(random.getstate())
