@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import json
 import pickle
 import random
 import string
@@ -468,3 +469,25 @@ def test_argument_items_scalars_fast_containers_walked():
     assert "hidden field" in _scrub_pickles(hidden, r) and "pickle" not in hidden
     bad = {"type": "builtins.str", "repr": "'x'", "pickle": "@@not base64@@"}
     assert _scrub_pickles(bad, r) == "not valid base64" and "pickle" not in bad
+
+
+@pytest.mark.parametrize("url, secret", [
+    ("postgresql://app:Tq3/Zx9+Lm2Wv8Rk@db/prod", "Tq3/Zx9+Lm2Wv8Rk"),
+    ("https://user:tok/en@host:8443/a/b.zip", "tok/en"),
+    ("s3://AKIDEXAMPLE:wJalr/XUtnF+EMI@bucket/key", "wJalr/XUtnF+EMI"),
+    ("https://ghp_tokenonly123@github.com/o/r.zip", "ghp_tokenonly123"),
+])
+def test_recorder_strips_url_credentials_even_with_slashes(url, secret):
+    """The recorder's own pass (runtime_env summaries): a password holding `/` used to survive it."""
+    from reprex._inject.sitecustomize import _strip_deep
+
+    out = _strip_deep({"working_dir": url, "py_modules": [url]})
+    assert secret not in json.dumps(out)
+    assert out["working_dir"].endswith(url.rsplit("@", 1)[1])
+
+
+def test_recorder_url_strip_leaves_paths_with_colons_and_at_signs_alone():
+    from reprex._inject.sitecustomize import _strip_deep
+
+    for text in ("https://host/path:x@y", "file:///tmp/a@b", "https://example.org/~u/a:b"):
+        assert _strip_deep(text) == text

@@ -473,7 +473,9 @@ def _strip_deep(value, depth=0):
     if depth > 6:
         return "..."
     if isinstance(value, str):
-        return re.sub(r"(://)[^/@\s]+@", r"\1<redacted:url-credentials>@", value)[:2000]
+        # userinfo is `user:password` (a password may hold `/`, which RFC 3986 forbids and
+        # people write anyway) or a bare token without `/`
+        return re.sub(r"(://)(?:[^/@\s:]*:[^@\s]*|[^/@\s]+)@", r"\1<redacted:url-credentials>@", value)[:2000]
     if isinstance(value, dict):
         return {str(k): _strip_deep(v, depth + 1) for k, v in list(value.items())[:100]}
     if isinstance(value, (list, tuple)):
