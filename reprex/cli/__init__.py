@@ -11,6 +11,7 @@ inside the commands.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 
 import click
@@ -23,6 +24,7 @@ COMMANDS = {
     "capture": ("capture", "capture"), "show": ("show", "show"), "render": ("show", "render"),
     "replay": ("replay", "replay"), "extract": ("replay", "extract"), "lock": ("replay", "lock"),
     "check-serve": ("serve", "check_serve"), "cache": ("cache", "cache"),
+    "share": ("share", "share"), "diff": ("diff", "diff"),
 }
 
 
@@ -32,11 +34,17 @@ class _Main(Group):
     other answers, instead of only click's usage text."""
 
     def list_commands(self, ctx):
-        return sorted({*COMMANDS, *super().list_commands(ctx)})
+        return sorted(n for n in {*COMMANDS, *super().list_commands(ctx)} if self.get_command(ctx, n) is not None)
 
     def get_command(self, ctx, name):
         if name in COMMANDS and name not in self.commands:
             module, attr = COMMANDS[name]
+            try:
+                found = importlib.util.find_spec(f"reprex.cli.{module}")
+            except ImportError:
+                found = None
+            if found is None:  # a command still being built: not listed, "no such command"
+                return None
             self.add_command(getattr(importlib.import_module(f"reprex.cli.{module}"), attr), name)
         return super().get_command(ctx, name)
 
