@@ -67,11 +67,89 @@ def _param_value(name: str, param, secrets: Secrets) -> Value:
                  note="request.param neither a literal nor picklable")
 
 
+def _first_plain(obj, names) -> str | None:
+    """pytest's _get_first_non_fixture_func, by name: the xunit method it calls, if any."""
+    from _pytest.fixtures import getfixturemarker
+
+    for name in names:
+        found = getattr(obj, name, None)
+        if found is not None and getfixturemarker(found) is None:
+            return name
+    return None
+
+
+def _xunit_setups(item) -> dict[str, Value | None]:
+    """pytest's own autouse fixtures for this test (python.py's xunit ones, unittest.py's), by
+    fixture name, as the script replays them (None: one that does nothing for this test)."""
+    import unittest
+
+    from _pytest.python import Class, Module
+
+    found: dict[str, Value | None] = {}
+
+    def add(name, kind, owner, setup, teardown):
+        if setup or teardown:
+            found[name] = Value(name, "xunit", function=kind, owner=owner, setup=setup, teardown=teardown,
+                                autouse=True)
+
+    for node in item.listchain():
+        obj = getattr(node, "obj", None)
+        if isinstance(node, Module) and obj is not None:
+            add(f"_xunit_setup_module_fixture_{obj.__name__}", "module", [],
+                _first_plain(obj, ("setUpModule", "setup_module")),
+                _first_plain(obj, ("tearDownModule", "teardown_module")))
+            add(f"_xunit_setup_function_fixture_{obj.__name__}", "function", [],
+                _first_plain(obj, ("setup_function",)), _first_plain(obj, ("teardown_function",)))
+            if getattr(item, "instance", None) is not None:  # a method: setup_method's job, not this one's
+                found[f"_xunit_setup_function_fixture_{obj.__name__}"] = None
+        elif isinstance(node, Class) and isinstance(obj, type):
+            owner = obj.__qualname__.split(".")
+            qual = obj.__qualname__
+            add(f"_xunit_setup_class_fixture_{qual}", "class", owner,
+                _first_plain(obj, ("setup_class",)), _first_plain(obj, ("teardown_class",)))
+            if issubclass(obj, unittest.TestCase):
+                add(f"_unittest_setUpClass_fixture_{qual}", "unittest_class", owner,
+                    "setUpClass" if getattr(obj, "setUpClass", None) else None,
+                    "tearDownClass" if getattr(obj, "tearDownClass", None) else None)
+                add(f"_unittest_setup_method_fixture_{qual}", "unittest_method", owner,
+                    "setup_method" if getattr(obj, "setup_method", None) else None,
+                    "teardown_method" if getattr(obj, "teardown_method", None) else None)
+            else:
+                add(f"_xunit_setup_method_fixture_{qual}", "method", owner,
+                    _first_plain(obj, ("setup_method",)), _first_plain(obj, ("teardown_method",)))
+    return found
+
+
+def _package_setups(item, tree: Tree) -> list[Value]:
+    """setup_module of the packages' __init__.py on the way to the test: pytest calls them
+    when it sets up the Package collector (not through a fixture), before any fixture."""
+    from _pytest.python import Package
+
+    out = []
+    for node in item.listchain():
+        if not isinstance(node, Package):
+            continue
+        init = Path(node.path) / "__init__.py"
+        rel = tree.rel(init)
+        module = next((m for m in list(sys.modules.values())
+                       if getattr(m, "__file__", None) and Path(m.__file__).resolve() == init.resolve()), None)
+        if rel is None or module is None:
+            continue
+        setup = _first_plain(module, ("setUpModule", "setup_module"))
+        teardown = _first_plain(module, ("tearDownModule", "teardown_module"))
+        if setup or teardown:
+            out.append(Value(f"_package_setup_{module.__name__}", "xunit", function="package",
+                             owner=[module.__name__, rel], setup=setup, teardown=teardown, autouse=True))
+    return out
+
+
 def plan_values(item, tree: Tree, secrets: Secrets | None = None) -> list[Value]:
-    """How the script makes each value; nothing that holds a secret is embedded (see `Secrets`)."""
+    """How the script makes each value, setups included, in the order pytest made them;
+    nothing that holds a secret is embedded (see `Secrets`)."""
     if secrets is None:
         secrets = Secrets()
     info = item._fixtureinfo
+    xunit = _xunit_setups(item)
     funcargs = item.funcargs or {}
     params = dict(getattr(getattr(item, "callspec", None), "params", {}) or {})
     planned: dict[str, Value] = {}
@@ -105,10 +183,18 @@ def plan_values(item, tree: Tree, secrets: Secrets | None = None) -> list[Value]
                 planned[name] = Value(name, BUILTIN[name], type_name(funcargs.get(name)))
                 return
             fd = fixturedef(name)
+            if name in xunit and getattr(getattr(fd, "func", None), "__module__", "").startswith("_pytest."):
+                if xunit[name] is not None:
+                    planned[name] = xunit[name]
+                return
             if autouse:  # its side effects matter, not its value: run it if it is the project's
                 value = source_value(name, fd, autouse=True)
-                if value is not None:
-                    planned[name] = value
+                if value is None:
+                    where = getattr(getattr(fd, "func", None), "__module__", None) or "?"
+                    value = Value(name, "unsupported", type_name(funcargs.get(name)), autouse=True,
+                                  note=f"autouse fixture {name} (from {where}) is not the project's: "
+                                       "the script can't run it")
+                planned[name] = value
                 return
             value = funcargs.get(name)
             expr = as_literal(value, secrets)
@@ -133,12 +219,13 @@ def plan_values(item, tree: Tree, secrets: Secrets | None = None) -> list[Value]
             visiting.discard(name)
 
     argnames = list(info.argnames)
-    for name in info.initialnames:
-        if name not in argnames:
-            make(name, autouse=True)
-    for name in argnames:
-        make(name)
-    return list(planned.values())
+    # pytest makes the closure's names in order (wider scopes first), each one's dependencies
+    # before it; a name only some value depends on is made when that value needs it
+    order = [n for n in info.names_closure if n in info.initialnames or n in argnames]
+    order += [n for n in [*info.initialnames, *argnames] if n not in order]
+    for name in order:
+        make(name, autouse=name not in argnames)
+    return _package_setups(item, tree) + list(planned.values())
 
 
 def _conftests(item, tree: Tree) -> list[tuple[str, str]]:
@@ -197,14 +284,70 @@ def make_plan(item, tree: Tree, snap: dict | None, random_state: str | None,
         module_file=tree.rel(item.path) or Path(item.path).name,
         function=getattr(item, "originalname", None) or item.name.split("[")[0], class_path=class_path,
         unittest=is_unittest, argnames=[] if is_unittest else list(item._fixtureinfo.argnames),
-        values=[] if is_unittest else values, conftests=_conftests(item, tree), sys_path=_sys_path(tree),
+        values=values, conftests=_conftests(item, tree), sys_path=_sys_path(tree),
         cwd=cwd_rel if Path(tree.base / cwd_rel).is_dir() else ".",
         hash_seed=seed if seed and seed.isdigit() else None,
         old_base=snap["base"] if snap else None, tmp_rel=snap["tmp_rel"] if snap else None,
         tmp_dirs=snap["dirs"] if snap else [], random_state=random_state,
         randomly_seed=_randomly_seed(item.config), tool_version=__version__,
+        rewrite=_rewritten(item, tree), assert_config=_assert_config(item.config),
     )
     return plan, plan.values
+
+
+def _rewritten(item, tree: Tree) -> list[tuple[str, str]]:
+    """The project modules pytest rewrote the asserts of (test modules, conftests, plugins and
+    what `register_assert_rewrite` named), read from its import hook."""
+    config = item.config
+    if getattr(config.option, "assertmode", "rewrite") != "rewrite":
+        return []
+    state = None
+    try:
+        from _pytest.assertion.rewrite import assertstate_key
+
+        state = config.stash.get(assertstate_key, None)
+    except (ImportError, AttributeError):
+        state = getattr(config, "_assertstate", None)
+    names = getattr(getattr(state, "hook", None), "_rewritten_names", None)
+    if names is None:  # no hook to ask: what pytest rewrites by default
+        found = [(item.module.__name__, str(item.path))] + [(n, str(tree.base / r)) for n, r in _conftests(item, tree)]
+    elif isinstance(names, dict):  # pytest 8: name -> file
+        found = [(name, str(path)) for name, path in names.items()]
+    else:  # pytest 7: names
+        found = [(name, getattr(sys.modules.get(name), "__file__", None) or "") for name in names]
+    out = []
+    for name, file in found:
+        rel = tree.rel(file) if file else None
+        if rel is not None and rel.endswith(".py") and (name, rel) not in out:
+            out.append((name, rel))
+    return sorted(out)
+
+
+_ASSERT_INI = ("truncation_limit_lines", "truncation_limit_chars", "assertion_text_diff_style")
+
+
+def _assert_config(config) -> dict:
+    """What pytest's comparison explanations read of the config: verbosity, the truncation and
+    diff ini options, whether it ran on CI (no truncation there)."""
+    try:
+        verbosity = config.get_verbosity(config.VERBOSITY_ASSERTIONS)
+    except AttributeError:  # before pytest 8
+        verbosity = config.getoption("verbose", 0)
+    ini = {}
+    for name in _ASSERT_INI:
+        try:
+            value = config.getini(name)
+        except (ValueError, KeyError):
+            continue
+        if value is None or isinstance(value, (str, int)):
+            ini[name] = value
+    try:
+        from _pytest.compat import running_on_ci
+    except ImportError:
+        ci = any(os.environ.get(var) for var in ("CI", "BUILD_NUMBER"))
+    else:
+        ci = running_on_ci()
+    return {"verbosity": int(verbosity or 0), "ini": ini, "ci": bool(ci)}
 
 
 def _randomly_seed(config):

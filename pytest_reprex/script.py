@@ -26,7 +26,8 @@ class Value:
     """How the script makes one fixture value or parameter."""
 
     name: str
-    # literal | pickle | source | tmp_path | tmpdir | tmp_path_factory | monkeypatch | request | stub | unsupported
+    # literal | pickle | source | xunit | tmp_path | tmpdir | tmp_path_factory | monkeypatch | request | stub
+    # | unsupported
     how: str
     type: str = ""
     # literal repr or base64 pickle (for literal / pickle). The bundle's redaction sees only this
@@ -43,6 +44,12 @@ class Value:
     argnames: list[str] = field(default_factory=list)
     param: "Value | None" = None  # request.param of a parametrized fixture
     autouse: bool = False
+    # for how == "xunit": one of pytest's own setup fixtures. `function` is its kind (module,
+    # function, class, method, unittest_class, unittest_method, package), `owner` where the
+    # methods live (class path in the test module; for a package: its import name and file)
+    setup: str | None = None
+    teardown: str | None = None
+    owner: list[str] = field(default_factory=list)
 
     def manifest(self) -> dict:
         out = {"how": self.how, "type": self.type}
@@ -50,6 +57,8 @@ class Value:
             out["note"] = self.note
         if self.how == "source":
             out["fixture"] = f"{self.module}.{self.function}"
+        if self.how == "xunit":
+            out.update(kind=self.function, setup=self.setup, teardown=self.teardown)
         if self.autouse:
             out["autouse"] = True
         return out
@@ -75,6 +84,11 @@ class Plan:
     random_state: str | None = None  # repr of random.getstate() at the call
     randomly_seed: object = None
     tool_version: str = ""
+    # (import name, relative file) of the modules whose asserts pytest rewrote; the script
+    # rewrites them too when pytest is importable where it runs
+    rewrite: list[tuple[str, str]] = field(default_factory=list)
+    # what pytest's comparison explanations read: {"verbosity": int, "ini": {...}, "ci": bool}
+    assert_config: dict = field(default_factory=dict)
 
 
 def _pickle_text(b64: str) -> str:
@@ -99,6 +113,8 @@ def _value_expr(value: Value, var: str) -> list[str]:
         return [f"{var} = _Request(None, None)"]
     if value.how == "stub":
         return [f"{var} = _stub"]
+    if value.how == "xunit":
+        return [f"{var} = _xunit({value.function!r}, {value.owner!r}, {value.setup!r}, {value.teardown!r})"]
     if value.how == "source":
         lines = []
         param = "_NO_PARAM"
@@ -111,9 +127,17 @@ def _value_expr(value: Value, var: str) -> list[str]:
     return [f"{var} = None  # {value.how}: {value.note or 'not reproducible outside pytest'}"]
 
 
+def _doc_name(value: Value) -> str:
+    if value.how != "xunit":
+        return value.name
+    where = ".".join(value.owner[:1] if value.function == "package" else value.owner)
+    names = "/".join(n for n in (value.setup, value.teardown) if n)
+    return f"{where + '.' if where else ''}{names} ({value.function})"
+
+
 def render(plan: Plan) -> str:
     """The script's text; it runs only with `HELPER` (see `write`) beside it."""
-    value_doc = "\n".join(f"    {v.name}: {v.how}{' (autouse)' if v.autouse else ''}"
+    value_doc = "\n".join(f"    {_doc_name(v)}: {v.how}{' (autouse)' if v.autouse else ''}"
                           f"{' -- ' + v.note if v.note else ''}" for v in plan.values) or "    (none)"
     sources = {v.name: v.source for v in plan.values if v.how == "source"}
     body: list[str] = []
@@ -131,7 +155,7 @@ def render(plan: Plan) -> str:
         argnames=repr(plan.argnames), old_base=repr(plan.old_base), tmp_rel=repr(plan.tmp_rel),
         tmp_dirs=repr(plan.tmp_dirs), sources=_sources_literal(sources),
         random_state=plan.random_state or "None", randomly_seed=repr(plan.randomly_seed),
-        values_block=values_block,
+        values_block=values_block, rewrite=repr(plan.rewrite), assert_config=repr(plan.assert_config),
     )
 
 
