@@ -25,9 +25,13 @@ class Pin:
     version: str
     line: str  # the requirements.txt line
     flags: list[str] = field(default_factory=list)  # editable, vcs, local-path, local-version
+    editable_kind: str | None = None  # pep660, pth, egg-link, path, pep610 (reprex.editables)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "version": self.version, "line": self.line, "flags": self.flags}
+        out = {"name": self.name, "version": self.version, "line": self.line, "flags": self.flags}
+        if self.editable_kind:
+            out["editable_kind"] = self.editable_kind
+        return out
 
 
 def _marker_env(python_version: str | None) -> dict:
@@ -42,11 +46,16 @@ def _marker_env(python_version: str | None) -> dict:
 
 
 def pin_line(dist: dict) -> Pin:
-    """One distribution -> its pin, honouring PEP 610 provenance."""
+    """One distribution -> its pin, honouring PEP 610 provenance and development installs
+    (`editable`, set by reprex.editables.annotate)."""
     name, version = dist["name"], dist["version"]
     flags: list[str] = []
     if "+" in version:
         flags.append("local-version")
+    editable = dist.get("editable")
+    if isinstance(editable, dict):
+        # Its code is the user's checkout, bundled as files: never a release to install.
+        return Pin(name, version, f"# {name}=={version}", flags + ["editable"], str(editable.get("kind") or "pep610"))
     direct = dist.get("direct_url") or {}
     url = direct.get("url", "")
     if direct.get("vcs_info"):
@@ -57,10 +66,8 @@ def pin_line(dist: dict) -> Pin:
         if direct.get("subdirectory"):
             line += f"#subdirectory={direct['subdirectory']}"
         return Pin(name, version, line, flags)
-    if (direct.get("dir_info") or {}).get("editable"):
-        # Not installable anywhere else: kept visible but commented out; replay with --with PATH.
-        flags.append("editable")
-        return Pin(name, version, f"# {name}=={version}", flags)
+    if (direct.get("dir_info") or {}).get("editable"):  # facts not annotated: PEP 610 alone
+        return Pin(name, version, f"# {name}=={version}", flags + ["editable"], "pep610")
     if url.startswith("file:"):
         flags.append("local-path")
     elif url and direct.get("archive_info") is not None:
@@ -91,14 +98,32 @@ def roots_for(facts: dict, imported: dict | list | set) -> set[str]:
             names.add(canonical(dist))
     # Editable installs live outside site-packages: match module files to their source tree.
     if isinstance(imported, dict):
-        for dist in facts.get("distributions") or ():
-            direct = dist.get("direct_url") or {}
-            if (direct.get("dir_info") or {}).get("editable") and direct.get("url", "").startswith("file://"):
-                root = direct["url"][len("file://"):].rstrip("/") + "/"
-                if any(path and path.startswith(root) and "/_inject/" not in path
-                       for name, path in imported.items() if name != "sitecustomize"):
-                    names.add(canonical(dist["name"]))
+        for dist, root in editable_roots(facts).items():
+            if any(path and under(path, root) and "/_inject/" not in path
+                   for name, path in imported.items() if name != "sitecustomize"):
+                names.add(canonical(dist))
     return names
+
+
+def editable_roots(facts: dict) -> dict[str, str]:
+    """Distribution name -> the checkout its editable install points at (tooling left out:
+    replay brings its own reprex)."""
+    from reprex.editables import annotate_facts
+
+    return {d["name"]: d["editable"]["root"] for d in annotate_facts(facts)
+            if isinstance(d.get("editable"), dict) and d["editable"].get("root")
+            and canonical(str(d["name"])) not in _TOOLING}
+
+
+def under(path: str, root: str) -> bool:
+    """Is `path` the checkout's own code? Not a venv or site dir that happens to lie inside it."""
+    import os
+
+    real, root = os.path.realpath(path), root.rstrip(os.sep)
+    if not root or not real.startswith(root + os.sep):
+        return False
+    parts = real[len(root) + 1:].split(os.sep)[:-1]
+    return not any(p in ("site-packages", "dist-packages") or p.startswith(".") for p in parts)
 
 
 def closure(facts: dict, roots: set[str], extra_roots: dict[str, set[str]] | None = None) -> list[Pin]:
@@ -107,6 +132,9 @@ def closure(facts: dict, roots: set[str], extra_roots: dict[str, set[str]] | Non
         return []  # and skip importing packaging, the slowest part of an empty walk
     from packaging.requirements import InvalidRequirement, Requirement
 
+    from reprex.editables import annotate_facts
+
+    annotate_facts(facts)
     installed = {canonical(d["name"]): d for d in facts.get("distributions") or ()}
     base_env = _marker_env((facts.get("python") or {}).get("version"))
     wanted: dict[str, set[str]] = {}  # name -> extras requested
@@ -142,7 +170,7 @@ def requirements_txt(pins: list[Pin]) -> str:
     for pin in pins:
         note = f"  # {', '.join(pin.flags)}" if pin.flags and pin.flags != ["local-version"] else ""
         if "editable" in pin.flags:
-            note += " install from your checkout: reprex replay --with PATH"
+            note += f" ({pin.editable_kind or 'pep610'}): its imported code is bundled in files/"
         lines.append(pin.line + note)
     return "\n".join(lines) + "\n"
 

@@ -76,11 +76,21 @@ def summary_facts(bundle) -> list[tuple[str, str]]:
                      f"libc {plat.get('libc')}"),
         ("gpu", gpu_text),
         ("pins", f"{len(pins)} packages"),
+        *_editable_fact(m),
         ("files", f"{len(files.get('copied') or [])} copied, {len(files.get('skipped') or [])} skipped"),
         ("network", "needed" if m.get("network") else "not needed"),
         ("redactions", _redaction_summary(m.get("redactions"))),
     ]
     return [(k, v[:FACT_LIMIT] + "..." if len(v) > FACT_LIMIT else v) for k, v in facts]
+
+
+def _editable_fact(m: dict) -> list[tuple[str, str]]:
+    """Editable installs: the user's checkout, bundled as files instead of pinned."""
+    flagged = _obj(m.get("pins")).get("flagged")
+    names = [f"{p.get('name')} {p.get('version')} (editable, bundled as files)"
+             for p in flagged if isinstance(p, dict) and "editable" in _strs(p.get("flags"))] \
+        if isinstance(flagged, list) else []
+    return [("editable", ", ".join(names))] if names else []
 
 
 def skipped_files(bundle) -> list[tuple[str, int, str]]:

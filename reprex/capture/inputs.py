@@ -1,7 +1,9 @@
 """Pick the local files a run read, within a size budget, for the bundle's files/.
 
 Only files under the working directory are taken (plus the entry script), with
-paths relative to it. Files that are secrets as a whole (keys, .env, .netrc, a
+paths relative to it, and the imported code of editable installs (the user's checkout,
+never pinned as a release): a checkout outside the working directory lands under
+`_reprex_editable/<name>/`, and each import root becomes an entry `pythonpath` dir. Files that are secrets as a whole (keys, .env, .netrc, a
 `secrets/` directory, a file that is one token) are listed with the reason, never
 copied, unless the user includes them explicitly (then they are still redacted like
 every other carrier).
@@ -22,6 +24,17 @@ SECRET_FILE_PATTERNS = (".env", ".env.*", "*.pem", "*.key", "*.p12", "*.pfx", "i
                         ".git-credentials", "service-account*.json", ".dockercfg", "config.json.docker")
 _RECORDER_DIR = (Path(__file__).parent.parent / "_inject").resolve()
 SKIP_DIRS = {".git", "__pycache__", ".venv", "venv", "node_modules", ".mypy_cache", ".pytest_cache", ".tox"}
+EDITABLE_DIR = "_reprex_editable"
+_MAX_TREE_FILES = 5000  # source files walked per editable package (the byte budget still applies)
+
+
+@dataclass
+class EditableTree:
+    """Imported top-level modules of one editable install that share an import root."""
+
+    name: str  # the distribution
+    root: Path  # the directory on sys.path they were imported from
+    files: list[Path] = field(default_factory=list)
 
 
 @dataclass
@@ -30,6 +43,7 @@ class Inputs:
     skipped: list[dict] = field(default_factory=list)  # {"path", "size", "reason"}
     total: int = 0
     script_rel: str | None = None  # where the entry script landed
+    pythonpath: list[str] = field(default_factory=list)  # bundle-relative import roots of editables
 
     def manifest(self) -> dict:
         return {"copied": sorted(self.files), "skipped": self.skipped, "total_bytes": self.total}
@@ -42,11 +56,16 @@ def _matches(rel: str, patterns: Iterable[str]) -> bool:
 
 def collect_inputs(cwd: Path, *, script: Path | None, opened: Iterable[str], app_modules: Iterable[str] = (),
                    include: Iterable[str] = (), exclude: Iterable[str] = (),
-                   max_file: int = DEFAULT_MAX_FILE, max_total: int = DEFAULT_MAX_TOTAL) -> Inputs:
+                   max_file: int = DEFAULT_MAX_FILE, max_total: int = DEFAULT_MAX_TOTAL,
+                   editables: Iterable[EditableTree] = ()) -> Inputs:
     cwd = Path(cwd).resolve()
     include = list(include)
     exclude = list(exclude)
     out = Inputs()
+    editables = list(editables)
+    homes = _editable_homes(editables, cwd)  # import root -> its bundle-relative dir
+    outside = sorted(((root, rel) for root, rel in homes.items() if not _within(root, cwd)),
+                     key=lambda item: -len(item[0].parts))
     candidates: list[tuple[Path, bool]] = []  # (path, explicitly wanted)
     if script is not None:
         candidates.append((Path(script), True))
@@ -54,7 +73,7 @@ def collect_inputs(cwd: Path, *, script: Path | None, opened: Iterable[str], app
         for match in sorted(cwd.glob(pattern)):
             if match.is_file():
                 candidates.append((match, True))
-    for path in list(opened) + list(app_modules):
+    for path in list(opened) + list(app_modules) + [f for tree in editables for f in tree.files]:
         candidates.append((Path(path), False))
     seen: set[Path] = set()
     for path, explicit in candidates:
@@ -69,10 +88,14 @@ def collect_inputs(cwd: Path, *, script: Path | None, opened: Iterable[str], app
         try:
             rel = real.relative_to(cwd).as_posix()
         except ValueError:
-            if not is_script:
+            home = next(((root, h) for root, h in outside if _within(real, root)), None)
+            if is_script:
+                rel = real.name  # the entry script from elsewhere: run it from the work dir
+            elif home is not None:  # an editable checkout elsewhere: beside the work dir
+                rel = f"{home[1]}/{real.relative_to(home[0]).as_posix()}"
+            else:
                 out.skipped.append({"path": str(real), "size": _size(real), "reason": "outside the working directory"})
                 continue
-            rel = real.name  # the entry script from elsewhere: run it from the work dir
         if any(part in SKIP_DIRS for part in rel.split("/")[:-1]):
             continue
         size = _size(real)
@@ -97,6 +120,67 @@ def collect_inputs(cwd: Path, *, script: Path | None, opened: Iterable[str], app
         out.total += size
         if is_script:
             out.script_rel = rel
+    copied = set(out.files)
+    for root, home in homes.items():
+        if home not in out.pythonpath and any(
+                k.startswith("files/" + ("" if home == "." else home + "/")) for k in copied):
+            out.pythonpath.append(home)
+    return out
+
+
+def _within(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def _editable_homes(editables: list[EditableTree], cwd: Path) -> dict[Path, str]:
+    """Where each import root lands in files/: as it lies under the working dir, else beside it."""
+    from reprex.pins import canonical
+
+    homes: dict[Path, str] = {}
+    for tree in editables:
+        if tree.root in homes:
+            continue
+        if _within(tree.root, cwd):
+            homes[tree.root] = tree.root.relative_to(cwd).as_posix() or "."
+            continue
+        home, n = f"{EDITABLE_DIR}/{canonical(tree.name)}", 1
+        while home in homes.values():
+            n += 1
+            home = f"{EDITABLE_DIR}/{canonical(tree.name)}-{n}"
+        homes[tree.root] = home
+    return homes
+
+
+def editable_trees(modules: dict[str, str | None], roots: dict[str, str]) -> list[EditableTree]:
+    """The imported top-level modules of editable installs (`roots`: distribution -> checkout),
+    with every source file of an imported package: a cached .pyc means an import opens no
+    .py, so what the run opened is not the whole package."""
+    from reprex.pins import under
+
+    trees: dict[Path, EditableTree] = {}
+    for name, path in sorted(modules.items()):
+        if not path or name in ("__main__", "sitecustomize"):
+            continue
+        dist = next((d for d, root in sorted(roots.items()) if under(path, root)), None)
+        if dist is None:
+            continue
+        real = Path(path).resolve()
+        package = real.parent if real.stem == "__init__" else None
+        root = (package or real).parent
+        tree = trees.setdefault(root, EditableTree(dist, root))
+        tree.files.extend(_sources(package) if package is not None else [real])
+    return list(trees.values())
+
+
+def _sources(package: Path) -> list[Path]:
+    import os
+
+    out: list[Path] = []
+    for here, dirs, names in os.walk(package):
+        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.startswith("."))
+        out.extend(Path(here) / n for n in sorted(names) if n.endswith((".py", ".pyi")))
+        if len(out) >= _MAX_TREE_FILES:
+            return out[:_MAX_TREE_FILES]
     return out
 
 

@@ -18,13 +18,14 @@ from typing import Callable, Sequence
 
 from reprex import __version__
 from reprex.bundle import SUFFIX, Bundle, canonical_json
-from reprex.capture.inputs import DEFAULT_MAX_FILE, DEFAULT_MAX_TOTAL, Inputs, app_module_files, collect_inputs
+from reprex.capture.inputs import (DEFAULT_MAX_FILE, DEFAULT_MAX_TOTAL, Inputs, app_module_files, collect_inputs,
+                                   editable_trees)
 from reprex.capture.runner import python_of
 from reprex.capture.scrub import scrub_arguments, scrub_tail
 from reprex.draft import Draft
 from reprex.errors import ReprexError
 from reprex.recorded import run_recorded
-from reprex.pins import canonical, closure, requirements_txt, roots_for
+from reprex.pins import canonical, closure, editable_roots, requirements_txt, roots_for
 from reprex.record import RECORDER_FILE, Outcome, outcome_text
 from reprex.signature import Signature, compute, redacted_signature
 from reprex.templates import render_template
@@ -309,12 +310,16 @@ def assemble(outcome: Outcome, *, argv: list[str], cwd: Path, environ: dict, pyt
         script = Path(main_file)
     inputs = collect_inputs(cwd, script=script, opened=outcome.opened,
                             app_modules=app_module_files(outcome.modules, cwd), include=options.include,
-                            exclude=options.exclude, max_file=options.max_file_size, max_total=options.max_total)
+                            exclude=options.exclude, max_file=options.max_file_size, max_total=options.max_total,
+                            editables=editable_trees(outcome.modules, editable_roots(facts)))
     if entry is None:
         entry = _entry(outcome, argv, cwd, inputs)
         pythonpath = _pythonpath_entries(environ, cwd)
         if pythonpath:
             entry["pythonpath"] = pythonpath
+    if inputs.pythonpath:  # editable checkouts, bundled as files: importable from there
+        known = list(entry.get("pythonpath") or [])
+        entry = {**entry, "pythonpath": known + [p for p in inputs.pythonpath if p not in known]}
     name = _bundle_name(options, entry, argv)
 
     progress("redacting secrets")

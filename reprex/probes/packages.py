@@ -1,8 +1,8 @@
 """`packages` probe: every installed distribution with its version and where it came from.
 
-Pins alone do not rebuild an environment: an editable checkout, a VCS commit or a local
-wheel (PEP 610 direct_url.json) and the `+cu121` local version decide what replay must
-install, so provenance is kept per distribution. Facts come from the target interpreter.
+Pins alone do not rebuild an environment: an editable checkout (any kind: reprex.editables),
+a VCS commit or a local wheel (PEP 610 direct_url.json) and the `+cu121` local version decide
+what replay must install, so provenance is kept per distribution. Facts come from the target interpreter.
 """
 
 from __future__ import annotations
@@ -61,12 +61,17 @@ def summarize(dists: list[dict]) -> list[dict]:
         if key in by_name:
             by_name[key]["shadowed"].append({"version": version, "location": dist.get("location")})
             continue
+        prov = provenance(dist.get("direct_url"))
+        editable = dist.get("editable")
+        if isinstance(editable, dict):  # reprex.editables.annotate: any kind of development install
+            prov = {**prov, "editable": True, "editable_kind": editable.get("kind"),
+                    "local_path": prov["local_path"] or editable.get("root")}
         by_name[key] = {
             "name": name,
             "normalized_name": key,
             "version": version,
             "local_version": local_version(version),
-            "provenance": provenance(dist.get("direct_url")),
+            "provenance": prov,
             "installer": dist.get("installer"),
             "requires": list(dist.get("requires") or []),
             "location": dist.get("location"),
@@ -87,7 +92,10 @@ def probe(ctx) -> dict:
             except Exception as exc:
                 raw, source = _target_script.distributions(), "process"
                 note = f"could not query {ctx.python_executable}: {type(exc).__name__}: {exc}"
-    value = {"source": source, "distributions": summarize(raw)}
+    from reprex.editables import annotate
+
+    sys_path = ((ctx.target_facts or {}).get("python") or {}).get("sys_path") or ()
+    value = {"source": source, "distributions": summarize(annotate(raw, sys_path))}
     if note:
         value["note"] = note
     return value
