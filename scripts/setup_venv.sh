@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv (system python3 >= 3.10; python3-venv is apt-installed if missing) and
-# `pip install -e '.[test,ray]'`, skipped when pyproject.toml is unchanged since the last
+# `pip install -e '.[test,ray,docker,fetch]'` (the tests need every optional feature: the docker
+# SDK and smart_open are extras now), skipped when pyproject.toml is unchanged since the last
 # install. Used by scripts/test.sh and scripts/demo.sh.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -43,13 +44,13 @@ fi
 stamp=$VENV/.reprex-install-stamp
 want=$(sha256sum <pyproject.toml | cut -d" " -f1)
 if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
-    say "pip install -e '.[test,ray]'"
+    say "pip install -e '.[test,ray,docker,fetch]'"
     "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
     log=$VENV/pip-install.log
     # pip's output goes to a log (the host's pip config makes it chatty); shown on failure.
-    if ! "$VENV/bin/python" -m pip install -e '.[test,ray]' >"$log" 2>&1; then
+    if ! "$VENV/bin/python" -m pip install -e '.[test,ray,docker,fetch]' >"$log" 2>&1; then
         grep -v 'is ignored: it is neither a file nor a directory' "$log" | tail -n 30 >&2
-        die "pip install -e '.[test,ray]' failed (full log: $log)"
+        die "pip install -e '.[test,ray,docker,fetch]' failed (full log: $log)"
     fi
     echo "$want" >"$stamp"
     say "venv ready after $((SECONDS - t0)) s"

@@ -3,7 +3,7 @@
 #
 # On a fresh Debian 12 box with root this sets up everything the tests need:
 #   1. .venv (system python3 >= 3.10; python3-venv is apt-installed if missing) with
-#      `pip install -e '.[test,ray]'` (skipped when pyproject.toml is unchanged since
+#      `pip install -e '.[test,ray,docker,fetch]'` (skipped when pyproject.toml is unchanged since
 #      the last install),
 #   2. a Docker engine (scripts/ensure_docker.sh: installs docker.io, starts dockerd),
 #   3. a Python 3.11 base image (scripts/base_image.sh: local, pulled, or built offline),

@@ -34,7 +34,11 @@ def ray_headers(environ: Mapping[str, str]) -> dict:
 
 
 def fetch(url: str, environ: Mapping[str, str]) -> bytes:
-    import smart_open
+    try:
+        import smart_open
+    except Exception as exc:  # an optional extra (reprex[fetch] or reprex[ray])
+        raise RuntimeError(f"fetching an http(s) working_dir needs smart_open ({exc}): "
+                           "pip install 'reprex[fetch]'") from None
 
     with smart_open.open(url, "rb", transport_params={"headers": ray_headers(environ), "timeout": 60}) as fin:
         data = fin.read(MAX_DOWNLOAD + 1)

@@ -96,9 +96,13 @@ def sdk_client(engine: Engine):
     """A docker SDK client for the same daemon, for pulls only (registry credentials and helpers)."""
     try:
         import docker
-    except ImportError:
-        raise InfraError("pulling a missing base image needs the `docker` Python package (pip install docker); "
-                         "or use --backend local") from None
+    except Exception as exc:  # not installed, or broken by an older requests/urllib3 a project pins
+        raise InfraError(f"pulling a missing base image needs the docker package ({one_line(exc)}): "
+                         "pip install 'reprex[docker]'") from None
+    found = getattr(docker, "__version__", "0")
+    if not found.split(".")[0].isdigit() or int(found.split(".")[0]) < 7:
+        raise InfraError(f"pulling a missing base image needs docker>=7 (found {found}): "
+                         "pip install 'reprex[docker]'")
     ep = getattr(engine, "endpoint", None) or daemon_endpoint()
     kwargs: dict = {}
     try:

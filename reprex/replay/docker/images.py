@@ -185,9 +185,9 @@ def ensure_image(env: DockerEnv, image: str, xy: str, progress: Progress, pull_t
     progress(f"pulling {image}")
     reason = None
     try:
+        client = env.client  # first: its InfraError says how to get the SDK
         from docker.utils import parse_repository_tag
 
-        client = env.client
         repo, tag = parse_repository_tag(image)
         with api_timeout(client, pull_timeout):
             # a stream: errors after the first byte (manifest unknown, ...) come inside it
