@@ -14,6 +14,7 @@ import os
 import re
 import tempfile
 from pathlib import Path
+from urllib.parse import unquote
 
 from reprex.bundle import MAX_TOTAL_BYTES
 from reprex.errors import BundleError, ReprexError
@@ -68,6 +69,11 @@ def transport_params(uri: str, environ=None) -> dict:
     return {}
 
 
+def file_path(url: str) -> Path:
+    """The local path of a file:// URL (file:///abs/path, percent-decoded as file URLs are)."""
+    return Path(unquote(url[len("file://"):]))
+
+
 def split_digest(source: str) -> tuple[str, str | None]:
     """(`source` without its `#sha256=` fragment, the lower-case digest or None).
 
@@ -79,7 +85,7 @@ def split_digest(source: str) -> tuple[str, str | None]:
         return source, None
     found = _DIGEST.fullmatch(fragment)
     if found is None:
-        raise FetchError(f"{_safe(source)}: a bundle's #fragment must be #sha256=<64 hex digits>")
+        raise FetchError(f"{safe_uri(source)}: a bundle's #fragment must be #sha256=<64 hex digits>")
     return base, found.group(1).lower()
 
 
@@ -88,17 +94,17 @@ def fetch_bundle(source: str, *, limit: int = MAX_TOTAL_BYTES) -> Path:
     copy (named reprex-fetch-*) of a download or of a local file a digest was asked for."""
     source, digest = split_digest(source)
     if not _URI.match(source) or source.startswith("file://"):
-        path = Path(source[len("file://"):] if source.startswith("file://") else source)
+        path = file_path(source) if source.startswith("file://") else Path(source)
         if digest is None:
             return path
         if not path.is_file():
-            raise FetchError(f"{_safe(source)}: a #sha256= digest needs a bundle file (this is "
+            raise FetchError(f"{safe_uri(source)}: a #sha256= digest needs a bundle file (this is "
                              f"{'a directory' if path.is_dir() else 'not there'})")
         return _copy(source, lambda: open(path, "rb"), digest, limit)
     try:
         import smart_open
     except Exception as exc:  # an optional extra: missing, or broken by a project's older pins
-        raise FetchError(f"fetching {_safe(source.split('://', 1)[0])}:// bundles needs smart_open ({_safe(str(exc))}): "
+        raise FetchError(f"fetching {safe_uri(source.split('://', 1)[0])}:// bundles needs smart_open ({safe_uri(str(exc))}): "
                          "pip install 'reprex[fetch]', or download the bundle and pass its path") from None
     params = transport_params(source)
     return _copy(source, lambda: smart_open.open(source, "rb", transport_params=params, compression="disable"),
@@ -114,11 +120,11 @@ def _copy(source: str, opener, digest: str | None, limit: int) -> Path:
             while chunk := src.read(CHUNK):
                 total += len(chunk)
                 if total > limit:
-                    raise FetchError(f"{_safe(source)}: larger than {limit} bytes; refusing it")
+                    raise FetchError(f"{safe_uri(source)}: larger than {limit} bytes; refusing it")
                 h.update(chunk)
                 out.write(chunk)
         if digest is not None and h.hexdigest() != digest:
-            raise DigestMismatch(f"{_safe(source)}: its sha256 is {h.hexdigest()}, not the {digest} its "
+            raise DigestMismatch(f"{safe_uri(source)}: its sha256 is {h.hexdigest()}, not the {digest} its "
                                  "#sha256= names (tampered with, or another upload); refusing it")
         return Path(tmp)
     except FetchError:
@@ -127,10 +133,10 @@ def _copy(source: str, opener, digest: str | None, limit: int) -> Path:
     except Exception as exc:  # smart_open raises many kinds; give one line
         Path(tmp).unlink(missing_ok=True)
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise FetchError(f"cannot fetch {_safe(source)}: {_safe(msg)}") from None
+        raise FetchError(f"cannot fetch {safe_uri(source)}: {safe_uri(msg)}") from None
 
 
-def _safe(text: str) -> str:
+def safe_uri(text: str) -> str:
     """Never echo credentials from a URI: userinfo, presigned query strings, tokens."""
     from reprex.redact import Redactor
 

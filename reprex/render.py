@@ -3,20 +3,28 @@
 One mapping from venue name to renderer. Everything a bundle holds is a stranger's
 text, so each venue escapes it for where it lands (reprex.escape): markdown and HTML
 for gh, control characters for text. The GitHub body stays under the issue limit of
-65,536 characters: long sections are cut from the middle with a note.
+65,536 characters: long sections are cut from the middle with a note, and cut harder
+until the whole body fits. A shared bundle (`reprex share`, `render --share URL`) is
+linked with its verified replay command (`reprex replay URL#sha256=...`).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shlex
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from reprex.escape import md_fence, md_inline, terminal
 from reprex.pins import parse_requirements
 
 GH_LIMIT = 65536
-_SECTION_BUDGET = {"traceback": 20000, "output": 8000, "requirements": 12000, "environment": 12000}
+# GitHub takes .zip attachments on issues, "25MB for all other files" (not images or videos):
+# https://docs.github.com/en/get-started/writing-on-github/working-with-advanced-formatting/attaching-files
+GH_ATTACH_LIMIT_MB = 25
+_BUDGET_SCALES = (1.0, 0.5, 0.25, 0.1, 0.03)  # section budgets shrink until the body fits
+_LINKABLE = re.compile(r"https://[A-Za-z0-9.-]+(?::\d+)?(?:/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?")
+_SECTION_BUDGET = {"traceback": 20000, "repro": 12000, "output": 8000, "requirements": 12000, "environment": 12000}
 FACT_LIMIT = 1000  # characters of one summary value (a long argv, a long message)
 SKIPPED_SHOWN = 50
 
@@ -140,9 +148,61 @@ def _details(summary: str, body: str) -> str:
     return f"<details><summary>{summary}</summary>\n\n{body}\n\n</details>"
 
 
-def render_gh(bundle) -> str:
-    """The GitHub issue body. Bundle text is only ever in a fenced block or md_inline-escaped,
-    so it can't close a <details>, add HTML or images, mention anyone or link an issue."""
+class ShareLink(NamedTuple):
+    """Where a bundle was shared and the sha256 of its bytes there."""
+
+    url: str
+    sha256: str
+
+    @property
+    def verified(self) -> str:
+        return f"{self.url}#sha256={self.sha256}"
+
+
+def gh_length(text: str) -> int:
+    """Length as GitHub may count it: UTF-16 code units (never fewer than code points)."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def _where_section(name: str, share: ShareLink | None) -> list[str]:
+    """How the maintainer gets the bundle: the shared copy, verified, or an attachment."""
+    if share is None:
+        zip_name = md_inline(name + ".reprex.zip", 200)
+        return [
+            "Reproduce it in a clean environment (verdict: reproduced / fixed / different):",
+            "",
+            _fence(f"reprex replay {shlex.quote(name + '.reprex.zip')}", "sh"),
+            "",
+            f"Attach {zip_name} to this issue: GitHub takes .zip files up to {GH_ATTACH_LIMIT_MB} MB. "
+            "A bigger bundle: `reprex share` it and paste the link it prints.",
+        ]
+    link = f"<{share.url}>" if _LINKABLE.fullmatch(share.url) else md_inline(share.url, 2000)
+    return [
+        f"The bundle: {link} (sha256 {md_inline(share.sha256, 64)})",
+        "",
+        "Reproduce it in a clean environment (verdict: reproduced / fixed / different); the digest "
+        "makes reprex refuse any other bytes:",
+        "",
+        _fence(f"reprex replay {shlex.quote(share.verified)}", "sh"),
+    ]
+
+
+def render_gh(bundle, share: ShareLink | None = None) -> str:
+    """The GitHub issue body, under GitHub's limit: section budgets shrink until it fits."""
+    for scale in _BUDGET_SCALES:
+        body = _render_gh(bundle, share, scale)
+        if gh_length(body) <= GH_LIMIT:
+            return body
+    note = "\n\n... [cut by reprex to fit GitHub's issue size limit; see the bundle] ...\n"
+    while gh_length(body + note) > GH_LIMIT:  # last resort: keep the head, which holds the facts
+        body = body[: len(body) - (gh_length(body + note) - GH_LIMIT)]
+    return body + note
+
+
+def _render_gh(bundle, share: ShareLink | None, scale: float) -> str:
+    """Bundle text is only ever in a fenced block or md_inline-escaped, so it can't close a
+    <details>, add HTML or images, mention anyone or link an issue."""
+    budget = {k: max(500, int(v * scale)) for k, v in _SECTION_BUDGET.items()}
     m = bundle.manifest
     name = str(m.get("name", "bundle"))
     table = "\n".join(f"| {k} | {md_inline(v)} |" for k, v in summary_facts(bundle))
@@ -151,21 +211,19 @@ def render_gh(bundle) -> str:
         "",
         "| | |\n|---|---|\n" + table,
         "",
-        "Reproduce it in a clean environment (verdict: reproduced / fixed / different):",
+        *_where_section(name, share),
         "",
-        _fence(f"reprex replay {shlex.quote(name + '.reprex.zip')}", "sh"),
+        _details("Traceback", _fence(_cut(bundle.text("traceback.txt"), budget["traceback"]), "pytb")),
         "",
-        _details("Traceback", _fence(_cut(bundle.text("traceback.txt"), _SECTION_BUDGET["traceback"]), "pytb")),
-        "",
-        _details("repro.py", _fence(_cut(bundle.text("repro.py"), 12000), "python")),
+        _details("repro.py", _fence(_cut(bundle.text("repro.py"), budget["repro"]), "python")),
         "",
         _details("Output (tail, stdout and stderr in order)",
-                 _fence(_cut(_output_text(bundle), _SECTION_BUDGET["output"]))),
+                 _fence(_cut(_output_text(bundle), budget["output"]))),
         "",
         _details("requirements.txt (exact pins)",
-                 _fence(_cut(bundle.text("requirements.txt"), _SECTION_BUDGET["requirements"]))),
+                 _fence(_cut(bundle.text("requirements.txt"), budget["requirements"]))),
         "",
-        _details("Environment probes", _fence(_cut(_environment_lines(bundle), _SECTION_BUDGET["environment"]))),
+        _details("Environment probes", _fence(_cut(_environment_lines(bundle), budget["environment"]))),
     ]
     skipped = skipped_files(bundle)
     if skipped:
@@ -176,11 +234,7 @@ def render_gh(bundle) -> str:
         sections += ["", _details("Files not included", lines)]
     sections += ["", f"<sub>reprex {md_inline(_obj(m.get('tool')).get('version'), 40)}, bundle schema "
                      f"{md_inline(m.get('schema'), 10)}; secrets were redacted before this was written.</sub>", ""]
-    body = "\n".join(sections)
-    if len(body) > GH_LIMIT:  # last resort: keep the head, which holds the facts
-        note = "\n\n... [cut by reprex to fit GitHub's issue size limit; see the bundle] ...\n"
-        body = body[: GH_LIMIT - len(note)] + note
-    return body
+    return "\n".join(sections)
 
 
 def render_text(bundle) -> str:
@@ -200,8 +254,8 @@ def render_json(bundle) -> str:
 VENUES: dict[str, Callable] = {"gh": render_gh, "text": render_text, "json": render_json}
 
 
-def render(bundle, venue: str = "gh") -> str:
+def render(bundle, venue: str = "gh", share: ShareLink | None = None) -> str:
     renderer = VENUES.get(venue)
     if renderer is None:
         raise ValueError(f"unknown venue {venue!r}; choose from {', '.join(VENUES)}")
-    return renderer(bundle)
+    return render_gh(bundle, share) if venue == "gh" else renderer(bundle)

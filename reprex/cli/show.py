@@ -44,11 +44,22 @@ def show(bundle, as_json):
 @click.argument("bundle")
 @click.option("--venue", type=click.Choice(["gh", "text", "json"]), default="gh", show_default=True)
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Write to a file instead of stdout.")
-def render(bundle, venue, output):
+@click.option("--share", "share_url", metavar="URL",
+              help="gh: link the shared copy at URL (URL#sha256=..., as `reprex share` prints it) and "
+                   "give its verified replay command.")
+def render(bundle, venue, output, share_url):
     """Render a bundle as a GitHub issue body (gh), plain text, or JSON."""
     from reprex.render import render as do_render
 
-    text = do_render(load_bundle(bundle), venue)  # a BundleError ends the command (`Command`)
+    link = None
+    if share_url is not None:
+        if venue != "gh":
+            fail("--share goes with --venue gh")
+        from reprex.share import share_link
+
+        local = Path(bundle)
+        link = share_link(share_url, local if "://" not in bundle and local.is_file() else None)
+    text = do_render(load_bundle(bundle), venue, share=link)  # a BundleError ends the command (`Command`)
     if output:
         from reprex.fsutil import atomic_write_text
 
