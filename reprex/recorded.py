@@ -48,30 +48,35 @@ DRAIN_S = 0.5
 def run_recorded(argv: Sequence[str], *, cwd: str | os.PathLike | None = None,
                  env: Mapping[str, str] | None = None, timeout: float | None = None,
                  tee: bool = True, record_dir: Path | None = None,
-                 on_output: Callable[[str, bytes], None] | None = None) -> RunResult:
+                 on_output: Callable[[str, bytes], None] | None = None, spawn=None) -> RunResult:
     """Run argv under the recorder. On timeout, ask the recorded process for a stack
     dump (SIGUSR1 -> faulthandler), then kill the whole process group (and the recorded
     process, which setsid may have put out of its reach). The run ends when the entry exits:
     a background child that keeps the pipes open is killed, not waited for. Interrupted (KeyboardInterrupt, or
     reprex.interrupt.Interrupted for SIGTERM), the signal is passed on to the program, which is
-    then stopped, and our record dir is removed before re-raising."""
+    then stopped, and our record dir is removed before re-raising. `spawn(argv, cwd, env)`
+    starts the process instead of subprocess.Popen (reprex.warm: a forked warm start); what it
+    returns has Popen's pid, stdout, stderr, poll() and wait()."""
     own_dir = record_dir is None  # ours to delete: it holds unredacted locals and argv
     record_dir = Path(record_dir or tempfile.mkdtemp(prefix="reprex-record-"))
     try:
-        return _run(argv, cwd, env, timeout, tee, record_dir, on_output)
+        return _run(argv, cwd, env, timeout, tee, record_dir, on_output, spawn)
     finally:
         if own_dir and not os.environ.get("REPREX_KEEP_RECORD"):
             shutil.rmtree(record_dir, ignore_errors=True)
 
 
-def _run(argv, cwd, env, timeout, tee, record_dir: Path, on_output) -> RunResult:
+def _run(argv, cwd, env, timeout, tee, record_dir: Path, on_output, spawn=None) -> RunResult:
     record_dir.mkdir(parents=True, exist_ok=True)
     full_env = recorder_env(env if env is not None else os.environ, record_dir)
     tail = Tail(TAIL_BYTES + TAIL_MARGIN)
     started = time.monotonic()
     try:
-        proc = subprocess.Popen(list(argv), cwd=cwd, env=full_env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        if spawn is not None:
+            proc = spawn(list(argv), cwd, full_env)
+        else:
+            proc = subprocess.Popen(list(argv), cwd=cwd, env=full_env, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     except FileNotFoundError:
         raise FileNotFoundError(f"command not found: {argv[0]}") from None
     except PermissionError:

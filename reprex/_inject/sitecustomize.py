@@ -906,7 +906,9 @@ def _module_distributions(dists):
     return found
 
 
-def _start(directory):
+def _start(directory, preloaded=None):
+    """Arm the recorder. `preloaded`: for a warm start (reprex/_inject/_reprex_warm.py), the
+    site-packages modules a cold start of this interpreter would find loaded already."""
     claim_path = os.path.join(directory, "claim")
     try:
         claim = os.open(claim_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -930,8 +932,9 @@ def _start(directory):
 
     rec = Recorder(directory)
     # Modules .pth files loaded before the program started: the environment's, not the program's.
-    preloaded = sorted(n for n, m in list(sys.modules.items()) if "." not in n and m is not None
-                       and "-packages" in (getattr(m, "__file__", None) or ""))
+    if preloaded is None:
+        preloaded = sorted(n for n, m in list(sys.modules.items()) if "." not in n and m is not None
+                           and "-packages" in (getattr(m, "__file__", None) or ""))
     rec.emit("start", pid=os.getpid(), t=rec.t0, cwd=os.getcwd(), orig_argv=list(getattr(sys, "orig_argv", [])),
              executable=sys.executable, version=sys.version.split()[0], preloaded=preloaded)
     fault = open(os.path.join(directory, "fault.log"), "w")
@@ -958,6 +961,11 @@ def _start(directory):
 
     threading.excepthook = thread_excepthook
     sys.addaudithook(rec.audit)
+    # Imported already (a warm start's preloads): the import hooks would never see them.
+    if "unittest" in sys.modules:
+        _patch_unittest(rec, sys.modules["unittest"])
+    if "ray" in sys.modules:
+        _patch_ray(rec, sys.modules["ray"])
     atexit.register(rec.final, "atexit")
     if _is_pytest(list(getattr(sys, "orig_argv", None) or sys.argv)):
         _enable_pytest_plugin()
