@@ -9,14 +9,18 @@ For a failed test this module
    is used only when redaction changes neither its repr nor its pickled bytes;
    otherwise it is rebuilt from its fixture's source (flagged) or left out
    (`unsupported`). See reprex.capture.tests.Secrets;
-2. copies the test run's local files (the test module, its conftest.py files, the
-   project modules imported, the files the test read) into a scratch work dir and
-   writes the script there;
-3. hands them to reprex.capture.tests.build_test_bundle (library work, no pytest):
-   it runs the script once under the recorder and builds the bundle from *that* run,
-   so the bundle's expected signature is exactly what its own entry produces.
-   When the script does not fail like the test did, the bundle expects the test's
-   failure instead and is marked `standalone_reproduces: false`.
+2. copies the test run's local files (the test module, its conftest.py files and pytest's
+   config file, the project modules imported, the files the test read) into a scratch
+   work dir;
+3. hands them to reprex.capture.failed_test.build_test_bundle (library work, no pytest):
+   it re-runs the test there, as the standalone script and/or as pytest on the one node
+   id (`pytest_form`), and builds the bundle from the run that fails like the test did
+   (types, frames, message), so the bundle's expected signature is pytest's failure and
+   its own entry produces it. The script is not tried when it can't work (values it can't
+   rebuild, setup errors). When neither form fails like the test did, the bundle expects
+   the test's failure and is marked `reproduces: false`.
+Collection errors (a test module that no longer imports) become pytest-form bundles too
+(`capture_collect_error`).
 This module reads pytest's objects (fixture definitions, conftests, tmp_path); the
 values, snapshots and the bundle itself are the library's.
 """
@@ -32,8 +36,8 @@ from pathlib import Path
 from pytest_reprex.plan import make_plan
 from pytest_reprex.plan import script_name as script_name_for
 from pytest_reprex.script import write
-from reprex.capture.tests import (Secrets, Tree, build_test_bundle, materialize, paths_in, rename_test_tmp,
-                                  scratch_environ, snapshot_files, under)
+from reprex.capture.failed_test import Forms, build_test_bundle, scratch_environ
+from reprex.capture.tests import Secrets, Tree, carried_secrets, materialize, paths_in, rename_test_tmp, snapshot_files, under
 
 MAX_COPY_FILES = 5000
 
@@ -79,9 +83,10 @@ def end_recording_opens() -> None:
 class Captured:
     nodeid: str
     path: Path | None
-    reproduces: bool = False
+    reproduces: bool = False  # the bundle's entry failed like the test at capture
     flagged: list[str] = dataclasses.field(default_factory=list)
     error: str = ""
+    mode: str = ""  # standalone | pytest
 
 
 class CaptureState:
@@ -128,8 +133,8 @@ def snapshot(item) -> dict | None:
 
 # -- the work tree ----------------------------------------------------------------------------
 
-def work_files(item, tree: Tree, opened: set, extra=()) -> list[str]:
-    """Relative paths of the project files a standalone run may need."""
+def work_files(path, tree: Tree, opened: set, extra=()) -> list[str]:
+    """Relative paths of the project files a re-run of the test at `path` may need."""
     wanted: list[str] = []
     seen: set[str] = set()
 
@@ -143,7 +148,7 @@ def work_files(item, tree: Tree, opened: set, extra=()) -> list[str]:
         seen.add(rel)
         wanted.append(rel)
 
-    add(item.path)
+    add(path)
     for rel in extra:
         add(tree.base / rel)
     for module in list(sys.modules.values()):
@@ -170,30 +175,36 @@ def bundle_name(nodeid: str) -> str:
 
 
 def capture_failure(item, excinfo, state: CaptureState, snap: dict | None, opened: set,
-                    random_state: str | None) -> Captured:
-    from reprex.record import recorder
-
-    base = Path(item.config.rootpath)
-    if not under(Path(item.path).resolve(), base.resolve()):
-        base = Path(item.path).parent
-    tree = Tree(base, Path(snap["base"]) if snap else None)
-    env = scratch_environ()
-    secrets = Secrets(env)  # the same environment the bundle's own redactor gets
+                    random_state: str | None, when: str = "call") -> Captured:
+    """A bundle for a test that failed in `when` (setup, call or teardown)."""
+    tree, env, secrets = _context(item.config, item.path, Path(snap["base"]) if snap else None,
+                                  carried_secrets(dict(item.funcargs or {})))
     # A parametrize id can carry a secret: nothing in the bundle (its name, file names, the
     # manifest, the script) is derived from the raw id.
     nodeid = secrets.redact(item.nodeid)
     if nodeid != item.nodeid:
         snap = rename_test_tmp(snap, secrets)
     plan, values = make_plan(item, tree, snap, random_state, secrets, nodeid)
-    script_name = script_name_for(item, tree)
-    name = bundle_name(nodeid)
+    pytest_args, no_pytest = pytest_form(item.config, item.nodeid, nodeid, tree)
+    if pytest_args is not None and getattr(plan, "randomly_seed", None) is not None \
+            and str(plan.randomly_seed).isdigit():
+        pytest_args[-1:-1] = [f"--randomly-seed={plan.randomly_seed}"]
+    unsupported = [v.name for v in values if v.how == "unsupported"]
+    skip = (f"an error in the test's {when}: the script has no pytest {when}" if when != "call"
+            else f"values it can't rebuild: {', '.join(unsupported)}" if unsupported else "")
+    cls = getattr(item, "cls", None)
+    function = getattr(item, "originalname", None) or item.name.split("[")[0]
+    forms = Forms(nodeid=nodeid, when=when, function=f"{cls.__qualname__}.{function}" if cls else function,
+                  write_script=lambda target: write(plan, target), script_name=script_name_for(item, tree),
+                  skip_standalone=skip, pytest_args=pytest_args, no_pytest=no_pytest)
+    name = bundle_name(nodeid) + ("" if when == "call" else f"-{when}")
     extra = [rel for _, rel in plan.conftests] + [v.module_file for v in values if v.module_file]
-    copied = work_files(item, tree, opened, extra)
+    copied = work_files(item.path, tree, opened, extra + _config_files(item.config, tree))
     tmp_files = materialize(snap)
     flagged = [v.name for v in values if v.how in ("source", "unsupported")]
     test = {
         "nodeid": nodeid,
-        "script": script_name,
+        "script": forms.script_name,
         "values": {v.name: v.manifest() for v in values},
         "flagged": flagged,
         "seeds": {"PYTHONHASHSEED": plan.hash_seed, "randomly_seed": plan.randomly_seed,
@@ -201,12 +212,77 @@ def capture_failure(item, excinfo, state: CaptureState, snap: dict | None, opene
         "tmp": {"copied": len(tmp_files), "skipped": (snap or {}).get("skipped", [])},
         "pytest": _pytest_version(),
     }
-    path, reproduces = build_test_bundle(
-        base=tree.base, work_files=copied, tmp_files=tmp_files, write_script=lambda target: write(plan, target),
-        script_name=script_name, nodeid=nodeid, name=name,
-        expected=recorder().exception_record(excinfo.value), env=env, timeout=state.timeout,
-        test=test, output=state.directory / f"{name}.reprex.zip")
-    return Captured(item.nodeid, path, reproduces, flagged)
+    built = build_test_bundle(base=tree.base, work_files=copied, tmp_files=tmp_files, forms=forms, name=name,
+                              expected=_record(excinfo), env=env, timeout=state.timeout, test=test,
+                              output=state.directory / f"{name}.reprex.zip", extra_secrets=secrets.extra())
+    return Captured(item.nodeid, built.path, built.reproduces, flagged, mode=built.mode)
+
+
+def capture_collect_error(collector, excinfo, state: CaptureState) -> Captured:
+    """A bundle for a test module that failed to import at collection: its repro is pytest
+    collecting that module (a dependency that dropped a name breaks here first)."""
+    tree, env, secrets = _context(collector.config, collector.path)
+    nodeid = secrets.redact(collector.nodeid)
+    pytest_args, no_pytest = pytest_form(collector.config, collector.nodeid, nodeid, tree)
+    if pytest_args is None:
+        return Captured(collector.nodeid, None, error=f"no bundle for a collection error: {no_pytest}")
+    forms = Forms(nodeid=nodeid, when="collect", skip_standalone="a collection error", pytest_args=pytest_args,
+                  no_pytest=no_pytest)
+    name = bundle_name(nodeid.removesuffix(".py")) + "-collect"
+    copied = work_files(collector.path, tree, set(), _config_files(collector.config, tree))
+    test = {"nodeid": nodeid, "pytest": _pytest_version()}
+    built = build_test_bundle(base=tree.base, work_files=copied, tmp_files={}, forms=forms, name=name,
+                              expected=_record(excinfo), env=env, timeout=state.timeout, test=test,
+                              output=state.directory / f"{name}.reprex.zip")
+    return Captured(collector.nodeid, built.path, built.reproduces, mode=built.mode)
+
+
+def _context(config, path, old_base: Path | None = None, carried=()) -> tuple[Tree, dict, Secrets]:
+    base = Path(config.rootpath)
+    if not under(Path(path).resolve(), base.resolve()):
+        base = Path(path).parent
+    env = scratch_environ()
+    return Tree(base, old_base), env, Secrets(env, carried)  # the same environment the bundle's own redactor gets
+
+
+def _record(excinfo) -> dict:
+    from reprex.record import recorder
+
+    return recorder().exception_record(excinfo.value)
+
+
+def pytest_form(config, raw_nodeid: str, nodeid: str, tree: Tree) -> tuple[list[str] | None, str]:
+    """Python arguments that run this one node under pytest in a copy of the rootdir, with the
+    same config file, or None and why not. This plugin stays out (`-p no:reprex`: the replay
+    has no reprex) and so does the cache, which would write next to the tests."""
+    if nodeid != raw_nodeid:
+        return None, "redaction changed the node id, so it can't select the test"
+    if nodeid.startswith("-") or Path(config.rootpath).resolve() != tree.base:
+        return None, "the test lies outside pytest's rootdir"
+    args = ["-m", "pytest", "-p", "no:cacheprovider", "-p", "no:reprex", "--rootdir=."]
+    if config.inipath is not None:
+        rel = tree.rel(config.inipath)
+        if rel is None:
+            return None, "pytest's config file lies outside the rootdir"
+        args += ["-c", rel]
+    mode = config.getoption("importmode", None)
+    if isinstance(mode, str) and mode != "prepend":
+        args.append(f"--import-mode={mode}")
+    if config.pluginmanager.hasplugin("xdist") and config.getoption("numprocesses", None):
+        args += ["-n", "0"]  # addopts may ask for workers; the recorder sees failures in this process only
+    return args + ["-q", nodeid], ""
+
+
+def _config_files(config, tree: Tree) -> list[str]:
+    """pytest's config file and every conftest.py it loaded under the rootdir."""
+    import inspect
+
+    files = [config.inipath] if config.inipath is not None else []
+    for plugin in config.pluginmanager.get_plugins():
+        file = getattr(plugin, "__file__", None) if inspect.ismodule(plugin) else None
+        if file and os.path.basename(file) == "conftest.py":
+            files.append(file)
+    return [rel for rel in (tree.rel(f) for f in files) if rel not in (None, ".")]
 
 
 def _pytest_version() -> str:

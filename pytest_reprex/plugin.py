@@ -30,6 +30,7 @@ from pytest_reprex.state import FIXTURE_RESULTS, STATE, State, state_of
 _SNAPSHOT = pytest.StashKey[dict]()
 _OPENED = pytest.StashKey[set]()
 _RANDOM = pytest.StashKey[str]()
+_CAPTURED = pytest.StashKey[bool]()
 
 
 def bundle_dir_around(path: Path) -> Path | None:
@@ -236,14 +237,28 @@ def pytest_runtest_makereport(item, call):
             for i, (result, expect, source) in enumerate(results, 1):
                 for title, text in sections(result, expect, source):
                     report.sections.append((f"{title} ({i})" if len(results) > 1 else title, text))
-        state = item.config.stash.get(STATE, None)
-        if (state is not None and state.capture is not None and report.failed and call.excinfo is not None
-                and isinstance(item, pytest.Function) and not hasattr(report, "wasxfail")):
-            _capture(item, call, report, state)
+    state = item.config.stash.get(STATE, None)
+    if (state is not None and state.capture is not None and report.failed and call.excinfo is not None
+            and isinstance(item, pytest.Function) and not hasattr(report, "wasxfail")
+            and call.when in ("setup", "call", "teardown") and not item.stash.get(_CAPTURED, False)):
+        item.stash[_CAPTURED] = True  # one bundle a test: a teardown error after a failure is its echo
+        _capture(item, call, report, state)
 
 
-def _capture(item, call, report, state: State) -> None:
-    from pytest_reprex.capture import Captured, capture_failure
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    state = collector.config.stash.get(STATE, None)
+    if state is None or state.capture is None or not isinstance(collector, pytest.Module):
+        return
+    report = outcome.get_result()
+    call = getattr(report, "call", None)  # pytest keeps the CallInfo there for collect_one_node
+    if report.failed and call is not None and call.excinfo is not None:
+        _capture(collector, call, report, state)
+
+
+def _capture(node, call, report, state: State) -> None:
+    from pytest_reprex.capture import Captured, capture_collect_error, capture_failure
 
     cap = state.capture
     if cap.count >= cap.max_count:
@@ -252,26 +267,39 @@ def _capture(item, call, report, state: State) -> None:
         return
     cap.count += 1
     try:
-        result = capture_failure(item, call.excinfo, cap, item.stash.get(_SNAPSHOT, None),
-                                 item.stash.get(_OPENED, set()), item.stash.get(_RANDOM, None))
+        if isinstance(node, pytest.Function):
+            result = capture_failure(node, call.excinfo, cap, node.stash.get(_SNAPSHOT, None),
+                                     node.stash.get(_OPENED, set()), node.stash.get(_RANDOM, None), call.when)
+        else:
+            result = capture_collect_error(node, call.excinfo, cap)
     except Exception as exc:  # a failed capture must not hide the test's own failure
-        result = Captured(item.nodeid, None, error=f"{type(exc).__name__}: {exc}")
+        result = Captured(node.nodeid, None, error=f"{type(exc).__name__}: {exc}")
     cap.results.append(result)
+    if not hasattr(report, "user_properties"):
+        report.user_properties = []  # a collect report (xdist sends it to the controller with its attributes)
+    props = getattr(node, "user_properties", None)  # a test's, for junitxml; reports copy them
     if result.path is None:
         report.sections.append(("reprex bundle", f"could not write a bundle: {result.error}"))
-        item.user_properties.append(("reprex_capture_error", result.error))
         report.user_properties.append(("reprex_capture_error", result.error))
+        if props is not None:
+            props.append(("reprex_capture_error", result.error))
         return
     lines = [f"wrote {result.path}", f"replay it: reprex replay {result.path}"]
+    if result.mode == "pytest":
+        lines.append("it replays the test under pytest (the standalone script did not fail like the test)")
     if not result.reproduces:
-        lines.append("warning: the standalone script did not fail like the test did "
-                     "(standalone_reproduces: false in the manifest)")
+        lines.append(f"warning: {NOT_REPRODUCED} (reproduces: false in the manifest)")
     if result.flagged:
         lines.append(f"rebuilt from fixture source or missing: {', '.join(result.flagged)}")
     report.sections.append(("reprex bundle", "\n".join(lines)))
-    props = [("reprex_bundle", str(result.path)), ("reprex_standalone_reproduces", result.reproduces)]
-    item.user_properties.extend(props)
-    report.user_properties.extend(props)
+    written = [("reprex_bundle", str(result.path)), ("reprex_reproduces", result.reproduces),
+               ("reprex_mode", result.mode)]
+    report.user_properties.extend(written)
+    if props is not None:
+        props.extend(written)
+
+
+NOT_REPRODUCED = "neither the standalone script nor pytest on this test alone failed like the test did"
 
 
 class _ReportWatcher:
@@ -286,12 +314,18 @@ class _ReportWatcher:
             for name, value in getattr(report, "user_properties", None) or ():
                 if name == "reprex_verdict":
                     self.state.verdicts[value] = self.state.verdicts.get(value, 0) + 1
-        if report.when != "call":
-            return
+        self._bundle(report)
+
+    def pytest_collectreport(self, report):
+        self._bundle(report)
+
+    def _bundle(self, report) -> None:
         props = dict(getattr(report, "user_properties", None) or [])
         if "reprex_bundle" in props or "reprex_capture_error" in props:
-            self.state.bundles.append((report.nodeid, props.get("reprex_bundle"),
-                                       props.get("reprex_standalone_reproduces"), props.get("reprex_capture_error")))
+            entry = (report.nodeid, props.get("reprex_bundle"), props.get("reprex_reproduces"),
+                     props.get("reprex_capture_error"), props.get("reprex_mode"))
+            if entry not in self.state.bundles:  # later reports of a test carry its properties too
+                self.state.bundles.append(entry)
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -320,15 +354,13 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if state is None:
         return
     lines = []
-    for nodeid, path, reproduces, error in state.bundles:
+    for nodeid, path, reproduces, error, mode in state.bundles:
         if error:
             lines.append(f"{nodeid}: could not write a bundle: {error}")
-        elif reproduces in (False, "False"):
-            lines.append(f"{nodeid}: wrote {path}")
-            lines.append("  warning: the standalone script did not fail like the test did "
-                         "(marked standalone_reproduces: false)")
-        else:
-            lines.append(f"{nodeid}: wrote {path}")
+            continue
+        lines.append(f"{nodeid}: wrote {path}" + (" (replays under pytest)" if mode == "pytest" else ""))
+        if reproduces in (False, "False"):
+            lines.append(f"  warning: {NOT_REPRODUCED} (marked reproduces: false)")
     lines += [f"warning: {e}" for e in state.capture_errors]
     if state.capture is not None and state.capture.count >= state.capture.max_count:
         lines.append(f"stopped capturing after {state.capture.max_count} failing tests (--reprex-capture-max)")

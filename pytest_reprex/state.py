@@ -19,7 +19,7 @@ class State:
     docker_bundles: set = field(default_factory=set)  # ids of bundles replayed on a backend other than local
     verdicts: dict = field(default_factory=dict)
     capture: object = None  # pytest_reprex.capture.CaptureState when --reprex-capture is given
-    bundles: list = field(default_factory=list)  # (nodeid, path, reproduces) seen in reports
+    bundles: list = field(default_factory=list)  # (nodeid, path, reproduces, error, mode) seen in reports
     capture_errors: list = field(default_factory=list)
     pass_env: dict = field(default_factory=dict)  # --reprex-env / ini reprex_env: never from a bundle
 

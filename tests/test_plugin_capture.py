@@ -4,7 +4,7 @@ a plain test reading a data file through a project module, a method of a test cl
 parametrized test, a fixture-heavy test (tmp_path filled by a fixture, a dict fixture, an
 unpicklable object from a parametrized fixture, an autouse fixture that sets the
 environment), a test whose failure depends on PYTHONHASHSEED, and one that uses `capsys`,
-which the script can't rebuild (its bundle is marked standalone_reproduces: false)."""
+which the script can't rebuild (its bundle replays the test under pytest instead)."""
 
 import json
 import os
@@ -190,8 +190,9 @@ def test_one_bundle_per_failing_test_and_a_summary(captured):
                       "test_param-2-5", "test_plain", "test_random"]]
     assert "7 failed, 2 passed" in out
     assert f"tests/test_app.py::test_plain: wrote {project / 'out' / 'tests-test_app-test_plain.reprex.zip'}" in out
-    assert "tests/test_app.py::test_output: wrote" in out
-    assert out.count("warning: the standalone script did not fail like the test did") == 2  # section + summary
+    # capsys: the script can't rebuild it, so the bundle replays the test under pytest instead
+    assert "tests/test_app.py::test_output: wrote" in out and "test_output.reprex.zip (replays under pytest)" in out
+    assert "warning: neither" not in out
 
 
 @pytest.mark.parametrize("stem, types", [
@@ -287,7 +288,7 @@ def test_pytest_randomly_state_is_restored(captured):
 
 def test_editable_pins_of_the_project_are_dropped(captured):
     """The project's own code travels in files/; an editable install of it must not be pinned."""
-    from reprex.capture.tests import drop_editable_pins
+    from reprex.capture.failed_test import drop_editable_pins
 
     project, _ = captured
     bundle = bundle_for(project, "test_plain")
@@ -299,18 +300,19 @@ def test_editable_pins_of_the_project_are_dropped(captured):
     assert bundle.manifest["pins"]["dropped_editable"] == ["myproj"]
 
 
-def test_a_test_the_script_cannot_rebuild_is_flagged_and_expects_the_tests_failure(captured):
+def test_a_test_the_script_cannot_rebuild_is_flagged_and_replays_under_pytest(captured):
     project, _ = captured
     path = project / "out" / "tests-test_app-test_output.reprex.zip"
     bundle = Bundle.read(path)
     test = bundle.manifest["test"]
-    assert test["standalone_reproduces"] is False
     assert test["values"]["capsys"]["how"] == "unsupported" and "capsys" in test["flagged"]
-    assert test["standalone_outcome"]["types"] == ["AttributeError"]
-    # the bundle expects the failure pytest saw, so replay tells the truth: it does not reproduce
-    assert bundle.manifest["expect"]["signature"]["types"] == ["AssertionError"]
+    # predicted to fail, the script is not even run; pytest on the one test fails like the session did
+    assert (test["standalone_reproduces"], test["mode"], test["reproduces"]) == (False, "pytest", True)
+    assert "standalone_outcome" not in test
+    assert bundle.manifest["entry"]["python_args"][-1] == "tests/test_app.py::test_output"
+    assert bundle.manifest["expect"]["signature"]["types"] == ["exit:1", "tests/test_app.py::test_output: AssertionError"]
     result = reprex_replay(path)
-    assert result["verdict"] == "different" and result["exit"] == 1
+    assert result["verdict"] == "reproduced" and result["exit"] == 0, result
 
 
 # -- secrets: a fixture value or a test id holding one must not reach the bundle ----------------
@@ -462,7 +464,11 @@ def test_a_parametrized_secret_stays_out_of_names_manifest_and_bytes(secret_capt
     # fixture value pointing into it is rebuilt from its source rather than pickled
     assert "files/_reprex_tmp/tmp_path0/rows.txt" in bundle.files
     assert values["rows"]["how"] == "source"
-    assert manifest["test"]["standalone_reproduces"] is True
+    # the script can't have the key, so it fails otherwise (assert None == ...), and the redacted id
+    # can't select the test under pytest: the bundle expects the test's failure and says it differs
+    test = manifest["test"]
+    assert (test["standalone_reproduces"], test["reproduces"], test["mode"]) == (False, False, "standalone")
+    assert "no pytest form: redaction changed the node id" in test["mode_reason"]
 
 
 PYDANTIC_CONFTEST = """

@@ -3,28 +3,22 @@
 The plugin (pytest_reprex.capture) reads pytest's objects: the test's fixtures, its
 temporary directories, its conftests. Everything after that is here, with no pytest
 import: which values may be embedded (`Secrets`, `as_literal`, `as_pickle`), the
-snapshot of its temporary files, and `build_test_bundle`, which runs the standalone
-script once under the recorder and builds the bundle from *that* run (assemble, change
-the draft, seal), so the bundle's expected signature is what its own entry produces.
+snapshot of its temporary files. `build_test_bundle` (reprex.capture.failed_test) re-runs
+the test standalone or under pytest and builds the bundle from the run that fails like the
+test did, so the bundle's expected signature is pytest's failure, produced by its own entry.
 """
 
 from __future__ import annotations
 
 import ast
 import base64
-import dataclasses
 import inspect
 import os
 import pickle
-import re
-import shutil
 import sys
-import tempfile
 from pathlib import Path
-from typing import Callable
 
 from reprex.capture.inputs import SKIP_DIRS
-from reprex.pins import canonical
 
 MAX_PICKLE = 2 * 1024 * 1024
 MAX_LITERAL = 20000
@@ -87,13 +81,20 @@ class Secrets:
     does must not be embedded in the script, where (as a pickle) redaction can't see it
     or (as a literal) it would be replaced and the value changed. `hidden` adds strings
     that count as secret too (the per-test tmp directory name pytest derived from a
-    test id that carried a secret, possibly truncated: see `rename_test_tmp`)."""
+    test id that carried a secret, possibly truncated: see `rename_test_tmp`). `carried`:
+    the text inside the test's values of types that exist to carry secrets (`carried_secrets`),
+    which no rule recognizes by name or shape."""
 
-    def __init__(self, environ: dict | None = None):
+    def __init__(self, environ: dict | None = None, carried=()):
         from reprex.redact import Redactor
 
-        self.red = Redactor(dict(os.environ) if environ is None else environ)
+        self.carried = list(carried)
+        self.red = Redactor(dict(os.environ) if environ is None else environ, extra_secrets=self.carried)
         self.hidden: list[str] = []
+
+    def extra(self) -> list[str]:
+        """What the bundle's own redactor must be told, beyond its environment."""
+        return self.carried + self.hidden
 
     def redact(self, text: str) -> str:
         return self.red.text(text, "test")
@@ -124,6 +125,34 @@ class Secrets:
         from reprex.capture.pickles import verdict
 
         return verdict(blob, text, self.red) is not None
+
+
+def carried_secrets(value, depth: int = 0) -> list[str]:
+    """The plain text inside values of types made to carry secrets (pydantic's SecretStr and
+    SecretBytes: anything with `get_secret_value`). Such a value's repr hides it, but the test's
+    failure may not (`assert key.get_secret_value() == ...` under assertion rewriting), and
+    nothing in the text says it is a secret: the bundle's redactor has to be told."""
+    if depth > 4:
+        return []
+    try:
+        getter = getattr(type(value), "get_secret_value", None)
+        if callable(getter):
+            secret = getter(value)
+            if isinstance(secret, bytes):
+                secret = secret.decode("utf-8", "replace")
+            return [secret] if isinstance(secret, str) and len(secret) >= 3 else []
+        if isinstance(value, (str, bytes, int, float, type)) or value is None or inspect.ismodule(value):
+            return []
+        if isinstance(value, dict):
+            items = [v for pair in list(value.items())[:200] for v in pair]
+        elif isinstance(value, (list, tuple, set, frozenset)):
+            items = list(value)[:200]
+        else:
+            attrs = getattr(value, "__dict__", None)
+            items = list(attrs.values())[:100] if isinstance(attrs, dict) else []
+    except Exception:  # a property or __getattr__ that raises: nothing to learn there
+        return []
+    return [s for item in items for s in carried_secrets(item, depth + 1)]
 
 
 def type_name(value) -> str:
@@ -279,80 +308,3 @@ def rename_test_tmp(snap: dict | None, secrets: Secrets) -> dict | None:
     return {**snap, "tmp_rel": move(snap["tmp_rel"]), "files": {move(k): v for k, v in snap["files"].items()},
             "dirs": sorted(move(d) for d in snap["dirs"]),
             "skipped": [{**entry, "path": move(entry["path"])} for entry in snap["skipped"]]}
-
-
-# -- the scratch run -----------------------------------------------------------------------
-
-def scratch_environ() -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PYTEST_", "COV_CORE_", "REPREX_RECORD")) and k not in ("PYTHONPATH",)}
-    return env
-
-
-def drop_editable_pins(draft) -> None:
-    """An editable install is the project under test, copied as files: not a pin to install."""
-    flagged = (draft.manifest.get("pins") or {}).get("flagged") or []
-    names = {canonical(p["name"]) for p in flagged if "editable" in (p.get("flags") or [])}
-    if not names:
-        return
-    kept = []
-    for line in draft.files.get("requirements.txt", b"").decode("utf-8", "replace").splitlines():
-        head = re.split(r"[=<>@ ;\[]", line.strip(), maxsplit=1)[0]
-        if canonical(head) in names:
-            continue
-        kept.append(line)
-    draft.files["requirements.txt"] = ("\n".join(kept) + "\n").encode() if kept else b""
-    draft.manifest["pins"]["dropped_editable"] = sorted(names)
-
-
-# -- the bundle ---------------------------------------------------------------------------------
-
-def build_test_bundle(*, base: Path, work_files: list[str], tmp_files: dict[str, bytes],
-                      write_script: Callable[[Path], None], script_name: str, nodeid: str, name: str,
-                      expected: dict, env: dict, timeout: float | None, test: dict, output: Path) -> tuple[Path, bool]:
-    """Run the standalone script (written by `write_script` into a scratch copy of the
-    project) once under the recorder and write its bundle to `output`; returns (path,
-    whether the script failed like the test). When it does not, the bundle expects the
-    test's failure (`expected`, a recorder exception record) instead."""
-    from reprex.capture.pipeline import CaptureOptions, assemble
-    from reprex.draft import seal
-    from reprex.recorded import run_recorded
-    from reprex.signature import type_list
-
-    scratch_root = Path(tempfile.mkdtemp(prefix="reprex-pytest-capture-"))
-    scratch = scratch_root / "work"
-    (scratch_root / "tmp").mkdir()
-    try:
-        scratch.mkdir()
-        for rel in work_files:
-            target = scratch / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(base / rel, target)
-        for rel, data in tmp_files.items():
-            target = scratch / "_reprex_tmp" / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
-        write_script(scratch / script_name)  # and its machinery beside it
-        env = {**env, "TMPDIR": str(scratch_root / "tmp")}  # the script's copies of tmp_path go with the scratch
-        run = run_recorded([sys.executable, script_name], cwd=scratch, env=env, timeout=timeout, tee=False)
-        want = type_list(expected)
-        standalone = run.outcome
-        got = type_list(standalone.exception) if standalone.outcome == "exception" else []
-        reproduces = bool(want) and got == want
-        outcome = standalone if reproduces else dataclasses.replace(
-            standalone, outcome="exception", exception=expected, exit_code=1, signal=None)
-        entry = {"argv": ["python", "-m", "pytest", nodeid], "cwd": str(base), "kind": "test",
-                 "python_args": [script_name]}
-        test = {**test, "standalone_reproduces": reproduces, "test_failure": want,
-                "standalone_outcome": {"outcome": standalone.outcome, "types": got, "exit_code": standalone.exit_code}}
-        draft = assemble(outcome, argv=[sys.executable, script_name], cwd=scratch, environ=env,
-                         python=sys.executable, options=CaptureOptions(tee=False, name=name), entry=entry,
-                         script=scratch / script_name)
-        draft.add("test", test)  # scrubbed by the bundle's redactor like every other part
-        files = draft.manifest.get("files") or {}
-        if files.get("skipped"):  # reads of the script's own copies of tmp_path: not inputs
-            files["skipped"] = [f for f in files["skipped"] if not str(f.get("path", "")).startswith(str(scratch_root))]
-        drop_editable_pins(draft)
-        return seal(draft).write(output), reproduces
-    finally:
-        shutil.rmtree(scratch_root, ignore_errors=True)

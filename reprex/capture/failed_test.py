@@ -1,0 +1,230 @@
+"""A failed test made into a bundle whose expected signature is pytest's failure, or honestly not.
+
+The test can be re-run two ways: the standalone script (no pytest: pytest_reprex.script)
+or pytest itself on the one node id. A form is used only when its scratch run fails the way
+the test did, judged on the whole failure (reprex.capture.same_failure: types, frames up to
+the test function, normalized message), never on types alone: a harness error of the same
+type must not become a bundle that "reproduces". The standalone form is tried first when
+it can work (it needs nothing of pytest at replay), pytest next; when neither fails like the
+test, the bundle expects the test's own failure and says so (`test.reproduces: false`).
+No pytest import: the plugin (pytest_reprex.capture) describes the test in `Forms`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+from reprex.capture.same_failure import difference
+from reprex.pins import canonical
+
+
+@dataclasses.dataclass
+class Forms:
+    """The failed test and the ways it may be re-run."""
+
+    nodeid: str  # as the bundle may show it (redacted)
+    when: str = "call"  # collect | setup | call | teardown
+    function: str | None = None  # the test function's qualname: where a failure's frame span ends
+    write_script: Callable[[Path], None] | None = None  # writes the standalone script (and its helper)
+    script_name: str = ""
+    skip_standalone: str = ""  # why the standalone script is not tried (it can't rebuild the test)
+    pytest_args: list[str] | None = None  # python arguments running the test under pytest
+    no_pytest: str = ""  # why there is no pytest form
+
+
+@dataclasses.dataclass
+class BuiltBundle:
+    path: Path
+    reproduces: bool  # its entry failed like the test at capture
+    mode: str  # standalone | pytest
+    reason: str
+
+
+def scratch_environ() -> dict:
+    import os
+
+    return {k: v for k, v in os.environ.items()
+            if not k.startswith(("PYTEST_", "COV_CORE_", "REPREX_RECORD")) and k not in ("PYTHONPATH",)}
+
+
+def drop_editable_pins(draft) -> None:
+    """An editable install is the project under test, copied as files: not a pin to install."""
+    flagged = (draft.manifest.get("pins") or {}).get("flagged") or []
+    names = {canonical(p["name"]) for p in flagged if "editable" in (p.get("flags") or [])}
+    if not names:
+        return
+    kept = []
+    for line in draft.files.get("requirements.txt", b"").decode("utf-8", "replace").splitlines():
+        head = re.split(r"[=<>@ ;\[]", line.strip(), maxsplit=1)[0]
+        if canonical(head) in names:
+            continue
+        kept.append(line)
+    draft.files["requirements.txt"] = ("\n".join(kept) + "\n").encode() if kept else b""
+    draft.manifest["pins"]["dropped_editable"] = sorted(names)
+
+
+def pytest_failure(outcome, nodeid: str, when: str) -> dict | None:
+    """The recorded failure of `nodeid` at `when` in a pytest run, if it failed there."""
+    for failure in getattr(outcome, "test_failures", None) or ():
+        if failure.get("test") == nodeid and (failure.get("when") or "call") == when:
+            return failure.get("exception")
+    return None
+
+
+_RUNNER = ("_pytest/", "pluggy/")
+
+
+def quiet_runner_frames(exc: dict | None, depth: int = 0) -> dict | None:
+    """The record without the locals of pytest's and pluggy's own frames (funcargs, the item,
+    its tmp directory named after the test id): noise to a reader, and a place for a secret."""
+    if not isinstance(exc, dict) or depth > 20:
+        return exc
+    frames = [{k: v for k, v in f.items() if k not in ("locals", "arg_values")}
+              if str(f.get("loc") or "").startswith(_RUNNER) else f for f in exc.get("frames") or []]
+    out = {**exc, "frames": frames}
+    for key in ("cause", "context"):
+        if exc.get(key):
+            out[key] = quiet_runner_frames(exc[key], depth + 1)
+    if exc.get("children"):
+        out["children"] = [quiet_runner_frames(c, depth + 1) for c in exc["children"]]
+    return out
+
+
+def _ended(outcome) -> str:
+    if outcome.outcome == "success":
+        return "it ran without the failure"
+    if outcome.outcome == "exit":
+        return f"it exited with status {outcome.exit_code} and no failure of the test"
+    return f"it ended with {outcome.outcome}"
+
+
+def build_test_bundle(*, base: Path, work_files: list[str], tmp_files: dict[str, bytes], forms: Forms, name: str,
+                      expected: dict, env: dict, timeout: float | None, test: dict, output: Path,
+                      extra_secrets=()) -> BuiltBundle:
+    """Re-run the test in a scratch copy of the project (`work_files` under `base`) in the forms
+    it has, and write the bundle of the first one that fails like `expected` (the recorder's
+    record of the test's exception) to `output`. The bundle's redactor works over `env` and
+    `extra_secrets` (what the plugin found secret in the test's values and ids)."""
+    from reprex.recorded import run_recorded
+    from reprex.signature import type_list
+
+    from reprex.redact import Redactor
+
+    expected = quiet_runner_frames(expected)
+    red = Redactor(env, extra_secrets=list(extra_secrets))
+    if forms.write_script is None and forms.pytest_args is None:
+        raise ValueError(f"no way to re-run {forms.nodeid}: {forms.no_pytest or 'no standalone script'}")
+    scratch_root = Path(tempfile.mkdtemp(prefix="reprex-pytest-capture-"))
+    scratch = scratch_root / "work"
+    (scratch_root / "tmp").mkdir()
+    env = {**env, "TMPDIR": str(scratch_root / "tmp")}  # what the runs make in tmp goes with the scratch
+    try:
+        scratch.mkdir()
+        for rel in work_files:
+            target = scratch / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(base / rel, target)
+        record = {"when": forms.when, "test_failure": type_list(expected), "standalone_reproduces": False}
+        notes: list[str] = []
+        standalone = None
+        if forms.write_script is not None and not (forms.skip_standalone and forms.pytest_args is not None):
+            for rel, data in tmp_files.items():
+                target = scratch / "_reprex_tmp" / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+            forms.write_script(scratch / forms.script_name)  # and its machinery beside it
+            standalone = run_recorded([sys.executable, forms.script_name], cwd=scratch, env=env, timeout=timeout,
+                                      tee=False).outcome
+            got = standalone.exception if standalone.outcome == "exception" else None
+            diff = difference(expected, got, function=forms.function) if got else _ended(standalone)
+            record["standalone_reproduces"] = diff is None
+            record["standalone_outcome"] = {"outcome": standalone.outcome, "types": type_list(got) if got else [],
+                                            "exit_code": standalone.exit_code}
+            if diff is None:
+                return _write(scratch, scratch_root, standalone, _standalone_entry(forms, base), forms, test,
+                              {**record, "mode": "standalone", "reproduces": True,
+                               "mode_reason": "the standalone script fails like the test did"}, env, name, output, red)
+            notes.append(f"standalone run differs: {diff}")
+        elif forms.write_script is not None:
+            notes.append(f"standalone script not tried: {forms.skip_standalone}")
+        else:
+            notes.append(f"no standalone script: {forms.skip_standalone or 'not for this kind of failure'}")
+        if forms.pytest_args is None:
+            notes.append(f"no pytest form: {forms.no_pytest}")
+            return _write(scratch, scratch_root, _expecting(standalone, expected), _standalone_entry(forms, base),
+                          forms, test, {**record, "mode": "standalone", "reproduces": False,
+                                        "mode_reason": "; ".join(notes)}, env, name, output, red)
+        ran = run_recorded([sys.executable, *forms.pytest_args], cwd=scratch, env=env, timeout=timeout,
+                           tee=False).outcome
+        ran.test_failures = [{**t, "exception": quiet_runner_frames(t.get("exception"))} for t in ran.test_failures]
+        got = pytest_failure(ran, forms.nodeid, forms.when)
+        diff = difference(expected, got, function=forms.function) if got else _ended(ran)
+        record["pytest_reproduces"] = diff is None
+        if diff is None:
+            return _write(scratch, scratch_root, ran, _pytest_entry(forms, base), forms, test,
+                          {**record, "mode": "pytest", "reproduces": True, "mode_reason": "; ".join(notes)},
+                          env, name, output, red)
+        notes.append(f"pytest run differs: {diff}")
+        # Neither: the bundle expects the test's own failure, in the shape a pytest run records it.
+        expecting = dataclasses.replace(
+            ran, outcome="exit", exit_code=2 if forms.when == "collect" else 1, exception=None, signal=None,
+            test_failures=[{"test": forms.nodeid, "when": forms.when, "exception": expected}])
+        return _write(scratch, scratch_root, expecting, _pytest_entry(forms, base), forms, test,
+                      {**record, "mode": "pytest", "reproduces": False, "mode_reason": "; ".join(notes)},
+                      env, name, output, red)
+    finally:
+        shutil.rmtree(scratch_root, ignore_errors=True)
+
+
+def _expecting(standalone, expected: dict):
+    return dataclasses.replace(standalone, outcome="exception", exception=expected, exit_code=1, signal=None)
+
+
+def _standalone_entry(forms: Forms, base: Path) -> dict:
+    return {"argv": ["python", "-m", "pytest", forms.nodeid], "cwd": str(base), "kind": "test",
+            "python_args": [forms.script_name]}
+
+
+def _pytest_entry(forms: Forms, base: Path) -> dict:
+    return {"argv": ["python", *forms.pytest_args], "cwd": str(base), "kind": "test",
+            "python_args": list(forms.pytest_args)}
+
+
+def _write(scratch: Path, scratch_root: Path, outcome, entry: dict, forms: Forms, test: dict, record: dict,
+           env: dict, name: str, output: Path, red) -> BuiltBundle:
+    """Assemble the bundle from the chosen run (its pins, its files), change the draft, seal it."""
+    from reprex.capture.pipeline import CaptureOptions, assemble
+    from reprex.draft import seal
+    from reprex.escape import md_inline
+    from reprex.signature import innermost
+
+    pytest_mode = record["mode"] == "pytest"
+    # The entry's own file is always wanted: the script, or the test module pytest runs.
+    script = scratch / (_test_file(forms.nodeid) if pytest_mode else forms.script_name)
+    draft = assemble(outcome, argv=[sys.executable, *entry["python_args"]], cwd=scratch, environ=env,
+                     python=sys.executable, options=CaptureOptions(tee=False, name=name), entry=entry,
+                     script=script if script.is_file() else None, redactor=red)
+    if pytest_mode:
+        failure = pytest_failure(outcome, forms.nodeid, forms.when)
+        if failure and not draft.manifest["expect"].get("exception"):
+            inner = innermost(failure) or failure
+            draft.manifest["expect"]["exception"] = draft.redactor.obj(
+                {"type": failure.get("type"), "message": (failure.get("message") or "")[:2000],
+                 "innermost_type": inner.get("type")}, "traceback")
+        draft.readme_notes.append("Replays the test under pytest: " + md_inline(" ".join(entry["argv"]), 600))
+    draft.add("test", {**test, **record})  # scrubbed by the bundle's redactor like every other part
+    files = draft.manifest.get("files") or {}
+    if files.get("skipped"):  # reads of the script's own copies of tmp_path: not inputs
+        files["skipped"] = [f for f in files["skipped"] if not str(f.get("path", "")).startswith(str(scratch_root))]
+    drop_editable_pins(draft)
+    return BuiltBundle(seal(draft).write(output), bool(record["reproduces"]), record["mode"], record["mode_reason"])
+
+
+def _test_file(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
