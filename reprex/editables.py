@@ -36,13 +36,11 @@ def _canon(name: str) -> str:
 
 
 def site_dirs(dists: list[dict], sys_path=()) -> set[str]:
-    """Site directories: named so on sys.path or holding a distribution's metadata."""
-    dirs = {_real(p) for p in sys_path or () if isinstance(p, str) and os.path.basename(p.rstrip("/")) in SITE_NAMES}
-    for dist in dists:
-        parent = os.path.dirname(str(dist.get("location") or ""))
-        if os.path.basename(parent) in SITE_NAMES:
-            dirs.add(_real(parent))
-    return {d for d in dirs if os.path.isdir(d)}
+    """Site directories (as given and resolved): named so on sys.path or holding a distribution's metadata."""
+    given = {p for p in sys_path or () if isinstance(p, str) and os.path.basename(p.rstrip("/")) in SITE_NAMES}
+    given |= {os.path.dirname(str(d.get("location") or "")) for d in dists}
+    given = {p for p in given if os.path.basename(p) in SITE_NAMES and os.path.isdir(p)}
+    return given | {_real(p) for p in given}
 
 
 class _Sites:
@@ -53,7 +51,7 @@ class _Sites:
         self.egg_links: set[str] = set()  # project dirs an .egg-link points at
         self.pth_paths: dict[str, str] = {}  # project dir on a .pth line -> that .pth file
         self.hooks: set[str] = set()  # canonical names with setuptools' __editable__ files
-        for site in sorted(sites):
+        for site in sorted({_real(s) for s in sites}):
             try:
                 names = os.listdir(site)
             except OSError:
@@ -77,7 +75,19 @@ class _Sites:
                             self.pth_paths.setdefault(target, path)
 
     def in_site(self, path: str) -> bool:
-        return any(path == s or path.startswith(s + os.sep) for s in self.sites)
+        return path in self.sites or any(path.startswith(s + os.sep) for s in self.sites)
+
+    def owners(self, name: str) -> list[tuple[str, str]]:
+        """(project dir, .pth) pairs whose .pth file is named for `name` (`name.pth`, hatch's
+        `_editable_impl_name.pth`, `__editable__.name-1.0.pth`): only those RECORDs are read."""
+        return [(target, pth) for target, pth in self.pth_paths.items() if _pth_hint(pth) == name]
+
+
+def _pth_hint(pth: str) -> str:
+    stem = os.path.basename(pth)[:-len(".pth")]
+    for prefix in ("__editable__.", "_editable_impl_"):
+        stem = stem[len(prefix):] if stem.startswith(prefix) else stem
+    return _canon(re.sub(r"-\d[\w.]*$", "", stem.lstrip("_")))
 
 
 def _lines(path: str) -> list[str]:
@@ -118,8 +128,10 @@ def classify(dist: dict, sites: _Sites) -> dict | None:
     import dir) whose files are the distribution's code; None when only a hook knows it."""
     direct = dist.get("direct_url") if isinstance(dist.get("direct_url"), dict) else {}
     location = str(dist.get("location") or "")
-    real_loc = _real(location) if location else ""
-    parent = os.path.dirname(real_loc)
+    parent = os.path.dirname(location)
+    if parent not in sites.sites:  # the common case, a site dir as given, needs no realpath
+        location = _real(location) if location else ""
+        parent = os.path.dirname(location)
     name = _canon(str(dist.get("name") or ""))
     if (direct.get("dir_info") or {}).get("editable") if isinstance(direct.get("dir_info"), dict) else False:
         root = _url_root(direct)
@@ -137,9 +149,10 @@ def classify(dist: dict, sites: _Sites) -> dict | None:
         return None
     if name in sites.hooks:
         return {"kind": "pep660", "root": None}
-    if sites.pth_paths:
-        owned = set(_record_pths(real_loc))
-        for target, pth in sites.pth_paths.items():
+    candidates = sites.owners(name)
+    if candidates:
+        owned = set(_record_pths(location))
+        for target, pth in candidates:
             if pth in owned and _is_project(target):
                 return {"kind": "pth", "root": target}
     return None

@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 import zipfile
 from pathlib import Path
 
@@ -173,6 +172,35 @@ def test_pth_path_entry_is_editable_and_bundled(pth):
     assert replay(path, "--backend", "local")["verdict"] == "reproduced"
 
 
+@pytest.fixture(scope="module")
+def hatch(root):
+    """hatchling's editable wheel: a `_editable_impl_<name>.pth` path entry, as flit and pdm do."""
+    python = venv(root / "vhatch", seed=True)
+    proj = project(root / "projhatch", "hatchpkg")
+    (proj / "setup.py").unlink()
+    (proj / "pyproject.toml").write_text('[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n'
+                                         '[project]\nname = "hatchpkg"\nversion = "0.1"\n')
+    run(python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "-e", proj)
+    assert (site_packages(python) / "_editable_impl_hatchpkg.pth").read_text().strip() == str(proj)
+    return python
+
+
+def test_hatch_pth_install_is_editable_and_bundled(hatch, root):
+    out = root / "hatch.reprex.zip"
+    bundle = capture(hatch, root / "workhatch", "hatchpkg", out)
+    assert_bundled_editable(bundle, "hatchpkg", "pth", "_reprex_editable/hatchpkg")
+    assert replay(out, "--backend", "local")["verdict"] == "reproduced"
+
+
+def test_pth_install_without_direct_url_is_still_editable(hatch, root):
+    """An installer that writes no PEP 610 direct_url.json (pip before 20.1): the .pth its
+    RECORD lists, pointing into a checkout, is what says editable."""
+    for direct in site_packages(hatch).glob("hatchpkg-0.1.dist-info/direct_url.json"):
+        direct.unlink()
+    bundle = capture(hatch, root / "workhatch2", "hatchpkg", root / "hatch2.reprex.zip")
+    assert_bundled_editable(bundle, "hatchpkg", "pth", "_reprex_editable/hatchpkg")
+
+
 # -- (d) a src-layout checkout outside the working dir (PEP 660, a static path .pth) ------------------
 
 @pytest.fixture(scope="module")
@@ -203,6 +231,31 @@ def test_src_layout_inside_the_work_dir_puts_src_on_the_path(root):
     assert inside.manifest["entry"]["pythonpath"] == ["src"]
     assert "files/src/insidepkg/core.py" in inside.manifest["files"]["copied"]
     assert replay(root / "inside2.reprex.zip", "--backend", "local")["verdict"] == "reproduced"
+
+
+# -- the pytest plugin's captures: the project's tests import a sibling checkout ---------------------
+
+def test_plugin_capture_bundles_a_sibling_egg_link_checkout(root):
+    """`pytest --reprex-capture`, run by a venv that also sees this project's venv (for pytest
+    and the plugin) and holds a `setup.py develop` install of a checkout beside the project."""
+    python = venv(root / "vplugin")
+    run(UV, "pip", "install", "-q", "--python", python, "setuptools<64")
+    site = site_packages(python)
+    (site / "zz_reprex_dev.pth").write_text(f"import site; site.addsitedir({str(site_packages(Path(PY)))!r})\n")
+    lib = project(root / "siblings" / "lib", "siblib")
+    run(python, "setup.py", "-q", "develop", cwd=lib)
+    app = root / "siblings" / "app"
+    (app / "tests").mkdir(parents=True)
+    (app / "tests" / "test_it.py").write_text("import siblib\n\n\ndef test_boom():\n    siblib.boom(2)\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    done = subprocess.run([python, "-m", "pytest", "-p", "no:cacheprovider", "--reprex-capture", "out", "-q"],
+                          cwd=app, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and "ValueError" in done.stdout, done.stdout + done.stderr
+    path = app / "out" / "tests-test_it-test_boom.reprex.zip"
+    bundle = Bundle.read(path)
+    assert_bundled_editable(bundle, "siblib", "egg-link", "_reprex_editable/siblib")
+    assert bundle.manifest["pins"]["dropped_editable"] == ["siblib"]
+    assert replay(path, "--backend", "local")["verdict"] == "reproduced"
 
 
 # -- not editable: a wheel that ships a .pth of its own --------------------------------------------
