@@ -245,3 +245,33 @@ def test_bad_input_is_one_line_and_exit_2(bundles, tmp_path):
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     done = reprex("diff", bundles["a"], bundles["b"], "--python", PY)  # --python without `here`
     assert done.returncode == 2 and "Traceback" not in done.stderr
+
+
+def gpu_copy(bundles, tmp_path, name: str, driver: str, cuda: str, arch: list[str]) -> Path:
+    """A's bundle as a GPU machine's capture writes it (the manifest's gpu summary and the cuda
+    probe's torch facts): this machine has no GPU, so the values are set, in capture's shapes."""
+    bundle = Bundle.read(bundles["a"])
+    bundle.manifest["gpu"] = {"count": 2, "models": ["NVIDIA A100-SXM4-80GB"] * 2, "driver": driver,
+                              "compute_capabilities": ["8.0"], "cuda": cuda}
+    env = json.loads(bundle.files["environment.json"])
+    env["cuda"] = {"status": "ok", "error": None, "duration_s": 0.1, "value": {
+        "frameworks": {"torch": {"version": "2.3.1", "cuda": cuda, "arch_list": arch}},
+        "capabilities": [], "capabilities_source": None, "arch_mismatch": [], "ptx_jit_only": []}}
+    bundle.files["environment.json"] = json.dumps(env).encode()
+    return bundle.finalize().write(tmp_path / f"{name}.reprex.zip")
+
+
+def test_gpu_driver_cuda_and_torch_arch_list_side_by_side(bundles, tmp_path):
+    old = gpu_copy(bundles, tmp_path, "old", "535.104.05", "12.1", ["sm_80", "sm_86"])
+    new = gpu_copy(bundles, tmp_path, "new", "550.54.15", "12.4", ["sm_80", "sm_90"])
+    code, result = diff_json(old, new)
+    assert code == 1
+    assert differing(result) == {
+        ("gpu", "gpu.driver", "535.104.05", "550.54.15", "changed"),
+        ("gpu", "gpu.cuda", "12.1", "12.4", "changed"),
+        ("gpu", "torch.cuda", "12.1", "12.4", "changed"),
+        ("gpu", "torch.arch_list", "sm_80 sm_86", "sm_80 sm_90", "changed"),
+    }
+    code, result = diff_json(bundles["a"], new)  # no GPU against a GPU: the one row says it
+    assert ("gpu", "gpu", "none", "2x NVIDIA A100-SXM4-80GB, NVIDIA A100-SXM4-80GB", "changed") in differing(result)
+    assert not {r for r in differing(result) if r[1] in ("gpu.driver", "torch.cuda")}  # unknown on A: not a row
