@@ -40,6 +40,7 @@ class Outcome:
     opened: list[str] = field(default_factory=list)
     connects: list[dict] = field(default_factory=list)  # network connections the program made
     modules: dict[str, str | None] = field(default_factory=dict)
+    package_modules: list[str] = field(default_factory=list)  # dotted, installed .py modules imported
     facts: dict = field(default_factory=dict)
     start: dict = field(default_factory=dict)
     duration_s: float = 0.0
@@ -154,6 +155,9 @@ def load_outcome(record_dir: Path, returncode: int | None, *, timed_out: bool = 
                 out.modules.setdefault(ev["module"], None)
         elif kind == "modules":
             out.modules.update(ev.get("modules") or {})
+            listed = ev.get("package_modules")
+            if isinstance(listed, list):
+                out.package_modules = [m for m in listed[:MAX_LISTED] if isinstance(m, str)]
             exited_normally = exited_normally or ev.get("why") == "atexit"
         elif kind == "facts":
             out.facts = {k: v for k, v in ev.items() if k != "ev"}

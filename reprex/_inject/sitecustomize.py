@@ -325,7 +325,7 @@ class Recorder:
             return
         self.done_final = True
         try:
-            self.emit("modules", why=why, modules=self.imported_modules())
+            self.emit("modules", why=why, modules=self.imported_modules(), package_modules=self.package_modules())
             # REPREX_RECORD_FACTS=0: the replayer knows the environment already (docker
             # images carry theirs), and reading every distribution is most of our exit cost.
             data = {} if os.environ.get("REPREX_RECORD_FACTS") == "0" else facts()
@@ -343,6 +343,21 @@ class Recorder:
                 continue
             out[name] = getattr(module, "__file__", None)
         return out
+
+    @staticmethod
+    def package_modules(limit=10000):
+        """Dotted names of the installed (site-packages) source modules the run imported: a docker
+        replay byte-compiles just these when it builds its image (templates/docker-compile.py)."""
+        marks = (os.sep + "site-packages" + os.sep, os.sep + "dist-packages" + os.sep)
+        out = []
+        for name, module in list(sys.modules.items()):
+            try:  # the instance dict: no attribute hook runs (a lazy module would load at exit)
+                path = object.__getattribute__(module, "__dict__").get("__file__")
+            except Exception:
+                continue
+            if isinstance(path, str) and path.endswith(".py") and (marks[0] in path or marks[1] in path):
+                out.append(name)
+        return sorted(out)[:limit]
 
 
 # -- Ray: the remote cause of a task failure, and the runtime_envs the driver asked for ----

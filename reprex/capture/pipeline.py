@@ -341,6 +341,8 @@ def assemble(outcome: Outcome, *, argv: list[str], cwd: Path, environ: dict, pyt
         "opened": [red.text(p, "opened") for p in outcome.opened],
         "connects": red.obj(outcome.connects, "network"),
         "modules": sorted(outcome.modules),
+        # dotted names of the installed modules imported: what a docker replay's image byte-compiles
+        "package_modules": red.obj(sorted(set(outcome.package_modules)), "modules"),
     }
     environment = red.obj({name_: probe for name_, probe in sorted(probes.items())}, "environment.json")
     environment["env"] = environment.get("env", {})
