@@ -84,3 +84,28 @@ def test_ordinary_values_are_not_redacted(capsys):
     assert total >= 400
     assert wrong == []
     assert red.report() == []
+
+
+def test_python_source_keeps_names_beside_secret_looking_keys_and_never_ships_broken_modules(tmp_path):
+    """Found on pyflakes 2.1.1 (checker.py: `PASS = ignore`, an AST handler alias): the
+    key=value rule replaced the name, every replay then died on a SyntaxError in the bundled
+    module. In Python source an unquoted name is code; a value the rule still replaces
+    unquoted (a number) would break the module, which is then left out, with its reason."""
+    import sys
+    import zipfile
+
+    from reprex.capture.pipeline import CaptureOptions, capture_command
+
+    (tmp_path / "handlers.py").write_text("def ignore(node):\n    return None\n\nPASS = ignore\nTOKEN = PASS\n")
+    (tmp_path / "pins.py").write_text("ADMIN_PASSWORD = 918273645\n")
+    (tmp_path / "app.py").write_text("import handlers, pins\n\nhandlers.PASS(None)\nraise KeyError(handlers.TOKEN.__name__)\n")
+    result = capture_command([sys.executable, "app.py"], CaptureOptions(tee=False), cwd=str(tmp_path), write=False)
+    bundle = result.bundle
+    assert bundle.files["files/handlers.py"].decode() == (tmp_path / "handlers.py").read_text()
+    assert "files/pins.py" not in bundle.files
+    skipped = {s["path"]: s["reason"] for s in bundle.manifest["files"]["skipped"]}
+    assert "redaction would break its Python syntax" in skipped["pins.py"]
+    path = bundle.write(tmp_path / "b.reprex.zip")
+    with zipfile.ZipFile(path) as zf:
+        assert not any(b"918273645" in zf.read(n) for n in zf.namelist())
+    assert bundle.manifest["expect"]["exception"]["type"] == "KeyError"

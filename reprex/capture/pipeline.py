@@ -286,6 +286,21 @@ def build_bundle(outcome: Outcome, *, argv: list[str], cwd: Path, environ: dict,
                          progress=progress, extra_files=extra_files, entry=entry, script=script))
 
 
+def _still_parses(original: bytes, redacted: bytes) -> bool:
+    """False when redaction turned Python source that compiled into source that doesn't."""
+    import ast
+
+    try:
+        ast.parse(original)
+    except (SyntaxError, ValueError):
+        return True  # it never parsed: nothing redaction could break
+    try:
+        ast.parse(redacted)
+    except (SyntaxError, ValueError):
+        return False
+    return True
+
+
 def assemble(outcome: Outcome, *, argv: list[str], cwd: Path, environ: dict, python: str | None,
              options: CaptureOptions, progress: Progress = _noop, extra_files: dict[str, bytes] | None = None,
              entry: dict | None = None, script: Path | None = None, redactor=None) -> Draft:
@@ -328,7 +343,15 @@ def assemble(outcome: Outcome, *, argv: list[str], cwd: Path, environ: dict, pyt
     signature = redacted_signature(outcome, red)
     files: dict[str, bytes] = {}
     for rel, src in sorted(inputs.files.items()):
-        files[rel] = red.bytes(src.read_bytes(), rel)
+        raw = src.read_bytes()
+        files[rel] = red.bytes(raw, rel)
+        if rel.endswith(".py") and files[rel] != raw and not _still_parses(raw, files[rel]):
+            # A module the redactor broke would fail the replay as a SyntaxError (another
+            # failure): leave it out, say why, and keep the secret out either way.
+            del files[rel]
+            inputs.files.pop(rel, None)
+            inputs.skipped.append({"path": rel.removeprefix("files/"), "size": len(raw),
+                                   "reason": "redaction would break its Python syntax: left out"})
     for rel, data in (extra_files or {}).items():
         files[rel] = red.bytes(data, rel)
     # Whole lists, so a flag and its value in separate elements (`--token VALUE`) are seen together.

@@ -58,7 +58,7 @@ def key_values(st) -> None:
             if not qo and YAML_BLOCK_INDICATOR.fullmatch(inner.strip()):
                 pos = ve  # `password: |-`: the value is the block below (yaml_blocks)
                 continue
-            if value_is_secret(key, cls, inner, bool(qo)):
+            if value_is_secret(key, cls, inner, bool(qo), st.where):
                 kind = cls_kind(cls)
                 st.add(kind)
                 edit.put(vs + len(qo), ve - len(qc), ph(kind))

@@ -51,9 +51,17 @@ def unquote(val: str) -> tuple[str, str, str]:
     return "", val, ""
 
 
-def value_is_secret(key: str, cls: str, inner: str, quoted: bool) -> bool:
-    """Is ``inner`` (the value next to a secret-looking ``key``) worth redacting?"""
+_PYTHON_SOURCE = (".py", ".pyi", ".pyw", ".pyx")
+_IDENT = re.compile(r"[A-Za-z_]\w*")
+
+
+def value_is_secret(key: str, cls: str, inner: str, quoted: bool, where: str = "") -> bool:
+    """Is ``inner`` (the value next to a secret-looking ``key``) worth redacting?
+    ``where``: the part or file being scrubbed; in Python source an unquoted name is code
+    (``PASS = ignore``, ``TOKEN = Token``), since a secret there would be a string literal."""
     v = inner.strip()
+    if not quoted and where.endswith(_PYTHON_SOURCE) and _IDENT.fullmatch(v.split(None, 1)[0] if v else ""):
+        return False
     if "<redacted:" in v or v in ("<home>", "<user>", "<hostname>"):
         return False
     lv = v.lower()
