@@ -266,6 +266,7 @@ def _fact_order(what: str) -> tuple[int, str]:
 
 # -- showing -----------------------------------------------------------------------------
 
+MD_BUDGET = 50_000  # the table's characters: with a bundle's own body, under GitHub's 65,536 a comment
 _LISTED = ("pins", "env")  # long sections: their differing rows only, and a count of the rest
 
 
@@ -293,11 +294,19 @@ def to_markdown(diff: EnvDiff) -> str:
     cell = lambda value: "_(none)_" if value is None else md_inline(value, 300)  # noqa: E731
     lines = [f"### Environment differences: {md_inline(diff.a, 200)} vs {md_inline(diff.b, 200)}", "",
              "| | what | a | b | note |", "|---|---|---|---|---|"]
+    size, kept = 0, 0
     for row in rows:
         mark = "" if row["kind"] == "same" else md_inline(row["kind"])
-        lines.append(f"| {mark} | {md_inline(row['what'], 200)} | {cell(row['a'])} | {cell(row['b'])} | "
-                     f"{md_inline(note(row))} |")
+        line = (f"| {mark} | {md_inline(row['what'], 200)} | {cell(row['a'])} | {cell(row['b'])} | "
+                f"{md_inline(note(row))} |")
+        size += len(line) + 1
+        if size > MD_BUDGET:
+            break
+        lines.append(line)
+        kept += 1
     lines.append("")
+    if kept < len(rows):
+        lines.append(f"{len(rows) - kept} more rows left out (`reprex diff --json` lists them all).")
     for section, count in hidden.items():
         lines.append(f"{count} {'pins' if section == 'pins' else 'environment variables'} the same on both sides.")
     lines.append(f"**{len(diff.differences)} difference(s).**" if diff.differences else "**No differences.**")

@@ -275,3 +275,13 @@ def test_gpu_driver_cuda_and_torch_arch_list_side_by_side(bundles, tmp_path):
     code, result = diff_json(bundles["a"], new)  # no GPU against a GPU: the one row says it
     assert ("gpu", "gpu", "none", "2x NVIDIA A100-SXM4-80GB, NVIDIA A100-SXM4-80GB", "changed") in differing(result)
     assert not {r for r in differing(result) if r[1] in ("gpu.driver", "torch.cuda")}  # unknown on A: not a row
+
+
+def test_gh_markdown_of_many_differing_pins_stays_an_issue_body(bundles, tmp_path):
+    bundle = Bundle.read(bundles["a"])
+    long = "x" * 250  # long pin names, escaped wider (<> -> &lt;&gt;): the cut counts the escaped text
+    bundle.files["requirements.txt"] += "".join(f"pkg-{i}-<{long}>=={i}.0\n" for i in range(1000)).encode()
+    many = bundle.finalize().write(tmp_path / "many.reprex.zip")
+    done = reprex("diff", "--venue", "gh", bundles["a"], many)
+    assert done.returncode == 1 and len(done.stdout) < 65536
+    assert "more rows left out" in done.stdout and "**1000 difference(s).**" in done.stdout
