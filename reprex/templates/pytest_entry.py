@@ -310,13 +310,12 @@ def _explainer(config):
     import _pytest.assertion as assertion
     from _pytest.assertion import truncate
 
-    hooks = [getattr(_LOADED.get(rel), "pytest_assertrepr_compare", None) for _, rel in reversed(CONFTESTS)]
-    hooks = [h for h in hooks if callable(h)] + [assertion.pytest_assertrepr_compare]
     given = {"config": config}
 
     def callbinrepr(op, left, right):
+        hooks = [getattr(_LOADED.get(rel), "pytest_assertrepr_compare", None) for _, rel in reversed(CONFTESTS)]
         try:
-            for hook in hooks:
+            for hook in [h for h in hooks if callable(h)] + [assertion.pytest_assertrepr_compare]:
                 given.update(op=op, left=left, right=right)
                 params = inspect.signature(hook).parameters
                 lines = hook(**{k: v for k, v in given.items() if k in params})
@@ -508,10 +507,30 @@ def _run_unittest(case):
         sys.stderr.write(f"reprex: the test was {result.outcome} here, as pytest would report it\n")
 
 
+def _hide_machinery():
+    """A failure's traceback starts at the test's own code, as pytest shows it: the outer frames
+    of the script and of this module are dropped before the excepthook (the recorder's, when
+    one runs) sees it, so a replay's frames are the test's, not this harness's."""
+    ours = {os.path.abspath(__file__), os.path.abspath(getattr(sys.modules["__main__"], "__file__", "") or "")}
+    previous = sys.excepthook
+
+    def excepthook(etype, value, tb):
+        if value is not None:
+            tb = value.__traceback__ or tb
+            while tb is not None and tb.tb_next is not None and \
+                    os.path.abspath(tb.tb_frame.f_code.co_filename) in ours:
+                tb = tb.tb_next
+            value = value.with_traceback(tb)
+        previous(etype, value, tb)
+
+    sys.excepthook = excepthook
+
+
 def main(make_values):
     """Import the test run's modules as pytest did, make the values (the script's block, setups
     included), call the test, then run the teardowns."""
     global _MODULE, _CLASS, _INSTANCE
+    _hide_machinery()
     for entry in reversed(SYS_PATH):
         path = str((HERE / entry).resolve())
         if path not in sys.path:
