@@ -143,7 +143,7 @@ def uv_config_args(environ: Mapping[str, str] | None = None) -> list[str]:
     for host in (pip.get("trusted-host") or "").split():
         args += ["--allow-insecure-host", host]
     for path in (pip.get("constraint") or "").split():
-        args += ["--constraints", path]
+        args += ["-c", path]  # -c: uv 0.5 spells it --constraint, later ones --constraints
     return args
 
 

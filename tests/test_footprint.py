@@ -146,7 +146,8 @@ def test_a_bad_manifest_is_one_line_saying_where_and_what(path, value, message):
 # What a project's pins force on reprex's dependencies (--no-deps: no resolver to object), each
 # at or near the oldest version pyproject.toml allows; attrs 19.3.0 is the pin that broke jsonschema.
 OLD_PINS = ["attrs==19.3.0", "urllib3==1.26.18", "packaging==20.9", "pyparsing==2.4.7", "click==8.0.0",
-            "rich==10.0.0", "typing_extensions==4.12.2", "platformdirs==2.0.0", "pygments==2.10.0"]
+            "rich==10.0.0", "typing_extensions==4.12.2", "platformdirs==2.0.0", "pygments==2.10.0",
+            "uv==0.5.0"]
 # pytest 7.0 and its own dependencies at versions of its time (the plugin's lower bound)
 OLD_PYTEST = ["pytest==7.0.0", "pluggy==1.0.0", "iniconfig==1.1.1", "py==1.11.0", "tomli==2.0.1"]
 
@@ -184,21 +185,18 @@ def old_pins_venv(tmp_path_factory):
     _run([uv, "pip", "install", "-q", "--python", py, "--no-deps", *OLD_PINS, *OLD_PYTEST], cwd=base, env=env)
     env.update(PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}", VIRTUAL_ENV=str(venv),
                REPREX_CACHE_DIR=str(base / "cache"))
-    return {"venv": venv, "py": py, "reprex": venv / "bin" / "reprex", "env": env, "base": base, "uv": uv}
-
-
-def _installed(venv_info) -> dict[str, str]:
-    proc = _run([venv_info["uv"], "pip", "list", "--python", venv_info["py"], "--format", "json"],
-                cwd=venv_info["base"], env=venv_info["env"])
-    return {p["name"].lower().replace("_", "-"): p["version"] for p in json.loads(proc.stdout)}
+    listed = _run([uv, "pip", "list", "--python", py, "--format", "json"], cwd=base, env=env).stdout
+    installed = {p["name"].lower().replace("_", "-"): p["version"] for p in json.loads(listed)}
+    return {"venv": venv, "py": py, "reprex": venv / "bin" / "reprex", "env": env, "base": base, "uv": uv,
+            "installed": installed}  # as set up: the extras' tests below add and remove packages
 
 
 @pytest.mark.slow
 def test_the_core_commands_work_in_a_venv_with_a_projects_old_pins(old_pins_venv, tmp_path):
     v = old_pins_venv
-    installed = _installed(v)
-    assert {"attrs": "19.3.0", "packaging": "20.9", "click": "8.0.0", "rich": "10.0.0", "pytest": "7.0.0"}.items() \
-        <= installed.items()
+    installed = v["installed"]
+    assert {"attrs": "19.3.0", "packaging": "20.9", "click": "8.0.0", "rich": "10.0.0", "pytest": "7.0.0",
+            "uv": "0.5.0"}.items() <= installed.items()
     assert not {"jsonschema", "docker", "smart-open", "requests", "rpds-py"} & set(installed)  # extras, not deps
     reprex, env = v["reprex"], v["env"]
 
@@ -217,7 +215,7 @@ def test_the_core_commands_work_in_a_venv_with_a_projects_old_pins(old_pins_venv
     assert "TypeError" in shown and "app.py:make" in shown
     assert "## Failure captured by reprex" in _run([reprex, "render", bundle], cwd=tmp_path, env=env).stdout
     replayed = json.loads(_run([reprex, "replay", "--backend", "local", "--json", bundle], cwd=tmp_path,
-                               env=env).stdout)
+                               env=env).stdout)  # the venv made and filled by uv 0.5.0
     assert (replayed["verdict"], replayed["signature"]["id"]) == ("reproduced", info["signature"]["id"])
 
 
@@ -274,3 +272,27 @@ def test_the_docker_extra_works_with_urllib3_1_26(old_pins_venv, tmp_path):
         assert (replayed["verdict"], replayed["backend"]) == ("reproduced", "docker"), replayed["reason"]
     finally:
         _run([v["uv"], "pip", "uninstall", "-q", "--python", v["py"], "docker"], cwd=tmp_path, env=v["env"])
+
+
+@pytest.mark.slow
+def test_the_fetch_extra_at_its_lower_bound_reads_a_bundle_over_http(old_pins_venv, tmp_path):
+    """smart_open 6.0.0 (reprex[fetch]'s floor) with requests, from a server on loopback."""
+    import functools
+    import http.server
+    import threading
+
+    v = old_pins_venv
+    (tmp_path / "app.py").write_text("raise KeyError('k')\n")
+    info = json.loads(_run([v["reprex"], "capture", "-q", "--json", "--", v["py"], "app.py"], cwd=tmp_path,
+                           env=v["env"], ok=(1,)).stdout)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _run([v["uv"], "pip", "install", "-q", "--python", v["py"], "smart_open[http]==6.0.0", "urllib3==1.26.18"],
+         cwd=tmp_path, env=v["env"])
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/{Path(info['written']).name}"
+        assert "KeyError" in _run([v["reprex"], "show", url], cwd=tmp_path, env=v["env"]).stdout
+    finally:
+        server.shutdown()
+        _run([v["uv"], "pip", "uninstall", "-q", "--python", v["py"], "smart_open"], cwd=tmp_path, env=v["env"])
