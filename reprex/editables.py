@@ -143,7 +143,10 @@ def classify(dist: dict, sites: _Sites) -> dict | None:
             kind = "pep610"
         return {"kind": kind, "root": root}
     if location.endswith(".egg-info") and os.path.basename(parent) != "EGG-INFO" and not sites.in_site(parent):
-        kind = "egg-link" if parent in sites.egg_links else "pth" if parent in sites.pth_paths else "path"
+        # setuptools leaves <name>.egg-info in the checkout for PEP 660 installs too: run from
+        # there, it is found before the dist-info in site-packages
+        kind = "egg-link" if parent in sites.egg_links else "pep660" if name in sites.hooks \
+            else "pth" if parent in sites.pth_paths else "path"
         return {"kind": kind, "root": parent}
     if not location.endswith(".dist-info") or not sites.in_site(parent):
         return None

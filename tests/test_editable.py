@@ -308,3 +308,22 @@ def test_classifier_leaves_eggs_and_target_dirs_alone(tmp_path):
     dists = [{"name": "old", "version": "1.0", "location": str(egg)},
              {"name": "lib", "version": "2.0", "location": str(target)}]
     assert [d["editable"] for d in annotate(dists, [str(tmp_path / "site-packages")])] == [None, None]
+
+
+def test_a_big_checkout_fills_the_budget_with_what_ran_first_and_lists_the_rest_once(tmp_path):
+    """What the run opened goes in before the rest of its package; what doesn't fit is one line."""
+    from reprex.capture.inputs import EDITABLE_DIR, collect_inputs, editable_trees
+
+    pkg = tmp_path / "checkout" / "bigpkg"
+    pkg.mkdir(parents=True)
+    for i in range(40):
+        (pkg / f"m{i:02}.py").write_text(f"X = {i}  # " + "x" * 1000 + "\n")
+    (pkg / "__init__.py").write_text("from . import m39\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    trees = editable_trees({"bigpkg": str(pkg / "__init__.py")}, {"bigpkg": str(tmp_path / "checkout")})
+    inputs = collect_inputs(work, script=None, opened=[str(pkg / "m39.py")], editables=trees, max_total=5000)
+    home = f"{EDITABLE_DIR}/bigpkg/bigpkg"
+    assert f"files/{home}/m39.py" in inputs.files and f"files/{home}/__init__.py" in inputs.files
+    assert len(inputs.files) == 5 and inputs.pythonpath == [f"{EDITABLE_DIR}/bigpkg"]
+    assert [s["reason"] for s in inputs.skipped] == ["36 more source files of editable installs: over the budget"]

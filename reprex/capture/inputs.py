@@ -66,17 +66,19 @@ def collect_inputs(cwd: Path, *, script: Path | None, opened: Iterable[str], app
     homes = _editable_homes(editables, cwd)  # import root -> its bundle-relative dir
     outside = sorted(((root, rel) for root, rel in homes.items() if not _within(root, cwd)),
                      key=lambda item: -len(item[0].parts))
-    candidates: list[tuple[Path, bool]] = []  # (path, explicitly wanted)
+    candidates: list[tuple[Path, bool, bool]] = []  # (path, explicitly wanted, an editable's package file)
     if script is not None:
-        candidates.append((Path(script), True))
+        candidates.append((Path(script), True, False))
     for pattern in include:  # explicit ones first: the first sighting of a file decides
         for match in sorted(cwd.glob(pattern)):
             if match.is_file():
-                candidates.append((match, True))
-    for path in list(opened) + list(app_modules) + [f for tree in editables for f in tree.files]:
-        candidates.append((Path(path), False))
+                candidates.append((match, True, False))
+    for path in list(opened) + list(app_modules):
+        candidates.append((Path(path), False, False))
+    candidates += [(f, False, True) for tree in editables for f in tree.files]
     seen: set[Path] = set()
-    for path, explicit in candidates:
+    over: list[int] = []  # sizes of package files that did not fit: one line for all of them
+    for path, explicit, package_file in candidates:
         try:
             real = path.resolve()
         except OSError:
@@ -110,6 +112,9 @@ def collect_inputs(cwd: Path, *, script: Path | None, opened: Iterable[str], app
             out.skipped.append({"path": rel, "size": size,
                                 "reason": "binary or compressed: can't be checked for secrets (use --include to add it)"})
             continue
+        if package_file and (size > max_file or out.total + size > max_total):
+            over.append(size)
+            continue
         if size > max_file:
             out.skipped.append({"path": rel, "size": size, "reason": f"over the per-file limit ({max_file} bytes)"})
             continue
@@ -120,6 +125,9 @@ def collect_inputs(cwd: Path, *, script: Path | None, opened: Iterable[str], app
         out.total += size
         if is_script:
             out.script_rel = rel
+    if over:
+        out.skipped.append({"path": EDITABLE_DIR, "size": sum(over),
+                            "reason": f"{len(over)} more source files of editable installs: over the budget"})
     copied = set(out.files)
     for root, home in homes.items():
         if home not in out.pythonpath and any(
