@@ -93,6 +93,7 @@ def test_success_writes_nothing_unless_allowed(tmp_path):
 def test_segfault_is_captured_with_faulthandler_frames(tmp_path):
     write(tmp_path / "crash.py", """
         import ctypes
+        import click
         def deref():
             return ctypes.string_at(0)
         deref()
@@ -103,6 +104,8 @@ def test_segfault_is_captured_with_faulthandler_frames(tmp_path):
     assert sig["types"] == ["SIGSEGV"]
     assert "crash.py:deref" in sig["frames"]
     assert "Segmentation fault" in result.bundle.text("traceback.txt")
+    # The crash left no facts: they are read afresh (with site-packages: a -S run pinned nothing)
+    assert any(line.lower().startswith("click==") for line in result.bundle.text("requirements.txt").splitlines())
 
 
 def test_abort_is_captured(tmp_path):

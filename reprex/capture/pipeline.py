@@ -118,7 +118,8 @@ def _fallback_facts(python: str | None, modules: dict) -> dict:
     if not python:
         return {}
     try:
-        proc = subprocess.run([python, "-S", str(RECORDER_FILE), "--facts"], capture_output=True, text=True,
+        # -I, not -S: site must run, or site-packages (every distribution) is missing from the facts
+        proc = subprocess.run([python, "-I", str(RECORDER_FILE), "--facts"], capture_output=True, text=True,
                               timeout=20, env={k: v for k, v in os.environ.items() if k != "REPREX_RECORD_DIR"})
         facts = json.loads(proc.stdout)
     except (OSError, subprocess.SubprocessError, json.JSONDecodeError):
