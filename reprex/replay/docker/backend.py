@@ -57,6 +57,7 @@ from reprex.replay.base import (Deadline, EnvIncompatible, InfraError, Progress,
                                 replay_pythonpath, requirements, work_files)
 from reprex.replay.docker.build import build, dockerfile, recorder_bytes
 from reprex.replay.docker.cleanup import remove_run
+from reprex.replay.docker.compile_list import compile_list
 from reprex.replay.docker.daemon import connect, http_errors, one_line
 from reprex.replay.docker.engine import Engine, EngineError, Stream
 from reprex.replay.docker.env import DockerEnv
@@ -156,8 +157,11 @@ class DockerBackend:
                         raise EnvIncompatible(f"the bundle ran on {machine_ran}, the Docker daemon is {machine}, "
                                               f"and there is {exc.reason}") from None
                     raise
+                modules, note = compile_list(bundle)
+                if note:
+                    progress(note)
                 image = build(env, tag, dockerfile_text, pins, with_set, recorder, setup=setup, progress=progress,
-                              machine=machine)
+                              machine=machine, modules=modules)
             else:
                 progress(f"reusing image {tag}")
             env.hold = hold_in_use(cache / "docker" / f"{key}.lock")  # until close(): a prune leaves it

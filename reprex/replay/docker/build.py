@@ -3,11 +3,13 @@ wheels, downloaded on the host, and the recorder), and the build through the Eng
 
 Dockerfile.replay and Dockerfile.with are templates in reprex/templates/; what of a bundle is
 spliced into them (its Python X.Y, the lock hash, the base image's name) is checked here,
-where it is spliced.
+where it is spliced. The list of modules to byte-compile is not spliced: it goes into the
+context as a data file (compile_list.py), read by templates/docker-compile.py.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reprex.replay.base import Deadline, EnvIncompatible, InfraError, Progress
+from reprex.replay.docker.compile_list import EVERYTHING
 from reprex.replay.docker.daemon import one_line
 from reprex.replay.docker.engine import EngineError
 from reprex.replay.docker.images import check_image_ref, find_image
@@ -57,6 +60,14 @@ def add_file(tar: tarfile.TarFile, name: str, path: Path, mode: int = 0o644) -> 
         tar.addfile(info, fh)
 
 
+@lru_cache(maxsize=1)
+def compile_script() -> bytes:
+    """templates/docker-compile.py, which byte-compiles the listed modules in the build."""
+    from reprex.templates import template_text
+
+    return template_text("docker-compile.py").encode()
+
+
 def recorder_bytes() -> bytes:
     """The recorder, as the image carries it (its hash is part of the image's key)."""
     from reprex.record import RECORDER_FILE
@@ -72,8 +83,10 @@ def dockerfile(base: str, xy: str, lock: str, with_specs: bool, base_user: str =
     check_image_ref(base, "the base image")
     if not PYTHON_XY.fullmatch(xy) or not re.fullmatch(r"[0-9a-f]{16}", lock):
         raise InfraError(f"refusing to build: Python {xy!r:.40} or lock {lock!r:.40} is malformed")
+    # the compile script's hash: the Dockerfile's text (so the image's key) changes with it
     labels = " ".join(f"{k}={json.dumps(v)}" for k, v in {
-        LABEL: "1", f"{LABEL}.base": base, f"{LABEL}.lock": lock, f"{LABEL}.python": xy}.items())
+        LABEL: "1", f"{LABEL}.base": base, f"{LABEL}.lock": lock, f"{LABEL}.python": xy,
+        f"{LABEL}.compile": hashlib.sha256(compile_script()).hexdigest()[:16]}.items())
     as_root = base_user.split(":")[0] in ("", "root", "0")
     return render_template("Dockerfile.replay", base_image=base, python_xy=xy,
                            user_root="" if as_root else "USER root\n",
@@ -97,11 +110,13 @@ def uv_for_image(machine: str | None) -> Path | None:
 
 
 def build(env: DockerEnv, tag: str, dockerfile: str, pins: WheelSet, with_set: WheelSet | None,
-          recorder: bytes, setup: Deadline, progress: Progress, machine: str | None = None) -> dict:
+          recorder: bytes, setup: Deadline, progress: Progress, machine: str | None = None,
+          modules: str = EVERYTHING) -> dict:
     """Build `tag` from an in-memory context (the Dockerfile, uv, the pins' wheels, the recorder,
-    the --with wheels); its inspect data. A "reprex-..." line in a failed build's output is
-    an image that can't hold the bundle (env-incompatible), anything else an infra-error.
-    `machine`: the image's arch (uv goes in only for this machine's)."""
+    the compile script and its list, the --with wheels); its inspect data. A "reprex-..." line
+    in a failed build's output is an image that can't hold the bundle (env-incompatible),
+    anything else an infra-error. `machine`: the image's arch (uv goes in only for this
+    machine's); `modules`: compile_list()'s text (default: compile everything)."""
     n_with = len(with_set.wheels) if with_set else 0
     progress(f"building {tag} ({len(pins.wheels)} wheels" + (f" + {n_with} --with" if n_with else "") + ")")
     uv = uv_for_image(machine)
@@ -116,6 +131,8 @@ def build(env: DockerEnv, tag: str, dockerfile: str, pins: WheelSet, with_set: W
             for whl in pins.wheels:
                 add_file(tar, f"reprex/wheels/{whl.name}", whl)
             add_bytes(tar, "reprex/sitecustomize.py", recorder)
+            add_bytes(tar, "reprex/compile.py", compile_script())
+            add_bytes(tar, "reprex/modules.txt", modules.encode("ascii"))
             for whl in (with_set.wheels if with_set else []):
                 add_file(tar, f"with/{whl.name}", whl)
         size = context.tell()
