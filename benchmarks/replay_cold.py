@@ -26,7 +26,12 @@ of the pairs rotating; each pair judged on the median of its per-repetition rati
     host-side wheel fetch (from the pip/uv cache) is paid too, against the same hand build.
 
     .venv/bin/python benchmarks/replay_cold.py [--reps 3] [--image reprex-base:py3.11]
-                                               [--bundles sklearn,ray] [--json out.json]
+                                               [--bundles sklearn,ray] [--cases cold_docker,...]
+                                               [--json out.json]
+
+--cases picks among cold_local, cold_docker and cold_docker_empty (default: all three), each with
+its by-hand peer: on a loaded machine more repetitions of the one case a change touches beat
+fewer of all.
 
 Needs a Docker engine and the base image (`bash scripts/ensure_docker.sh && bash scripts/base_image.sh`)
 and the package index (setup installs scikit-learn and, where this env has none, uv into /tmp).
@@ -54,6 +59,7 @@ if str(ROOT) not in sys.path:
 from timing import median  # noqa: E402  (benchmarks/ is the script's own dir)
 
 TARGET = 1.1
+CASES = ("cold_local", "cold_docker", "cold_docker_empty")  # each timed beside its by-hand peer
 KEEP = Path("/tmp/reprex-bench-cold")  # the sklearn venv and a uv for the by-hand peers, reused across runs
 SKLEARN_PINS = ["scikit-learn==1.9.1"]
 
@@ -173,11 +179,17 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--image", default=os.environ.get("REPREX_TEST_IMAGE", "reprex-base:py3.11"))
     ap.add_argument("--bundles", default="sklearn,ray")
+    ap.add_argument("--cases", default=",".join(CASES))
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     names = [n for n in args.bundles.split(",") if n]
     if not names or any(n not in SCRIPTS for n in names):
         ap.error(f"--bundles: a comma-separated subset of {','.join(SCRIPTS)}")
+    cases_run = [k for k in args.cases.split(",") if k]
+    if not cases_run or any(k not in CASES for k in cases_run):
+        ap.error(f"--cases: a comma-separated subset of {','.join(CASES)}")
+    if "cold_docker_empty" in cases_run and "cold_docker" not in cases_run:
+        ap.error("--cases: cold_docker_empty is set against cold_docker's by-hand peer: add cold_docker")
 
     KEEP.mkdir(exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="reprex-bench-cold-"))
@@ -265,10 +277,12 @@ def main() -> int:
     samples = {f"{n}/{k}": [] for n in names for k in kinds}
     try:
         for c in cases.values():  # warm-up, untimed: fills the pip/uv caches and reprex's docker wheel cache
-            reprex_replay(c, "local", tmp / f"cache-warmup-{c.name}")
-            cold_docker(c)
-            hand_local(c)
-        units = [(n, k) for n in names for k in kinds if k not in partner.values()]
+            if "cold_local" in cases_run:
+                reprex_replay(c, "local", tmp / f"cache-warmup-{c.name}")
+                hand_local(c)
+            if {"cold_docker", "cold_docker_empty"} & set(cases_run):
+                cold_docker(c)
+        units = [(n, k) for n in names for k in cases_run]
         for rep in range(args.reps):
             order = units[rep % len(units):] + units[:rep % len(units)]
             for n, k in order:
@@ -283,11 +297,11 @@ def main() -> int:
         shutil.rmtree(tmp, ignore_errors=True)
     load1 = os.getloadavg()
 
-    m = {k: median(v) for k, v in samples.items()}
+    m = {k: median(v) for k, v in samples.items() if v}
     ratios = {f"{n}/{k}": median([a / b for a, b in zip(samples[f"{n}/{k}"], samples[f"{n}/{v}"])])
-              for n in names for k, v in partner.items()}
+              for n in names for k, v in partner.items() if k in cases_run}
     empty_ratio = {n: median([a / b for a, b in zip(samples[f"{n}/cold_docker_empty"], samples[f"{n}/hand_docker"])])
-                   for n in names}
+                   for n in names if "cold_docker_empty" in cases_run}
     lines = ["| bundle | case | reprex (s) | by hand | by hand (s) | ratio (paired) | target | |",
              "|---|---|---:|---|---:|---:|---|---|"]
     failed = False
@@ -298,14 +312,17 @@ def main() -> int:
                                "`uv venv` + `uv pip install --no-deps -r` + `python`"),
                               ("cold_docker", "cold docker replay, CLI (image removed, wheel cache warm)",
                                "`docker build --no-cache` (uv, hand-written) + `docker run`")):
+            if k not in cases_run:
+                continue
             r = ratios[f"{n}/{k}"]
             ok = r <= TARGET
             failed |= not ok
             lines.append(f"| {label} | {what} | {m[f'{n}/{k}']:.2f} | {hand} | {m[f'{n}/{partner[k]}']:.2f} | "
                          f"{r:.2f}x | <= {TARGET}x | {'PASS' if ok else 'FAIL'} |")
-        lines.append(f"| {label} | cold docker replay, CLI (empty REPREX_CACHE_DIR: wheels fetched too) | "
-                     f"{m[f'{n}/cold_docker_empty']:.2f} | the same hand build | {m[f'{n}/hand_docker']:.2f} | "
-                     f"{empty_ratio[n]:.2f}x | - | - |")
+        if n in empty_ratio:
+            lines.append(f"| {label} | cold docker replay, CLI (empty REPREX_CACHE_DIR: wheels fetched too) | "
+                         f"{m[f'{n}/cold_docker_empty']:.2f} | the same hand build | {m[f'{n}/hand_docker']:.2f} | "
+                         f"{empty_ratio[n]:.2f}x | - | - |")
     print()
     print(f"reprex cold replay benchmark: reprex installs with {installer}; by-hand peers with {uv}; base image "
           f"{args.image}; medians of {args.reps} reps; load average {load0[0]:.1f} at start, {load1[0]:.1f} at end "
