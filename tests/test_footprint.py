@@ -231,6 +231,10 @@ def test_the_plugin_captures_a_failing_test_under_pytest_7(old_pins_venv, tmp_pa
     replayed = json.loads(_run([v["reprex"], "replay", "--backend", "local", "--json", bundle], cwd=tmp_path,
                                env=v["env"]).stdout)
     assert replayed["verdict"] == "reproduced" and replayed["signature"]["types"] == ["KeyError"]
+    # and the plugin's other half: a collected bundle replayed as a test
+    proc = _run([v["py"], "-m", "pytest", "-q", "-p", "no:cacheprovider", "--reprex-backend", "local", "caps"],
+                cwd=tmp_path, env=v["env"])
+    assert "replayed bundles: 1 reproduced" in proc.stdout, proc.stdout[-2000:]
 
 
 @pytest.mark.slow
