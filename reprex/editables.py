@@ -21,6 +21,8 @@ import os
 import re
 from urllib.parse import unquote, urlparse
 
+from reprex.pins import canonical as _canon
+
 SITE_NAMES = ("site-packages", "dist-packages")
 _PROJECT_FILES = ("pyproject.toml", "setup.py", "setup.cfg")
 _HOOK = re.compile(r"^__editable___?\.?(?P<name>.+?)(?:[-_]\d[\w.]*?)?(?:_finder\.py|\.pth)$")
@@ -29,10 +31,6 @@ _MAX_PTH = 64 * 1024  # a .pth larger than this is not a list of paths worth rea
 
 def _real(path: str) -> str:
     return os.path.realpath(path)
-
-
-def _canon(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def site_dirs(dists: list[dict], sys_path=()) -> set[str]:
