@@ -195,8 +195,9 @@ def test_hatch_pth_install_is_editable_and_bundled(hatch, root):
 def test_pth_install_without_direct_url_is_still_editable(hatch, root):
     """An installer that writes no PEP 610 direct_url.json (pip before 20.1): the .pth its
     RECORD lists, pointing into a checkout, is what says editable."""
-    for direct in site_packages(hatch).glob("hatchpkg-0.1.dist-info/direct_url.json"):
-        direct.unlink()
+    direct = site_packages(hatch) / "hatchpkg-0.1.dist-info" / "direct_url.json"
+    assert json.loads(direct.read_text())["dir_info"] == {"editable": True}  # pip wrote one
+    direct.unlink()
     bundle = capture(hatch, root / "workhatch2", "hatchpkg", root / "hatch2.reprex.zip")
     assert_bundled_editable(bundle, "hatchpkg", "pth", "_reprex_editable/hatchpkg")
 
