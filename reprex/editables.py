@@ -55,22 +55,28 @@ class _Sites:
             except OSError:
                 continue
             for name in names:
-                path = os.path.join(site, name)
-                if name.startswith("__editable__"):
-                    match = _HOOK.match(name)
-                    if match:
-                        self.hooks.add(_canon(match.group("name")))
-                if name.endswith(".egg-link"):
-                    first = _lines(path)[:1]
-                    if first:
-                        self.egg_links.add(_real(os.path.join(site, first[0])))
-                elif name.endswith(".pth"):
-                    for line in _lines(path):
-                        if line.startswith(("#", "import ", "import\t")):
-                            continue
-                        target = _real(os.path.join(site, line))
-                        if not self.in_site(target) and os.path.isdir(target):
-                            self.pth_paths.setdefault(target, path)
+                try:
+                    self._read(site, name)
+                except (OSError, ValueError):  # a NUL in a .pth line, a dangling link: not ours to judge
+                    continue
+
+    def _read(self, site: str, name: str) -> None:
+        path = os.path.join(site, name)
+        if name.startswith("__editable__"):
+            match = _HOOK.match(name)
+            if match:
+                self.hooks.add(_canon(match.group("name")))
+        if name.endswith(".egg-link"):
+            first = _lines(path)[:1]
+            if first:
+                self.egg_links.add(_real(os.path.join(site, first[0])))
+        elif name.endswith(".pth"):
+            for line in _lines(path):
+                if line.startswith(("#", "import ", "import\t")):
+                    continue
+                target = _real(os.path.join(site, line))
+                if not self.in_site(target) and os.path.isdir(target):
+                    self.pth_paths.setdefault(target, path)
 
     def in_site(self, path: str) -> bool:
         return path in self.sites or any(path.startswith(s + os.sep) for s in self.sites)

@@ -328,3 +328,18 @@ def test_a_big_checkout_fills_the_budget_with_what_ran_first_and_lists_the_rest_
     assert f"files/{home}/m39.py" in inputs.files and f"files/{home}/__init__.py" in inputs.files
     assert len(inputs.files) == 5 and inputs.pythonpath == [f"{EDITABLE_DIR}/bigpkg"]
     assert [s["reason"] for s in inputs.skipped] == ["36 more source files of editable installs: over the budget"]
+
+
+def test_a_hostile_site_dir_does_not_break_capture(tmp_path):
+    """A .pth line with a NUL, an unreadable .egg-link, a dangling one: skipped, the rest still read."""
+    from reprex.editables import annotate
+
+    site = tmp_path / "site-packages"
+    checkout = tmp_path / "proj"
+    (checkout / "proj.egg-info").mkdir(parents=True)
+    site.mkdir()
+    (site / "bad.pth").write_bytes(b"/tmp/a\x00b\n")
+    (site / "gone.egg-link").symlink_to(tmp_path / "nowhere")
+    (site / "proj.egg-link").write_text(f"{checkout}\n.\n")
+    dists = [{"name": "proj", "version": "1", "location": str(checkout / "proj.egg-info")}]
+    assert annotate(dists, [str(site)])[0]["editable"] == {"kind": "egg-link", "root": str(checkout.resolve())}
