@@ -171,10 +171,11 @@ def test_pytest_only_failure_replays_under_pytest(project):
 
 
 @pytest.mark.docker
-def test_pytest_mode_bundle_reproduces_in_docker(project, base_image, docker_client):
+@pytest.mark.parametrize("stem", ["tests-test_units-test_config", "tests-test_broken-collect"])
+def test_pytest_mode_bundle_reproduces_in_docker(project, base_image, docker_client, stem):
     """A read-only root with a writable /tmp: pytest must not need to write beside the tests."""
     root, _ = project
-    path, _ = bundle(root, "tests-test_units-test_config")
+    path, _ = bundle(root, stem)
     result = replay(path, "--backend", "docker", "--image", base_image, "--strict")
     assert (result["verdict"], result["exit"]) == ("reproduced", 0), result
     assert result["backend"] == "docker"
