@@ -39,6 +39,7 @@ class Shared:
     size: int
     uploaded: bool  # False: the same bytes were already there
     body: str  # the GitHub issue body, linking the shared copy
+    gaps: list[str]  # what redaction_gaps found (non-empty only when forced)
 
     @property
     def verified_url(self) -> str:
@@ -46,7 +47,7 @@ class Shared:
 
     def to_json(self) -> dict:
         return {"url": self.url, "sha256": self.sha256, "size": self.size, "body": self.body,
-                "already_shared": not self.uploaded}
+                "already_shared": not self.uploaded, "redaction_gaps": self.gaps}
 
 
 def object_name(bundle_name: str, sha256: str) -> str:
@@ -195,7 +196,7 @@ def share(source: str | os.PathLike, target: str, *, force: bool = False,
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
     return Shared(url=url, sha256=sha256, size=size, uploaded=uploaded,
-                  body=render(bundle, "gh", share=ShareLink(url, sha256)))
+                  body=render(bundle, "gh", share=ShareLink(url, sha256)), gaps=gaps)
 
 
 def share_link(url: str, bundle_file: Path | None):

@@ -382,6 +382,7 @@ def test_incomplete_redaction_is_refused_unless_forced(bundle_file, tmp_path):
     assert "A1b2C3d4" not in line and not dest.exists()
     forced = cli("share", str(leaky), str(dest), "--force", env={}, tmp=tmp_path)
     assert forced.returncode == 0, forced.stderr
+    assert "warning: shared with --force although files/notes.txt" in forced.stderr
     assert len(list(dest.iterdir())) == 1
 
 

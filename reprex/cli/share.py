@@ -42,12 +42,15 @@ def share(bundle, target, force, as_json):
     for an S3-compatible server), google-auth, AZURE_STORAGE_CONNECTION_STRING, and
     REPREX_HTTP_BEARER_TOKEN / REPREX_HTTP_HEADERS for https.
     """
+    from reprex.escape import terminal
     from reprex.share import share as do_share
 
     result = do_share(bundle, target, force=force, progress=None if as_json else _progress())
     if as_json:
         click.echo(json.dumps(result.to_json()))
         return
+    for gap in result.gaps:
+        click.echo(f"reprex: warning: shared with --force although {terminal(gap, multiline=False)}", err=True)
     click.echo(f"reprex: {'uploaded' if result.uploaded else 'already shared'}: {result.url} "
                f"({result.size} bytes)", err=True)
     click.echo(result.verified_url)
