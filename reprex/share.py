@@ -189,7 +189,7 @@ def share(source: str | os.PathLike, target: str, *, force: bool = False,
     try:
         sha256, size = digest(path)
         url = prefix + object_name(bundle.name, sha256)
-        uploaded = not upload.exists(url, size)
+        uploaded = not upload.exists(url, size, sha256)
         if uploaded:
             upload.put(url, path, progress)
     finally:

@@ -43,12 +43,22 @@ class _Counting:
         return self.total
 
 
-def exists(url: str, size: int) -> bool:
-    """Whether an object of `size` bytes is already at `url` (a cheap look, never a download).
-    Any doubt says no: the upload then runs and reports what is really wrong."""
+def exists(url: str, size: int, sha256: str) -> bool:
+    """Whether the object is already at `url`: for file:// the same bytes (a local read);
+    elsewhere the same size, from one cheap look, never a download (the digest in the
+    printed URL still refuses other bytes at replay). Any doubt says no: the upload then
+    runs and reports what is really wrong."""
     if url.startswith("file://"):
+        import hashlib
+
         path = file_path(url)
-        return path.is_file() and path.stat().st_size == size
+        if not path.is_file() or path.stat().st_size != size:
+            return False
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            while chunk := fh.read(CHUNK):
+                h.update(chunk)
+        return h.hexdigest() == sha256
     if url.startswith("https://"):
         return _http_exists(url, size)
     if url.startswith("s3://"):

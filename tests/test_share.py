@@ -339,6 +339,11 @@ def test_file_target_is_written_atomically_and_replays_verified(bundle_file, tmp
     # A plain directory is the same place; sharing again finds it there.
     again = cli("share", str(bundle_file), str(dest), env={}, tmp=tmp_path)
     assert "already shared" in again.stderr and again.stdout.startswith(shared["url"] + "#sha256=")
+    data = bytearray(files[0].read_bytes())  # same name and size, other bytes: replaced, not trusted
+    data[-30] ^= 0x01
+    files[0].write_bytes(bytes(data))
+    fixed = cli("share", str(bundle_file), str(dest), env={}, tmp=tmp_path)
+    assert "uploaded" in fixed.stderr and files[0].read_bytes() == bundle_file.read_bytes()
 
 
 def test_a_directory_bundle_is_shared_as_its_deterministic_zip(tmp_path):
