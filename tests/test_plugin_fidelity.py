@@ -4,9 +4,11 @@ One real project fails every way the plugin has to tell apart: an xunit `setup_c
 whose real failure is a removed attribute (a harness that skips setup_class raises an
 AttributeError too, with another message: never a `reproduced` on that), a test that only
 fails under pytest (the `pytestconfig` fixture, which the standalone script can't rebuild),
-a module that no longer imports (a collection error), a fixture that raises (a setup error),
-and a test that fails only after an earlier test changed module state (neither re-run fails
-like that: the honest fallback). The comparison itself is checked on records of real runs.
+a test whose failure names the running test (pytest sets PYTEST_CURRENT_TEST; the script's
+run fails with the same type, frames and another message), a module that no longer imports
+(a collection error), a fixture that raises (a setup error), and a test that fails only
+after an earlier test changed module state (neither re-run fails like that: the honest
+fallback). The comparison itself is checked on records of real runs.
 """
 
 import json
@@ -50,6 +52,8 @@ def database():
 """
 
 TESTS = """
+import os
+
 import units
 
 
@@ -60,6 +64,12 @@ class TestUnits:
 
     def test_convert(self):
         assert units.to_float(self.ureg.parse("1 m")) == 1.0
+
+
+def test_runner_name():
+    # pytest names the running test in the environment; the standalone script is no pytest
+    running = os.environ.get("PYTEST_CURRENT_TEST", "outside pytest")
+    raise LookupError(running.split(" ")[0])
 
 
 def test_config(pytestconfig):
@@ -125,7 +135,8 @@ def test_every_failure_becomes_a_bundle(project):
     names = sorted(p.name for p in (root / "out").glob("*.reprex.zip"))
     assert names == sorted(f"{stem}.reprex.zip" for stem in (
         "tests-test_broken-collect", "tests-test_units-TestUnits-test_convert", "tests-test_units-test_config",
-        "tests-test_units-test_second", "tests-test_units-test_uses_database-setup"))
+        "tests-test_units-test_runner_name", "tests-test_units-test_second",
+        "tests-test_units-test_uses_database-setup"))
     assert "tests/test_units.py::test_config: wrote" in out and "(replays under pytest)" in out
     # the one bundle that does not reproduce says so, in the section and in the summary
     assert out.count("warning: neither the standalone script nor pytest on this test alone failed like") == 2
@@ -166,6 +177,20 @@ def test_pytest_only_failure_replays_under_pytest(project):
     readme = b.text("README.md")
     assert ("Replays the test under pytest: python -m pytest -p no:cacheprovider -p no:reprex --rootdir=. "
             "-c pytest.ini -q tests/test\\_units.py::test\\_config") in readme
+    result = replay(path, "--backend", "local", "--strict")
+    assert (result["verdict"], result["exit"]) == ("reproduced", 0), result
+
+
+def test_same_type_from_the_script_is_not_taken_for_the_tests_failure(project):
+    """Same exception type, same frames, another message: the script's run is not the test's failure."""
+    root, _ = project
+    path, b = bundle(root, "tests-test_units-test_runner_name")
+    test = b.manifest["test"]
+    assert (test["mode"], test["reproduces"], test["standalone_reproduces"]) == ("pytest", True, False)
+    assert test["standalone_outcome"]["types"] == ["LookupError"]
+    assert test["mode_reason"] == ("standalone run differs: message 'outside' instead of "
+                                   "'tests/test_units.py::test_runner_name'")
+    assert b.manifest["expect"]["signature"]["message"] == "tests/test_units.py::test_runner_name"
     result = replay(path, "--backend", "local", "--strict")
     assert (result["verdict"], result["exit"]) == ("reproduced", 0), result
 

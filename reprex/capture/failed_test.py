@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from reprex.capture.same_failure import difference
+from reprex.capture.tests import under
 from reprex.pins import canonical
 
 
@@ -111,45 +112,71 @@ def build_test_bundle(*, base: Path, work_files: list[str], tmp_files: dict[str,
     it has, and write the bundle of the first one that fails like `expected` (the recorder's
     record of the test's exception) to `output`. The bundle's redactor works over `env` and
     `extra_secrets` (what the plugin found secret in the test's values and ids)."""
-    from reprex.recorded import run_recorded
-    from reprex.signature import type_list
-
     from reprex.redact import Redactor
 
-    expected = quiet_runner_frames(expected)
-    red = Redactor(env, extra_secrets=list(extra_secrets))
     if forms.write_script is None and forms.pytest_args is None:
         raise ValueError(f"no way to re-run {forms.nodeid}: {forms.no_pytest or 'no standalone script'}")
-    scratch_root = Path(tempfile.mkdtemp(prefix="reprex-pytest-capture-"))
-    scratch = scratch_root / "work"
-    (scratch_root / "tmp").mkdir()
-    env = {**env, "TMPDIR": str(scratch_root / "tmp")}  # what the runs make in tmp goes with the scratch
+    scratch = _Scratch(forms, quiet_runner_frames(expected), env, timeout,
+                       Redactor(env, extra_secrets=list(extra_secrets)))
     try:
-        scratch.mkdir()
+        scratch.copy(base, work_files)
+        return scratch.bundle(tmp_files, base, test, name, output)
+    finally:
+        shutil.rmtree(scratch.root, ignore_errors=True)
+
+
+class _Scratch:
+    """One failed test's scratch copy, the runs made there, and what they showed."""
+
+    def __init__(self, forms: Forms, expected: dict, env: dict, timeout: float | None, red):
+        self.forms, self.expected, self.timeout, self.red = forms, expected, timeout, red
+        self.root = Path(tempfile.mkdtemp(prefix="reprex-pytest-capture-"))
+        self.work = self.root / "work"
+        (self.root / "tmp").mkdir()
+        self.env = {**env, "TMPDIR": str(self.root / "tmp")}  # what the runs make in tmp goes with the scratch
+
+    def copy(self, base: Path, work_files: list[str]) -> None:
+        self.work.mkdir()
         for rel in work_files:
-            target = scratch / rel
+            target = self.work / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(base / rel, target)
+
+    def run(self, python_args: list[str]):
+        from reprex.recorded import run_recorded
+
+        return run_recorded([sys.executable, *python_args], cwd=self.work, env=self.env, timeout=self.timeout,
+                            tee=False).outcome
+
+    def bundle(self, tmp_files: dict[str, bytes], base: Path, test: dict, name: str, output: Path) -> BuiltBundle:
+        from reprex.signature import type_list
+
+        forms, expected = self.forms, self.expected
         record = {"when": forms.when, "test_failure": type_list(expected), "standalone_reproduces": False}
         notes: list[str] = []
         standalone = None
+
+        def write(outcome, mode: str, reproduces: bool, reason: str) -> BuiltBundle:
+            entry = _pytest_entry(forms, base) if mode == "pytest" else _standalone_entry(forms, base)
+            return _write(self, outcome, entry, test, {**record, "mode": mode, "reproduces": reproduces,
+                                                      "mode_reason": reason}, name, output)
+
+        # The script first when it can work (it needs nothing of pytest at replay); not at all when it
+        # can't and pytest can: a second scratch run costs about a second.
         if forms.write_script is not None and not (forms.skip_standalone and forms.pytest_args is not None):
             for rel, data in tmp_files.items():
-                target = scratch / "_reprex_tmp" / rel
+                target = self.work / "_reprex_tmp" / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(data)
-            forms.write_script(scratch / forms.script_name)  # and its machinery beside it
-            standalone = run_recorded([sys.executable, forms.script_name], cwd=scratch, env=env, timeout=timeout,
-                                      tee=False).outcome
+            forms.write_script(self.work / forms.script_name)  # and its machinery beside it
+            standalone = self.run([forms.script_name])
             got = standalone.exception if standalone.outcome == "exception" else None
             diff = difference(expected, got, function=forms.function) if got else _ended(standalone)
             record["standalone_reproduces"] = diff is None
             record["standalone_outcome"] = {"outcome": standalone.outcome, "types": type_list(got) if got else [],
                                             "exit_code": standalone.exit_code}
             if diff is None:
-                return _write(scratch, scratch_root, standalone, _standalone_entry(forms, base), forms, test,
-                              {**record, "mode": "standalone", "reproduces": True,
-                               "mode_reason": "the standalone script fails like the test did"}, env, name, output, red)
+                return write(standalone, "standalone", True, "the standalone script fails like the test did")
             notes.append(f"standalone run differs: {diff}")
         elif forms.write_script is not None:
             notes.append(f"standalone script not tried: {forms.skip_standalone}")
@@ -157,33 +184,22 @@ def build_test_bundle(*, base: Path, work_files: list[str], tmp_files: dict[str,
             notes.append(f"no standalone script: {forms.skip_standalone or 'not for this kind of failure'}")
         if forms.pytest_args is None:
             notes.append(f"no pytest form: {forms.no_pytest}")
-            return _write(scratch, scratch_root, _expecting(standalone, expected), _standalone_entry(forms, base),
-                          forms, test, {**record, "mode": "standalone", "reproduces": False,
-                                        "mode_reason": "; ".join(notes)}, env, name, output, red)
-        ran = run_recorded([sys.executable, *forms.pytest_args], cwd=scratch, env=env, timeout=timeout,
-                           tee=False).outcome
+            expecting = dataclasses.replace(standalone, outcome="exception", exception=expected, exit_code=1,
+                                            signal=None)
+            return write(expecting, "standalone", False, "; ".join(notes))
+        ran = self.run(forms.pytest_args)
         ran.test_failures = [{**t, "exception": quiet_runner_frames(t.get("exception"))} for t in ran.test_failures]
         got = pytest_failure(ran, forms.nodeid, forms.when)
         diff = difference(expected, got, function=forms.function) if got else _ended(ran)
         record["pytest_reproduces"] = diff is None
         if diff is None:
-            return _write(scratch, scratch_root, ran, _pytest_entry(forms, base), forms, test,
-                          {**record, "mode": "pytest", "reproduces": True, "mode_reason": "; ".join(notes)},
-                          env, name, output, red)
+            return write(ran, "pytest", True, "; ".join(notes))
         notes.append(f"pytest run differs: {diff}")
         # Neither: the bundle expects the test's own failure, in the shape a pytest run records it.
         expecting = dataclasses.replace(
             ran, outcome="exit", exit_code=2 if forms.when == "collect" else 1, exception=None, signal=None,
             test_failures=[{"test": forms.nodeid, "when": forms.when, "exception": expected}])
-        return _write(scratch, scratch_root, expecting, _pytest_entry(forms, base), forms, test,
-                      {**record, "mode": "pytest", "reproduces": False, "mode_reason": "; ".join(notes)},
-                      env, name, output, red)
-    finally:
-        shutil.rmtree(scratch_root, ignore_errors=True)
-
-
-def _expecting(standalone, expected: dict):
-    return dataclasses.replace(standalone, outcome="exception", exception=expected, exit_code=1, signal=None)
+        return write(expecting, "pytest", False, "; ".join(notes))
 
 
 def _standalone_entry(forms: Forms, base: Path) -> dict:
@@ -196,32 +212,35 @@ def _pytest_entry(forms: Forms, base: Path) -> dict:
             "python_args": list(forms.pytest_args)}
 
 
-def _write(scratch: Path, scratch_root: Path, outcome, entry: dict, forms: Forms, test: dict, record: dict,
-           env: dict, name: str, output: Path, red) -> BuiltBundle:
+def _write(scratch: _Scratch, outcome, entry: dict, test: dict, record: dict, name: str,
+           output: Path) -> BuiltBundle:
     """Assemble the bundle from the chosen run (its pins, its files), change the draft, seal it."""
     from reprex.capture.pipeline import CaptureOptions, assemble
     from reprex.draft import seal
     from reprex.escape import md_inline
     from reprex.signature import innermost
 
+    forms, work = scratch.forms, scratch.work
     pytest_mode = record["mode"] == "pytest"
     # The entry's own file is always wanted: the script, or the test module pytest runs.
-    script = scratch / (_test_file(forms.nodeid) if pytest_mode else forms.script_name)
-    draft = assemble(outcome, argv=[sys.executable, *entry["python_args"]], cwd=scratch, environ=env,
+    script = work / (_test_file(forms.nodeid) if pytest_mode else forms.script_name)
+    draft = assemble(outcome, argv=[sys.executable, *entry["python_args"]], cwd=work, environ=scratch.env,
                      python=sys.executable, options=CaptureOptions(tee=False, name=name), entry=entry,
-                     script=script if script.is_file() else None, redactor=red)
+                     script=script if script.is_file() and under(script.resolve(), work.resolve()) else None,
+                     redactor=scratch.red)
     if pytest_mode:
         failure = pytest_failure(outcome, forms.nodeid, forms.when)
         if failure and not draft.manifest["expect"].get("exception"):
             inner = innermost(failure) or failure
-            draft.manifest["expect"]["exception"] = draft.redactor.obj(
+            draft.manifest["expect"]["exception"] = scratch.red.obj(
                 {"type": failure.get("type"), "message": (failure.get("message") or "")[:2000],
                  "innermost_type": inner.get("type")}, "traceback")
         draft.readme_notes.append("Replays the test under pytest: " + md_inline(" ".join(entry["argv"]), 600))
     draft.add("test", {**test, **record})  # scrubbed by the bundle's redactor like every other part
     files = draft.manifest.get("files") or {}
     if files.get("skipped"):  # reads of the script's own copies of tmp_path: not inputs
-        files["skipped"] = [f for f in files["skipped"] if not str(f.get("path", "")).startswith(str(scratch_root))]
+        root = str(scratch.root)
+        files["skipped"] = [f for f in files["skipped"] if not str(f.get("path", "")).startswith(root)]
     drop_editable_pins(draft)
     return BuiltBundle(seal(draft).write(output), bool(record["reproduces"]), record["mode"], record["mode_reason"])
 
