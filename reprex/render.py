@@ -205,7 +205,8 @@ def _render_gh(bundle, share: ShareLink | None, scale: float) -> str:
     budget = {k: max(500, int(v * scale)) for k, v in _SECTION_BUDGET.items()}
     m = bundle.manifest
     name = str(m.get("name", "bundle"))
-    table = "\n".join(f"| {k} | {md_inline(v)} |" for k, v in summary_facts(bundle))
+    fact_limit = max(80, int(FACT_LIMIT * scale))  # escaping can make a value 5x longer: it shrinks too
+    table = "\n".join(f"| {k} | {md_inline(v, fact_limit)} |" for k, v in summary_facts(bundle))
     sections = [
         f"## Failure captured by reprex: {md_inline(name, 200)}",
         "",
@@ -227,10 +228,11 @@ def _render_gh(bundle, share: ShareLink | None, scale: float) -> str:
     ]
     skipped = skipped_files(bundle)
     if skipped:
-        lines = "\n".join(f"- {md_inline(path, 300)} ({size} bytes): {md_inline(reason, 300)}"
-                          for path, size, reason in skipped[:SKIPPED_SHOWN])
-        if len(skipped) > SKIPPED_SHOWN:
-            lines += f"\n- ... and {len(skipped) - SKIPPED_SHOWN} more (see reprex.json)"
+        shown, width = max(5, int(SKIPPED_SHOWN * scale)), max(40, int(300 * scale))
+        lines = "\n".join(f"- {md_inline(path, width)} ({size} bytes): {md_inline(reason, width)}"
+                          for path, size, reason in skipped[:shown])
+        if len(skipped) > shown:
+            lines += f"\n- ... and {len(skipped) - shown} more (see reprex.json)"
         sections += ["", _details("Files not included", lines)]
     sections += ["", f"<sub>reprex {md_inline(_obj(m.get('tool')).get('version'), 40)}, bundle schema "
                      f"{md_inline(m.get('schema'), 10)}; secrets were redacted before this was written.</sub>", ""]

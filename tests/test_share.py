@@ -528,3 +528,15 @@ def test_huge_text_keeps_the_gh_body_under_the_limit_with_its_structure(bundle_f
     assert body.count("<details>") == body.count("</details>") >= 5  # cut inside sections, not across
     assert body.count("characters cut by reprex") >= 4 and "fit GitHub's issue size limit" not in body
     assert body.rstrip().endswith("</sub>")
+
+
+def test_hostile_escaping_blowup_still_fits_without_the_last_resort_cut(bundle_file):
+    """'&' and '<' escape to 5 and 4 characters: the table and the skipped list shrink too."""
+    b = Bundle.read(bundle_file)
+    b.manifest["entry"] = {"argv": ["python", "&" * 100000], "cwd": "<" * 5000}
+    b.manifest["expect"]["exception"]["message"] = "&<" * 50000
+    b.manifest["files"]["skipped"] = [{"path": "&" * 5000, "size": 1, "reason": "<" * 5000}] * 500
+    b.files["traceback.txt"] = b"`" * 200000
+    body = render(b, "gh")
+    assert gh_length(body) <= GH_LIMIT and "fit GitHub's issue size limit" not in body
+    assert body.count("<details>") == body.count("</details>") == 6
