@@ -322,6 +322,9 @@ def test_plain_http_and_credentials_in_the_target_are_refused(bundle_file, tmp_p
     assert "no ?query" in one_line_error(cli("share", str(bundle_file), "https://h.invalid/x?sig=abc", env={},
                                              tmp=tmp_path), 2)
     assert "share to" in one_line_error(cli("share", str(bundle_file), "ftp://h.invalid/x", env={}, tmp=tmp_path), 2)
+    no_azure = {**os.environ, "AZURE_STORAGE_CONNECTION_STRING": ""}
+    assert "AZURE_STORAGE_CONNECTION_STRING" in one_line_error(
+        cli("share", str(bundle_file), "azure://container/x", env=no_azure, tmp=tmp_path), 2)
 
 
 # -- file:// and directories -----------------------------------------------------------------------------
