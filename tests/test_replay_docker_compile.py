@@ -4,13 +4,16 @@ A real capture of a program that imports one lexer of pygments (hundreds of modu
 in docker: the image holds .pyc for what the run imported and not for the rest; a module the
 list missed still imports on the read-only root. The list is a stranger's data: crafted names
 never reach the build, an oversized list is ignored, and the in-image script checks it again.
+The build context is streamed: byte for byte the tar that tarfile writes.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
+import tarfile
 import textwrap
 import uuid
 from importlib import metadata
@@ -21,7 +24,10 @@ import pytest
 from reprex.bundle import Bundle
 from reprex.capture.pipeline import CaptureOptions, capture_command
 from reprex.replay import ReplayOptions, replay
+from reprex.replay.base import InfraError
+from reprex.replay.docker.build import add_bytes, add_file
 from reprex.replay.docker.compile_list import EVERYTHING, MAX_NAMES, compile_list
+from reprex.replay.docker.context import TarStream
 from reprex.templates import template_text
 
 pytestmark = pytest.mark.docker
@@ -235,3 +241,30 @@ def test_the_in_image_script_checks_the_list_again(tmp_path):
     assert compiled("*\n") == everything
     assert compiled("bogus mode\npkg\n") == everything
     assert compiled("modules\n" + "m\n" * (MAX_NAMES + 1)) == everything
+
+
+def test_the_streamed_build_context_is_the_tar_tarfile_writes(tmp_path):
+    """context.TarStream sends the wheels as it reads them; its bytes and announced size must be
+    tarfile's, or the daemon reads a broken context (long and non-ASCII names, sizes on and off
+    the 512-byte blocks, an executable)."""
+    wheel = tmp_path / "w.whl"
+    wheel.write_bytes(bytes(range(256)) * 4099)
+    tool = tmp_path / "uv"
+    tool.write_bytes(b"\x7fELF" * 128)
+    members = [("Dockerfile", b"FROM x\n", 0o644), ("uv/.keep", b"", 0o644), ("uv/uv", tool, 0o755),
+               ("reprex/wheels/" + "n" * 150 + ".whl", wheel, 0o644), ("é/ü.txt", b"x" * 1024, 0o644)]
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data, mode in members:
+            (add_bytes if isinstance(data, bytes) else add_file)(tar, name, data, mode)
+    stream = TarStream(members)
+    got = b"".join(iter(lambda: stream.read(1000), b""))
+    assert stream.size == len(buf.getvalue()) and got == buf.getvalue()
+    with tarfile.open(fileobj=io.BytesIO(got)) as tar:
+        assert tar.extractfile("uv/uv").read() == tool.read_bytes() and tar.getmember("uv/uv").mode == 0o755
+
+    # a wheel that shrinks between the size and the send: a one-line refusal, not a short tar
+    stream = TarStream(members)
+    wheel.write_bytes(b"short")
+    with pytest.raises(InfraError, match="shrank while the build context was sent"):
+        b"".join(iter(lambda: stream.read(1 << 16), b""))

@@ -1,5 +1,6 @@
-"""The replay's environment image: the Dockerfile, the in-memory build context (the pins'
-wheels, downloaded on the host, and the recorder), and the build through the Engine API.
+"""The replay's environment image: the Dockerfile, the build context (the pins' wheels,
+downloaded on the host, and the recorder; streamed from where they are, context.py), and the
+build through the Engine API.
 
 Dockerfile.replay and Dockerfile.with are templates in reprex/templates/; what of a bundle is
 spliced into them (its Python X.Y, the lock hash, the base image's name) is checked here,
@@ -16,7 +17,6 @@ import os
 import re
 import socket
 import tarfile
-import tempfile
 import time
 from functools import lru_cache
 from pathlib import Path
@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from reprex.replay.base import Deadline, EnvIncompatible, InfraError, Progress
 from reprex.replay.docker.compile_list import EVERYTHING
+from reprex.replay.docker.context import Member, TarStream
 from reprex.replay.docker.daemon import one_line
 from reprex.replay.docker.engine import EngineError
 from reprex.replay.docker.images import check_image_ref, find_image
@@ -112,7 +113,7 @@ def uv_for_image(machine: str | None) -> Path | None:
 def build(env: DockerEnv, tag: str, dockerfile: str, pins: WheelSet, with_set: WheelSet | None,
           recorder: bytes, setup: Deadline, progress: Progress, machine: str | None = None,
           modules: str = EVERYTHING) -> dict:
-    """Build `tag` from an in-memory context (the Dockerfile, uv, the pins' wheels, the recorder,
+    """Build `tag` from a streamed context (the Dockerfile, uv, the pins' wheels, the recorder,
     the compile script and its list, the --with wheels); its inspect data. A "reprex-..." line
     in a failed build's output is an image that can't hold the bundle (env-incompatible),
     anything else an infra-error. `machine`: the image's arch (uv goes in only for this
@@ -120,52 +121,44 @@ def build(env: DockerEnv, tag: str, dockerfile: str, pins: WheelSet, with_set: W
     n_with = len(with_set.wheels) if with_set else 0
     progress(f"building {tag} ({len(pins.wheels)} wheels" + (f" + {n_with} --with" if n_with else "") + ")")
     uv = uv_for_image(machine)
-    context = tempfile.SpooledTemporaryFile(max_size=64 << 20)
-    with context:
-        with tarfile.open(fileobj=context, mode="w") as tar:
-            add_bytes(tar, "Dockerfile", dockerfile.encode())
-            add_bytes(tar, "uv/.keep", b"")
-            if uv is not None:
-                add_file(tar, "uv/uv", uv, mode=0o755)
-            add_bytes(tar, "reprex/wheels/.keep", b"")
-            for whl in pins.wheels:
-                add_file(tar, f"reprex/wheels/{whl.name}", whl)
-            add_bytes(tar, "reprex/sitecustomize.py", recorder)
-            add_bytes(tar, "reprex/compile.py", compile_script())
-            add_bytes(tar, "reprex/modules.txt", modules.encode("ascii"))
-            for whl in (with_set.wheels if with_set else []):
-                add_file(tar, f"with/{whl.name}", whl)
-        size = context.tell()
-        context.seek(0)
-        output: list[str] = []
-        error = None
-        try:
-            # REPREX_DOCKER_NO_CACHE=1: no layer reuse (a suspect cache; cold-build benchmarks)
-            params = {"t": tag, "rm": True, "forcerm": True, "pull": False,
-                      "nocache": os.environ.get("REPREX_DOCKER_NO_CACHE") == "1"}
-            for chunk in env.engine.build(context, size, params, timeout=setup.left()):
-                if "error" in chunk:
-                    error = " ".join(str(chunk.get("error")).split())
-                text = chunk.get("stream")
-                if text:
-                    for line in ANSI.sub("", text).splitlines():  # RUN's stderr comes in red
-                        line = line.strip()
-                        if not line:
-                            continue
-                        output.append(line)
-                        del output[:-200]
-                        if line.startswith("Step "):
-                            progress(f"build: {line[:160]}")
-                if time.monotonic() > setup.at:
-                    raise setup.expired()
-        except EngineError as exc:
-            error = one_line(exc)
-        except InfraError:
-            raise
-        except (socket.timeout, TimeoutError):
-            raise setup.expired() from None
-        except Exception as exc:  # connection trouble
-            raise InfraError(f"building {tag} failed: {one_line(exc)}") from None
+    members: list[Member] = [("Dockerfile", dockerfile.encode(), 0o644), ("uv/.keep", b"", 0o644)]
+    if uv is not None:
+        members.append(("uv/uv", uv, 0o755))
+    members.append(("reprex/wheels/.keep", b"", 0o644))
+    members += [(f"reprex/wheels/{whl.name}", whl, 0o644) for whl in pins.wheels]
+    members += [("reprex/sitecustomize.py", recorder, 0o644), ("reprex/compile.py", compile_script(), 0o644),
+                ("reprex/modules.txt", modules.encode("ascii"), 0o644)]
+    members += [(f"with/{whl.name}", whl, 0o644) for whl in (with_set.wheels if with_set else [])]
+    context = TarStream(members)
+    output: list[str] = []
+    error = None
+    try:
+        # REPREX_DOCKER_NO_CACHE=1: no layer reuse (a suspect cache; cold-build benchmarks)
+        params = {"t": tag, "rm": True, "forcerm": True, "pull": False,
+                  "nocache": os.environ.get("REPREX_DOCKER_NO_CACHE") == "1"}
+        for chunk in env.engine.build(context, context.size, params, timeout=setup.left()):
+            if "error" in chunk:
+                error = " ".join(str(chunk.get("error")).split())
+            text = chunk.get("stream")
+            if text:
+                for line in ANSI.sub("", text).splitlines():  # RUN's stderr comes in red
+                    line = line.strip()
+                    if not line:
+                        continue
+                    output.append(line)
+                    del output[:-200]
+                    if line.startswith("Step "):
+                        progress(f"build: {line[:160]}")
+            if time.monotonic() > setup.at:
+                raise setup.expired()
+    except EngineError as exc:
+        error = one_line(exc)
+    except InfraError:
+        raise
+    except (socket.timeout, TimeoutError):
+        raise setup.expired() from None
+    except Exception as exc:  # connection trouble
+        raise InfraError(f"building {tag} failed: {one_line(exc)}") from None
     for marker in ("reprex-python-mismatch:", "reprex-no-python:", "reprex-no-venv:"):
         hit = next((l for l in reversed(output) if l.startswith(marker)), None)
         if hit and error:
