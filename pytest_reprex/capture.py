@@ -37,17 +37,22 @@ from pytest_reprex.plan import make_plan
 from pytest_reprex.plan import script_name as script_name_for
 from pytest_reprex.script import write
 from reprex.capture.failed_test import Forms, build_test_bundle, scratch_environ
-from reprex.capture.tests import Secrets, Tree, carried_secrets, materialize, paths_in, rename_test_tmp, snapshot_files, under
+from reprex.capture.inputs import DEFAULT_MAX_FILE
+from reprex.capture.tests import (Secrets, Tree, carried_secrets, materialize, paths_in, rename_test_tmp,
+                                  snapshot_files, under)
 
 MAX_COPY_FILES = 5000
 
-# The audit hook is process-wide and permanent; it records only while a sink is set.
-_AUDIT = {"installed": False, "sink": None}
+# The audit hook is process-wide and permanent; it records only while a sink is set: `sink`
+# during one test's call (the files the test read), `session` for the whole session, but only
+# under the rootdir (data files a module or a class setup read before any test ran: pint's
+# default_en.txt, read by a setup_class, is what its re-runs need beside its modules).
+_AUDIT = {"installed": False, "sink": None, "session": None, "root": None}
 
 
 def _audit(event, args):
-    sink = _AUDIT["sink"]
-    if sink is None or event != "open":
+    sink, session = _AUDIT["sink"], _AUDIT["session"]
+    if event != "open" or (sink is None and session is None):
         return
     try:
         path, mode, flags = args
@@ -58,15 +63,24 @@ def _audit(event, args):
         else:
             reading = (flags or 0) & 3 == os.O_RDONLY
         if reading:
-            sink.add(os.path.abspath(os.fsdecode(path)))
+            full = os.path.abspath(os.fsdecode(path))
+            if sink is not None:
+                sink.add(full)
+            if session is not None and full.startswith(_AUDIT["root"]):
+                session.add(full)
     except Exception:
         pass
 
 
-def install_audit_hook() -> None:
+def install_audit_hook(root: Path) -> set:
+    """Start recording the files read under `root` (pytest's rootdir); returns that set."""
     if not _AUDIT["installed"]:
         sys.addaudithook(_audit)
         _AUDIT["installed"] = True
+    if _AUDIT["session"] is None:
+        _AUDIT["root"] = os.path.join(os.path.abspath(root), "")
+        _AUDIT["session"] = set()
+    return _AUDIT["session"]
 
 
 def begin_recording_opens() -> set:
@@ -90,12 +104,13 @@ class Captured:
 
 
 class CaptureState:
-    def __init__(self, directory: Path, max_count: int, timeout: float):
+    def __init__(self, directory: Path, max_count: int, timeout: float, session_opened: set | None = None):
         self.directory = directory
         self.max_count = max_count
         self.timeout = timeout
         self.count = 0
         self.results: list[Captured] = []
+        self.session_opened = session_opened if session_opened is not None else set()
 
 
 # -- pytest's temporary directories ------------------------------------------------------
@@ -156,7 +171,11 @@ def work_files(path, tree: Tree, opened: set, extra=()) -> list[str]:
         if file and file.endswith(".py"):
             add(file)
     for path in sorted(opened):
-        add(path)
+        try:
+            if os.path.getsize(path) <= DEFAULT_MAX_FILE:  # a bundle carries no bigger input
+                add(path)
+        except OSError:
+            pass
     # packages on the way to the test module
     for rel in list(wanted):
         parent = (tree.base / rel).parent
@@ -199,7 +218,7 @@ def capture_failure(item, excinfo, state: CaptureState, snap: dict | None, opene
                   skip_standalone=skip, pytest_args=pytest_args, no_pytest=no_pytest)
     name = bundle_name(nodeid) + ("" if when == "call" else f"-{when}")
     extra = [rel for _, rel in plan.conftests] + [v.module_file for v in values if v.module_file]
-    copied = work_files(item.path, tree, opened, extra + _config_files(item.config, tree))
+    copied = work_files(item.path, tree, _read(state, opened), extra + _config_files(item.config, tree))
     tmp_files = materialize(snap)
     flagged = [v.name for v in values if v.how in ("source", "unsupported")]
     test = {
@@ -229,7 +248,7 @@ def capture_collect_error(collector, excinfo, state: CaptureState) -> Captured:
     forms = Forms(nodeid=nodeid, when="collect", skip_standalone="a collection error", pytest_args=pytest_args,
                   no_pytest=no_pytest)
     name = bundle_name(nodeid.removesuffix(".py")) + "-collect"
-    copied = work_files(collector.path, tree, set(), _config_files(collector.config, tree))
+    copied = work_files(collector.path, tree, _read(state, set()), _config_files(collector.config, tree))
     test = {"nodeid": nodeid, "pytest": _pytest_version()}
     built = build_test_bundle(base=tree.base, work_files=copied, tmp_files={}, forms=forms, name=name,
                               expected=_record(excinfo), env=env, timeout=state.timeout, test=test,
@@ -243,6 +262,15 @@ def _context(config, path, old_base: Path | None = None, carried=()) -> tuple[Tr
         base = Path(path).parent
     env = scratch_environ()
     return Tree(base, old_base), env, Secrets(env, carried)  # the same environment the bundle's own redactor gets
+
+
+def _read(state: CaptureState, opened: set) -> set:
+    """What the test read, and what the session read under the rootdir, bundles of this session aside."""
+    out = set(opened)
+    for path in list(state.session_opened):
+        if not under(Path(path), state.directory):
+            out.add(path)
+    return out
 
 
 def _record(excinfo) -> dict:

@@ -149,8 +149,8 @@ def pytest_configure(config):
             most = int(text)
         timeout = state.cli_layer.get("timeout") or state.ini_layer.get("timeout") or 120.0
         path = Path(os.path.expanduser(directory))
-        state.capture = CaptureState((base / path).resolve() if not path.is_absolute() else path, most, timeout)
-        install_audit_hook()
+        state.capture = CaptureState((base / path).resolve() if not path.is_absolute() else path, most, timeout,
+                                     install_audit_hook(Path(config.rootpath)))
 
 
 # -- collection ---------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """`pytest --reprex-capture` bundles reproduce *pytest's* failure, or say they don't.
 
-One real project fails every way the plugin has to tell apart: an xunit `setup_class` test
+One real project fails every way the plugin has to tell apart: a test of a module that read
+its data file at import (before any test ran: the file still goes with the bundle), an xunit `setup_class` test
 whose real failure is a removed attribute (a harness that skips setup_class raises an
 AttributeError too, with another message: never a `reproduced` on that), a test that only
 fails under pytest (the `pytestconfig` fixture, which the standalone script can't rebuild),
@@ -27,7 +28,12 @@ from reprex.recorded import run_recorded
 PY = sys.executable
 
 UNITS = """
+import os
 import types
+
+# read once, at import (collection, before any test ran), like pint's default_en.txt
+with open(os.path.join(os.path.dirname(__file__), "definitions.txt")) as fh:
+    DEFINITIONS = fh.read().split()
 
 # what the code was written against: numpy<1.24 had np.float; this one has only float64
 np = types.SimpleNamespace(float64=float)
@@ -64,6 +70,10 @@ class TestUnits:
 
     def test_convert(self):
         assert units.to_float(self.ureg.parse("1 m")) == 1.0
+
+
+def test_definitions():
+    assert units.DEFINITIONS == ["metre", "inch"]
 
 
 def test_runner_name():
@@ -105,6 +115,7 @@ def project(tmp_path_factory, cache):
     """The project, run once with --reprex-capture (collection errors don't stop the session)."""
     root = tmp_path_factory.mktemp("fidelity")
     (root / "units.py").write_text(UNITS)
+    (root / "definitions.txt").write_text("metre\nsecond\n")
     (root / "tests").mkdir()
     (root / "tests" / "conftest.py").write_text(CONFTEST)
     (root / "tests" / "test_units.py").write_text(TESTS)
@@ -135,7 +146,7 @@ def test_every_failure_becomes_a_bundle(project):
     names = sorted(p.name for p in (root / "out").glob("*.reprex.zip"))
     assert names == sorted(f"{stem}.reprex.zip" for stem in (
         "tests-test_broken-collect", "tests-test_units-TestUnits-test_convert", "tests-test_units-test_config",
-        "tests-test_units-test_runner_name", "tests-test_units-test_second",
+        "tests-test_units-test_definitions", "tests-test_units-test_runner_name", "tests-test_units-test_second",
         "tests-test_units-test_uses_database-setup"))
     assert "tests/test_units.py::test_config: wrote" in out and "(replays under pytest)" in out
     # the one bundle that does not reproduce says so, in the section and in the summary
@@ -177,6 +188,16 @@ def test_pytest_only_failure_replays_under_pytest(project):
     readme = b.text("README.md")
     assert ("Replays the test under pytest: python -m pytest -p no:cacheprovider -p no:reprex --rootdir=. "
             "-c pytest.ini -q tests/test\\_units.py::test\\_config") in readme
+    result = replay(path, "--backend", "local", "--strict")
+    assert (result["verdict"], result["exit"]) == ("reproduced", 0), result
+
+
+def test_a_data_file_read_before_the_test_goes_with_the_bundle(project):
+    """Read at import, during collection: not by the test's call, still what its re-runs need."""
+    root, _ = project
+    path, b = bundle(root, "tests-test_units-test_definitions")
+    assert b.manifest["test"]["reproduces"] is True, b.manifest["test"]["mode_reason"]
+    assert b.text("files/definitions.txt") == "metre\nsecond\n"
     result = replay(path, "--backend", "local", "--strict")
     assert (result["verdict"], result["exit"]) == ("reproduced", 0), result
 

@@ -97,7 +97,13 @@ def quiet_runner_frames(exc: dict | None, depth: int = 0) -> dict | None:
     return out
 
 
-def _ended(outcome) -> str:
+def _ended(outcome, nodeid: str | None = None) -> str:
+    """How a re-run that did not fail like the test ended, in a few words."""
+    from reprex.signature import type_list
+
+    for failure in getattr(outcome, "test_failures", None) or ():
+        if failure.get("test") == nodeid:
+            return f"it failed in {failure.get('when')} instead: {' <- '.join(type_list(failure.get('exception')))}"
     if outcome.outcome == "success":
         return "it ran without the failure"
     if outcome.outcome == "exit":
@@ -190,7 +196,7 @@ class _Scratch:
         ran = self.run(forms.pytest_args)
         ran.test_failures = [{**t, "exception": quiet_runner_frames(t.get("exception"))} for t in ran.test_failures]
         got = pytest_failure(ran, forms.nodeid, forms.when)
-        diff = difference(expected, got, function=forms.function) if got else _ended(ran)
+        diff = difference(expected, got, function=forms.function) if got else _ended(ran, forms.nodeid)
         record["pytest_reproduces"] = diff is None
         if diff is None:
             return write(ran, "pytest", True, "; ".join(notes))
