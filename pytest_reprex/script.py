@@ -13,9 +13,9 @@ import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reprex.capture.tests import PICKLE_LINE  # the capture check judges the text at this wrapping
 from reprex.templates import render_template, template_text
 
-PICKLE_LINE = 76
 # The script's machinery, copied beside it: reprex/templates/pytest_entry.py under this name
 # (a leading underscore and a prefix no test project uses).
 HELPER = "_reprex_pytest_entry.py"

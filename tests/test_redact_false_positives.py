@@ -109,3 +109,36 @@ def test_python_source_keeps_names_beside_secret_looking_keys_and_never_ships_br
     with zipfile.ZipFile(path) as zf:
         assert not any(b"918273645" in zf.read(n) for n in zf.namelist())
     assert bundle.manifest["expect"]["exception"]["type"] == "KeyError"
+
+
+def test_base64_runs_of_zero_bytes_are_not_a_twitter_bearer_token():
+    from reprex.redact import Redactor
+
+    red = Redactor({})
+    zeros = __import__("base64").b64encode(bytes(300)).decode()
+    assert red.text(zeros, "files/reprex_test_x.py") == zeros
+    real_shape = "A" * 21 + "MLheAAAAAAA0%2BuSeid%2BULvsea4JtiGRiSDSJSI%3DEUifiRBk"
+    assert "<redacted:twitter-token>" in red.text(real_shape, "x")
+
+
+def test_a_pickled_fixture_value_survives_the_bundles_redaction(tmp_path):
+    """Found on networkx 2.5 (numpy arrays of zeros as fixture values): the script's base64
+    pickle held runs of 'A' that the twitter-token rule replaced, so the replay died on
+    `pickle data was truncated`. The value's pickle must replay intact, or not be used."""
+    import subprocess
+    import sys
+    import zipfile
+
+    (tmp_path / "test_arr.py").write_text(
+        "import array\nimport pytest\n\n@pytest.fixture\ndef arr():\n    return array.array('q', [0] * 64)\n\n"
+        "def test_sum(arr):\n    assert sum(arr) == 1\n")
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--reprex-capture", "out",
+                          "test_arr.py"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert "1 failed" in run.stdout, run.stdout + run.stderr
+    (bundle,) = (tmp_path / "out").glob("*.reprex.zip")
+    with zipfile.ZipFile(bundle) as zf:
+        manifest = __import__("json").loads(zf.read("reprex.json"))
+    assert not [r for r in manifest["redactions"] if r["kind"] == "twitter-token"]
+    replay = subprocess.run([sys.executable, "-m", "reprex", "replay", str(bundle), "--backend", "local", "--json"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert __import__("json").loads(replay.stdout)["verdict"] == "reproduced", replay.stdout + replay.stderr

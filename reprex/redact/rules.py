@@ -80,6 +80,8 @@ def _token(st: Text, kind: str, m: re.Match[str]) -> tuple[int, int, str] | None
             return None
         if kind == "api-key" and m.group().startswith("sk-") and not sk_key_like(st.s, m):
             return None
+        if kind == "twitter-token" and len(set(m.group()[21:])) < 8:
+            return None  # base64 of zero bytes (pickled arrays) is a run of A's, not a bearer token
     st.add(kind)
     return start, end, ph(kind)
 
