@@ -49,3 +49,40 @@ def test_local_verdicts(bundles, case):
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_docker_verdicts(bundles, case, base_image):
     _assert_rows(case, run_checks(case, bundles[case.name], "docker", image=base_image))
+
+
+@pytest.mark.docker
+def test_docker_replay_keeps_temp_paths_as_long_as_the_hosts(tmp_path, base_image):
+    """Found on pyflakes 2.1.1's tests (unittest comparing "<tempfile>:1:8: msg" tuples):
+    unittest shortens a long repr to `[N chars]` and points at the difference with a caret
+    line, so a longer TMPDIR in the replay changed the message in ways no normalizing can
+    undo, and --strict said `different`. The container's
+    TMPDIR is its private /tmp, as long as the usual host's."""
+    import json
+    import os
+    import subprocess
+    import textwrap
+
+    from reprex.capture.pipeline import CaptureOptions, capture_command
+
+    (tmp_path / "app.py").write_text(textwrap.dedent("""
+        import tempfile
+        import unittest
+
+        class T(unittest.TestCase):
+            def test_report(self):
+                with tempfile.NamedTemporaryFile(suffix=".py") as f:
+                    self.assertEqual((1, f.name + ":1:8: '(' was never closed"),
+                                     (1, f.name + ":1:9: '(' was never closed"))
+
+        unittest.main()
+    """))
+    environ = {k: v for k, v in os.environ.items() if k not in ("TMPDIR", "TEMP", "TMP")}
+    result = capture_command([sys.executable, "app.py"], CaptureOptions(tee=False), cwd=str(tmp_path), env=environ,
+                             write=False)
+    # the diff's caret line sits under the differing character: after the temp path
+    assert "<path>" in result.bundle.manifest["expect"]["signature"]["message"]
+    path = result.bundle.write(tmp_path / "t.reprex.zip")
+    proc = subprocess.run([sys.executable, "-m", "reprex", "replay", str(path), "--backend", "docker", "--image",
+                           base_image, "--strict", "--json"], capture_output=True, text=True, timeout=900)
+    assert json.loads(proc.stdout)["verdict"] == "reproduced", proc.stdout + proc.stderr

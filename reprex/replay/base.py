@@ -326,9 +326,12 @@ def scrub_run(out: RunOutput, pass_env: dict[str, str]) -> RunOutput:
     return out
 
 
-def base_environ(home: str, path: str) -> dict[str, str]:
+def base_environ(home: str, path: str, tmpdir: str | None = None) -> dict[str, str]:
+    """`tmpdir`: where the run's temporary files go (default HOME/tmp). Messages that show a
+    temporary path keep its length only where it is the usual /tmp: unittest shortens a long
+    repr to `[N chars]`, which no normalizing undoes."""
     return {"PATH": path, "HOME": home, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
-            "PYTHONIOENCODING": "utf-8", "TMPDIR": os.path.join(home, "tmp")}
+            "PYTHONIOENCODING": "utf-8", "TMPDIR": tmpdir or os.path.join(home, "tmp")}
 
 
 def needs_gpu(bundle: Bundle) -> bool:

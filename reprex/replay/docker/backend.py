@@ -172,7 +172,7 @@ class DockerBackend:
     # -- run ----------------------------------------------------------------------
     def container_config(self, env: DockerEnv, bundle: Bundle, options: ReplayOptions, indir: Path | None,
                          nonce: str) -> dict:
-        environ = {**replay_environ(bundle), **options.pass_env, **base_environ("/tmp", PATH),
+        environ = {**replay_environ(bundle), **options.pass_env, **base_environ("/tmp", PATH, tmpdir="/tmp"),
                    "PYTHONPATH": ":".join([INJECT, *replay_pythonpath(bundle, WORK_DIR)]),
                    "REPREX_RECORD_DIR": RECORD_DIR, "REPREX_RECORD_FACTS": "0", "PYTHONUNBUFFERED": "1",
                    "VIRTUAL_ENV": VENV}
