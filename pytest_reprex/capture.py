@@ -111,6 +111,15 @@ class CaptureState:
         self.count = 0
         self.results: list[Captured] = []
         self.session_opened = session_opened if session_opened is not None else set()
+        # Re-runs fork from warm servers (reprex.warm): the first failure of a test file pays
+        # for the interpreter and its imports, the next ones don't. REPREX_WARM=0: all cold.
+        from reprex.warm import Warm, enabled
+
+        self.warm = Warm() if enabled() else None
+
+    def close(self) -> None:
+        if self.warm is not None:
+            self.warm.close()
 
 
 # -- pytest's temporary directories ------------------------------------------------------
@@ -233,7 +242,8 @@ def capture_failure(item, excinfo, state: CaptureState, snap: dict | None, opene
     }
     built = build_test_bundle(base=tree.base, work_files=copied, tmp_files=tmp_files, forms=forms, name=name,
                               expected=_record(excinfo), env=env, timeout=state.timeout, test=test,
-                              output=state.directory / f"{name}.reprex.zip", extra_secrets=secrets.extra())
+                              output=state.directory / f"{name}.reprex.zip", extra_secrets=secrets.extra(),
+                              warm=state.warm)
     return Captured(item.nodeid, built.path, built.reproduces, flagged, mode=built.mode)
 
 

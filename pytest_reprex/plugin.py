@@ -332,6 +332,8 @@ def pytest_sessionfinish(session, exitstatus):
     state = session.config.stash.get(STATE, None)
     if state is not None and state.docker_bundles:
         remove_containers(state.docker_bundles)
+    if state is not None and state.capture is not None:
+        state.capture.close()  # the warm servers the captures forked from
 
 
 def remove_containers(bundle_ids) -> int:
@@ -362,6 +364,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         if reproduces in (False, "False"):
             lines.append(f"  warning: {NOT_REPRODUCED} (marked reproduces: false)")
     lines += [f"warning: {e}" for e in state.capture_errors]
+    warm = getattr(state.capture, "warm", None)
+    if warm is not None and warm.stats["warm"]:
+        lines.append(f"re-runs: {warm.stats['warm']} forked warm, {warm.stats['cold']} cold"
+                     + (f", {warm.stats['fallback']} fell back to cold" if warm.stats["fallback"] else "")
+                     + " (REPREX_WARM=0: all cold)")
     if state.capture is not None and state.capture.count >= state.capture.max_count:
         lines.append(f"stopped capturing after {state.capture.max_count} failing tests (--reprex-capture-max)")
     if state.verdicts:

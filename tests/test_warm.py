@@ -205,3 +205,45 @@ def test_only_installed_packages_are_preloaded_and_never_the_unsafe_ones():
 
 def test_warm_starts_can_be_turned_off():
     assert enabled({}) and not enabled({"REPREX_WARM": "0"}) and not enabled({"REPREX_WARM": "off"})
+
+
+def test_plugin_captures_of_one_test_file_fork_warm_and_replay_reproduced(tmp_path):
+    """The user: `pytest --reprex-capture` with several failures in one test file. The
+    first re-run is cold, the next fork from its server; every bundle is the same as a cold
+    capture's (signature, pins) and replays reproduced."""
+    import subprocess
+    import zipfile
+
+    (tmp_path / "test_many.py").write_text(textwrap.dedent("""
+        import packaging.version
+        import pytest
+
+        @pytest.mark.parametrize("text", ["a", "b", "c", "d"])
+        def test_parse(text):
+            packaging.version.Version(text)
+    """))
+
+    def capture(out, warm_flag):
+        env = {**_env(), "REPREX_WARM": warm_flag}
+        run = subprocess.run([PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--reprex-capture", out,
+                              "test_many.py"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        assert "4 failed" in run.stdout, run.stdout + run.stderr
+        manifests = {}
+        for path in sorted((tmp_path / out).glob("*.reprex.zip")):
+            with zipfile.ZipFile(path) as zf:
+                manifests[path.name] = (json.loads(zf.read("reprex.json")), zf.read("requirements.txt"))
+        return run.stdout, manifests
+
+    hot_out, hot = capture("warm", "1")
+    cold_out, cold = capture("cold", "0")
+    assert "re-runs: 3 forked warm, 1 cold" in hot_out, hot_out
+    assert "forked warm" not in cold_out
+    assert sorted(hot) == sorted(cold) and len(hot) == 4
+    for name in hot:
+        (hm, hreq), (cm, creq) = hot[name], cold[name]
+        assert hm["expect"]["signature"] == cm["expect"]["signature"]
+        assert hreq == creq and b"packaging==" in hreq
+        assert hm["test"]["reproduces"] is True and hm["test"]["mode"] == cm["test"]["mode"]
+    replay = subprocess.run([PY, "-m", "reprex", "replay", str(sorted((tmp_path / "warm").glob("*.zip"))[-1]),
+                             "--backend", "local", "--json"], capture_output=True, text=True, timeout=600)
+    assert json.loads(replay.stdout)["verdict"] == "reproduced", replay.stdout + replay.stderr

@@ -113,17 +113,18 @@ def _ended(outcome, nodeid: str | None = None) -> str:
 
 def build_test_bundle(*, base: Path, work_files: list[str], tmp_files: dict[str, bytes], forms: Forms, name: str,
                       expected: dict, env: dict, timeout: float | None, test: dict, output: Path,
-                      extra_secrets=()) -> BuiltBundle:
+                      extra_secrets=(), warm=None) -> BuiltBundle:
     """Re-run the test in a scratch copy of the project (`work_files` under `base`) in the forms
     it has, and write the bundle of the first one that fails like `expected` (the recorder's
     record of the test's exception) to `output`. The bundle's redactor works over `env` and
-    `extra_secrets` (what the plugin found secret in the test's values and ids)."""
+    `extra_secrets` (what the plugin found secret in the test's values and ids). `warm`: a
+    reprex.warm.Warm whose servers the runs fork from (per test file and form) when it has one."""
     from reprex.redact import Redactor
 
     if forms.write_script is None and forms.pytest_args is None:
         raise ValueError(f"no way to re-run {forms.nodeid}: {forms.no_pytest or 'no standalone script'}")
     scratch = _Scratch(forms, quiet_runner_frames(expected), env, timeout,
-                       Redactor(env, extra_secrets=list(extra_secrets)))
+                       Redactor(env, extra_secrets=list(extra_secrets)), warm)
     try:
         scratch.copy(base, work_files)
         return scratch.bundle(tmp_files, base, test, name, output)
@@ -134,8 +135,8 @@ def build_test_bundle(*, base: Path, work_files: list[str], tmp_files: dict[str,
 class _Scratch:
     """One failed test's scratch copy, the runs made there, and what they showed."""
 
-    def __init__(self, forms: Forms, expected: dict, env: dict, timeout: float | None, red):
-        self.forms, self.expected, self.timeout, self.red = forms, expected, timeout, red
+    def __init__(self, forms: Forms, expected: dict, env: dict, timeout: float | None, red, warm=None):
+        self.forms, self.expected, self.timeout, self.red, self.warm = forms, expected, timeout, red, warm
         self.root = Path(tempfile.mkdtemp(prefix="reprex-pytest-capture-"))
         self.work = self.root / "work"
         (self.root / "tmp").mkdir()
@@ -151,8 +152,11 @@ class _Scratch:
     def run(self, python_args: list[str]):
         from reprex.recorded import run_recorded
 
-        return run_recorded([sys.executable, *python_args], cwd=self.work, env=self.env, timeout=self.timeout,
-                            tee=False).outcome
+        argv = [sys.executable, *python_args]
+        if self.warm is not None:  # one warm server per test file and form: they import alike
+            key = f"{_test_file(self.forms.nodeid)}|{'pytest' if python_args[:1] == ['-m'] else 'script'}"
+            return self.warm.run(key, argv, cwd=self.work, env=self.env, timeout=self.timeout, tee=False).outcome
+        return run_recorded(argv, cwd=self.work, env=self.env, timeout=self.timeout, tee=False).outcome
 
     def bundle(self, tmp_files: dict[str, bytes], base: Path, test: dict, name: str, output: Path) -> BuiltBundle:
         from reprex.signature import type_list
