@@ -251,6 +251,8 @@ def pytest_make_collect_report(collector):
     state = collector.config.stash.get(STATE, None)
     if state is None or state.capture is None or not isinstance(collector, pytest.Module):
         return
+    # Every xdist worker collects every module, and the controller shows the first report of an
+    # error it gets: each writes the bundle (the same one, atomically) so that report names it.
     report = outcome.get_result()
     call = getattr(report, "call", None)  # pytest keeps the CallInfo there for collect_one_node
     if report.failed and call is not None and call.excinfo is not None:

@@ -1,15 +1,16 @@
 """`pytest --reprex-capture` bundles reproduce *pytest's* failure, or say they don't.
 
 One real project fails every way the plugin has to tell apart: a test of a module that read
-its data file at import (before any test ran: the file still goes with the bundle), an xunit `setup_class` test
-whose real failure is a removed attribute (a harness that skips setup_class raises an
-AttributeError too, with another message: never a `reproduced` on that), a test that only
-fails under pytest (the `pytestconfig` fixture, which the standalone script can't rebuild),
-a test whose failure names the running test (pytest sets PYTEST_CURRENT_TEST; the script's
-run fails with the same type, frames and another message), a module that no longer imports
-(a collection error), a fixture that raises (a setup error), and a test that fails only
-after an earlier test changed module state (neither re-run fails like that: the honest
-fallback). The comparison itself is checked on records of real runs.
+its data file at import (before any test ran: the file still goes with the bundle), an xunit
+`setup_class` test whose real failure is a removed attribute (a harness that skips
+setup_class raises an AttributeError too, with another message: never a `reproduced` on
+that), a test that only fails under pytest (the `pytestconfig` fixture, which the standalone
+script can't rebuild), a test whose failure names the running test (pytest sets
+PYTEST_CURRENT_TEST; the script's run fails with the same type, frames and another message),
+a module that no longer imports (a collection error), a fixture that raises (a setup error)
+or raises after its yield (a teardown error), and a test that fails only after an earlier
+test changed module state (neither re-run fails like that: the honest fallback). The
+comparison itself is checked on records of real runs.
 """
 
 import json
@@ -55,6 +56,12 @@ import pytest
 @pytest.fixture
 def database():
     raise ConnectionRefusedError("database at port 5432 is down")
+
+
+@pytest.fixture
+def server():
+    yield "http://127.0.0.1:9"
+    raise TimeoutError("server did not stop")
 """
 
 TESTS = """
@@ -88,6 +95,10 @@ def test_config(pytestconfig):
 
 def test_uses_database(database):
     assert database
+
+
+def test_uses_server(server):
+    assert server.startswith("http")
 
 
 SEEN = []
@@ -147,7 +158,7 @@ def test_every_failure_becomes_a_bundle(project):
     assert names == sorted(f"{stem}.reprex.zip" for stem in (
         "tests-test_broken-collect", "tests-test_units-TestUnits-test_convert", "tests-test_units-test_config",
         "tests-test_units-test_definitions", "tests-test_units-test_runner_name", "tests-test_units-test_second",
-        "tests-test_units-test_uses_database-setup"))
+        "tests-test_units-test_uses_database-setup", "tests-test_units-test_uses_server-teardown"))
     assert "tests/test_units.py::test_config: wrote" in out and "(replays under pytest)" in out
     # the one bundle that does not reproduce says so, in the section and in the summary
     assert out.count("warning: neither the standalone script nor pytest on this test alone failed like") == 2
@@ -253,6 +264,17 @@ def test_setup_error_bundle_reproduces(project):
     assert sig["types"] == ["exit:1", "tests/test_units.py::test_uses_database (setup): ConnectionRefusedError"]
     assert sig["frames"] == ["tests/test_units.py::test_uses_database > conftest.py:database"]
     result = replay(path, "--backend", "local")
+    assert (result["verdict"], result["exit"]) == ("reproduced", 0), result
+
+
+def test_teardown_error_bundle_reproduces(project):
+    root, _ = project
+    path, b = bundle(root, "tests-test_units-test_uses_server-teardown")
+    test = b.manifest["test"]
+    assert (test["mode"], test["when"], test["reproduces"]) == ("pytest", "teardown", True)
+    assert b.manifest["expect"]["signature"]["types"] == [
+        "exit:1", "tests/test_units.py::test_uses_server (teardown): TimeoutError"]
+    result = replay(path, "--backend", "local", "--strict")
     assert (result["verdict"], result["exit"]) == ("reproduced", 0), result
 
 
