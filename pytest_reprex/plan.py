@@ -83,9 +83,12 @@ def _xunit_setups(item) -> dict[str, Value | None]:
     fixture name, as the script replays them (None: one that does nothing for this test)."""
     import unittest
 
-    from _pytest.python import Class, Module
+    from _pytest.python import Class, Module, Package
 
     found: dict[str, Value | None] = {}
+    nose = item.config.pluginmanager.has_plugin("nose")  # pytest 7: nose-style setup/teardown too
+    also = ("setup",) if nose else ()
+    also_down = ("teardown",) if nose else ()
 
     def add(name, kind, owner, setup, teardown):
         if setup or teardown:
@@ -94,10 +97,10 @@ def _xunit_setups(item) -> dict[str, Value | None]:
 
     for node in item.listchain():
         obj = getattr(node, "obj", None)
-        if isinstance(node, Module) and obj is not None:
+        if isinstance(node, Module) and not isinstance(node, Package) and obj is not None:
             add(f"_xunit_setup_module_fixture_{obj.__name__}", "module", [],
-                _first_plain(obj, ("setUpModule", "setup_module")),
-                _first_plain(obj, ("tearDownModule", "teardown_module")))
+                _first_plain(obj, ("setUpModule", "setup_module", *also)),
+                _first_plain(obj, ("tearDownModule", "teardown_module", *also_down)))
             add(f"_xunit_setup_function_fixture_{obj.__name__}", "function", [],
                 _first_plain(obj, ("setup_function",)), _first_plain(obj, ("teardown_function",)))
             if getattr(item, "instance", None) is not None:  # a method: setup_method's job, not this one's
@@ -116,7 +119,7 @@ def _xunit_setups(item) -> dict[str, Value | None]:
                     "teardown_method" if getattr(obj, "teardown_method", None) else None)
             else:
                 add(f"_xunit_setup_method_fixture_{qual}", "method", owner,
-                    _first_plain(obj, ("setup_method",)), _first_plain(obj, ("teardown_method",)))
+                    _first_plain(obj, ("setup_method", *also)), _first_plain(obj, ("teardown_method", *also_down)))
     return found
 
 
@@ -129,7 +132,9 @@ def _package_setups(item, tree: Tree) -> list[Value]:
     for node in item.listchain():
         if not isinstance(node, Package):
             continue
-        init = Path(node.path) / "__init__.py"
+        init = Path(node.path)
+        if init.name != "__init__.py":  # pytest 8 names the directory, pytest 7 the file
+            init = init / "__init__.py"
         rel = tree.rel(init)
         module = next((m for m in list(sys.modules.values())
                        if getattr(m, "__file__", None) and Path(m.__file__).resolve() == init.resolve()), None)

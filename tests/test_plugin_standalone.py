@@ -211,18 +211,19 @@ def _run_script(path: Path, tmp_path: Path) -> subprocess.CompletedProcess:
 def _pytest_message(out: str, title: str) -> str:
     """The E lines pytest printed under the section `title` (`___ title ___`), as one message."""
     sections = re.split(r"^_{3,} (.+?) _{3,}$|^={3,}.*$", out, flags=re.M)
+    if title not in sections:  # before pytest 9 (no subtest reports) the test's own section
+        title = title.split(" (")[0]
     body = sections[sections.index(title) + 1]
     lines = [line for line in body.splitlines() if line.startswith("E   ")]
     indent = len(lines[0]) - len(lines[0][1:].lstrip())  # pytest indents them as the failing line
     return "\n".join(line[indent:] for line in lines)
 
 
-CASES = [  # bundle stem, section title in pytest's output, type, message (pytest's)
+CASES = [  # bundle stem, section title in pytest's output, type, what pytest's message says (setup ran)
     ("tests-test_xunit-test_module_setup", "test_module_setup", "AssertionError", "assert (2 * 2) == 5"),
     ("tests-test_xunit-test_function_setup", "test_function_setup", "AssertionError",
-     "assert 'test_function_setup' == 'something else'\n  \n  - something else\n  + test_function_setup"),
-    ("tests-test_xunit-test_list", "test_list", "AssertionError",
-     "assert [1, 2] == [1, 3]\n  \n  At index 1 diff: 2 != 3\n  Use -v to get more diff"),
+     "assert 'test_function_setup' == 'something else'\n"),
+    ("tests-test_xunit-test_list", "test_list", "AssertionError", "assert [1, 2] == [1, 3]\n"),
     ("tests-test_xunit-TestClassSetup-test_class_setup", "TestClassSetup.test_class_setup", "AttributeError",
      "module 'math' has no attribute 'numpy_float'"),
     ("tests-test_xunit-TestPlainSetupClass-test_plain_setup_class", "TestPlainSetupClass.test_plain_setup_class",
@@ -235,11 +236,12 @@ CASES = [  # bundle stem, section title in pytest's output, type, message (pytes
 ]
 
 
-@pytest.mark.parametrize("stem, title, type_, message", CASES, ids=[c[0].split("-", 2)[-1] for c in CASES])
-def test_the_script_fails_with_pytests_failure_type_and_message(project, tmp_path, stem, title, type_, message):
+@pytest.mark.parametrize("stem, title, type_, says", CASES, ids=[c[0].split("-", 2)[-1] for c in CASES])
+def test_the_script_fails_with_pytests_failure_type_and_message(project, tmp_path, stem, title, type_, says):
     root, out = project
-    printed = _pytest_message(out, title)
-    assert printed.endswith(message) and printed.startswith(("assert", type_)), printed
+    printed = _pytest_message(out, title)  # pytest shows a rewritten assert's message bare, others typed
+    message = printed.removeprefix(f"{type_}: ")
+    assert says in message and (message.startswith("assert ") or printed.startswith(f"{type_}: ")), printed
     path = _bundle(root, stem)
     expect = Bundle.read(path).manifest["expect"]
     assert (expect["exception"]["type"], expect["exception"]["message"]) == (type_, message)
