@@ -308,6 +308,8 @@ def pytest_form(config, raw_nodeid: str, nodeid: str, tree: Tree) -> tuple[list[
         args.append(f"--import-mode={mode}")
     if config.pluginmanager.hasplugin("xdist") and config.getoption("numprocesses", None):
         args += ["-n", "0"]  # addopts may ask for workers; the recorder sees failures in this process only
+    if hasattr(config, "get_verbosity"):  # pytest 8.1+: assertion messages as verbose as the session's
+        args += ["-o", f"verbosity_assertions={config.get_verbosity('assertions')}"]
     return args + ["-q", nodeid], ""
 
 

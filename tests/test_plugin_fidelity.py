@@ -188,7 +188,8 @@ def test_pytest_only_failure_replays_under_pytest(project):
     assert test["mode_reason"] == "standalone script not tried: values it can't rebuild: pytestconfig"
     assert "standalone_outcome" not in test  # predicted to fail: no second scratch run
     assert entry["python_args"] == ["-m", "pytest", "-p", "no:cacheprovider", "-p", "no:reprex", "--rootdir=.",
-                                    "-c", "pytest.ini", "-q", "tests/test_units.py::test_config"]
+                                    "-c", "pytest.ini", "-o", "verbosity_assertions=-1", "-q",
+                                    "tests/test_units.py::test_config"]
     assert {"files/pytest.ini", "files/tests/test_units.py", "files/tests/conftest.py", "files/units.py"} <= set(b.files)
     assert not any("reprex_" in name for name in b.files)  # no standalone script in a pytest-mode bundle
     pins = b.text("requirements.txt")
@@ -198,7 +199,7 @@ def test_pytest_only_failure_replays_under_pytest(project):
     assert sig["message"].startswith("assert 'fast: quick ones' == 'slow'")
     readme = b.text("README.md")
     assert ("Replays the test under pytest: python -m pytest -p no:cacheprovider -p no:reprex --rootdir=. "
-            "-c pytest.ini -q tests/test\\_units.py::test\\_config") in readme
+            "-c pytest.ini -o verbosity\\_assertions=-1 -q tests/test\\_units.py::test\\_config") in readme
     result = replay(path, "--backend", "local", "--strict")
     assert (result["verdict"], result["exit"]) == ("reproduced", 0), result
 
@@ -313,6 +314,26 @@ def test_a_node_id_redaction_changed_gets_no_pytest_form(tmp_path, cache):
     test = Bundle.read(path).manifest["test"]
     assert test["mode"] == "standalone" and test["reproduces"] is False
     assert "no pytest form: redaction changed the node id, so it can't select the test" in test["mode_reason"]
+
+
+def test_pytest_form_keeps_the_sessions_assertion_verbosity(tmp_path, cache):
+    """Run with -v off CI, pytest prints a list comparison's full diff; the pytest form runs -q
+    for brief output, so it must ask for the session's assertion verbosity, or its message differs."""
+    (tmp_path / "test_lists.py").write_text(
+        "def test_lists(capsys):\n    assert [1, 2, 3] == [1, 2, 4]\n")
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_") and k not in ("CI", "BUILD_NUMBER")}
+    proc = subprocess.run([PY, "-m", "pytest", "-p", "no:cacheprovider", "--reprex-capture", "out", "-v"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert "1 failed" in proc.stdout, proc.stdout + proc.stderr
+    [path] = (tmp_path / "out").glob("*.reprex.zip")
+    b = Bundle.read(path)
+    assert (b.manifest["test"]["mode"], b.manifest["test"]["reproduces"]) == ("pytest", True), b.manifest["test"]
+    assert "verbosity_assertions=1" in b.manifest["entry"]["python_args"]
+    message = b.manifest["expect"]["signature"]["message"]
+    assert "Full diff:" in message and "Use -v to get more diff" not in message
+    result = replay(path, "--backend", "local", "--strict")
+    assert (result["verdict"], result["exit"]) == ("reproduced", 0), result
 
 
 # -- the comparison, on records of real runs ----------------------------------------------------
