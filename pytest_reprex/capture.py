@@ -213,7 +213,7 @@ def capture_failure(item, excinfo, state: CaptureState, snap: dict | None, opene
     if nodeid != item.nodeid:
         snap = rename_test_tmp(snap, secrets)
     plan, values = make_plan(item, tree, snap, random_state, secrets, nodeid)
-    pytest_args, no_pytest = pytest_form(item.config, item.nodeid, nodeid, tree)
+    pytest_args, no_pytest = pytest_form(item.config, item.nodeid, nodeid, tree, secrets)
     if pytest_args is not None and getattr(plan, "randomly_seed", None) is not None \
             and str(plan.randomly_seed).isdigit():
         pytest_args[-1:-1] = [f"--randomly-seed={plan.randomly_seed}"]
@@ -252,7 +252,7 @@ def capture_collect_error(collector, excinfo, state: CaptureState) -> Captured:
     collecting that module (a dependency that dropped a name breaks here first)."""
     tree, env, secrets = _context(collector.config, collector.path)
     nodeid = secrets.redact(collector.nodeid)
-    pytest_args, no_pytest = pytest_form(collector.config, collector.nodeid, nodeid, tree)
+    pytest_args, no_pytest = pytest_form(collector.config, collector.nodeid, nodeid, tree, secrets)
     if pytest_args is None:
         return Captured(collector.nodeid, None, error=f"no bundle for a collection error: {no_pytest}")
     forms = Forms(nodeid=nodeid, when="collect", skip_standalone="a collection error", pytest_args=pytest_args,
@@ -289,10 +289,11 @@ def _record(excinfo) -> dict:
     return recorder().exception_record(excinfo.value)
 
 
-def pytest_form(config, raw_nodeid: str, nodeid: str, tree: Tree) -> tuple[list[str] | None, str]:
+def pytest_form(config, raw_nodeid: str, nodeid: str, tree: Tree, secrets: Secrets) -> tuple[list[str] | None, str]:
     """Python arguments that run this one node under pytest in a copy of the rootdir, with the
-    same config file, or None and why not. This plugin stays out (`-p no:reprex`: the replay
-    has no reprex) and so does the cache, which would write next to the tests."""
+    same config file and the session's options that change outcomes or messages, or None and
+    why not. This plugin stays out (`-p no:reprex`: the replay has no reprex) and so does the
+    cache, which would write next to the tests."""
     if nodeid != raw_nodeid:
         return None, "redaction changed the node id, so it can't select the test"
     if nodeid.startswith("-") or Path(config.rootpath).resolve() != tree.base:
@@ -303,14 +304,34 @@ def pytest_form(config, raw_nodeid: str, nodeid: str, tree: Tree) -> tuple[list[
         if rel is None:
             return None, "pytest's config file lies outside the rootdir"
         args += ["-c", rel]
-    mode = config.getoption("importmode", None)
-    if isinstance(mode, str) and mode != "prepend":
-        args.append(f"--import-mode={mode}")
-    if config.pluginmanager.hasplugin("xdist") and config.getoption("numprocesses", None):
-        args += ["-n", "0"]  # addopts may ask for workers; the recorder sees failures in this process only
-    if hasattr(config, "get_verbosity"):  # pytest 8.1+: assertion messages as verbose as the session's
-        args += ["-o", f"verbosity_assertions={config.get_verbosity('assertions')}"]
+    args += _session_options(config)
+    if any(secrets.redact(arg) != arg for arg in args):
+        return None, "redaction changed an option of the session, so the test can't run as it did"
     return args + ["-q", nodeid], ""
+
+
+def _session_options(config) -> list[str]:
+    """The session's options that change a test's outcome or message (addopts come with -c)."""
+    option = config.option
+    out: list[str] = []
+    for name in getattr(option, "plugins", None) or ():  # -p NAME / -p no:NAME
+        if "reprex" not in str(name) and name != "no:cacheprovider":
+            out += ["-p", str(name)]
+    for spec in getattr(option, "pythonwarnings", None) or ():  # -W error::DeprecationWarning
+        out += ["-W", str(spec)]
+    for spec in getattr(option, "override_ini", None) or ():  # -o name=value
+        out += ["-o", str(spec)]
+    mode = getattr(option, "importmode", None)
+    if isinstance(mode, str) and mode != "prepend":
+        out.append(f"--import-mode={mode}")
+    capture = getattr(option, "capture", None)
+    if isinstance(capture, str) and capture != "fd":
+        out.append(f"--capture={capture}")
+    if config.pluginmanager.hasplugin("xdist") and getattr(option, "numprocesses", None):
+        out += ["-n", "0"]  # addopts may ask for workers; the recorder sees failures in this process only
+    if hasattr(config, "get_verbosity"):  # pytest 8.1+: assertion messages as verbose as the session's
+        out += ["-o", f"verbosity_assertions={config.get_verbosity('assertions')}"]
+    return out
 
 
 def _config_files(config, tree: Tree) -> list[str]:

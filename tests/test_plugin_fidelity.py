@@ -316,24 +316,43 @@ def test_a_node_id_redaction_changed_gets_no_pytest_form(tmp_path, cache):
     assert "no pytest form: redaction changed the node id, so it can't select the test" in test["mode_reason"]
 
 
-def test_pytest_form_keeps_the_sessions_assertion_verbosity(tmp_path, cache):
-    """Run with -v off CI, pytest prints a list comparison's full diff; the pytest form runs -q
-    for brief output, so it must ask for the session's assertion verbosity, or its message differs."""
-    (tmp_path / "test_lists.py").write_text(
-        "def test_lists(capsys):\n    assert [1, 2, 3] == [1, 2, 4]\n")
+SESSION_TESTS = """
+import warnings
+
+
+def old_api():
+    warnings.warn("old_api is deprecated", DeprecationWarning)
+    return 1
+
+
+def test_lists(capsys):
+    assert [1, 2, 3] == [1, 2, 4]
+
+
+def test_warns(capsys):
+    assert old_api() == 1
+"""
+
+
+def test_pytest_form_keeps_the_sessions_options(tmp_path, cache):
+    """The pytest form runs -q, and with the session's own -W, -p, -o: under -v (off CI) a list
+    comparison's message is the full diff, and under -W error a deprecation is the failure."""
+    (tmp_path / "test_session.py").write_text(SESSION_TESTS)
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_") and k not in ("CI", "BUILD_NUMBER")}
-    proc = subprocess.run([PY, "-m", "pytest", "-p", "no:cacheprovider", "--reprex-capture", "out", "-v"],
+    proc = subprocess.run([PY, "-m", "pytest", "-p", "no:cacheprovider", "--reprex-capture", "out", "-v",
+                           "-W", "error::DeprecationWarning"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert "1 failed" in proc.stdout, proc.stdout + proc.stderr
-    [path] = (tmp_path / "out").glob("*.reprex.zip")
-    b = Bundle.read(path)
-    assert (b.manifest["test"]["mode"], b.manifest["test"]["reproduces"]) == ("pytest", True), b.manifest["test"]
-    assert "verbosity_assertions=1" in b.manifest["entry"]["python_args"]
-    message = b.manifest["expect"]["signature"]["message"]
-    assert "Full diff:" in message and "Use -v to get more diff" not in message
-    result = replay(path, "--backend", "local", "--strict")
-    assert (result["verdict"], result["exit"]) == ("reproduced", 0), result
+    assert "2 failed" in proc.stdout, proc.stdout + proc.stderr
+    for stem, message in [("test_lists", "Full diff:"), ("test_warns", "old_api is deprecated")]:
+        path = tmp_path / "out" / f"test_session-{stem}.reprex.zip"
+        b = Bundle.read(path)
+        assert (b.manifest["test"]["mode"], b.manifest["test"]["reproduces"]) == ("pytest", True), b.manifest["test"]
+        args = b.manifest["entry"]["python_args"]
+        assert "verbosity_assertions=1" in args and args[args.index("-W") + 1] == "error::DeprecationWarning"
+        assert message in b.manifest["expect"]["signature"]["message"]
+        result = replay(path, "--backend", "local", "--strict")
+        assert (result["verdict"], result["exit"]) == ("reproduced", 0), result
 
 
 # -- the comparison, on records of real runs ----------------------------------------------------
