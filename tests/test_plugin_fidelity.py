@@ -291,6 +291,8 @@ def test_state_from_an_earlier_test_gives_the_honest_fallback(project):
     sig = b.manifest["expect"]["signature"]
     assert sig["types"] == ["exit:1", "tests/test_units.py::test_second: AssertionError"]
     assert "the cache was warmed by an earlier test" in sig["message"]
+    assert "**Not reproduced at capture:** re-run alone, the test did not fail as it did in its session" \
+        in b.text("README.md")
     result = replay(path, "--backend", "local")
     assert result["verdict"] == "fixed" and result["exit"] == 1, result
 

@@ -246,6 +246,12 @@ def _write(scratch: _Scratch, outcome, entry: dict, test: dict, record: dict, na
                 {"type": failure.get("type"), "message": (failure.get("message") or "")[:2000],
                  "innermost_type": inner.get("type")}, "traceback")
         draft.readme_notes.append("Replays the test under pytest: " + md_inline(" ".join(entry["argv"]), 600))
+    if not record["reproduces"]:
+        if draft.readme_notes:
+            draft.readme_notes.append("")  # a paragraph of its own
+        draft.readme_notes.append("**Not reproduced at capture:** re-run alone, the test did not fail as it did in "
+                                  "its session (" + md_inline(record["mode_reason"], 600) + "); the bundle expects "
+                                  "the session's failure.")
     draft.add("test", {**test, **record})  # scrubbed by the bundle's redactor like every other part
     files = draft.manifest.get("files") or {}
     if files.get("skipped"):  # reads of the script's own copies of tmp_path: not inputs
