@@ -171,11 +171,43 @@ def uv_environ(environ: Mapping[str, str] | None = None) -> dict[str, str]:
 
 # -- command lines ---------------------------------------------------------------------------
 
+_PIP: list[str] = []
+
+
+def _pip_command() -> list[str]:
+    """How this interpreter runs pip: its own, or, in a venv made without pip (`uv venv`), the pip
+    wheel Python ships for ensurepip (Debian: /usr/share/python-wheels), run from the wheel
+    as pip's own docs bootstrap it. Either reads the user's pip configuration."""
+    if not _PIP:
+        import importlib.util
+
+        command = [sys.executable, "-m", "pip"]
+        if importlib.util.find_spec("pip") is None:
+            for wheel in _bundled_pip_wheels():
+                command = [sys.executable, str(wheel / "pip")]
+                break
+        _PIP[:] = command
+    return list(_PIP)
+
+
+def _bundled_pip_wheels() -> list[Path]:
+    import sysconfig
+
+    dirs = [Path(sysconfig.get_paths()["stdlib"]) / "ensurepip" / "_bundled", Path("/usr/share/python-wheels")]
+    found = [w for d in dirs if d.is_dir() for w in d.glob("pip-*-py3-none-any.whl")]
+    return sorted(found, key=lambda w: _version_key(w.name.split("-")[1]), reverse=True)
+
+
+def _version_key(text: str) -> tuple:
+    return tuple(int(p) if p.isdigit() else 0 for p in text.split("."))
+
+
 def pip_argv(*args: str, python: str | Path | None = None) -> list[str]:
-    """`python -m pip ARGS` of this interpreter; with `python`, acting on that interpreter's environment."""
+    """`python -m pip ARGS` of this interpreter (see `_pip_command`); with `python`, acting on that
+    interpreter's environment."""
     target = ["--python", str(python)] if python is not None else []
     progress = ["--progress-bar", "off"] if args and args[0] in ("download", "wheel") else []
-    return [sys.executable, "-m", "pip", *target, "--disable-pip-version-check", *args[:1], *progress, *args[1:]]
+    return [*_pip_command(), *target, "--disable-pip-version-check", *args[:1], *progress, *args[1:]]
 
 
 def install_argv(python: str | Path, *args: str, offline: bool = False) -> list[str]:

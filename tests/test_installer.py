@@ -279,3 +279,27 @@ def test_uv_goes_into_an_image_only_of_this_machines_arch():
     assert uv_for_image(here) == Path(installer.uv())
     assert uv_for_image({"x86_64": "amd64", "aarch64": "arm64"}.get(here, here)) == Path(installer.uv())
     assert uv_for_image(other) is None
+
+
+def test_a_venv_without_pip_downloads_with_pythons_own_pip_wheel(tmp_path, index, pip_conf):
+    """Found by benchmarks/plugin_suites.py: reprex installed into a `uv venv` (no pip) could
+    not download wheels for a docker replay. That venv's Python still ships pip's wheel for
+    ensurepip, and pip runs from its wheel; the user's pip configuration still applies."""
+    from reprex.installer import uv
+
+    index.add("tiny-pkg", "1.0")
+    pip_conf.write_text(f"[global]\nindex-url = {index.url}\n")
+    venv = tmp_path / "nopip"
+    subprocess.run([uv(), "venv", "-q", "--python", sys.executable, str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    assert subprocess.run([str(python), "-c", "import pip"], capture_output=True).returncode != 0
+    dest = tmp_path / "wheels"
+    code = ("import subprocess, sys; from reprex import installer\n"
+            f"argv = installer.pip_argv('download', '--no-deps', '-d', {str(dest)!r}, 'tiny-pkg==1.0')\n"
+            "print(argv[1]); sys.exit(subprocess.run(argv).returncode)")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    proc = subprocess.run([str(python), "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.splitlines()[0].endswith(".whl/pip")
+    assert [p.name for p in dest.glob("*.whl")] == ["tiny_pkg-1.0-py3-none-any.whl"]
+    assert any("tiny-pkg" in p for p in index.paths)

@@ -126,7 +126,9 @@ def _download(lines: list[str], dest: Path, target: Target, timeout: float, cros
     proc = _pip("download", "--no-deps", *extra, "-d", str(dest), "-r", str(req), timeout=timeout)
     req.unlink()
     if _no_pip_module(proc):
-        raise InfraError(f"pip is not installed for {sys.executable}: it is needed to download wheels on the host")
+        raise InfraError(f"pip is not installed for {sys.executable}, and Python's own pip wheel (ensurepip) is "
+                         "missing too: it is needed to download wheels on the host (python -m ensurepip, or "
+                         "uv venv --seed)")
     return proc
 
 
@@ -137,7 +139,9 @@ def _download_pins(lines: list[str], dest: Path, target: Target, timeout: float,
     extra = target.pip_target_args() if cross else ["--only-binary=:all:"]
     proc = _pip("download", "--no-deps", *extra, "-d", str(dest), "--", *lines, timeout=timeout)
     if _no_pip_module(proc):
-        raise InfraError(f"pip is not installed for {sys.executable}: it is needed to download wheels on the host")
+        raise InfraError(f"pip is not installed for {sys.executable}, and Python's own pip wheel (ensurepip) is "
+                         "missing too: it is needed to download wheels on the host (python -m ensurepip, or "
+                         "uv venv --seed)")
     return proc
 
 
