@@ -101,6 +101,7 @@ class Captured:
     flagged: list[str] = dataclasses.field(default_factory=list)
     error: str = ""
     mode: str = ""  # standalone | pytest
+    reason: str = ""  # why this mode (and why it does not reproduce, when it doesn't)
 
 
 class CaptureState:
@@ -244,7 +245,7 @@ def capture_failure(item, excinfo, state: CaptureState, snap: dict | None, opene
                               expected=_record(excinfo), env=env, timeout=state.timeout, test=test,
                               output=state.directory / f"{name}.reprex.zip", extra_secrets=secrets.extra(),
                               warm=state.warm)
-    return Captured(item.nodeid, built.path, built.reproduces, flagged, mode=built.mode)
+    return Captured(item.nodeid, built.path, built.reproduces, flagged, mode=built.mode, reason=built.reason)
 
 
 def capture_collect_error(collector, excinfo, state: CaptureState) -> Captured:
@@ -263,7 +264,7 @@ def capture_collect_error(collector, excinfo, state: CaptureState) -> Captured:
     built = build_test_bundle(base=tree.base, work_files=copied, tmp_files={}, forms=forms, name=name,
                               expected=_record(excinfo), env=env, timeout=state.timeout, test=test,
                               output=state.directory / f"{name}.reprex.zip")
-    return Captured(collector.nodeid, built.path, built.reproduces, mode=built.mode)
+    return Captured(collector.nodeid, built.path, built.reproduces, mode=built.mode, reason=built.reason)
 
 
 def _context(config, path, old_base: Path | None = None, carried=()) -> tuple[Tree, dict, Secrets]:

@@ -290,7 +290,7 @@ def _capture(node, call, report, state: State) -> None:
     if result.mode == "pytest":
         lines.append("it replays the test under pytest (the standalone script did not fail like the test)")
     if not result.reproduces:
-        lines.append(f"warning: {NOT_REPRODUCED} (reproduces: false in the manifest)")
+        lines.append(f"warning: {NOT_REPRODUCED}: {result.reason} (reproduces: false in the manifest)")
     if result.flagged:
         lines.append(f"rebuilt from fixture source or missing: {', '.join(result.flagged)}")
     report.sections.append(("reprex bundle", "\n".join(lines)))
@@ -301,7 +301,7 @@ def _capture(node, call, report, state: State) -> None:
         props.extend(written)
 
 
-NOT_REPRODUCED = "neither the standalone script nor pytest on this test alone failed like the test did"
+NOT_REPRODUCED = "re-run alone, the test did not fail as it did in this session"
 
 
 class _ReportWatcher:

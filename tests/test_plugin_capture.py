@@ -192,7 +192,7 @@ def test_one_bundle_per_failing_test_and_a_summary(captured):
     assert f"tests/test_app.py::test_plain: wrote {project / 'out' / 'tests-test_app-test_plain.reprex.zip'}" in out
     # capsys: the script can't rebuild it, so the bundle replays the test under pytest instead
     assert "tests/test_app.py::test_output: wrote" in out and "test_output.reprex.zip (replays under pytest)" in out
-    assert "warning: neither" not in out
+    assert "warning: re-run alone" not in out
 
 
 @pytest.mark.parametrize("stem, types", [

@@ -161,7 +161,9 @@ def test_every_failure_becomes_a_bundle(project):
         "tests-test_units-test_uses_database-setup", "tests-test_units-test_uses_server-teardown"))
     assert "tests/test_units.py::test_config: wrote" in out and "(replays under pytest)" in out
     # the one bundle that does not reproduce says so, in the section and in the summary
-    assert out.count("warning: neither the standalone script nor pytest on this test alone failed like") == 2
+    assert out.count("warning: re-run alone, the test did not fail as it did in this session") == 2
+    assert ("warning: re-run alone, the test did not fail as it did in this session: standalone run differs: "
+            "it ran without the failure; pytest run differs: it ran without the failure") in out
 
 
 def test_setup_class_failure_reproduces_pytests_message_never_the_harness_error(project):
