@@ -305,8 +305,10 @@ def same_failure(junit: dict, types: list[str], message: str) -> str:
     if junit["type"] and junit["type"] not in types:
         return f"type differs: pytest {junit['type']}, bundle/replay {' <- '.join(types) or '-'}"
     want, got = _squash(_TRUNCATED.sub("", junit["message"])), _squash(message)
-    # pytest 9's junit cuts a long message to its first lines and says so: compare that prefix
-    if want != got and not (_TRUNCATED.search(junit["message"]) and got.startswith(want)):
+    # pytest 9's junit cuts a long message to its first lines and says so: compare that prefix.
+    # A collection error's CollectError message is pytest's whole report, the `E` lines included.
+    if want != got and not (_TRUNCATED.search(junit["message"]) and got.startswith(want)) \
+            and not (junit["when"] == "collect" and want and want in got):
         return f"message differs: pytest {want[:160]!r} vs {got[:160]!r}"
     return ""
 
@@ -363,11 +365,13 @@ def run_suite(suite: Suite, work: Path, run_dir: Path, backends: list[str], imag
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "REPREX_"))}
     env.update(PYTHONDONTWRITEBYTECODE="1", REPREX_CACHE_DIR=str(work / "reprex-cache"))
 
+    load_before = round(os.getloadavg()[0], 2)
     plain_s, plain_rc, plain_tail = run_pytest(venv, src, suite, out / "plain.xml", env)
     bundles = out / "bundles"
     cap_s, cap_rc, cap_tail = run_pytest(venv, src, suite, out / "capture.xml", env,
                                          ("--reprex-capture", bundles, "--reprex-capture-max", "1000"))
-    print(f"  pytest: {plain_s:.1f} s ({plain_tail}); with capture: {cap_s:.1f} s ({cap_tail})", flush=True)
+    print(f"  pytest: {plain_s:.1f} s ({plain_tail}); with capture: {cap_s:.1f} s ({cap_tail}); "
+          f"load average {load_before} before", flush=True)
     failing = junit_failures(out / "plain.xml")
     captured_failing = junit_failures(out / "capture.xml")
     found = manifests(bundles) if bundles.exists() else {}
@@ -399,7 +403,7 @@ def run_suite(suite: Suite, work: Path, run_dir: Path, backends: list[str], imag
     return {"suite": suite.name, "sdist": suite.sdist, "why": suite.why, "args": list(suite.args),
             "versions": versions(venv), "failing": n, "bundles": sum(1 for r in rows if r["bundle"]),
             "bundles_for_passing_tests": [" :: ".join(k) for k in extra],
-            "plain_s": round(plain_s, 2), "capture_s": round(cap_s, 2),
+            "plain_s": round(plain_s, 2), "capture_s": round(cap_s, 2), "load_before": load_before,
             "overhead_per_failing_s": round((cap_s - plain_s) / n, 3) if n else None,
             "exit_codes": [plain_rc, cap_rc], "backends": backends, "rows": rows, "run_dir": str(out)}
 
@@ -493,10 +497,12 @@ def main(argv: list[str] | None = None) -> int:
                for s in suites]
     backends = backends + (["docker"] if args.docker_suite and "docker" not in backends else [])
     head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    print(f"\nreprex at {head}; st/py = standalone / pytest-mode bundles; ovh = (capture run - plain run) / failing")
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"\nreprex at {head}; load average {load} at the end; st/py = standalone / pytest-mode bundles; "
+          "ovh = (capture run - plain run) / failing")
     print(table(results, backends))
     if args.json:
-        args.json.write_text(json.dumps({"reprex": head, "backends": backends, "suites": results}, indent=1))
+        args.json.write_text(json.dumps({"reprex": head, "backends": backends, "loadavg_end": os.getloadavg(), "suites": results}, indent=1))
     if args.details:
         args.details.write_text(details(results, backends))
     return 0
