@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import os
 import re
@@ -165,7 +166,10 @@ def source_dir(suite: Suite, work: Path) -> Path:
 
 def venv_dir(suite: Suite, work: Path, src: Path) -> Path:
     venv = work / suite.name / "venv"
-    want = json.dumps({"deps": suite.deps, "reprex": str(ROOT), "src": str(src), "seed": True})
+    # reprex is editable (every run captures with the tree as it is now); its own dependencies
+    # can change with pyproject.toml, so the venv is remade when that file does
+    pyproject = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()[:16]
+    want = json.dumps({"deps": suite.deps, "reprex": str(ROOT), "pyproject": pyproject, "src": str(src), "seed": True})
     marker = venv / ".plugin-suites"
     if marker.exists() and marker.read_text() == want:
         return venv
