@@ -22,7 +22,8 @@ from reprex.capture.tests import Secrets, Tree, as_literal, as_pickle, holds_sec
 
 BUILTIN = {"tmp_path": "tmp_path", "tmpdir": "tmpdir", "tmp_path_factory": "tmp_path_factory",
            "monkeypatch": "monkeypatch", "request": "request", "record_property": "stub",
-           "record_xml_attribute": "stub", "record_testsuite_property": "stub"}
+           "record_xml_attribute": "stub", "record_testsuite_property": "stub",
+           "doctest_namespace": "namespace"}  # a dict autouse fixtures fill for doctests (networkx's conftest)
 
 
 def _fixture_source(fixturedef, tree: Tree):
@@ -296,6 +297,7 @@ def make_plan(item, tree: Tree, snap: dict | None, random_state: str | None,
         tmp_dirs=snap["dirs"] if snap else [], random_state=random_state,
         randomly_seed=_randomly_seed(item.config), tool_version=__version__,
         rewrite=_rewritten(item, tree), assert_config=_assert_config(item.config),
+        warnings=_warning_filters(item),
     )
     return plan, plan.values
 
@@ -326,6 +328,20 @@ def _rewritten(item, tree: Tree) -> list[tuple[str, str]]:
         if rel is not None and rel.endswith(".py") and (name, rel) not in out:
             out.append((name, rel))
     return sorted(out)
+
+
+def _warning_filters(item) -> dict:
+    """The warning filters pytest's warnings plugin set around the test, in its order: ini
+    `filterwarnings`, then -W (escaped), then the test's `filterwarnings` marks. A project
+    with `filterwarnings = error` fails on a warning; the script must too."""
+    config = item.config
+    if not config.pluginmanager.has_plugin("warnings"):
+        return {}
+    filters = [[arg, False] for arg in config.getini("filterwarnings")]
+    filters += [[arg, True] for arg in (getattr(config.known_args_namespace, "pythonwarnings", None) or [])]
+    for mark in item.iter_markers(name="filterwarnings"):
+        filters += [[arg, False] for arg in mark.args if isinstance(arg, str)]
+    return {"deprecations": not sys.warnoptions, "filters": filters}
 
 
 _ASSERT_INI = ("truncation_limit_lines", "truncation_limit_chars", "assertion_text_diff_style")

@@ -27,7 +27,7 @@ class Value:
 
     name: str
     # literal | pickle | source | xunit | tmp_path | tmpdir | tmp_path_factory | monkeypatch | request | stub
-    # | unsupported
+    # | namespace | unsupported
     how: str
     type: str = ""
     # literal repr or base64 pickle (for literal / pickle). The bundle's redaction sees only this
@@ -89,6 +89,8 @@ class Plan:
     rewrite: list[tuple[str, str]] = field(default_factory=list)
     # what pytest's comparison explanations read: {"verbosity": int, "ini": {...}, "ci": bool}
     assert_config: dict = field(default_factory=dict)
+    # pytest's warning filters for the test: {"deprecations": bool, "filters": [[text, escape], ...]}
+    warnings: dict = field(default_factory=dict)
 
 
 def _pickle_text(b64: str) -> str:
@@ -113,6 +115,8 @@ def _value_expr(value: Value, var: str) -> list[str]:
         return [f"{var} = _Request(None, None)"]
     if value.how == "stub":
         return [f"{var} = _stub"]
+    if value.how == "namespace":
+        return [f"{var} = {{}}"]
     if value.how == "xunit":
         return [f"{var} = _xunit({value.function!r}, {value.owner!r}, {value.setup!r}, {value.teardown!r})"]
     if value.how == "source":
@@ -156,6 +160,7 @@ def render(plan: Plan) -> str:
         tmp_dirs=repr(plan.tmp_dirs), sources=_sources_literal(sources),
         random_state=plan.random_state or "None", randomly_seed=repr(plan.randomly_seed),
         values_block=values_block, rewrite=repr(plan.rewrite), assert_config=repr(plan.assert_config),
+        warnings=repr(plan.warnings),
     )
 
 

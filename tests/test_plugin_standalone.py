@@ -333,6 +333,30 @@ def test_verbosity_of_the_failed_run_shapes_the_message(tmp_path):
     assert proc.stderr.rstrip().endswith("AssertionError: " + printed), proc.stderr
 
 
+WARNING_TESTS = """
+import warnings
+
+import pytest
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_warns():
+    warnings.warn("quiet please", UserWarning)
+    warnings.warn("a runtime one", RuntimeWarning)
+    warnings.warn("old api", DeprecationWarning)
+"""
+
+
+def test_pytests_warning_filters_apply_in_the_script(tmp_path):
+    """`filterwarnings = error` makes a warning the test's failure; ini ignores and marks still hold."""
+    ini = "[pytest]\nfilterwarnings =\n    error\n    ignore:quiet:UserWarning\n"
+    root = _write(tmp_path / "warn", {"pytest.ini": ini, "tests/test_w.py": WARNING_TESTS})
+    out = _pytest(root)
+    assert "DeprecationWarning: old api" in out
+    proc = _run_script(_bundle(root, "tests-test_w-test_warns"), tmp_path / "run")
+    assert proc.returncode == 1 and proc.stderr.rstrip().endswith("DeprecationWarning: old api"), proc.stderr
+
+
 def test_an_installed_plugins_autouse_fixture_is_flagged(tmp_path):
     """A plugin outside the project (loaded with -p): the script can't run its fixture, and says so."""
     plugins = _write(tmp_path / "site", {"reprex_demo_plugin.py": PLUGIN})
@@ -341,5 +365,6 @@ def test_an_installed_plugins_autouse_fixture_is_flagged(tmp_path):
     [path] = (root / "out").glob("*.reprex.zip")
     test = Bundle.read(path).manifest["test"]
     assert test["values"]["demo_env"]["how"] == "unsupported" and test["values"]["demo_env"]["autouse"] is True
-    assert "demo_env" in test["values"]["demo_env"]["note"] and "reprex_demo_plugin" in test["values"]["demo_env"]["note"]
+    note = test["values"]["demo_env"]["note"]
+    assert "demo_env" in note and "reprex_demo_plugin" in note
     assert "demo_env" in test["flagged"]

@@ -47,6 +47,7 @@ TMP_REL = None  # the test's tmp_path, relative to it
 TMP_DIRS: list = []
 REWRITE: list = []  # (import name, file) of the modules pytest rewrote the asserts of
 ASSERT_CONFIG: dict = {}  # what pytest's comparison explanations read of its config in the failed run
+WARNINGS: dict = {}  # pytest's warning filters around the test
 NEW_BASE = None
 TMP_PATH = None
 _OLD_RE = None
@@ -64,15 +65,16 @@ _INSTANCE = None
 
 
 def configure(script, *, nodeid, sys_path, cwd, conftests, test_module, test_file, test_function, test_class,
-              unittest, argnames, old_base, tmp_rel, tmp_dirs, rewrite=(), assert_config=None):
+              unittest, argnames, old_base, tmp_rel, tmp_dirs, rewrite=(), assert_config=None, warning_filters=None):
     """Take the script's constants; make this run's basetemp when the failed run had one."""
     global HERE, NODEID, SYS_PATH, CWD, CONFTESTS, TEST_MODULE, TEST_FILE, TEST_FUNCTION, TEST_CLASS
     global UNITTEST, ARGNAMES, OLD_BASE, TMP_REL, TMP_DIRS, NEW_BASE, TMP_PATH, _OLD_RE, REWRITE, ASSERT_CONFIG
+    global WARNINGS
     HERE = Path(script).resolve().parent
     NODEID, SYS_PATH, CWD, CONFTESTS = nodeid, sys_path, cwd, conftests
     TEST_MODULE, TEST_FILE, TEST_FUNCTION, TEST_CLASS = test_module, test_file, test_function, test_class
     UNITTEST, ARGNAMES, OLD_BASE, TMP_REL, TMP_DIRS = unittest, argnames, old_base, tmp_rel, tmp_dirs
-    REWRITE, ASSERT_CONFIG = list(rewrite), dict(assert_config or {})
+    REWRITE, ASSERT_CONFIG, WARNINGS = list(rewrite), dict(assert_config or {}), dict(warning_filters or {})
     NEW_BASE = Path(tempfile.mkdtemp(prefix="reprex-pytest-")) if OLD_BASE else None
     TMP_PATH = NEW_BASE / TMP_REL if NEW_BASE is not None and TMP_REL else None
     _OLD_RE = re.compile(re.escape(OLD_BASE) + r"(?=[/\\]|$)") if OLD_BASE else None
@@ -357,6 +359,33 @@ def _install_rewrite():
             setattr(truncate, name, lambda: ci)
 
 
+_CAUGHT = []  # the warnings context the filters live in (open until the script ends)
+
+
+def _warning_filters():
+    """pytest's warning filters around the test (so `filterwarnings = error` raises here too),
+    with warnings recorded rather than printed as pytest does; only where pytest parses them."""
+    if not WARNINGS:
+        return
+    try:
+        from _pytest.config import parse_warning_filter
+    except ImportError:
+        return
+    import warnings
+
+    context = warnings.catch_warnings(record=True)
+    context.__enter__()
+    _CAUGHT.append(context)
+    if WARNINGS.get("deprecations"):
+        warnings.filterwarnings("always", category=DeprecationWarning)
+        warnings.filterwarnings("always", category=PendingDeprecationWarning)
+    for text, escape in WARNINGS.get("filters") or []:
+        try:
+            warnings.filterwarnings(*parse_warning_filter(text, escape=escape))
+        except ImportError:
+            continue  # pytest warns and goes on
+
+
 # -- xunit setups and teardowns, as pytest's own autouse fixtures call them ------------------
 
 def _call_optional(func, arg):
@@ -372,31 +401,34 @@ def _owner(path):
     return owner
 
 
+def _xunit_call(kind, owner, name):
+    """(function, argument) of pytest's call of the xunit method `name` for this test."""
+    if kind == "package":
+        target = _load(owner[0], owner[1])
+        return getattr(target, name), target
+    if kind == "module":
+        return getattr(_MODULE, name), _MODULE
+    if kind == "function":
+        return getattr(_MODULE, name), getattr(_MODULE, TEST_FUNCTION)
+    if kind == "class":  # pytest's getimfunc: a classmethod's function, called with the test's class
+        found = getattr(_owner(owner), name)
+        return getattr(found, "__func__", found), _CLASS
+    if kind == "method":
+        return getattr(_INSTANCE, name), getattr(_INSTANCE, TEST_FUNCTION)
+    raise ValueError(f"unknown xunit setup {kind!r}")
+
+
 def _xunit(kind, owner, setup, teardown):
     """One of pytest's xunit fixtures: `kind` says which (module, class, method, function,
     unittest_class, unittest_method, package); `owner` is where `setup`/`teardown` live."""
-    if kind == "package":
-        target = _load(owner[0], owner[1])
-        call = lambda name: _call_optional(getattr(target, name), target)  # noqa: E731
-    elif kind == "module":
-        call = lambda name: _call_optional(getattr(_MODULE, name), _MODULE)  # noqa: E731
-    elif kind == "function":
-        test = getattr(_MODULE, TEST_FUNCTION)
-        call = lambda name: _call_optional(getattr(_MODULE, name), test)  # noqa: E731
-    elif kind == "class":
-        where = _owner(owner)
-        call = lambda name: _call_optional(getattr(getattr(where, name), "__func__", getattr(where, name)),  # noqa: E731
-                                           _CLASS)
-    elif kind == "method":
-        test = getattr(_INSTANCE, TEST_FUNCTION)
-        call = lambda name: _call_optional(getattr(_INSTANCE, name), test)  # noqa: E731
-    elif kind == "unittest_method":
-        where, test = _owner(owner), getattr(_INSTANCE, TEST_FUNCTION)
-        call = lambda name: getattr(where, name)(_INSTANCE, test)  # noqa: E731
-    elif kind == "unittest_class":
+    if kind == "unittest_class":
         return _unittest_class(_owner(owner), setup, teardown)
+    if kind == "unittest_method":  # pytest calls the plain functions with the case and its test method
+        def call(name):
+            getattr(_owner(owner), name)(_INSTANCE, getattr(_INSTANCE, TEST_FUNCTION))
     else:
-        raise ValueError(f"unknown xunit setup {kind!r}")
+        def call(name):
+            _call_optional(*_xunit_call(kind, owner, name))
     if setup:
         call(setup)
     if teardown:
@@ -544,6 +576,7 @@ def main(make_values):
     owner = _CLASS = _owner(TEST_CLASS) if TEST_CLASS else None
     if owner is not None:
         _INSTANCE = owner(TEST_FUNCTION) if UNITTEST else owner()
+    _warning_filters()
     try:
         make_values()
         if UNITTEST:
