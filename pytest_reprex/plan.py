@@ -4,7 +4,8 @@ Reads pytest's objects (the test's fixture definitions, params, conftests, class
 for each value how the script makes it: a literal (its repr round-trips through
 `ast.literal_eval`), a pickle, or, for a value that does neither, its fixture function's
 source run in its own module (flagged in the manifest). Nothing that holds a secret is
-embedded (reprex.capture.tests.Secrets).
+embedded (reprex.capture.tests.Secrets). pytest's own setups are pytest_reprex.xunit's, what
+its config does around the test (assert rewriting, warning filters) pytest_reprex.around's.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import sys
 import textwrap
 from pathlib import Path
 
+from pytest_reprex.around import assert_config, rewritten, warning_filters
 from pytest_reprex.script import Plan, Value
+from pytest_reprex.xunit import package_setups, xunit_setups
 from reprex.capture.tests import Secrets, Tree, as_literal, as_pickle, holds_secret, type_name, under
 
 BUILTIN = {"tmp_path": "tmp_path", "tmpdir": "tmpdir", "tmp_path_factory": "tmp_path_factory",
@@ -68,94 +71,13 @@ def _param_value(name: str, param, secrets: Secrets) -> Value:
                  note="request.param neither a literal nor picklable")
 
 
-def _first_plain(obj, names) -> str | None:
-    """pytest's _get_first_non_fixture_func, by name: the xunit method it calls, if any."""
-    from _pytest.fixtures import getfixturemarker
-
-    for name in names:
-        found = getattr(obj, name, None)
-        if found is not None and getfixturemarker(found) is None:
-            return name
-    return None
-
-
-def _xunit_setups(item) -> dict[str, Value | None]:
-    """pytest's own autouse fixtures for this test (python.py's xunit ones, unittest.py's), by
-    fixture name, as the script replays them (None: one that does nothing for this test)."""
-    import unittest
-
-    from _pytest.python import Class, Module, Package
-
-    found: dict[str, Value | None] = {}
-    nose = item.config.pluginmanager.has_plugin("nose")  # pytest 7: nose-style setup/teardown too
-    also = ("setup",) if nose else ()
-    also_down = ("teardown",) if nose else ()
-
-    def add(name, kind, owner, setup, teardown):
-        if setup or teardown:
-            found[name] = Value(name, "xunit", function=kind, owner=owner, setup=setup, teardown=teardown,
-                                autouse=True)
-
-    for node in item.listchain():
-        obj = getattr(node, "obj", None)
-        if isinstance(node, Module) and not isinstance(node, Package) and obj is not None:
-            add(f"_xunit_setup_module_fixture_{obj.__name__}", "module", [],
-                _first_plain(obj, ("setUpModule", "setup_module", *also)),
-                _first_plain(obj, ("tearDownModule", "teardown_module", *also_down)))
-            add(f"_xunit_setup_function_fixture_{obj.__name__}", "function", [],
-                _first_plain(obj, ("setup_function",)), _first_plain(obj, ("teardown_function",)))
-            if getattr(item, "instance", None) is not None:  # a method: setup_method's job, not this one's
-                found[f"_xunit_setup_function_fixture_{obj.__name__}"] = None
-        elif isinstance(node, Class) and isinstance(obj, type):
-            owner = obj.__qualname__.split(".")
-            qual = obj.__qualname__
-            add(f"_xunit_setup_class_fixture_{qual}", "class", owner,
-                _first_plain(obj, ("setup_class",)), _first_plain(obj, ("teardown_class",)))
-            if issubclass(obj, unittest.TestCase):
-                add(f"_unittest_setUpClass_fixture_{qual}", "unittest_class", owner,
-                    "setUpClass" if getattr(obj, "setUpClass", None) else None,
-                    "tearDownClass" if getattr(obj, "tearDownClass", None) else None)
-                add(f"_unittest_setup_method_fixture_{qual}", "unittest_method", owner,
-                    "setup_method" if getattr(obj, "setup_method", None) else None,
-                    "teardown_method" if getattr(obj, "teardown_method", None) else None)
-            else:
-                add(f"_xunit_setup_method_fixture_{qual}", "method", owner,
-                    _first_plain(obj, ("setup_method", *also)), _first_plain(obj, ("teardown_method", *also_down)))
-    return found
-
-
-def _package_setups(item, tree: Tree) -> list[Value]:
-    """setup_module of the packages' __init__.py on the way to the test: pytest calls them
-    when it sets up the Package collector (not through a fixture), before any fixture."""
-    from _pytest.python import Package
-
-    out = []
-    for node in item.listchain():
-        if not isinstance(node, Package):
-            continue
-        init = Path(node.path)
-        if init.name != "__init__.py":  # pytest 8 names the directory, pytest 7 the file
-            init = init / "__init__.py"
-        rel = tree.rel(init)
-        module = next((m for m in list(sys.modules.values())
-                       if getattr(m, "__file__", None) and Path(m.__file__).resolve() == init.resolve()), None)
-        if rel is None or module is None:
-            continue
-        setup = _first_plain(module, ("setUpModule", "setup_module"))
-        teardown = _first_plain(module, ("tearDownModule", "teardown_module"))
-        if setup or teardown:
-            out.append(Value(f"_package_setup_{module.__name__}", "xunit", function="package",
-                             owner=[module.__name__, rel], setup=setup, teardown=teardown, autouse=True))
-    return out
-
-
 def plan_values(item, tree: Tree, secrets: Secrets | None = None) -> list[Value]:
     """How the script makes each value, setups included, in the order pytest made them;
     nothing that holds a secret is embedded (see `Secrets`)."""
     if secrets is None:
         secrets = Secrets()
     info = item._fixtureinfo
-    xunit = _xunit_setups(item)
+    xunit = xunit_setups(item)
     funcargs = item.funcargs or {}
     params = dict(getattr(getattr(item, "callspec", None), "params", {}) or {})
     planned: dict[str, Value] = {}
@@ -231,7 +153,7 @@ def plan_values(item, tree: Tree, secrets: Secrets | None = None) -> list[Value]
     order += [n for n in [*info.initialnames, *argnames] if n not in order]
     for name in order:
         make(name, autouse=name not in argnames)
-    return _package_setups(item, tree) + list(planned.values())
+    return package_setups(item, tree) + list(planned.values())
 
 
 def _conftests(item, tree: Tree) -> list[tuple[str, str]]:
@@ -280,6 +202,7 @@ def make_plan(item, tree: Tree, snap: dict | None, random_state: str | None,
     from reprex import __version__
 
     values = plan_values(item, tree, secrets)
+    conftests = _conftests(item, tree)
     cls = getattr(item, "cls", None)
     is_unittest = isinstance(cls, type) and issubclass(cls, unittest.TestCase)
     class_path = cls.__qualname__.split(".") if cls is not None else []
@@ -290,85 +213,16 @@ def make_plan(item, tree: Tree, snap: dict | None, random_state: str | None,
         module_file=tree.rel(item.path) or Path(item.path).name,
         function=getattr(item, "originalname", None) or item.name.split("[")[0], class_path=class_path,
         unittest=is_unittest, argnames=[] if is_unittest else list(item._fixtureinfo.argnames),
-        values=values, conftests=_conftests(item, tree), sys_path=_sys_path(tree),
+        values=values, conftests=conftests, sys_path=_sys_path(tree),
         cwd=cwd_rel if Path(tree.base / cwd_rel).is_dir() else ".",
         hash_seed=seed if seed and seed.isdigit() else None,
         old_base=snap["base"] if snap else None, tmp_rel=snap["tmp_rel"] if snap else None,
         tmp_dirs=snap["dirs"] if snap else [], random_state=random_state,
         randomly_seed=_randomly_seed(item.config), tool_version=__version__,
-        rewrite=_rewritten(item, tree), assert_config=_assert_config(item.config),
-        warnings=_warning_filters(item),
+        rewrite=rewritten(item, tree, [rel for _, rel in conftests]), assert_config=assert_config(item.config),
+        warnings=warning_filters(item),
     )
     return plan, plan.values
-
-
-def _rewritten(item, tree: Tree) -> list[tuple[str, str]]:
-    """The project modules pytest rewrote the asserts of (test modules, conftests, plugins and
-    what `register_assert_rewrite` named), read from its import hook."""
-    config = item.config
-    if getattr(config.option, "assertmode", "rewrite") != "rewrite":
-        return []
-    state = None
-    try:
-        from _pytest.assertion.rewrite import assertstate_key
-
-        state = config.stash.get(assertstate_key, None)
-    except (ImportError, AttributeError):
-        state = getattr(config, "_assertstate", None)
-    names = getattr(getattr(state, "hook", None), "_rewritten_names", None)
-    if names is None:  # no hook to ask: what pytest rewrites by default
-        found = [(item.module.__name__, str(item.path))] + [(n, str(tree.base / r)) for n, r in _conftests(item, tree)]
-    elif isinstance(names, dict):  # pytest 8: name -> file
-        found = [(name, str(path)) for name, path in names.items()]
-    else:  # pytest 7: names
-        found = [(name, getattr(sys.modules.get(name), "__file__", None) or "") for name in names]
-    out = []
-    for name, file in found:
-        rel = tree.rel(file) if file else None
-        if rel is not None and rel.endswith(".py") and (name, rel) not in out:
-            out.append((name, rel))
-    return sorted(out)
-
-
-def _warning_filters(item) -> dict:
-    """The warning filters pytest's warnings plugin set around the test, in its order: ini
-    `filterwarnings`, then -W (escaped), then the test's `filterwarnings` marks. A project
-    with `filterwarnings = error` fails on a warning; the script must too."""
-    config = item.config
-    if not config.pluginmanager.has_plugin("warnings"):
-        return {}
-    filters = [[arg, False] for arg in config.getini("filterwarnings")]
-    filters += [[arg, True] for arg in (getattr(config.known_args_namespace, "pythonwarnings", None) or [])]
-    for mark in item.iter_markers(name="filterwarnings"):
-        filters += [[arg, False] for arg in mark.args if isinstance(arg, str)]
-    return {"deprecations": not sys.warnoptions, "filters": filters}
-
-
-_ASSERT_INI = ("truncation_limit_lines", "truncation_limit_chars", "assertion_text_diff_style")
-
-
-def _assert_config(config) -> dict:
-    """What pytest's comparison explanations read of the config: verbosity, the truncation and
-    diff ini options, whether it ran on CI (no truncation there)."""
-    try:
-        verbosity = config.get_verbosity(config.VERBOSITY_ASSERTIONS)
-    except AttributeError:  # before pytest 8
-        verbosity = config.getoption("verbose", 0)
-    ini = {}
-    for name in _ASSERT_INI:
-        try:
-            value = config.getini(name)
-        except (ValueError, KeyError):
-            continue
-        if value is None or isinstance(value, (str, int)):
-            ini[name] = value
-    try:
-        from _pytest.compat import running_on_ci
-    except ImportError:
-        ci = any(os.environ.get(var) for var in ("CI", "BUILD_NUMBER"))
-    else:
-        ci = running_on_ci()
-    return {"verbosity": int(verbosity or 0), "ini": ini, "ci": bool(ci)}
 
 
 def _randomly_seed(config):
