@@ -475,6 +475,10 @@ def details(results: list[dict], backends: list[str]) -> str:
     return "\n".join(out)
 
 
+def _head() -> str:
+    return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--suite", action="append", help=f"only these ({', '.join(BY_NAME)})")
@@ -496,11 +500,13 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in args.docker_suite if n not in BY_NAME]
     if unknown:
         parser.error(f"no such suite {unknown[0]!r}; choose from {', '.join(BY_NAME)}")
+    started = _head()
     results = [run_suite(s, work, run_dir, backends + (["docker"] if s.name in args.docker_suite
                                                           and "docker" not in backends else []), args.image)
                for s in suites]
     backends = backends + (["docker"] if args.docker_suite and "docker" not in backends else [])
-    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    # reprex is installed editable: a commit that lands during the run is used from then on
+    head = started if _head() == started else f"{started}..{_head()}"
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"\nreprex at {head}; load average {load} at the end; st/py = standalone / pytest-mode bundles; "
           "ovh = (capture run - plain run) / failing")
