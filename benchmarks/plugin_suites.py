@@ -224,6 +224,18 @@ def collect_error(longrepr: str) -> str:
     return "\n".join(blocks[-1]).strip() if blocks else longrepr.strip().splitlines()[-1:][0] if longrepr.strip() else ""
 
 
+def _nodeid(case) -> str:
+    """The node id back from xunit1's file attribute (for tests without a bundle to name them)."""
+    classname, name, file = case.get("classname") or "", case.get("name") or "", case.get("file")
+    if not classname:  # a collector: pytest wrote its module path dotted, without .py
+        return name.replace(".", "/") + ".py" if re.fullmatch(r"[\w.]+", name) else name
+    if not file:
+        return f"{classname}::{name}"
+    module = re.sub(r"\.py$", "", file.replace("/", "."))
+    classes = classname[len(module):].strip(".").split(".") if classname.startswith(module) else [classname]
+    return "::".join([file, *[c for c in classes if c], name])
+
+
 def junit_failures(path: Path) -> dict:
     """{(classname, name): {when, type, message}} for every failed or errored test (and collector)."""
     out = {}
@@ -240,7 +252,7 @@ def junit_failures(path: Path) -> dict:
                 when, message = m.group(1), m.group(2)
             typ, msg = split_exc(message)
             key = (case.get("classname") or "", case.get("name") or "")
-            out.setdefault(key, {"when": when, "type": typ, "message": msg})
+            out.setdefault(key, {"when": when, "type": typ, "message": msg, "nodeid": _nodeid(case)})
     return out
 
 
@@ -384,7 +396,7 @@ def run_suite(suite: Suite, work: Path, run_dir: Path, backends: list[str], imag
     rows = []
     for key, junit in sorted(failing.items()):
         classname, name = key
-        nodeid = nodeids.get(key) or (f"{classname}::{name}" if classname else name)
+        nodeid = nodeids.get(key) or junit["nodeid"]
         path, manifest = found.get(key, (None, None))
         test = (manifest or {}).get("test") or {}
         row = {"test": nodeid, "junit": junit, "bundle": path.name if path else None,
