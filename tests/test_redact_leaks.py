@@ -491,3 +491,16 @@ def test_recorder_url_strip_leaves_paths_with_colons_and_at_signs_alone():
 
     for text in ("https://host/path:x@y", "file:///tmp/a@b", "https://example.org/~u/a:b"):
         assert _strip_deep(text) == text
+
+
+def test_key_value_text_inside_python_strings_is_still_redacted():
+    """The Python-source exemption (an unquoted name beside a secret-looking key is code) holds
+    for assignment statements only: `session=VALUE` inside a string literal is data."""
+    from reprex.redact import Redactor
+
+    red = Redactor({})
+    value = "nXYSnL5yfM90F2Us" + "Qw8ZkR2tPbV7aLc3"
+    for line in (f'print("Cookie: session={value}", file=sys.stderr)', f"headers = 'token={value}'",
+                 f"x = 1; password = {value}"):
+        assert value not in red.text(line, "files/app.py"), line
+    assert red.text("    PASS = ignore\n", "files/checker.py") == "    PASS = ignore\n"

@@ -11,7 +11,7 @@ from functools import partial
 from reprex.redact.names import classify, cls_kind
 from reprex.redact.patterns import YAML_ENTRY
 from reprex.redact.text import KEY_CHARS, Edit, at_value, ph, rx, scan, word_char_before
-from reprex.redact.values import YAML_BLOCK_INDICATOR, unquote, value_is_secret
+from reprex.redact.values import PYTHON_SOURCE, YAML_BLOCK_INDICATOR, unquote, value_is_secret
 
 
 def key_values(st) -> None:
@@ -58,7 +58,8 @@ def key_values(st) -> None:
             if not qo and YAML_BLOCK_INDICATOR.fullmatch(inner.strip()):
                 pos = ve  # `password: |-`: the value is the block below (yaml_blocks)
                 continue
-            if value_is_secret(key, cls, inner, bool(qo), st.where):
+            statement = st.where.endswith(PYTHON_SOURCE) and not s[s.rfind("\n", 0, ks) + 1:ks].strip()
+            if value_is_secret(key, cls, inner, bool(qo), statement):
                 kind = cls_kind(cls)
                 st.add(kind)
                 edit.put(vs + len(qo), ve - len(qc), ph(kind))

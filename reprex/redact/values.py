@@ -51,16 +51,17 @@ def unquote(val: str) -> tuple[str, str, str]:
     return "", val, ""
 
 
-_PYTHON_SOURCE = (".py", ".pyi", ".pyw", ".pyx")
+PYTHON_SOURCE = (".py", ".pyi", ".pyw", ".pyx")
 _IDENT = re.compile(r"[A-Za-z_]\w*")
 
 
-def value_is_secret(key: str, cls: str, inner: str, quoted: bool, where: str = "") -> bool:
+def value_is_secret(key: str, cls: str, inner: str, quoted: bool, statement: bool = False) -> bool:
     """Is ``inner`` (the value next to a secret-looking ``key``) worth redacting?
-    ``where``: the part or file being scrubbed; in Python source an unquoted name is code
-    (``PASS = ignore``, ``TOKEN = Token``), since a secret there would be a string literal."""
+    ``statement``: the pair is an assignment statement of Python source (the key starts its
+    line); an unquoted name there is code (``PASS = ignore``, ``TOKEN = Token``), since a
+    secret would be a string literal. (Inside a string, ``"session=abc..."`` is not code.)"""
     v = inner.strip()
-    if not quoted and where.endswith(_PYTHON_SOURCE) and _IDENT.fullmatch(v.split(None, 1)[0] if v else ""):
+    if not quoted and statement and _IDENT.fullmatch(v.split(None, 1)[0] if v else ""):
         return False
     if "<redacted:" in v or v in ("<home>", "<user>", "<hostname>"):
         return False
