@@ -11,7 +11,7 @@ __all__ = ["__version__", "capture_command", "capture_exception", "recording", "
 
 def __getattr__(name):
     if name == "capture_command":
-        from reprex.capture.pipeline import capture_command
+        from reprex.capture.command import capture_command
 
         return capture_command
     if name in ("capture_exception", "recording", "install"):

@@ -12,103 +12,24 @@ import json
 import os
 import platform as _platform
 import subprocess
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 from reprex import __version__
 from reprex.bundle import SUFFIX, Bundle, canonical_json
-from reprex.capture.inputs import (DEFAULT_MAX_FILE, DEFAULT_MAX_TOTAL, Inputs, app_module_files, collect_inputs,
-                                   editable_trees)
-from reprex.capture.runner import python_of
+from reprex.capture.command import (CaptureError, CaptureOptions, CaptureResult, Progress, _noop, capture_command,
+                                    default_output, write_bundle)
+from reprex.capture.inputs import Inputs, app_module_files, collect_inputs, editable_trees
 from reprex.capture.scrub import scrub_arguments, scrub_tail
 from reprex.draft import Draft
-from reprex.errors import ReprexError
-from reprex.recorded import run_recorded
 from reprex.pins import canonical, closure, editable_roots, requirements_txt, roots_for
 from reprex.record import RECORDER_FILE, Outcome, outcome_text
-from reprex.signature import Signature, compute, redacted_signature
+from reprex.signature import redacted_signature
 from reprex.templates import render_template
 
-Progress = Callable[[str], None]
-
-
-class CaptureError(ReprexError):
-    """Capture could not proceed; one line for the user."""
-
-
-@dataclass
-class CaptureOptions:
-    output: Path | None = None
-    name: str | None = None
-    timeout: float | None = None
-    allow_success: bool = False
-    include: Sequence[str] = ()
-    exclude: Sequence[str] = ()
-    max_file_size: int = DEFAULT_MAX_FILE
-    max_total: int = DEFAULT_MAX_TOTAL
-    network: bool | None = None  # None: decided from what the run connected to
-    tee: bool = True
-    probe_timeout: float = 10.0
-
-
-@dataclass
-class CaptureResult:
-    outcome: Outcome
-    signature: Signature
-    bundle: Bundle | None = None
-    path: Path | None = None
-    message: str = ""
-    skipped_files: list[dict] = field(default_factory=list)
-
-
-def _noop(_: str) -> None:
-    pass
-
-
-def capture_command(argv: Sequence[str], options: CaptureOptions | None = None, *, cwd: str | None = None,
-                    env: dict | None = None, progress: Progress = _noop, write: bool = True) -> CaptureResult:
-    """Run argv under the recorder and, if it fails, build (and write) its bundle."""
-    options = options or CaptureOptions()
-    if not argv:
-        raise CaptureError("no command given: use `reprex capture -- python app.py`")
-    cwd_path = Path(cwd or os.getcwd()).resolve()
-    environ = dict(os.environ if env is None else env)
-    python = python_of(argv, path=environ.get("PATH"))
-    progress(f"running {' '.join(argv)[:80]}")
-    try:
-        run = run_recorded(argv, cwd=cwd_path, env=environ, timeout=options.timeout, tee=options.tee)
-    except (FileNotFoundError, PermissionError) as exc:
-        raise CaptureError(str(exc)) from None
-    outcome = run.outcome
-    signature = compute(outcome)
-    if not outcome.failed and not options.allow_success:
-        return CaptureResult(outcome, signature, message="the command succeeded: no bundle written "
-                                                         "(use --allow-success to capture it anyway)")
-    if not outcome.recorded:
-        # Nothing to replay: the bundle would hold only an exit status and a guessed entry.
-        raise CaptureError("no Python process ran under the recorder, so there is nothing to bundle "
-                           f"(exit status {outcome.exit_code}); the command must start Python without "
-                           "-I, -E or -S (python script.py, python -m mod, a console script, a wrapper that runs one)")
-    bundle = build_bundle(outcome, argv=list(argv), cwd=cwd_path, environ=environ,
-                          python=python or (outcome.facts.get("python") or {}).get("executable"),
-                          options=options, progress=progress)
-    result = CaptureResult(outcome, signature, bundle=bundle,
-                           skipped_files=bundle.manifest.get("files", {}).get("skipped", []))
-    if write:
-        result.path = write_bundle(bundle, options.output, cwd_path)
-    return result
-
-
-def default_output(bundle: Bundle, cwd: Path) -> Path:
-    return cwd / f"{bundle.name}{SUFFIX}"
-
-
-def write_bundle(bundle: Bundle, output: Path | None, cwd: Path) -> Path:
-    path = Path(output) if output else default_output(bundle, cwd)
-    if path.is_dir() and not (path / "reprex.json").exists():
-        path = path / f"{bundle.name}{SUFFIX}"
-    return bundle.write(path)
+# capture_command and its option/result types live in reprex.capture.command (light, so the
+# program starts first); they are this module's API too.
+__all__ = ["CaptureError", "CaptureOptions", "CaptureResult", "Progress", "assemble", "build_bundle",
+           "capture_command", "default_output", "write_bundle"]
 
 
 # -- assembling -----------------------------------------------------------------------

@@ -46,7 +46,7 @@ def capture(command, output, name, timeout, allow_success, include, exclude, max
       reprex capture --timeout 60 -- pytest-free-script args
       reprex capture --from-traceback traceback.txt
     """
-    from reprex.capture.pipeline import CaptureOptions
+    from reprex.capture.command import CaptureOptions
 
     if timeout is not None and timeout <= 0:
         raise click.BadParameter("must be a positive number of seconds", param_hint="--timeout")
@@ -54,7 +54,6 @@ def capture(command, output, name, timeout, allow_success, include, exclude, max
     options = CaptureOptions(output=output, name=name, timeout=timeout, allow_success=allow_success,
                              include=include, exclude=exclude, max_file_size=size(max_file_size),
                              max_total=size(max_total), network=network, tee=not quiet and not as_json)
-    console = make_console()
     if last:
         return _capture_last(output, as_json)
     try:
@@ -66,7 +65,7 @@ def capture(command, output, name, timeout, allow_success, include, exclude, max
         else:
             if not command:
                 raise click.UsageError("no command given: use `reprex capture -- python app.py`")
-            from reprex.capture.pipeline import capture_command
+            from reprex.capture.command import capture_command
             from reprex.interrupt import Interrupted, on_signals
 
             try:
@@ -74,7 +73,7 @@ def capture(command, output, name, timeout, allow_success, include, exclude, max
                     if quiet or as_json:
                         result = capture_command(list(command), options, write=not preview)
                     else:
-                        with console.status("capturing...", spinner="dots") as status:
+                        with make_console().status("capturing...", spinner="dots") as status:
                             result = capture_command(list(command), options, write=not preview,
                                                      progress=lambda msg: status.update(msg))
             except Interrupted as exc:
@@ -99,7 +98,7 @@ def capture(command, output, name, timeout, allow_success, include, exclude, max
         if as_json:
             click.echo(json.dumps({"written": None, "outcome": result.outcome.outcome, "message": result.message}))
         else:
-            console.print(f"[green]reprex:[/] {result.message}")
+            say(click.style("reprex:", fg="green") + f" {result.message}")
         sys.exit(status)
     if preview:
         _print_preview(result.bundle, as_json)
@@ -110,21 +109,30 @@ def capture(command, output, name, timeout, allow_success, include, exclude, max
                                "outcome": result.outcome.outcome, "size": result.path.stat().st_size,
                                "redactions": result.bundle.manifest["redactions"]}))
         sys.exit(status)
+    # The summary is a few styled lines: click's styling, so `capture -q` never loads rich
+    # (its console is ~16 ms of the start-up that the capture overhead target counts).
     sig = result.bundle.manifest["expect"]["signature"]
-    console.print(f"[bold red]captured[/] {result.outcome.outcome}: {' <- '.join(sig['types'])}  "
-                  f"[dim]signature {sig['id']}[/]")
+    say(click.style("captured", fg="red", bold=True) + f" {result.outcome.outcome}: {' <- '.join(sig['types'])}  "
+        + click.style(f"signature {sig['id']}", dim=True))
     redacted = sum(r["count"] for r in result.bundle.manifest["redactions"])
-    console.print(f"[bold]wrote[/] {result.path} ({result.path.stat().st_size // 1024 or 1} KB, "
-                  f"{result.bundle.manifest['pins']['count']} pins, {redacted} redactions)")
+    say(click.style("wrote", bold=True) + f" {result.path} ({result.path.stat().st_size // 1024 or 1} KB, "
+        f"{result.bundle.manifest['pins']['count']} pins, {redacted} redactions)")
     if result.skipped_files:
-        console.print(f"[yellow]{len(result.skipped_files)} file(s) not included[/]; `reprex show` lists them")
+        say(click.style(f"{len(result.skipped_files)} file(s) not included", fg="yellow")
+            + "; `reprex show` lists them")
     failures = getattr(result.outcome, "test_failures", None)
     if failures:
-        console.print(f"{len(failures)} failing test(s) recorded, the signature takes them all; for one bundle "
-                      "per failing test run [bold]pytest --reprex-capture=DIR[/]")
-    console.print(f"next: [bold]reprex render {result.path} --venue gh[/] for the issue body, "
-                  f"[bold]reprex replay {result.path}[/] to check it")
+        say(f"{len(failures)} failing test(s) recorded, the signature takes them all; for one bundle "
+            "per failing test run " + click.style("pytest --reprex-capture=DIR", bold=True))
+    say("next: " + click.style(f"reprex render {result.path} --venue gh", bold=True) + " for the issue body, "
+        + click.style(f"reprex replay {result.path}", bold=True) + " to check it")
     sys.exit(status)
+
+
+def say(line: str) -> None:
+    """One line of the capture summary on stderr (stdout stays free for the program's own);
+    click drops the styling when stderr is not a terminal."""
+    click.echo(line, err=True)
 
 
 def program_status(outcome) -> int:
