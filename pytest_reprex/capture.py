@@ -112,6 +112,7 @@ class CaptureState:
         self.count = 0
         self.results: list[Captured] = []
         self.session_opened = session_opened if session_opened is not None else set()
+        self.names: dict[str, str] = {}  # bundle name -> the node id it was given to
         # Re-runs fork from warm servers (reprex.warm): the first failure of a test file pays
         # for the interpreter and its imports, the next ones don't. REPREX_WARM=0: all cold.
         from reprex.warm import Warm, enabled
@@ -197,10 +198,22 @@ def work_files(path, tree: Tree, opened: set, extra=()) -> list[str]:
     return wanted[:MAX_COPY_FILES]
 
 
-def bundle_name(nodeid: str) -> str:
+MAX_NAME = 100
+
+
+def bundle_name(nodeid: str, taken: dict | None = None) -> str:
+    """A file-safe name for the test's bundle. A name cut to MAX_NAME, or one another node id
+    of this session already has (`taken`: name -> node id), ends in a hash of the whole id:
+    networkx's long parametrized ids all cut to one name, and each bundle overwrote the last."""
+    import hashlib
+
     name = nodeid.replace(".py::", "-").replace("::", "-").replace("/", "-")
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip(".-") or "test"
-    return name[:100]
+    if len(name) > MAX_NAME or (taken is not None and taken.get(name, nodeid) != nodeid):
+        name = name[:MAX_NAME - 9].rstrip(".-") + "-" + hashlib.sha256(nodeid.encode()).hexdigest()[:8]
+    if taken is not None:
+        taken[name] = nodeid
+    return name
 
 
 def capture_failure(item, excinfo, state: CaptureState, snap: dict | None, opened: set,
@@ -226,7 +239,8 @@ def capture_failure(item, excinfo, state: CaptureState, snap: dict | None, opene
     forms = Forms(nodeid=nodeid, when=when, function=f"{cls.__qualname__}.{function}" if cls else function,
                   write_script=lambda target: write(plan, target), script_name=script_name_for(item, tree),
                   skip_standalone=skip, pytest_args=pytest_args, no_pytest=no_pytest)
-    name = bundle_name(nodeid) + ("" if when == "call" else f"-{when}")
+    name = bundle_name(nodeid + ("" if when == "call" else f" ({when})"), state.names)
+    name = name if when == "call" or name.endswith(f"-{when}") else f"{name}-{when}"
     extra = [rel for _, rel in plan.conftests] + [v.module_file for v in values if v.module_file]
     copied = work_files(item.path, tree, _read(state, opened), extra + _config_files(item.config, tree))
     tmp_files = materialize(snap)
@@ -258,7 +272,8 @@ def capture_collect_error(collector, excinfo, state: CaptureState) -> Captured:
         return Captured(collector.nodeid, None, error=f"no bundle for a collection error: {no_pytest}")
     forms = Forms(nodeid=nodeid, when="collect", skip_standalone="a collection error", pytest_args=pytest_args,
                   no_pytest=no_pytest)
-    name = bundle_name(nodeid.removesuffix(".py")) + "-collect"
+    name = bundle_name(nodeid.removesuffix(".py") + " (collect)", state.names)
+    name = name if name.endswith("-collect") else f"{name}-collect"
     copied = work_files(collector.path, tree, _read(state, set()), _config_files(collector.config, tree))
     test = {"nodeid": nodeid, "pytest": _pytest_version()}
     built = build_test_bundle(base=tree.base, work_files=copied, tmp_files={}, forms=forms, name=name,

@@ -422,3 +422,22 @@ def test_other_types_and_no_failure(tmp_path):
     key = record(tmp_path, "key", "{}['x']")
     assert difference(real, key) == "types KeyError instead of AttributeError"
     assert difference(real, None) == "it raised nothing"
+
+
+def test_long_parametrized_ids_get_one_bundle_each(tmp_path):
+    """Found on networkx 2.5 (benchmarks/plugin_suites.py): four parametrized ids longer than
+    the name limit cut to one bundle name, and each bundle overwrote the last."""
+    import subprocess
+    import sys
+
+    (tmp_path / "test_long.py").write_text(
+        "import pytest\n\n"
+        "@pytest.mark.parametrize('method', ['lanczos', 'tracemin_lu', 'tracemin_pcg', 'tracemin_chol'])\n"
+        "@pytest.mark.parametrize('matrix', ['normalized_laplacian_matrix_with_a_very_long_parameter_id_0123456789'])\n"
+        "def test_buckminsterfullerene_algebraic_connectivity_of_a_long_name(method, matrix):\n"
+        "    raise AttributeError(method)\n")
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--reprex-capture=out",
+                          "test_long.py"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert "4 failed" in run.stdout, run.stdout + run.stderr
+    names = sorted(p.name for p in (tmp_path / "out").glob("*.reprex.zip"))
+    assert len(names) == 4 and all(len(n) <= 100 + len(".reprex.zip") for n in names), names
