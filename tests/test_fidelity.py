@@ -86,3 +86,35 @@ def test_docker_replay_keeps_temp_paths_as_long_as_the_hosts(tmp_path, base_imag
     proc = subprocess.run([sys.executable, "-m", "reprex", "replay", str(path), "--backend", "docker", "--image",
                            base_image, "--strict", "--json"], capture_output=True, text=True, timeout=900)
     assert json.loads(proc.stdout)["verdict"] == "reproduced", proc.stdout + proc.stderr
+
+
+def test_local_replay_keeps_temp_paths_as_long_as_the_hosts(tmp_path):
+    """The local backend's twin of the docker test above (pyflakes 2.1.1's tests, replayed
+    locally: 4 of 5 read as another failure with the replay's longer TMPDIR)."""
+    import json
+    import os
+    import subprocess
+    import tempfile
+    import textwrap
+
+    from reprex.capture.pipeline import CaptureOptions, capture_command
+
+    (tmp_path / "app.py").write_text(textwrap.dedent("""
+        import tempfile
+        import unittest
+
+        class T(unittest.TestCase):
+            def test_report(self):
+                with tempfile.NamedTemporaryFile(suffix=".py") as f:
+                    self.assertEqual((1, f.name + ":1:8: '(' was never closed"),
+                                     (1, f.name + ":1:9: '(' was never closed"))
+
+        unittest.main()
+    """))
+    result = capture_command([sys.executable, "app.py"], CaptureOptions(tee=False), cwd=str(tmp_path), write=False)
+    path = result.bundle.write(tmp_path / "t.reprex.zip")
+    before = set(os.listdir(tempfile.gettempdir()))
+    proc = subprocess.run([sys.executable, "-m", "reprex", "replay", str(path), "--backend", "local", "--strict",
+                           "--json"], capture_output=True, text=True, timeout=900)
+    assert json.loads(proc.stdout)["verdict"] == "reproduced", proc.stdout + proc.stderr
+    assert not [n for n in set(os.listdir(tempfile.gettempdir())) - before if n.startswith("reprex-replay-")]

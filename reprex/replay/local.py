@@ -148,8 +148,12 @@ class LocalBackend:
             target = workdir / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
+        # TMPDIR: this machine's own (as when you run the program yourself), not one under the
+        # replay's home: a temp path's length shows in messages (unittest's diff carets, its
+        # `[N chars]` shortening), and a longer one made a pytest failure read as another.
         environ = {**replay_environ(bundle), **options.pass_env,
-                   **base_environ(str(home), f"{env.venv / 'bin'}{os.pathsep}/usr/local/bin:/usr/bin:/bin")}
+                   **base_environ(str(home), f"{env.venv / 'bin'}{os.pathsep}/usr/local/bin:/usr/bin:/bin",
+                                  tmpdir=tempfile.gettempdir())}
         environ["VIRTUAL_ENV"] = str(env.venv)
         if "PYTHONDONTWRITEBYTECODE" not in options.pass_env:
             # the venv is ours and reused: its first run writes the bytecode (uv installs none), so
