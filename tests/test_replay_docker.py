@@ -86,9 +86,12 @@ def run_replay(bundle: Bundle, base_image: str, **kw):
 
 
 def last_json_line(logs: str, marker: str) -> dict:
+    """The JSON after the last `marker`. Found anywhere in a line: stdout and stderr come from
+    two pipes, and under load a piece of the traceback (its indent) can land just before it."""
     for line in reversed(logs.splitlines()):
-        if line.startswith(marker):
-            return json.loads(line[len(marker):])
+        at = line.find(marker)
+        if at >= 0:
+            return json.loads(line[at + len(marker):])
     raise AssertionError(f"no {marker!r} line in the replay output:\n{logs[-3000:]}")
 
 
