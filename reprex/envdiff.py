@@ -202,8 +202,10 @@ def _row(section: str, what: str, a, b, **extra) -> dict:
 
 
 def major_change(a: str | None, b: str | None) -> bool:
+    """Compared as digit strings: a bundle's version may be a million digits long, past what
+    int() converts."""
     ma, mb = _MAJOR.match(a or ""), _MAJOR.match(b or "")
-    return bool(ma and mb and int(ma.group(1)) != int(mb.group(1)))
+    return bool(ma and mb and (ma.group(1).lstrip("0") or "0") != (mb.group(1).lstrip("0") or "0"))
 
 
 def _pin_rows(a: Side, b: Side) -> list[dict]:

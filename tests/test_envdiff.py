@@ -285,3 +285,11 @@ def test_gh_markdown_of_many_differing_pins_stays_an_issue_body(bundles, tmp_pat
     done = reprex("diff", "--venue", "gh", bundles["a"], many)
     assert done.returncode == 1 and len(done.stdout) < 65536
     assert "more rows left out" in done.stdout and "**1000 difference(s).**" in done.stdout
+
+
+def test_major_change_takes_versions_of_any_length():
+    """Found by the hostile sweep (req-huge-line): a bundle's one 1 MB pin made int() raise."""
+    from reprex.envdiff import major_change
+
+    assert major_change("1" * 100000 + ".0", "2.0") and not major_change("01.2", "1.3")
+    assert major_change("1.0", "2.0") and not major_change("1.0", "1.9") and not major_change("x", "1")

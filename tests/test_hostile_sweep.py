@@ -32,8 +32,9 @@ from hostile import CONTAINED, EITHER, REFUSED, Kit, derive, evil_project, host_
 from reprex.bundle import Bundle
 
 PY = sys.executable
-COMMANDS = ("show", "render-gh", "render-text", "extract", "replay-docker", "lock", "pytest")
-TIMEOUTS = {"show": 60, "render-gh": 60, "render-text": 60, "extract": 180, "replay-docker": 240, "lock": 120}
+COMMANDS = ("show", "render-gh", "render-text", "diff-gh", "share", "extract", "replay-docker", "lock", "pytest")
+TIMEOUTS = {"show": 60, "render-gh": 60, "render-text": 60, "diff-gh": 60, "share": 60, "extract": 180,
+            "replay-docker": 240, "lock": 120}
 REPLAY_TIMEOUT = "20"  # the user's grant of time; the bundle may ask for more and not get it
 VARIANTS = variants()
 TRACEBACK = "Traceback (most recent call last)"
@@ -227,6 +228,10 @@ def cli_args(command: str, path: Path, out: Path) -> list[str]:
         return base + ["extract", str(path), "-o", str(out), "--json", "--timeout", REPLAY_TIMEOUT]
     if command == "lock":
         return base + ["lock", str(path), "--python", "3.11", "--platform", "manylinux2014_x86_64", "--json"]
+    if command == "diff-gh":  # the bundle against itself: every section read, escaped for GitHub
+        return base + ["diff", str(path), str(path), "--venue", "gh", "--strict"]
+    if command == "share":  # --force: the upload path runs on whatever the bundle holds
+        return base + ["share", str(path), out.parent.joinpath("shared").as_uri(), "--force", "--json"]
     return base + ["replay", str(path), "--backend", "docker", "--timeout", REPLAY_TIMEOUT, "--json"]
 
 
