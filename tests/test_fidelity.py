@@ -51,70 +51,61 @@ def test_docker_verdicts(bundles, case, base_image):
     _assert_rows(case, run_checks(case, bundles[case.name], "docker", image=base_image))
 
 
-@pytest.mark.docker
-def test_docker_replay_keeps_temp_paths_as_long_as_the_hosts(tmp_path, base_image):
+TEMP_PATH_APP = """
+import tempfile
+import unittest
+
+class T(unittest.TestCase):
+    def test_report(self):
+        with tempfile.NamedTemporaryFile(suffix=".py") as f:
+            self.assertEqual((1, f.name + ":1:8: '(' was never closed"),
+                             (1, f.name + ":1:9: '(' was never closed"))
+
+unittest.main()
+"""
+
+
+def _temp_path_bundle(tmp_path) -> Path:
     """Found on pyflakes 2.1.1's tests (unittest comparing "<tempfile>:1:8: msg" tuples):
     unittest shortens a long repr to `[N chars]` and points at the difference with a caret
-    line, so a longer TMPDIR in the replay changed the message in ways no normalizing can
-    undo, and --strict said `different`. The container's
-    TMPDIR is its private /tmp, as long as the usual host's."""
-    import json
+    line, so a replay's longer TMPDIR changed the message in ways no normalizing can undo,
+    and --strict said `different`. Captured with the host's usual temp dir."""
     import os
-    import subprocess
-    import textwrap
 
     from reprex.capture.pipeline import CaptureOptions, capture_command
 
-    (tmp_path / "app.py").write_text(textwrap.dedent("""
-        import tempfile
-        import unittest
-
-        class T(unittest.TestCase):
-            def test_report(self):
-                with tempfile.NamedTemporaryFile(suffix=".py") as f:
-                    self.assertEqual((1, f.name + ":1:8: '(' was never closed"),
-                                     (1, f.name + ":1:9: '(' was never closed"))
-
-        unittest.main()
-    """))
+    (tmp_path / "app.py").write_text(TEMP_PATH_APP)
     environ = {k: v for k, v in os.environ.items() if k not in ("TMPDIR", "TEMP", "TMP")}
     result = capture_command([sys.executable, "app.py"], CaptureOptions(tee=False), cwd=str(tmp_path), env=environ,
                              write=False)
     # the diff's caret line sits under the differing character: after the temp path
     assert "<path>" in result.bundle.manifest["expect"]["signature"]["message"]
-    path = result.bundle.write(tmp_path / "t.reprex.zip")
-    proc = subprocess.run([sys.executable, "-m", "reprex", "replay", str(path), "--backend", "docker", "--image",
-                           base_image, "--strict", "--json"], capture_output=True, text=True, timeout=900)
-    assert json.loads(proc.stdout)["verdict"] == "reproduced", proc.stdout + proc.stderr
+    return result.bundle.write(tmp_path / "t.reprex.zip")
+
+
+def _strict_verdict(path: Path, *backend: str) -> str:
+    import json
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-m", "reprex", "replay", str(path), "--backend", *backend, "--strict",
+                           "--json"], capture_output=True, text=True, timeout=900)
+    assert proc.stdout.strip(), proc.stderr
+    return json.loads(proc.stdout)["verdict"]
+
+
+@pytest.mark.docker
+def test_docker_replay_keeps_temp_paths_as_long_as_the_hosts(tmp_path, base_image):
+    """The container's TMPDIR is its private /tmp, as long as the usual host's."""
+    assert _strict_verdict(_temp_path_bundle(tmp_path), "docker", "--image", base_image) == "reproduced"
 
 
 def test_local_replay_keeps_temp_paths_as_long_as_the_hosts(tmp_path):
-    """The local backend's twin of the docker test above (pyflakes 2.1.1's tests, replayed
-    locally: 4 of 5 read as another failure with the replay's longer TMPDIR)."""
-    import json
+    """A local replay's TMPDIR is this machine's own (4 of 5 pyflakes failures replayed locally
+    read as another failure under the replay's longer one); its scratch still goes."""
     import os
-    import subprocess
     import tempfile
-    import textwrap
 
-    from reprex.capture.pipeline import CaptureOptions, capture_command
-
-    (tmp_path / "app.py").write_text(textwrap.dedent("""
-        import tempfile
-        import unittest
-
-        class T(unittest.TestCase):
-            def test_report(self):
-                with tempfile.NamedTemporaryFile(suffix=".py") as f:
-                    self.assertEqual((1, f.name + ":1:8: '(' was never closed"),
-                                     (1, f.name + ":1:9: '(' was never closed"))
-
-        unittest.main()
-    """))
-    result = capture_command([sys.executable, "app.py"], CaptureOptions(tee=False), cwd=str(tmp_path), write=False)
-    path = result.bundle.write(tmp_path / "t.reprex.zip")
+    path = _temp_path_bundle(tmp_path)
     before = set(os.listdir(tempfile.gettempdir()))
-    proc = subprocess.run([sys.executable, "-m", "reprex", "replay", str(path), "--backend", "local", "--strict",
-                           "--json"], capture_output=True, text=True, timeout=900)
-    assert json.loads(proc.stdout)["verdict"] == "reproduced", proc.stdout + proc.stderr
+    assert _strict_verdict(path, "local") == "reproduced"
     assert not [n for n in set(os.listdir(tempfile.gettempdir())) - before if n.startswith("reprex-replay-")]
