@@ -206,6 +206,9 @@ def share_link(url: str, bundle_file: Path | None):
     from reprex.render import ShareLink
 
     base, sha256 = split_digest(url) if "#" in url else (url, None)
+    if not base.startswith(SCHEMES):  # what `reprex replay` fetches: a typo is not a link to print
+        raise ShareRefused(f"--share {safe_uri(base)}: not a URL reprex replay fetches "
+                           f"({', '.join(s + '...' for s in SCHEMES)})")
     if sha256 is None:
         if bundle_file is None or not bundle_file.is_file():
             raise ShareRefused("--share needs URL#sha256=<digest> unless BUNDLE is the shared file itself")

@@ -503,6 +503,9 @@ def test_render_share_embeds_the_link_and_the_verified_command(bundle_file, tmp_
                               tmp=tmp_path), 2)
     assert "1" * 64 in line
     one_line_error(cli("render", str(bundle_file), "--venue", "text", "--share", url, env={}, tmp=tmp_path), 2)
+    # a link reprex replay could not fetch is a mistake to say, not a link to print
+    line = one_line_error(cli("render", str(bundle_file), "--share", "javascript:alert(1)", env={}, tmp=tmp_path), 2)
+    assert "not a URL reprex replay fetches" in line
 
 
 def test_a_hostile_share_url_stays_text(bundle_file):
