@@ -86,12 +86,13 @@ def run_replay(bundle: Bundle, base_image: str, **kw):
 
 
 def last_json_line(logs: str, marker: str) -> dict:
-    """The JSON after the last `marker`. Found anywhere in a line: stdout and stderr come from
-    two pipes, and under load a piece of the traceback (its indent) can land just before it."""
+    """The JSON object after the last `marker`. Found anywhere in a line and read up to its own
+    end: stdout and stderr come from two pipes, and print() writes its newline apart, so under
+    load a piece of the traceback can land just before the marker or right after the object."""
     for line in reversed(logs.splitlines()):
         at = line.find(marker)
         if at >= 0:
-            return json.loads(line[at + len(marker):])
+            return json.JSONDecoder().raw_decode(line[at + len(marker):])[0]
     raise AssertionError(f"no {marker!r} line in the replay output:\n{logs[-3000:]}")
 
 
