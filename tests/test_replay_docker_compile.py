@@ -48,8 +48,10 @@ OTHER_LEXER = """
     import pygments.lexers.haskell as haskell
 
     cache = os.path.join(os.path.dirname(haskell.__file__), "__pycache__")
-    print("dont_write_bytecode", sys.dont_write_bytecode, "haskell_pyc",
-          any(n.startswith("haskell.") for n in os.listdir(cache)) if os.path.isdir(cache) else False, flush=True)
+    compiled = any(n.startswith("haskell.") for n in os.listdir(cache)) if os.path.isdir(cache) else False
+    # one write (print writes each argument apart, and stderr's traceback may land between them)
+    sys.stdout.write(f"dont_write_bytecode {sys.dont_write_bytecode} haskell_pyc {compiled}\\n")
+    sys.stdout.flush()
 
     def main():
         raise LookupError("no style for 3 tokens")
