@@ -25,6 +25,7 @@ COMMANDS = {
     "replay": ("replay", "replay"), "extract": ("replay", "extract"), "lock": ("replay", "lock"),
     "check-serve": ("serve", "check_serve"), "cache": ("cache", "cache"),
     "share": ("share", "share"), "diff": ("diff", "diff"),
+    "bisect": ("bisect", "bisect"), "shrink": ("shrink", "shrink"),
 }
 
 
