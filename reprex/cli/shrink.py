@@ -1,0 +1,123 @@
+"""`reprex shrink`: a smaller bundle that fails the same way (reprex.shrink.step)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from reprex.cli._common import CONTEXT, Command, fail, load_bundle, make_console
+
+
+def default_output(source: str) -> Path:
+    """NAME.shrunk.reprex.zip beside a local bundle (in the current directory for a URI)."""
+    path = Path(source)
+    name = path.name if "://" not in source else source.rstrip("/").rsplit("/", 1)[-1]
+    for suffix in (".reprex.zip", ".zip"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    stem = f"{name or 'bundle'}.shrunk.reprex.zip"
+    return path.with_name(stem) if "://" not in source else Path(stem)
+
+
+@click.command(cls=Command, context_settings=CONTEXT)
+@click.argument("bundle")
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Where the shrunk bundle goes (default: NAME.shrunk.reprex.zip beside BUNDLE).")
+@click.option("--budget", type=click.IntRange(min=1), metavar="CALLS",
+              help="Stop proposing after this many judged candidates (all phases together).")
+@click.option("--time", "time_s", type=click.FloatRange(min=0, min_open=True), metavar="S",
+              help="Stop proposing after this many seconds (the final verification still runs).")
+@click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Judge this many candidates at once.")
+@click.option("--keep-inputs", is_flag=True, help="Leave the bundled input files as they are.")
+@click.option("--keep-pins", is_flag=True, help="Leave requirements.txt as it is.")
+@click.option("--backend", type=click.Choice(["local", "docker"]), default="local", show_default=True,
+              help="Where each candidate runs. local: RUNS THE BUNDLE'S CODE ON THIS MACHINE, many times (a "
+                   "virtualenv, your user): only for a bundle you trust, e.g. your own. docker: a sandboxed "
+                   "container per candidate (no network), for anyone else's bundle.")
+@click.option("--image", help="Base image for the docker backend (default: as `reprex replay` picks it).")
+@click.option("--verify-runs", type=click.IntRange(1, 50), default=3, show_default=True,
+              help="Runs of the shrunk bundle at the end; its reproduction rate is recorded.")
+@click.option("--force", is_flag=True, help="Shrink a bundle that reproduces too rarely (OR of several runs).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object: sizes before/after, calls, rate.")
+def shrink(bundle, output, budget, time_s, jobs, keep_inputs, keep_pins, backend, image, verify_runs, force,
+           as_json):
+    """Shrink BUNDLE to what its failure needs: the script, the inputs and the pins.
+
+    Each candidate (a smaller script, input or requirements.txt) is replayed; it is kept
+    only when it still fails with the same signature. The original entries stay in the
+    new bundle under original/.
+
+    \b
+      reprex shrink app.reprex.zip                      # local: your own bundle
+      reprex shrink issue-123.reprex.zip --backend docker --jobs 4
+      reprex shrink app.reprex.zip --time 120 --json
+    """
+    from reprex.interrupt import Interrupted, on_signals
+    from reprex.shrink.step import ShrinkOptions
+    from reprex.shrink.step import shrink as run_shrink
+
+    loaded = load_bundle(bundle)
+    target = output or default_output(bundle)
+    options = ShrinkOptions(backend=backend, image=image, jobs=jobs, budget=budget, time_s=time_s,
+                            keep_inputs=keep_inputs, keep_pins=keep_pins, force=force, verify_runs=verify_runs)
+    try:
+        with on_signals():
+            if as_json:
+                report = run_shrink(loaded, options)
+            else:
+                with make_console().status("shrinking...", spinner="dots") as status:
+                    report = run_shrink(loaded, options, progress=lambda msg: status.update(_plain(msg)))
+    except Interrupted as exc:
+        fail(f"{exc}: nothing written", exc.exit_code)
+    summary = report.summary
+    written = None
+    if summary.get("kept") == "shrunk":
+        try:
+            written = str(report.bundle.write(target))
+        except OSError as exc:
+            fail(f"cannot write {target}: {exc.strerror or exc}")
+    if as_json:
+        click.echo(json.dumps({"written": written, **summary}))
+    else:
+        _print_summary(summary, written)
+    raise SystemExit(0 if written else 1)
+
+
+def _plain(message: str) -> str:
+    from rich.markup import escape
+
+    from reprex.escape import terminal
+
+    return escape(terminal(message, multiline=False))
+
+
+def _print_summary(summary: dict, written: str | None) -> None:
+    from rich.table import Table
+
+    before, after = summary["before"], summary["after"]
+    table = Table(title="reprex shrink", title_justify="left")
+    table.add_column("")
+    table.add_column("before", justify="right")
+    table.add_column("after", justify="right")
+    table.add_row("statements", str(before["statements"]), str(after["statements"]))
+    table.add_row("script bytes", str(before["script_bytes"]), str(after["script_bytes"]))
+    for name, size in before["inputs"].items():
+        table.add_row(f"input {name}", str(size), str(after["inputs"].get(name, "removed")))
+    table.add_row("pins", str(before["pins"]), str(after["pins"]))
+    table.add_row("bundle bytes", str(before["bundle_bytes"]), str(after["bundle_bytes"]))
+    console = make_console()
+    console.print(table, markup=False, highlight=False)
+    verify, cal = summary["verify"], summary["calibration"]
+    console.print(f"{summary['calls']} candidates judged ({summary['cache_hits']} cached, {summary['runs']} runs) "
+                  f"in {summary['seconds']:.1f}s on {summary['backend']}; the original reproduced in "
+                  f"{cal['reproduced']}/{cal['runs']} runs, the result in {verify['reproduced']}/{verify['runs']}",
+                  markup=False, highlight=False)
+    if written:
+        console.print(f"wrote {written} (the original entries are under original/)", markup=False, highlight=False)
+    else:
+        console.print("the shrunk bundle did not reproduce when verified: nothing written", style="red",
+                      markup=False, highlight=False)

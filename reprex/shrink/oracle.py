@@ -1,0 +1,280 @@
+"""The judge of `reprex shrink`: does a candidate bundle still fail the same way?
+
+A candidate is the bundle with some entries replaced (a script, an input, the
+requirements) or removed. It is run by a replay backend exactly as `reprex replay`
+runs a bundle, and it is interesting only when the run's verdict is `reproduced`
+(the same signature); every other verdict is logged and counts as not interesting.
+The bundle's code runs only in that backend: local runs it on this machine (the
+user's own bundles), docker in the sandbox (a stranger's).
+
+Costs: one prepared environment per lock hash, reused for every candidate with that
+lock (a script or input candidate costs one run); judged candidates are memoized by
+content hash; calibration sets the per-call timeout and, for a flaky bundle, how many
+runs a candidate gets (interesting when any of them reproduces). Thread-safe: with
+`--jobs N` the reducers call `interesting` from several threads at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import statistics
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from reprex.bundle import Bundle, BundleError, canonical_json
+from reprex.errors import ReprexError
+
+BACKENDS = ("local", "docker")
+CALIBRATION_RUNS = 3
+FLOOR_RATE = 0.3  # below it a bundle is too flaky to shrink (each call would need many runs)
+MAX_REPEATS = 5
+TIMEOUT_FACTOR = 10.0
+MIN_TIMEOUT_S = 10.0
+MAX_TIMEOUT_S = 300.0
+
+Changes = dict  # bundle entry name -> new bytes, or None to remove it
+
+
+class ShrinkRefused(ReprexError):
+    """The original bundle can't be shrunk here (it doesn't reproduce, or too rarely)."""
+
+    exit_code = 1
+
+
+class OracleUnavailable(ReprexError):
+    """No backend can run the candidates (no daemon, an environment that won't install)."""
+
+    exit_code = 3
+
+
+@dataclass
+class Calibration:
+    runs: int
+    reproduced: int
+    median_s: float
+    timeout_s: float
+    repeats: int  # runs per candidate: interesting when any of them reproduces
+    verdicts: list[str] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return self.reproduced / self.runs if self.runs else 0.0
+
+    def to_dict(self) -> dict:
+        return {"runs": self.runs, "reproduced": self.reproduced, "rate": round(self.rate, 3),
+                "median_s": round(self.median_s, 3), "timeout_s": round(self.timeout_s, 1),
+                "repeats": self.repeats, "verdicts": self.verdicts}
+
+
+def repeats_for(rate: float, miss: float = 0.05) -> int:
+    """Runs per candidate so that a candidate failing like the original is missed at most
+    `miss` of the time (OR of r runs), capped at MAX_REPEATS."""
+    if rate >= 1.0:
+        return 1
+    if rate <= 0.0:
+        return MAX_REPEATS
+    return max(1, min(MAX_REPEATS, math.ceil(math.log(miss) / math.log(1.0 - rate))))
+
+
+def candidate_bundle(bundle: Bundle, changes: Changes) -> Bundle:
+    """The bundle with `changes` applied: same manifest, Python and entry."""
+    manifest = json.loads(canonical_json(bundle.manifest))
+    files = dict(bundle.files)
+    for name, data in changes.items():
+        if data is None:
+            files.pop(name, None)
+        else:
+            files[name] = data
+    return Bundle(manifest=manifest, files=files).finalize()
+
+
+def _digest(files: dict[str, bytes]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(files):
+        h.update(name.encode("utf-8", "surrogatepass") + b"\0" + hashlib.sha256(files[name]).digest())
+    return h.hexdigest()
+
+
+class Oracle:
+    """Judges candidates of one bundle; a context manager that lets go of its environments."""
+
+    def __init__(self, bundle: Bundle, *, backend: str = "local", image: str | None = None, network: str = "none",
+                 gpus: str = "none", allow_urls: bool = False, progress: Callable[[str], None] = lambda m: None,
+                 log: Callable[[str], None] = lambda m: None):
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; choose local or docker")
+        from reprex.replay.base import ReplayOptions
+        from reprex.signature import Signature
+
+        self.bundle = bundle
+        self.base: Changes = {}  # what has been accepted so far; candidates are changes on top of it
+        self.expected = Signature.from_dict((bundle.manifest.get("expect") or {}).get("signature"))
+        if self.expected is None:
+            raise ShrinkRefused("the bundle records no failure signature: nothing to keep while shrinking")
+        self.options = ReplayOptions(backend=backend, image=image, network=network, gpus=gpus, allow_urls=allow_urls,
+                                     timeout=None)
+        self.progress = progress
+        self.log = log
+        self.repeats = 1
+        self.calls = 0  # candidates judged (memo misses)
+        self.cache_hits = 0
+        self.runs = 0  # backend runs, calibration and verification included
+        self.rejected: dict[str, int] = {}  # verdict -> how many candidates got it
+        self.last_outcome = None  # the newest reproducing run's Outcome (what it imported and opened)
+        self._memo: dict[str, bool] = {}
+        self._lock = threading.Lock()
+        self._envs: dict[str, object] = {}  # lock hash -> prepared env (or the ReplayProblem it raised)
+        self._env_locks: dict[str, threading.Lock] = {}
+        self._backend = None
+
+    # -- environments ---------------------------------------------------------------------
+    def __enter__(self) -> "Oracle":
+        from reprex.replay import pick_backend
+
+        if self.options.backend == "docker":
+            from reprex.replay import docker_available
+
+            ok, why = docker_available()
+            if not ok:
+                raise OracleUnavailable(f"no Docker daemon to run the candidates in ({why}); use --backend local "
+                                        "for a bundle you trust (your own)")
+        self._backend = pick_backend(self.options.backend)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        from reprex.interrupt import shielded
+
+        with shielded():
+            for env in self._envs.values():
+                if not isinstance(env, Exception):
+                    try:
+                        self._backend.close(env, self.options)
+                    except Exception:  # cleanup trouble must not hide the result
+                        pass
+            self._envs.clear()
+
+    def _env(self, candidate: Bundle):
+        """The prepared environment for the candidate's lock (prepared once, by one thread)."""
+        from reprex.replay.base import lock_hash
+
+        key = lock_hash(candidate)
+        with self._lock:
+            gate = self._env_locks.setdefault(key, threading.Lock())
+        with gate:
+            env = self._envs.get(key)
+            if env is None:
+                from reprex.replay import ReplayProblem
+
+                try:
+                    env = self._backend.prepare(candidate, self.options, self.progress)
+                except ReplayProblem as exc:
+                    env = exc
+                self._envs[key] = env
+        if isinstance(env, Exception):
+            raise env
+        return env
+
+    # -- one run ----------------------------------------------------------------------------
+    def run(self, changes: Changes | None = None) -> tuple[str, object]:
+        """One run of base+changes: (verdict, Outcome or the reason it has none)."""
+        from reprex.replay import ReplayProblem
+        from reprex.replay import judge_run
+
+        try:
+            candidate = candidate_bundle(self.bundle, {**self.base, **(changes or {})})
+            env = self._env(candidate)
+            out = self._backend.run(env, candidate, self.options)
+        except ReplayProblem as exc:
+            return exc.verdict, exc.reason
+        except BundleError as exc:
+            return "infra-error", f"not a valid bundle: {exc}"
+        finally:
+            with self._lock:
+                self.runs += 1
+        verdict, _ = judge_run(self.expected, out.outcome)
+        if verdict == "reproduced":
+            self.last_outcome = out.outcome
+        return verdict, out.outcome
+
+    # -- calibration ----------------------------------------------------------------------
+    def calibrate(self, runs: int = CALIBRATION_RUNS, floor: float = FLOOR_RATE, force: bool = False) -> Calibration:
+        """Run the original `runs` times: its reproduction rate, median time, the per-call
+        timeout (10x the median, clamped; a hang keeps its captured wait) and the repeats."""
+        from reprex.replay.base import run_timeout
+
+        verdicts, seconds = [], []
+        self.options.timeout = run_timeout(self.bundle, self.options)
+        for i in range(max(1, runs)):
+            self.progress(f"calibrating: run {i + 1}/{runs} of the original")
+            started = time.monotonic()
+            verdict, detail = self.run()
+            if verdict in ("infra-error", "env-incompatible"):
+                raise OracleUnavailable(f"the original bundle could not be run ({verdict}): {_one_line(detail)}")
+            seconds.append(time.monotonic() - started)
+            verdicts.append(verdict)
+        k = verdicts.count("reproduced")
+        median = statistics.median(seconds)
+        hang = (self.bundle.manifest.get("expect") or {}).get("outcome") == "timeout"
+        if not hang:
+            self.options.timeout = min(MAX_TIMEOUT_S, max(MIN_TIMEOUT_S, TIMEOUT_FACTOR * median))
+        cal = Calibration(runs=len(verdicts), reproduced=k, median_s=median, timeout_s=self.options.timeout,
+                          repeats=repeats_for(k / len(verdicts)), verdicts=verdicts)
+        if k == 0:
+            raise ShrinkRefused(f"the original bundle does not reproduce here ({', '.join(sorted(set(verdicts)))} "
+                                f"in {len(verdicts)} runs): nothing to shrink against")
+        if cal.rate < floor and not force:
+            raise ShrinkRefused(f"the original reproduces in only {k} of {len(verdicts)} runs (under the "
+                                f"{floor:.0%} floor); --force shrinks it anyway with {cal.repeats} runs per candidate")
+        self.repeats = cal.repeats
+        return cal
+
+    # -- the oracle the reducers call -----------------------------------------------------
+    def interesting(self, changes: Changes) -> bool:
+        """Does base+changes still fail the same way? Memoized by content; thread-safe."""
+        files = dict(self.bundle.files)
+        for name, data in {**self.base, **changes}.items():
+            if data is None:
+                files.pop(name, None)
+            else:
+                files[name] = data
+        key = _digest(files)
+        with self._lock:
+            if key in self._memo:
+                self.cache_hits += 1
+                return self._memo[key]
+            self.calls += 1
+        verdict = "?"
+        for _ in range(self.repeats):
+            verdict, _detail = self.run(changes)
+            if verdict == "reproduced":
+                break
+        ok = verdict == "reproduced"
+        with self._lock:
+            self._memo[key] = ok
+            if not ok:
+                self.rejected[verdict] = self.rejected.get(verdict, 0) + 1
+        if not ok:
+            self.log(f"candidate rejected: {verdict}")
+        return ok
+
+    def accept(self, changes: Changes) -> None:
+        """Make `changes` part of every later candidate."""
+        self.base.update(changes)
+
+    def verify(self, runs: int) -> tuple[int, list[str]]:
+        """Run the accepted state `runs` times: how many reproduced, and each run's verdict."""
+        verdicts = []
+        for i in range(max(1, runs)):
+            self.progress(f"verifying: run {i + 1}/{runs} of the shrunk bundle")
+            verdicts.append(self.run()[0])
+        return verdicts.count("reproduced"), verdicts
+
+
+def _one_line(detail, limit: int = 300) -> str:
+    text = detail if isinstance(detail, str) else getattr(detail, "outcome", str(detail))
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit] + "..."

@@ -1,0 +1,224 @@
+"""`reprex shrink` as one step: calibrate -> script -> inputs -> pins -> verify -> a new bundle.
+
+The reducers (reprex.shrink.script, reprex.shrink.inputs) propose smaller entries; the
+oracle (reprex.shrink.oracle) runs each candidate through a replay backend and keeps
+it only when the failure's signature stays. The result is a new bundle: the accepted
+entries replace the original ones, which are kept under `original/` (as extract does),
+and a `shrunk` manifest section says what changed and how reliably the result fails.
+"""
+
+from __future__ import annotations
+
+import ast
+import posixpath
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from reprex.bundle import Bundle
+from reprex.shrink.oracle import Oracle, candidate_bundle
+from reprex.shrink.pins import REQUIREMENTS, pin_count, shrink_pins
+
+VERIFY_RUNS = 3
+
+
+@dataclass
+class ShrinkOptions:
+    backend: str = "local"
+    image: str | None = None
+    jobs: int = 1
+    budget: int | None = None  # oracle calls, all phases together
+    time_s: float | None = None  # wall-clock seconds, all phases together
+    keep_inputs: bool = False
+    keep_pins: bool = False
+    force: bool = False
+    verify_runs: int = VERIFY_RUNS
+    network: str = "none"
+    gpus: str = "none"
+    allow_urls: bool = False
+
+
+@dataclass
+class ShrinkReport:
+    bundle: Bundle
+    summary: dict
+    log: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return self.summary
+
+
+def statements(source: bytes) -> int | None:
+    """Statements in a Python source (None: it doesn't parse). Parsed only, never run."""
+    try:
+        return sum(isinstance(node, ast.stmt) for node in ast.walk(ast.parse(source)))
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+
+
+def script_targets(bundle: Bundle) -> list[str]:
+    """The Python entries to shrink: the entry script first, then the bundled local modules."""
+    entry = bundle.manifest.get("entry") if isinstance(bundle.manifest.get("entry"), dict) else {}
+    args = entry.get("python_args") if isinstance(entry.get("python_args"), list) else []
+    first = None
+    if entry.get("kind") == "extracted" or not args:
+        first = "repro.py"
+    elif args[0] == "-m" and len(args) > 1 and isinstance(args[1], str):
+        mod = args[1].replace(".", "/")
+        first = next((n for n in (f"files/{mod}.py", f"files/{mod}/__main__.py") if n in bundle.files), None)
+    elif isinstance(args[0], str) and args[0].endswith(".py"):
+        first = "files/" + posixpath.normpath(args[0])
+    targets = [first] if first in bundle.files else []
+    targets += sorted(n for n in bundle.files if n.startswith("files/") and n.endswith(".py") and n != first)
+    return targets
+
+
+def input_targets(bundle: Bundle) -> list[str]:
+    return sorted(n for n in bundle.files if n.startswith("files/") and not n.endswith(".py"))
+
+
+def _reducers():
+    """S1's reducers; the stand-in below only until they land."""
+    try:
+        from reprex.shrink.inputs import shrink_input
+        from reprex.shrink.script import shrink_script
+    except ImportError:
+        from reprex.shrink._standin import shrink_input, shrink_script
+    return shrink_script, shrink_input
+
+
+def shrink(bundle: Bundle, options: ShrinkOptions | None = None,
+           progress: Callable[[str], None] = lambda m: None) -> ShrinkReport:
+    """Shrink `bundle`; raises ShrinkRefused / OracleUnavailable when it can't be judged."""
+    options = options or ShrinkOptions()
+    started = time.monotonic()
+    deadline = started + options.time_s if options.time_s else None
+    log: list[str] = []
+    shrink_script, shrink_input = _reducers()
+    before = _sizes(bundle, {})
+    phases: dict[str, dict] = {}
+    with Oracle(bundle, backend=options.backend, image=options.image, network=options.network, gpus=options.gpus,
+                allow_urls=options.allow_urls, progress=progress, log=log.append) as oracle:
+        calibration = oracle.calibrate(force=options.force)
+
+        def left() -> int | None:
+            return None if options.budget is None else max(0, options.budget - oracle.calls)
+
+        def stop() -> bool:
+            return (deadline is not None and time.monotonic() > deadline) or left() == 0
+
+        def shown(what: str):
+            def on_progress(info: dict) -> None:
+                size = info.get("size", info.get("after"))
+                progress(f"{what}: {oracle.calls} calls" + (f", {size} bytes" if size is not None else ""))
+            return on_progress
+
+        common = {"jobs": max(1, options.jobs), "deadline": deadline}
+        for name in script_targets(bundle):
+            if stop():
+                break
+            try:
+                source = bundle.files[name].decode("utf-8")
+            except UnicodeDecodeError:
+                continue
+            progress(f"script {name}: {oracle.calls} calls")
+            text, stats = shrink_script(source, lambda s, n=name: oracle.interesting({n: s.encode()}),
+                                        budget=left(), on_progress=shown(f"script {name}"), **common)
+            if text != source and oracle.interesting({name: text.encode()}):
+                oracle.accept({name: text.encode()})
+            phases[name] = _stats(stats)
+        if not options.keep_inputs:
+            _drop_unread(oracle, input_targets(bundle), progress)
+            for name in input_targets(bundle):
+                if stop() or name in oracle.base:
+                    continue
+                progress(f"input {name}: {oracle.calls} calls")
+                data, stats = shrink_input(name[len("files/"):], bundle.files[name],
+                                           lambda b, n=name: oracle.interesting({n: b}),
+                                           budget=left(), on_progress=shown(f"input {name}"), **common)
+                if data != bundle.files[name] and oracle.interesting({name: data}):
+                    oracle.accept({name: data})
+                phases[name] = _stats(stats)
+        if not options.keep_pins and not stop():
+            phases[REQUIREMENTS] = shrink_pins(oracle, progress=progress, stop=stop)
+        reproduced, verdicts = oracle.verify(options.verify_runs)
+        summary = {
+            "backend": options.backend,
+            "before": before,
+            "after": _sizes(bundle, oracle.base),
+            "calls": oracle.calls, "cache_hits": oracle.cache_hits, "runs": oracle.runs,
+            "rejected": dict(sorted(oracle.rejected.items())),
+            "calibration": calibration.to_dict(),
+            "verify": {"runs": len(verdicts), "reproduced": reproduced,
+                       "rate": round(reproduced / len(verdicts), 3), "verdicts": verdicts},
+            "phases": phases,
+            "changed": sorted(oracle.base),
+            "seconds": round(time.monotonic() - started, 2),
+        }
+        if reproduced == 0:  # never hand back a bundle that doesn't fail: keep the original
+            summary["kept"] = "original"
+            return ShrinkReport(bundle=bundle, summary=summary, log=log)
+        summary["kept"] = "shrunk"
+        return ShrinkReport(bundle=_sealed(bundle, oracle.base, summary), summary=summary, log=log)
+
+
+def _stats(stats) -> dict:
+    keys = ("calls", "cache_hits", "interesting", "seconds", "before", "after")
+    return {k: getattr(stats, k) for k in keys if hasattr(stats, k)}
+
+
+def _drop_unread(oracle: Oracle, names: list[str], progress) -> None:
+    """Inputs the reproducing run never opened: removed together, else one at a time."""
+    outcome = oracle.last_outcome
+    opened = [p for p in (getattr(outcome, "opened", None) or []) if isinstance(p, str)]
+    unread = [n for n in names if not any(p.endswith("/" + n[len("files/"):]) for p in opened)]
+    if not unread:
+        return
+    progress(f"inputs: removing {len(unread)} the run never opened")
+    if oracle.interesting(dict.fromkeys(unread)):
+        oracle.accept(dict.fromkeys(unread))
+        return
+    for name in unread:
+        if oracle.interesting({name: None}):
+            oracle.accept({name: None})
+
+
+def _sizes(bundle: Bundle, changes: dict) -> dict:
+    files = candidate_bundle(bundle, changes).files
+    scripts = [n for n in script_targets(bundle) if n in files]
+    return {"statements": sum(statements(files[n]) or 0 for n in scripts),
+            "script_bytes": sum(len(files[n]) for n in scripts),
+            "inputs": {n[len("files/"):]: len(files[n]) for n in input_targets(bundle) if n in files},
+            "pins": pin_count(files.get(REQUIREMENTS, b"").decode("utf-8", "replace")),
+            "bundle_bytes": sum(len(v) for v in files.values())}
+
+
+def _sealed(bundle: Bundle, changes: dict, summary: dict) -> Bundle:
+    """The new bundle: accepted entries in, the originals under original/, a `shrunk` section.
+    Everything written passes through redaction (it was bundle content already)."""
+    from reprex.draft import Draft, seal
+    from reprex.redact import Redactor
+
+    red = Redactor()
+    draft = Draft.of(bundle, red)
+    files, manifest = draft.files, draft.manifest
+    for name, data in sorted(changes.items()):
+        if name in files:
+            files.setdefault(f"original/{name}", files[name])  # a bundle shrunk twice keeps the first original
+        if data is None:
+            files.pop(name, None)
+        else:
+            files[name] = red.bytes(data, name)
+    copied = sorted(n for n in files if n.startswith("files/"))
+    if isinstance(manifest.get("files"), dict):
+        manifest["files"] = {**manifest["files"], "copied": copied,
+                             "total_bytes": sum(len(files[n]) for n in copied)}
+    if isinstance(manifest.get("pins"), dict):
+        manifest["pins"] = {**manifest["pins"],
+                            "count": pin_count(files.get(REQUIREMENTS, b"").decode("utf-8", "replace"))}
+    manifest.pop("shrunk", None)
+    draft.add("shrunk", {k: summary[k] for k in ("backend", "before", "after", "calls", "cache_hits", "runs",
+                                                  "calibration", "verify", "changed", "seconds")})
+    new = seal(draft)
+    Bundle.from_entries(new.entries(), source="the shrunk bundle")  # the read-side checks, before it is kept
+    return new
