@@ -29,12 +29,14 @@ from reprex.cli._common import CONTEXT, Command, fail, make_console, size
 @click.option("--last", is_flag=True, help="Take the newest bundle written by reprex.install().")
 @click.option("--preview", is_flag=True, help="Show what would go into the bundle; write nothing.")
 @click.option("--extract", is_flag=True, help="Also extract the minimal failing call (see `reprex extract`).")
+@click.option("--shrink", "shrink_after", is_flag=True,
+              help="Also shrink the bundle in place (see `reprex shrink`; judged on this machine).")
 @click.option("-q", "--quiet", is_flag=True, help="Don't echo the program's output.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object describing the result.")
 @click.option("--exit-zero", is_flag=True,
               help="Exit 0 once the bundle is written, whatever the program's own exit status.")
 def capture(command, output, name, timeout, allow_success, include, exclude, max_file_size, max_total, network,
-            from_traceback, last, preview, extract, quiet, as_json, exit_zero):
+            from_traceback, last, preview, extract, shrink_after, quiet, as_json, exit_zero):
     """Run COMMAND under the recorder; if it fails, write NAME.reprex.zip.
 
     Exits with the program's own status (128+N for a signal, 124 for a --timeout hang), so a
@@ -91,6 +93,15 @@ def capture(command, output, name, timeout, allow_success, include, exclude, max
                 except Interrupted as exc:  # the bundle stays as captured; the judging cleaned up after itself
                     fail(f"{exc} while extracting; {result.path} is the full capture", exc.exit_code)
                 click.echo(click.style("extract:", bold=True) + f" {message}", err=True)  # data: no markup
+            if shrink_after and result.bundle is not None and result.path is not None:
+                from reprex.shrink.step import shrink_into
+
+                try:  # the user's own fresh capture: its candidates are judged on this machine
+                    with on_signals():
+                        result.bundle, message = shrink_into(result.path)
+                except Interrupted as exc:  # the bundle stays as captured
+                    fail(f"{exc} while shrinking; {result.path} is the full capture", exc.exit_code)
+                click.echo(click.style("shrink:", bold=True) + f" {message}", err=True)  # data: no markup
     except OSError as exc:  # (a CaptureError or BundleError is a ReprexError: `Command` ends with its line)
         fail(f"cannot write {exc.filename or output or 'the bundle'}: {exc.strerror or exc}")
     status = 0 if exit_zero or from_traceback else program_status(result.outcome)

@@ -222,3 +222,23 @@ def _sealed(bundle: Bundle, changes: dict, summary: dict) -> Bundle:
     new = seal(draft)
     Bundle.from_entries(new.entries(), source="the shrunk bundle")  # the read-side checks, before it is kept
     return new
+
+
+def shrink_into(path, options: ShrinkOptions | None = None) -> tuple[Bundle, str]:
+    """Shrink the bundle at `path` in place (`capture --shrink`): (the bundle now there, one
+    line saying what happened). A bundle that can't be shrunk stays as it was."""
+    from reprex.errors import ReprexError
+
+    bundle = Bundle.read(path)
+    try:
+        report = shrink(bundle, options)
+    except ReprexError as exc:
+        return bundle, f"not shrunk: {exc.message}"
+    if report.summary.get("kept") != "shrunk":
+        return bundle, "not shrunk: the shrunk bundle did not reproduce when verified"
+    report.bundle.write(path)
+    before, after = report.summary["before"], report.summary["after"]
+    return report.bundle, (f"{before['statements']} -> {after['statements']} statements, "
+                           f"{sum(before['inputs'].values())} -> {sum(after['inputs'].values())} input bytes, "
+                           f"{before['pins']} -> {after['pins']} pins ({report.summary['calls']} candidates judged; "
+                           "the original entries are under original/)")
