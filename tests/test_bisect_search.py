@@ -1,0 +1,259 @@
+"""The bisect search algorithms (reprex.bisect.search, pindiff): pure, judged by a made-up oracle.
+
+The oracle here is a function of the candidate (a release index, a set of pins) so every
+boundary, skip pattern and job count can be swept; the real oracle (replay) is exercised
+end to end in test_bisect_modes.py and test_bisect_e2e.py.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+import threading
+import time
+
+import pytest
+
+from reprex.bisect.pindiff import apply, changed, ddmin, describe, minimal_change
+from reprex.bisect.search import BAD, GOOD, SKIP, BisectError, first_bad, search
+
+
+def oracle(first: int, skips=(), calls=None):
+    """Releases 0..n-1: bad from `first` on, `skips` can't be judged."""
+    def test(i):
+        if calls is not None:
+            calls.append(i)
+        if i in skips:
+            return SKIP, f"no cp311 wheel for {i}"
+        return (BAD, "same signature") if i >= first else (GOOD, "fixed")
+    return test
+
+
+def bound(n_in_range: int) -> int:
+    return math.ceil(math.log2(n_in_range)) + 2
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 8, 13, 33, 100])
+def test_known_ends_find_every_boundary_within_log2_plus_2(n):
+    for first in range(1, n):
+        found = first_bad(list(range(n)), oracle(first), good=0)
+        assert (found.first_bad, found.last_good) == (first, first - 1)
+        assert found.probes <= bound(n), (n, first, [s.label for s in found.steps])
+        assert not found.skipped and not found.ambiguous
+
+
+def test_baselines_are_probed_first_and_every_probe_is_a_step():
+    calls = []
+    found = first_bad(list(range(10)), oracle(6, calls=calls), good=2)
+    assert calls[:2] == [9, 2]
+    assert [s.label for s in found.steps] == [str(c) for c in calls]
+    assert [s.verdict for s in found.steps[:2]] == [BAD, GOOD]
+    assert all(s.seconds >= 0 for s in found.steps)
+
+
+def test_unknown_good_steps_back_1_2_4_from_bad():
+    calls = []
+    found = first_bad(list(range(40)), oracle(20, calls=calls))
+    assert calls[:6] == [39, 38, 37, 35, 31, 23]  # bad, then bad-1, -2, -4, -8, -16
+    assert calls[6] == 7  # bad-32: the first GOOD
+    assert (found.first_bad, found.last_good) == (20, 19)
+    assert found.probes == len(set(calls))
+
+
+def test_a_skip_while_stepping_back_steps_to_its_neighbour():
+    calls = []
+    found = first_bad(list(range(40)), oracle(20, skips={35, 34, 7}, calls=calls))
+    assert calls[:6] == [39, 38, 37, 35, 34, 33]
+    assert 7 in calls and 6 in calls  # bad-32 skipped: its neighbour judged instead
+    assert (found.first_bad, found.last_good) == (20, 19)
+    assert [item for item, _ in found.skipped] == [7, 34, 35]
+    assert found.skipped[0][1] == "no cp311 wheel for 7"
+
+
+def test_skips_are_never_blamed_and_an_unresolved_boundary_is_named():
+    # 4 and 5 can't be judged; the failure starts at 5: the boundary is somewhere in 4, 5, 6
+    found = first_bad(list(range(10)), oracle(5, skips={4, 5}), good=0)
+    assert found.first_bad == 6 and found.last_good == 3
+    assert found.ambiguous == [4, 5, 6]
+    assert {item for item, _ in found.skipped} == {4, 5}
+
+
+def test_a_skip_away_from_the_boundary_leaves_no_ambiguity():
+    found = first_bad(list(range(16)), oracle(11, skips={7, 8}), good=0)
+    assert (found.first_bad, found.last_good, found.ambiguous) == (11, 10, [])
+
+
+@pytest.mark.parametrize("verdict_at_bad,why", [(GOOD, "the bad end 9 judged good (fixed)"),
+                                               (SKIP, "the bad end 9 judged skip (no cp311 wheel for 9)")])
+def test_a_bad_end_that_is_not_bad_ends_the_search_with_the_reason(verdict_at_bad, why):
+    test = oracle(10, skips={9} if verdict_at_bad == SKIP else ())
+    found = first_bad(list(range(10)), test)
+    assert found.first_bad is None and found.last_good is None
+    assert found.reason == why and found.probes == 1
+
+
+def test_a_good_end_that_is_bad_is_said():
+    found = first_bad(list(range(10)), oracle(2), good=3)
+    assert found.first_bad is None and found.reason == "the good end 3 judged bad"
+
+
+def test_a_skipped_good_end_steps_back_to_older_ones():
+    found = first_bad(list(range(12)), oracle(5, skips={3, 2}), good=3)
+    assert (found.first_bad, found.last_good) == (5, 4)
+    assert found.steps[2].label == "2"  # the skipped good end's neighbour next
+
+
+def test_no_good_release_at_all():
+    found = first_bad(["1.0", "1.1", "1.2", "2.0"], lambda v: (BAD, ""), label=lambda v: f"v{v}")
+    assert found.first_bad is None
+    assert found.reason == "no good candidate: every one tried from v1.0 to v2.0 judged bad or was skipped"
+
+
+def test_bad_input_is_a_one_line_error():
+    with pytest.raises(BisectError, match="older than the bad"):
+        first_bad([1, 2, 3], oracle(1), good=2, bad=1)
+    with pytest.raises(BisectError, match="outside the 3"):
+        first_bad([1, 2, 3], oracle(1), bad=5)
+    assert first_bad([], oracle(0)).reason == "no candidates to bisect"
+    with pytest.raises(ValueError, match="'maybe'"):
+        first_bad([1, 2], lambda i: ("maybe", ""))
+
+
+def test_an_oracle_error_propagates():
+    def test(i):
+        if i not in (0, 7):  # the baselines pass, the first split's probes fail
+            raise RuntimeError("docker went away")
+        return oracle(5)(i)
+    with pytest.raises(RuntimeError, match="docker went away"):
+        first_bad(list(range(8)), test, good=0, jobs=3)
+
+
+def test_sweep_every_boundary_skip_pattern_and_job_count():
+    """The answer is right (or the true boundary is among `ambiguous`), never a skipped one,
+    for every boundary, good given or not, jobs 1-4 and random skips."""
+    rng = random.Random(14)
+    for n, first, jobs, known_good in itertools.product(range(2, 18), range(1, 17), (1, 2, 3, 4), (True, False)):
+        if first >= n:
+            continue
+        skips = set(rng.sample(range(n - 1), k=rng.randint(0, (n - 1) // 3))) - {0}
+        found = first_bad(list(range(n)), oracle(first, skips), good=0 if known_good else None, jobs=jobs)
+        blamed = {item for item, _ in found.skipped}
+        assert found.first_bad not in blamed
+        if found.first_bad is None:  # only when skips hid every good one
+            assert not known_good and all(i in skips or i >= first for i in range(n)), found.reason
+            continue
+        if found.ambiguous:
+            assert first in found.ambiguous and found.first_bad == found.ambiguous[-1]
+            assert all(i in blamed for i in found.ambiguous[:-1])
+        else:
+            assert found.first_bad == first and found.last_good == first - 1
+        assert len({s.label for s in found.steps}) == found.probes  # nothing probed twice
+
+
+def test_parallel_rounds_probe_several_at_once_and_need_fewer_rounds():
+    lock = threading.Lock()
+    running = {"now": 0, "most": 0, "rounds": 0}
+
+    def test(i):
+        with lock:
+            running["now"] += 1
+            running["most"] = max(running["most"], running["now"])
+        time.sleep(0.05)
+        with lock:
+            running["now"] -= 1
+        return oracle(37)(i)
+
+    start = time.monotonic()
+    found = first_bad(list(range(64)), test, good=0, jobs=4)
+    parallel_wall = time.monotonic() - start
+    assert (found.first_bad, found.last_good) == (37, 36)
+    assert running["most"] == 4
+    serial = first_bad(list(range(64)), oracle(37), good=0, jobs=1)
+    # 4-ary: ~log5(62) rounds after the baselines, against ~log2(62) serial probes
+    assert parallel_wall < 0.05 * serial.probes * 0.75, (parallel_wall, serial.probes)
+
+
+def test_search_skips_what_is_already_known():
+    asked = []
+
+    def judge(indices):
+        asked.extend(indices)
+        return [BAD if i >= 30 else GOOD for i in indices]
+    bounds = search(judge, bad=40, good=0, known={40: BAD, 0: GOOD, 20: GOOD})
+    assert (bounds.lo, bounds.hi) == (29, 30)
+    assert not {0, 20, 40} & set(asked)
+    assert min(asked) > 20
+
+
+# -- pindiff ------------------------------------------------------------------------------------
+
+GOOD_PINS = {"pandas": "1.5.3", "numpy": "1.23.5", "six": "1.16.0", "pytz": "2022.7", "tzdata": "2022.7"}
+BAD_PINS = {"pandas": "2.0.0", "numpy": "1.24.2", "pytz": "2023.3", "tzdata": "2023.3", "python-dateutil": "2.8.2"}
+
+
+def pin_oracle(culprit_sets, skip_when=None, log=None):
+    """BAD when every package of one of `culprit_sets` has its bad pin; SKIP when `skip_when` says."""
+    def test(pins):
+        if log is not None:
+            log.append(dict(pins))
+        if skip_when and skip_when(pins):
+            return SKIP, "no resolution"
+        hit = any(all(pins.get(n) == BAD_PINS.get(n) and (n in pins) == (n in BAD_PINS) for n in s)
+                  for s in culprit_sets)
+        return (BAD, "same signature") if hit else (GOOD, "fixed")
+    return test
+
+
+def test_changed_apply_describe():
+    assert changed(GOOD_PINS, BAD_PINS) == ["numpy", "pandas", "python-dateutil", "pytz", "six", "tzdata"]
+    mixed = apply(GOOD_PINS, BAD_PINS, ["pandas", "six", "python-dateutil"])
+    assert mixed == {"numpy": "1.23.5", "pandas": "2.0.0", "python-dateutil": "2.8.2", "pytz": "2022.7",
+                     "tzdata": "2022.7"}
+    assert describe(GOOD_PINS, BAD_PINS, ["six", "pandas"]) == "good + pandas 2.0.0, -six"
+    assert describe(GOOD_PINS, BAD_PINS, []) == "good pins"
+
+
+@pytest.mark.parametrize("jobs", [1, 3])
+@pytest.mark.parametrize("culprits", [["pandas"], ["numpy"], ["python-dateutil"], ["six"], ["numpy", "pandas"],
+                                      ["pytz", "tzdata", "six"]])
+def test_minimal_change_finds_the_culprits(culprits, jobs):
+    log = []
+    names, steps = minimal_change(GOOD_PINS, BAD_PINS, pin_oracle([culprits], log=log), jobs=jobs)
+    assert names == sorted(culprits)
+    assert log[0] == GOOD_PINS and log[1] == dict(sorted(BAD_PINS.items()))  # baselines first
+    assert [s.label for s in steps[:2]] == ["good pins", "bad pins"]
+    assert len(steps) == len(log) == len({tuple(sorted(p.items())) for p in log})  # nothing probed twice
+
+
+def test_minimal_change_goes_around_unresolvable_mixes():
+    # pandas 2 can't be installed with the old numpy: those mixes are SKIPs, never the answer
+    def no_resolution(pins):
+        return pins.get("pandas") == "2.0.0" and pins.get("numpy") == "1.23.5"
+    names, steps = minimal_change(GOOD_PINS, BAD_PINS, pin_oracle([["pandas", "numpy"]], no_resolution))
+    assert names == ["numpy", "pandas"]
+    assert any(s.verdict == SKIP for s in steps)
+
+
+def test_minimal_change_baselines_must_hold():
+    with pytest.raises(BisectError, match="the good pins judged bad, not good: same signature"):
+        minimal_change(GOOD_PINS, BAD_PINS, lambda pins: (BAD, "same signature"))
+    with pytest.raises(BisectError, match="the bad pins judged skip, not bad: no resolution"):
+        minimal_change(GOOD_PINS, BAD_PINS, lambda pins: (GOOD, "") if pins == GOOD_PINS else (SKIP, "no resolution"))
+    with pytest.raises(BisectError, match="same versions"):
+        minimal_change(GOOD_PINS, dict(GOOD_PINS), pin_oracle([["pandas"]]))
+
+
+def test_ddmin_is_one_minimal_on_many_changes():
+    names = [f"p{i:02d}" for i in range(40)]
+    for culprit in ({"p07"}, {"p03", "p31"}, {"p10", "p11", "p39"}):
+        asked = []
+
+        def judge(subsets):
+            asked.extend(subsets)
+            return [BAD if culprit <= s else GOOD for s in subsets]
+        assert ddmin(names, judge) == culprit
+        distinct = len(set(asked))  # minimal_change memoizes: a repeated subset is not probed again
+        if len(culprit) == 1:
+            assert distinct <= math.ceil(math.log2(40)) + 1, distinct  # a binary search, in effect
+        assert distinct < len(names), distinct  # fewer than trying one name at a time (which misses pairs)
