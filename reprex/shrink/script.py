@@ -1,0 +1,370 @@
+"""Shrinking Python source at the AST level, outermost block first.
+
+Passes, repeated until one round changes nothing: statements that bind names nothing
+reads are dropped together (one call); then, top level first and back to front, each
+list in the tree (statements of a block, call arguments, collection items, import
+names, ...) is reduced by reprex.shrink.reduce, and each node is tried as something
+smaller: a compound statement as its body (if/with/try/for/while lifted), an
+expression as one of its children or a short constant. A candidate that doesn't
+compile costs no oracle call. The source is parsed, never run or imported here; the
+oracle (the caller's) runs it.
+
+Trees are never mutated: a candidate copies the nodes on the path to the change and
+shares the rest, so building one costs the depth of the change, not the tree's size.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import time
+from collections.abc import Callable
+
+from reprex.shrink.reduce import Exhausted, Judge, Stats, reduce_chunks, size_of
+
+Path = tuple[tuple[str, int | None], ...]
+
+# list fields worth reducing, per node type; the rest (comparators, targets...) rarely shrink alone
+_LISTS = {
+    ast.Module: ("body",),
+    ast.FunctionDef: ("decorator_list", "body"),
+    ast.AsyncFunctionDef: ("decorator_list", "body"),
+    ast.ClassDef: ("decorator_list", "bases", "keywords", "body"),
+    ast.If: ("body", "orelse"),
+    ast.For: ("body", "orelse"),
+    ast.AsyncFor: ("body", "orelse"),
+    ast.While: ("body", "orelse"),
+    ast.With: ("items", "body"),
+    ast.AsyncWith: ("items", "body"),
+    ast.Try: ("body", "handlers", "orelse", "finalbody"),
+    ast.ExceptHandler: ("body",),
+    ast.Import: ("names",),
+    ast.ImportFrom: ("names",),
+    ast.Call: ("args", "keywords"),
+    ast.List: ("elts",),
+    ast.Tuple: ("elts",),
+    ast.Set: ("elts",),
+    ast.BoolOp: ("values",),
+    ast.arguments: ("args", "kwonlyargs"),
+}
+if hasattr(ast, "TryStar"):
+    _LISTS[ast.TryStar] = _LISTS[ast.Try]
+_BODIES = ("body", "orelse", "finalbody")
+_PURE = (ast.Name, ast.Attribute, ast.Constant)  # as an expression statement: a no-op
+_CONSTANTS = (None, 0, "", ())
+
+
+def count_statements(source: str) -> int:
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return 0
+    return sum(isinstance(n, ast.stmt) for n in ast.walk(tree))
+
+
+def render(tree: ast.AST) -> str | None:
+    """Source for a tree, or None when it isn't valid Python (never asked of the oracle)."""
+    try:
+        source = ast.unparse(ast.fix_missing_locations(tree)) + "\n"
+        compile(source, "<candidate>", "exec", dont_inherit=True)
+    except Exception:  # unparse refuses some hand-made trees; compile the rest
+        return None
+    return source
+
+
+def shrink_script(source: str, interesting: Callable[[str], bool], *, jobs: int = 1, budget: int | None = None,
+                  deadline: float | None = None, on_progress: Callable[[dict], None] | None = None,
+                  ) -> tuple[str, Stats]:
+    """The smallest source the oracle still calls interesting, and what finding it cost.
+
+    The normalised (`ast.unparse`) form of the source is asked first; if the oracle
+    rejects it (formatting mattered) or the source doesn't parse, the source comes back as is.
+    """
+    started = time.monotonic()
+    stats = Stats(before=size_of(source), after=size_of(source),
+                  statements_before=count_statements(source), statements_after=count_statements(source))
+    judge = Judge(interesting, jobs=jobs, budget=budget, deadline=deadline, on_progress=on_progress, stats=stats)
+    best = source
+    try:
+        tree = ast.parse(source)
+        normal = render(tree)
+        judge.phase = "roundtrip"
+        if normal is not None and (normal == source or judge.ask(normal)):
+            best = _Reducer(tree, normal, judge).run()
+    except (SyntaxError, ValueError, RecursionError, Exhausted):
+        pass
+    finally:
+        judge.close()
+    if size_of(best) >= size_of(source):
+        best = source
+    stats.after = size_of(best)
+    stats.statements_after = count_statements(best)
+    stats.seconds = round(time.monotonic() - started, 3)
+    return best, stats
+
+
+class _Reducer:
+    def __init__(self, tree: ast.Module, source: str, judge: Judge):
+        self.tree = tree
+        self.source = source
+        self.judge = judge
+        self.dense = False  # after the first round most lists are already minimal
+
+    def run(self) -> str:
+        try:
+            while True:
+                before = self.source
+                self._drop_unused()
+                self._visit(())
+                self.dense = True
+                if self.source == before:
+                    break
+        except Exhausted:
+            pass
+        return self.source
+
+    # candidates ---------------------------------------------------------------------
+
+    def _accept(self, tree: ast.Module, source: str) -> None:
+        self.tree, self.source = tree, source
+        self.judge.improved(size_of(source))
+
+    def _try(self, trees: list[ast.Module]) -> bool:
+        """Take the first interesting of these trees (in order); False if none is."""
+        cands, valid = [], []
+        for t in trees:
+            src = render(t)
+            if src is not None and size_of(src) < size_of(self.source) and src not in cands:
+                cands.append(src)
+                valid.append(t)
+        if not cands:
+            return False
+        hit = self.judge.first(cands)
+        if hit is None:
+            return False
+        self._accept(valid[hit], cands[hit])
+        return True
+
+    # passes -------------------------------------------------------------------------
+
+    def _drop_unused(self) -> None:
+        """Every top-level def/class/import/plain assignment whose names nothing reads, at once."""
+        self.judge.phase = "unused"
+        loaded = {n.id for n in ast.walk(self.tree) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Store)}
+        loaded |= {n.value.id for n in ast.walk(self.tree)
+                   if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)}
+        exported = _dunder_all(self.tree)
+        keep = [s for s in self.tree.body if not _binds_only(s) or _binds_only(s) & (loaded | exported)]
+        if len(keep) < len(self.tree.body):
+            self._try([_with(self.tree, (), "body", keep or [ast.Pass()])])
+
+    def _visit(self, path: Path) -> None:
+        node = _at(self.tree, path)
+        if path:
+            self._replace(path, node)
+            node = _at(self.tree, path)
+        if node is None or isinstance(node, ast.JoinedStr):
+            return
+        for name in _LISTS.get(type(node), ()):
+            self._reduce_list(path, name)
+        if isinstance(node, ast.Dict):
+            self._reduce_dict(path)
+        node = _at(self.tree, path)
+        for name, value in reversed(list(ast.iter_fields(node))):
+            if isinstance(value, list):
+                for i in reversed(range(len(value))):
+                    current = getattr(_at(self.tree, path), name, None)
+                    if isinstance(current, list) and i < len(current) and isinstance(current[i], ast.AST):
+                        self._visit(path + ((name, i),))
+            elif isinstance(value, ast.AST) and not _skip_field(node, name):
+                self._visit(path + ((name, None),))
+
+    def _reduce_list(self, path: Path, name: str) -> None:
+        node = _at(self.tree, path)
+        items = getattr(node, name, None)
+        if not isinstance(items, list) or not items:
+            return
+        self.judge.phase = "statements" if name in _BODIES else "lists"
+        empty = [ast.Pass()] if name == "body" else []
+
+        def build(kept: list) -> str | None:
+            return render(_with(self.tree, path, name, kept or empty))
+
+        kept = reduce_chunks(items, build, self.judge, dense=self.dense)
+        if len(kept) < len(items):
+            tree = _with(self.tree, path, name, kept or empty)
+            self._accept(tree, render(tree) or self.source)
+
+    def _reduce_dict(self, path: Path) -> None:
+        node = _at(self.tree, path)
+        pairs = list(zip(node.keys, node.values))
+        if not pairs:
+            return
+        self.judge.phase = "lists"
+
+        def dict_with(kept: list) -> ast.Module:
+            new = copy.copy(_at(self.tree, path))
+            new.keys, new.values = [k for k, _ in kept], [v for _, v in kept]
+            return _replace_at(self.tree, path, new)
+
+        kept = reduce_chunks(pairs, lambda kept: render(dict_with(kept)), self.judge, dense=self.dense)
+        if len(kept) < len(pairs):
+            tree = dict_with(kept)
+            self._accept(tree, render(tree) or self.source)
+
+    def _replace(self, path: Path, node: ast.AST) -> None:
+        """Try the node as something smaller: a lifted body, a child, a constant."""
+        parent_field, index = path[-1]
+        parent_path = path[:-1]
+        if isinstance(node, ast.stmt) and index is not None:
+            self.judge.phase = "lift"
+            options = [_splice(self.tree, parent_path, parent_field, index, body) for body in _liftable(node)]
+            self._try(options)
+        elif isinstance(node, ast.expr) and not isinstance(getattr(node, "ctx", None), (ast.Store, ast.Del)):
+            parent = _at(self.tree, parent_path)
+            if isinstance(parent, ast.Call) and parent_field == "func":
+                return
+            self.judge.phase = "expressions"
+            statement = isinstance(parent, ast.Expr)
+            options = []
+            for child in _smaller(node):
+                if statement and isinstance(child, _PURE):
+                    continue  # `f(x)` as `x` on its own line is the statement dropped, already tried
+                options.append(_replace_at(self.tree, path, child))
+            self._try(options)
+
+
+# helpers ---------------------------------------------------------------------------------
+
+
+def _skip_field(node: ast.AST, name: str) -> bool:
+    return isinstance(node, (ast.Name, ast.Constant)) or name in ("ctx",)
+
+
+def _binds_only(stmt: ast.stmt) -> set[str]:
+    """Names a top-level statement binds, when binding is all it does (else empty)."""
+    if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return {stmt.name}
+    if isinstance(stmt, ast.Import):
+        return {(a.asname or a.name).split(".")[0] for a in stmt.names}
+    if isinstance(stmt, ast.ImportFrom) and stmt.module != "__future__":
+        names = {a.asname or a.name for a in stmt.names}
+        return set() if "*" in names else names
+    if isinstance(stmt, (ast.Assign, ast.AnnAssign)):
+        targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+        value = stmt.value
+        if value is not None and not _side_effect_free(value):
+            return set()
+        if all(isinstance(t, ast.Name) for t in targets):
+            return {t.id for t in targets}
+    return set()
+
+
+def _side_effect_free(expr: ast.expr) -> bool:
+    return all(isinstance(n, (ast.Constant, ast.Name, ast.Load, ast.Tuple, ast.List, ast.Dict, ast.Set,
+                              ast.UnaryOp, ast.BinOp, ast.operator, ast.unaryop, ast.Lambda, ast.arguments,
+                              ast.arg, ast.expr_context))
+               for n in ast.walk(expr))
+
+
+def _dunder_all(tree: ast.Module) -> set[str]:
+    for stmt in tree.body:
+        if isinstance(stmt, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in stmt.targets):
+            return {"__all__"} | {e.value for e in getattr(stmt.value, "elts", []) if isinstance(e, ast.Constant)
+                                  and isinstance(e.value, str)}
+    return set()
+
+
+def _liftable(node: ast.stmt) -> list[list[ast.stmt]]:
+    """Bodies a compound statement could be replaced by, shortest-looking first."""
+    out: list[list[ast.stmt]] = []
+    if isinstance(node, (ast.If, ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith)):
+        out.append(node.body)
+        if getattr(node, "orelse", None):
+            out.append(node.orelse)
+    elif isinstance(node, (ast.Try, getattr(ast, "TryStar", ast.Try))):
+        out.append(node.body)
+        out.extend(h.body for h in node.handlers)
+        if node.orelse:
+            out.append(node.body + node.orelse)
+        if node.finalbody:
+            out.append(node.finalbody)
+            out.append(node.body + node.finalbody)
+    return out
+
+
+def _smaller(node: ast.expr) -> list[ast.expr]:
+    """Replacements for an expression: its child expressions, then short constants."""
+    out: list[ast.expr] = []
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.expr) and not isinstance(getattr(child, "ctx", None), (ast.Store, ast.Del)):
+            out.append(child)
+        elif isinstance(child, ast.comprehension):
+            out.append(child.iter)
+    if isinstance(node, ast.Constant):
+        out.extend(_simpler_literal(node.value))
+    elif not isinstance(node, ast.Name):
+        out.extend(ast.Constant(value=c) for c in _CONSTANTS)
+    width = len(ast.unparse(node))
+    seen, kept = set(), []
+    for cand in out:
+        text = ast.unparse(cand)
+        if len(text) < width and text not in seen:
+            seen.add(text)
+            kept.append(cand)
+    return sorted(kept, key=lambda c: len(ast.unparse(c)))
+
+
+def _simpler_literal(value: object) -> list[ast.expr]:
+    if isinstance(value, bool) or value is None or value is Ellipsis:
+        return []
+    if isinstance(value, int):
+        return [ast.Constant(v) for v in (0, 1, value // 2) if abs(v) < abs(value)]
+    if isinstance(value, float):
+        return [ast.Constant(v) for v in (0.0, 1.0, float(int(value)))]
+    if isinstance(value, (str, bytes)):
+        n = len(value)
+        return [ast.Constant(value[:k]) for k in (0, 1, n // 2) if k < n]
+    return []
+
+
+def _at(tree: ast.AST, path: Path) -> ast.AST | None:
+    node = tree
+    for name, index in path:
+        node = getattr(node, name, None)
+        if index is not None:
+            if not isinstance(node, list) or index >= len(node):
+                return None
+            node = node[index]
+        if node is None:
+            return None
+    return node
+
+
+def _replace_at(tree: ast.AST, path: Path, value: object) -> ast.AST:
+    """A copy of the tree with the node at path replaced, sharing everything off the path."""
+    if not path:
+        return value  # type: ignore[return-value]
+    (name, index), rest = path[0], path[1:]
+    new = copy.copy(tree)
+    child = getattr(tree, name)
+    if index is None:
+        setattr(new, name, _replace_at(child, rest, value))
+    else:
+        items = list(child)
+        items[index] = _replace_at(items[index], rest, value)
+        setattr(new, name, items)
+    return new
+
+
+def _with(tree: ast.AST, path: Path, name: str, items: list) -> ast.AST:
+    """A copy of the tree with a list field of the node at path replaced."""
+    node = copy.copy(_at(tree, path))
+    setattr(node, name, list(items))
+    return _replace_at(tree, path, node)
+
+
+def _splice(tree: ast.AST, path: Path, name: str, index: int, items: list) -> ast.AST:
+    """A copy with list element `index` of the node at path replaced by several."""
+    current = getattr(_at(tree, path), name)
+    return _with(tree, path, name, current[:index] + list(items) + current[index + 1:])
