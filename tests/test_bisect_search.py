@@ -7,6 +7,7 @@ end to end in test_bisect_modes.py and test_bisect_e2e.py.
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import math
 import random
@@ -15,6 +16,7 @@ import time
 
 import pytest
 
+from reprex.bisect.dates import Unresolvable, first_bad_date, loosen, stamp
 from reprex.bisect.pindiff import apply, changed, ddmin, describe, minimal_change
 from reprex.bisect.search import BAD, GOOD, SKIP, BisectError, first_bad, search
 
@@ -257,3 +259,90 @@ def test_ddmin_is_one_minimal_on_many_changes():
         if len(culprit) == 1:
             assert distinct <= math.ceil(math.log2(40)) + 1, distinct  # a binary search, in effect
         assert distinct < len(names), distinct  # fewer than trying one name at a time (which misses pairs)
+
+
+# -- dates (the resolver made up here; the real one, uv --exclude-newer, in test_bisect_modes.py) --
+
+UTC = dt.timezone.utc
+UPLOADS = {  # package -> [(version, upload time)], as an index lists them
+    "lib": [("1.0", "2023-01-05T12:00"), ("1.1", "2023-02-10T08:00"), ("2.0", "2023-03-15T12:00"),
+            ("2.1", "2023-05-01T09:00")],
+    "dep": [("1.0", "2022-12-01T12:00"), ("1.1", "2023-03-15T15:00"), ("1.2", "2023-04-20T10:00")],
+}
+
+
+def timeline_resolve(calls=None):
+    def resolve(reqs, when, *, python, platform):
+        if calls is not None:
+            calls.append(when)
+        pins = {}
+        for name in reqs:
+            seen = [v for v, t in UPLOADS[name] if dt.datetime.fromisoformat(t).replace(tzinfo=UTC) <= when]
+            if not seen:
+                raise Unresolvable(f"no release of {name} as of {when:%Y-%m-%d}")
+            pins[name] = seen[-1]
+        return pins
+    return resolve
+
+
+def lib2_is_bad(pins):
+    return (BAD, "same signature") if pins["lib"].startswith("2.") else (GOOD, "fixed")
+
+
+@pytest.mark.parametrize("jobs", [1, 3])
+def test_first_bad_date_finds_the_upload_day_and_its_neighbouring_resolutions(jobs):
+    probed = []
+
+    def test(pins):
+        probed.append(dict(pins))
+        return lib2_is_bad(pins)
+    found = first_bad_date(["lib==2.1", "dep==1.2"], test, start=dt.datetime(2023, 6, 1, 10, 0, tzinfo=UTC),
+                           python="3.11", resolve=timeline_resolve(), jobs=jobs)
+    last_good, first_bad_day, good_pins, bad_pins, steps = found
+    assert (last_good.date(), first_bad_day.date()) == (dt.date(2023, 3, 14), dt.date(2023, 3, 15))
+    assert good_pins == {"lib": "1.1", "dep": "1.0"} and bad_pins == {"lib": "2.0", "dep": "1.1"}
+    assert found.reason == ""
+    # a probe per distinct environment: days that resolve alike are not judged again (a day with
+    # no resolution is a step, a SKIP, but nothing is probed)
+    judged = [s for s in steps if not s.reason.startswith("no release of")]
+    assert len(probed) == len(judged) == len({tuple(sorted(p.items())) for p in probed})
+    assert len(steps) <= 6, [s.label for s in steps]
+    assert steps[0].label == "as of 2023-06-01" and steps[0].verdict == BAD
+
+
+def test_first_bad_date_steps_back_by_weeks_and_skips_days_without_a_resolution():
+    calls = []
+    found = first_bad_date(["lib"], lib2_is_bad, start=dt.datetime(2023, 5, 10, 6, 0, tzinfo=UTC), python="3.11",
+                           resolve=timeline_resolve(calls))
+    assert [c.date().isoformat() for c in calls[:6]] == ["2023-05-10", "2023-05-03", "2023-04-26", "2023-04-12",
+                                                         "2023-03-15", "2023-01-18"]  # back 1, 2, 4, 8, 16 weeks
+    assert calls[0] == dt.datetime(2023, 5, 10, 6, 0, tzinfo=UTC)  # the start itself: nothing after it counts
+    assert calls[1] == dt.datetime(2023, 5, 3, 23, 59, 59, tzinfo=UTC)  # other days: their last second
+    assert found.first_bad_day.date() == dt.date(2023, 3, 15) and found.bad_pins == {"lib": "2.0"}
+
+    # every day back to before lib existed is bad or unresolvable: no good day, said why
+    found = first_bad_date(["lib"], lambda pins: (BAD, "same"), start=dt.datetime(2023, 3, 20, tzinfo=UTC),
+                           python="3.11", resolve=timeline_resolve(), max_weeks=20)
+    assert found.last_good_day is None and found.good_pins == {}
+    assert found.reason == "no day back to 2022-10-31 (20 weeks) resolves to pins that pass"
+    assert any(s.verdict == SKIP and "no release of lib" in s.reason for s in found.steps)
+
+
+def test_first_bad_date_start_must_be_bad():
+    found = first_bad_date(["lib"], lambda pins: (GOOD, "ran to completion"),
+                           start=dt.datetime(2023, 6, 1, tzinfo=UTC), python="3.11", resolve=timeline_resolve())
+    assert found.first_bad_day is None
+    assert found.reason == "the resolution as of 2023-06-01 judged good (ran to completion): nothing to bisect"
+    assert len(found.steps) == 1
+
+
+def test_loosen_drops_exact_pins_and_refuses_what_has_no_upload_date():
+    assert loosen(["pandas[sql]==2.0.0", "# comment", "", "Jinja2==2.11.3  # via flask", "numpy>=1.20"]) == \
+        ["pandas[sql]", "Jinja2", "numpy>=1.20"]
+    for line in ["foo @ https://example.com/foo.whl", "--index-url http://x", "foo==${VERSION}", "foo==1; \x1b"]:
+        with pytest.raises(BisectError, match="as of a date"):
+            loosen([line])
+    with pytest.raises(BisectError, match="no top-level requirements"):
+        loosen(["# nothing"])
+    assert stamp(dt.datetime(2023, 3, 15, 23, 59, 59)) == "2023-03-15T23:59:59Z"
+    assert stamp(dt.datetime(2023, 3, 16, 1, 0, tzinfo=dt.timezone(dt.timedelta(hours=2)))) == "2023-03-15T23:00:00Z"
