@@ -85,6 +85,7 @@ def summary_facts(bundle) -> list[tuple[str, str]]:
         ("gpu", gpu_text),
         ("pins", f"{len(pins)} packages"),
         *_editable_fact(m),
+        *_bisect_facts(m),
         ("files", f"{len(files.get('copied') or [])} copied, {len(files.get('skipped') or [])} skipped"),
         ("network", "needed" if m.get("network") else "not needed"),
         ("redactions", _redaction_summary(m.get("redactions"))),
@@ -99,6 +100,25 @@ def _editable_fact(m: dict) -> list[tuple[str, str]]:
              for p in flagged if isinstance(p, dict) and "editable" in _strs(p.get("flags"))] \
         if isinstance(flagged, list) else []
     return [("editable", ", ".join(names))] if names else []
+
+
+def _bisect_facts(m: dict) -> list[tuple[str, str]]:
+    """`reprex bisect`'s answer (its `bisect` section): the one-line summary and release-notes links."""
+    found = _obj(m.get("bisect"))
+    if not found:
+        return []
+    facts = [("bisect", str(found.get("summary") or found.get("reason") or "no result"))]
+    for finding in found.get("findings") or []:
+        if isinstance(finding, dict) and isinstance(finding.get("changelog"), str):
+            facts.append((f"changes in {finding.get('package')}", finding["changelog"]))
+    return facts
+
+
+def _bisect_probes(bundle) -> str:
+    """One line per probe of the `bisect` section (label, verdict, reason), for a fenced block."""
+    steps = _obj(bundle.manifest.get("bisect")).get("steps")
+    return "\n".join(f"{s.get('label')}: {s.get('verdict')} ({s.get('replay')}) {s.get('reason') or ''}".rstrip()
+                     for s in steps if isinstance(s, dict)) if isinstance(steps, list) else ""
 
 
 def skipped_files(bundle) -> list[tuple[str, int, str]]:
@@ -226,6 +246,9 @@ def _render_gh(bundle, share: ShareLink | None, scale: float) -> str:
         "",
         _details("Environment probes", _fence(_cut(_environment_lines(bundle), budget["environment"]))),
     ]
+    probes = _bisect_probes(bundle)
+    if probes:
+        sections += ["", _details("reprex bisect: every probe", _fence(_cut(probes, budget["output"])))]
     skipped = skipped_files(bundle)
     if skipped:
         shown, width = max(5, int(SKIPPED_SHOWN * scale)), max(40, int(300 * scale))

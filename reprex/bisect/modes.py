@@ -1,0 +1,178 @@
+"""The three ways `reprex bisect` searches, over one oracle: a package's releases, a good lock's
+changed pins (then the culprit's releases), and dates (then as with a good lock).
+
+Each fills a BisectResult; what a probe is (oracle.py, probe.py) and how the search walks
+(search.py, pindiff.py, dates.py) live apart.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from reprex.bisect import BisectOptions, BisectResult, Finding
+from reprex.bisect.oracle import Oracle
+from reprex.pins import canonical
+
+
+def make_oracle(bundle, options: BisectOptions, progress: Callable[[str], None]) -> Oracle:
+    from reprex.replay import ReplayOptions
+
+    replay_options = ReplayOptions(backend=options.backend, image=options.image, timeout=options.timeout,
+                                   strict=options.strict, network="none", gpus=None)
+    return Oracle(bundle, replay_options, progress)
+
+
+def _version(text: str | None, what: str):
+    from packaging.version import InvalidVersion, Version
+
+    from reprex.bisect.search import BisectError
+
+    if text is None:
+        return None
+    try:
+        return Version(text)
+    except InvalidVersion:
+        raise BisectError(f"{what} {text!r} is not a version") from None
+
+
+def _index_of(versions: list[str], wanted, name: str, listing, what: str) -> int:
+    from packaging.version import Version
+
+    from reprex.bisect.search import BisectError
+
+    for i, v in enumerate(versions):
+        if Version(v) == wanted:
+            return i
+    why = next((r for v, r in listing.excluded if Version(v) == wanted), None)
+    if why:
+        raise BisectError(f"the {what} release {name} {wanted} can't be probed here: {why}")
+    raise BisectError(f"{name} {wanted} (the {what} end) is not on the index ({listing.index or 'none configured'})")
+
+
+def bisect_releases(oracle: Oracle, name: str, *, good: str | None, bad: str | None, options: BisectOptions,
+                    progress: Callable[[str], None]) -> Finding:
+    """Where among `name`'s releases the failure starts, probing each in the bundle's environment."""
+    from packaging.version import Version
+
+    from reprex.bisect.probe import exact_pins
+    from reprex.bisect.releases import changelog_url, list_releases
+    from reprex.bisect.search import BisectError, first_bad
+
+    name = canonical(name)
+    bad = bad or exact_pins(oracle.lines).get(name)
+    if not bad:
+        raise BisectError(f"{name} is not pinned in the bundle; name the failing release with --bad V")
+    bad_v, good_v = _version(bad, "--bad"), _version(good, "--good")
+    if good_v is not None and good_v >= bad_v:
+        raise BisectError(f"--good {good} must be older than the bad release {bad}")
+    progress(f"listing the releases of {name}")
+    listing = list_releases(name, python=oracle.target.python, machine=oracle.target.machine, pre=options.pre,
+                            yanked=options.yanked, keep=tuple(v for v in (good, bad) if v))
+    versions = listing.versions()
+    bad_i = _index_of(versions, bad_v, name, listing, "bad")
+    good_i = _index_of(versions, good_v, name, listing, "good") if good_v is not None else None
+    candidates = versions[:bad_i + 1]
+    progress(f"{name}: {len(candidates) - (good_i or 0)} releases up to {bad}"
+             + (f" from {good}" if good else "") + f"; {len(listing.excluded)} excluded")
+    found = first_bad(candidates, oracle.release(name), bad=bad_i, good=good_i, jobs=options.jobs,
+                      label=lambda v: f"{name} {v}")
+    if found.first_bad is None:
+        return Finding(package=name, first_bad=None, last_good=None, skipped=list(found.skipped),
+                       candidates=len(candidates), reason=found.reason or "the search ended without a first bad "
+                                                                           "release")
+    lo = Version(found.last_good) if found.last_good else None
+    hi = Version(found.first_bad)
+    # releases a probe could not install that sit where the boundary is: listed, never blamed
+    unprobed = [(v, r) for v, r in listing.excluded if (lo is None or Version(v) > lo) and Version(v) < hi]
+    skipped = sorted([*found.skipped, *unprobed], key=lambda item: Version(item[0]))
+    ambiguous = list(found.ambiguous)
+    if unprobed:
+        ambiguous = sorted({*ambiguous, *(v for v, _ in unprobed), found.first_bad}, key=Version)
+    release = next((r for r in listing.candidates if r.version == found.first_bad), None)
+    link = changelog_url(release, name=name) if release is not None else None  # one metadata read
+    lo_i = versions.index(found.last_good) if found.last_good in versions else 0
+    return Finding(package=name, first_bad=found.first_bad, last_good=found.last_good, skipped=skipped,
+                   ambiguous=ambiguous, candidates=bad_i - lo_i + 1, changelog=link)
+
+
+def by_package(oracle: Oracle, result: BisectResult, name: str, *, good: str | None, bad: str | None,
+               options: BisectOptions, progress: Callable[[str], None]) -> None:
+    finding = bisect_releases(oracle, name, good=good, bad=bad, options=options, progress=progress)
+    result.findings.append(finding)
+    if not finding.first_bad:
+        result.reason = finding.reason
+
+
+def _diff_label(bad_pins: dict[str, str]) -> Callable[[dict[str, str]], str]:
+    def label(pins: dict[str, str]) -> str:
+        moved = sorted(n for n in set(pins) | set(bad_pins) if pins.get(n) != bad_pins.get(n))
+        shown = ", ".join(f"{n} {pins.get(n) or '(none)'}" for n in moved[:6])
+        return f"bad pins with {len(moved)} reverted" + (f": {shown}" if moved else "") + \
+            (" ..." if len(moved) > 6 else "")
+
+    return label
+
+
+def by_lock(oracle: Oracle, result: BisectResult, good_pins: dict[str, str], *, options: BisectOptions,
+            progress: Callable[[str], None], bad_pins: dict[str, str] | None = None) -> None:
+    """The minimal set of changed pins that brings the failure back, then each culprit's releases."""
+    from reprex.bisect.pindiff import minimal_change
+    from reprex.bisect.probe import exact_pins
+
+    bad_pins = dict(bad_pins if bad_pins is not None else exact_pins(oracle.lines))
+    good_pins = {canonical(k): v for k, v in good_pins.items()}
+    label = _diff_label(bad_pins)
+    moved = sorted(n for n in set(good_pins) | set(bad_pins) if good_pins.get(n) != bad_pins.get(n))
+    progress(f"{len(moved)} pins differ between the good lock and the bundle; finding the minimal set")
+    culprits, _steps = minimal_change(good_pins, bad_pins, lambda pins: oracle.pins(pins, label(pins)),
+                                      jobs=options.jobs)
+    result.culprits = list(culprits)
+    for name in culprits:
+        old, new = good_pins.get(name), bad_pins.get(name)
+        if not old or not new:
+            result.findings.append(Finding(package=name, first_bad=new, last_good=old,
+                                           reason="added" if not old else "removed"))
+            continue
+        if _version(old, name) > _version(new, name):
+            result.findings.append(Finding(package=name, first_bad=new, last_good=old,
+                                           reason=f"moved down from {old} to {new}; releases not bisected"))
+            continue
+        result.findings.append(bisect_releases(oracle, name, good=old, bad=new, options=options,
+                                               progress=progress))
+    if not result.found:
+        result.reason = next((f.reason for f in result.findings if f.reason), "") or \
+            "no changed pin brings the failure back on its own"
+
+
+def by_date(oracle: Oracle, result: BisectResult, *, start, options: BisectOptions,
+            progress: Callable[[str], None]) -> None:
+    """Resolve the roots as of earlier days until one passes, then bisect the two days' pin diff."""
+    from datetime import datetime, timezone
+
+    from reprex.bisect.dates import first_bad_date
+    from reprex.bisect.probe import exact_pins, roots
+
+    if start is None:
+        created = oracle.bundle.manifest.get("created")
+        try:
+            start = datetime.fromisoformat(str(created).replace("Z", "+00:00"))
+        except ValueError:
+            start = datetime.now(timezone.utc)
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=timezone.utc)
+    names = roots(oracle.bundle)
+    progress(f"resolving {', '.join(names[:5])}{' ...' if len(names) > 5 else ''} as of earlier dates "
+             f"from {start.date()}")
+    label = _diff_label(exact_pins(oracle.lines))
+    last_good, first_bad_day, good_pins, bad_pins, _steps = first_bad_date(
+        names, lambda pins: oracle.pins(pins, "a day's resolution: " + label(pins)), start=start,
+        python=oracle.target.python, platform=oracle.target.uv_platform, jobs=options.jobs)
+    result.dates = {"last_good": _iso(last_good), "first_bad": _iso(first_bad_day), "start": _iso(start)}
+    if last_good is None or first_bad_day is None:
+        result.reason = "no earlier date where the failure goes away was found"
+        return
+    by_lock(oracle, result, good_pins, options=options, progress=progress, bad_pins=bad_pins)
+
+
+def _iso(when) -> str | None:
+    return when.date().isoformat() if when is not None else None

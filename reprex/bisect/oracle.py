@@ -1,0 +1,197 @@
+"""The bisection's oracle: replay a probe and say bad, good or skip.
+
+`reproduced` (the bundle's own signature) is bad, `fixed` is good; `different`,
+`env-incompatible`, `infra-error` and a probe that can't be resolved are skips, reported
+with their reason and never blamed. Probes are memoized by lock hash (two releases that
+resolve to the same pins are one replay), and each replay is logged.
+
+A flaky bundle is measured first: the original is replayed `runs` times, and from its
+reproduction rate p each probe is replayed r times, r the smallest count with (1-p)^r <=
+MISS (a bad release looks good by chance at most that often): bad if any run reproduced.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from typing import Callable, Mapping
+
+from reprex.bundle import Bundle
+from reprex.errors import ReprexError
+
+GOOD, BAD, SKIP = "good", "bad", "skip"
+MISS = 0.05
+MAX_REPEAT = 20
+
+
+class NotReproduced(ReprexError):
+    """The original bundle does not fail here: there is nothing to bisect."""
+
+    exit_code = 1
+
+
+class BaselineInfra(ReprexError):
+    """The original bundle could not be replayed here (infra-error, env-incompatible)."""
+
+    exit_code = 3
+
+
+@dataclass
+class Probe:
+    """One replay the bisection ran."""
+
+    label: str
+    verdict: str  # good | bad | skip
+    replay: str  # the replay's verdict, or `unresolvable`
+    reason: str = ""
+    seconds: float = 0.0
+    runs: int = 0
+    reproduced_runs: int = 0
+    lock: str = ""
+    changed: dict = field(default_factory=dict)  # name -> [old, new] against the bundle's pins
+
+    def to_dict(self) -> dict:
+        return {"label": self.label, "verdict": self.verdict, "replay": self.replay, "reason": self.reason,
+                "seconds": round(self.seconds, 2), "runs": self.runs, "reproduced_runs": self.reproduced_runs,
+                "lock": self.lock, "changed": {k: list(v) for k, v in self.changed.items()}}
+
+
+def repeats_for(rate: float) -> int:
+    """Runs per probe so that a bad probe shows no reproduction at most MISS of the time."""
+    if rate >= 1.0:
+        return 1
+    if rate <= 0.0:
+        return MAX_REPEAT
+    return max(1, min(MAX_REPEAT, math.ceil(math.log(MISS) / math.log(1.0 - rate))))
+
+
+class Oracle:
+    """Judges probes of one bundle on one backend; thread-safe (probes may run in parallel)."""
+
+    def __init__(self, bundle: Bundle, options, progress: Callable[[str], None] = lambda _: None):
+        from reprex.bisect.probe import lines_of, target_of
+
+        self.bundle = bundle
+        self.options = replace(options, runs=1)
+        self.progress = progress
+        self.target = target_of(bundle)
+        self.lines = lines_of(bundle)
+        self.repeat = 1
+        self.rate: float | None = None
+        self.probes: list[Probe] = []
+        self._memo: dict[str, tuple[str, str]] = {}
+        self._busy: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    # -- the original first --------------------------------------------------------------------
+    def calibrate(self, runs: int = 1) -> float:
+        """Replay the original `runs` times: its reproduction rate sets the probes' repeat count,
+        and a bundle that does not fail here ends the bisection before it starts."""
+        from reprex.replay import replay
+
+        self.progress(f"replaying the bundle itself ({runs} run{'s' if runs > 1 else ''}) to confirm it fails here")
+        started = time.monotonic()
+        result = replay(self.bundle, replace(self.options, runs=runs), progress=self.progress)
+        k = result.reproduced_runs if result.verdict in ("reproduced", "flaky") else 0
+        self._log(Probe(label="the bundle's own pins", verdict=BAD if k else SKIP, replay=result.verdict,
+                        reason=result.reason, seconds=time.monotonic() - started, runs=result.runs,
+                        reproduced_runs=k, lock=self._hash(self.bundle)))
+        if result.verdict in ("infra-error", "env-incompatible"):
+            raise BaselineInfra(f"the bundle itself can't be replayed here ({result.verdict}: "
+                                f"{result.reason or 'no reason given'})")
+        if not k:
+            raise NotReproduced(f"the bundle does not fail here ({result.verdict}"
+                                f"{': ' + result.reason if result.reason else ''}); nothing to bisect")
+        self.rate = k / max(1, result.runs)
+        self.repeat = repeats_for(self.rate) if self.rate < 1 else 1
+        with self._lock:
+            self._memo[self._hash(self.bundle)] = (BAD, "the bundle's own pins")
+        return self.rate
+
+    # -- probes -------------------------------------------------------------------------------
+    def release(self, name: str) -> Callable[[str], tuple[str, str]]:
+        """A test of `name`'s releases: version -> (verdict, reason), for search.first_bad."""
+        from reprex.bisect.probe import Unresolvable, resolve_release
+
+        def test(version: str) -> tuple[str, str]:
+            label = f"{name} {version}"
+            self.progress(f"probe {label}: resolving")
+            started = time.monotonic()
+            try:
+                lines = resolve_release(self.bundle, name, version, self.target)
+            except Unresolvable as exc:
+                self._log(Probe(label=label, verdict=SKIP, replay="unresolvable", reason=str(exc),
+                                seconds=time.monotonic() - started))
+                return SKIP, str(exc)
+            return self.lines_test(lines, label)
+
+        return test
+
+    def pins(self, pins: Mapping[str, str], label: str | None = None) -> tuple[str, str]:
+        """A full pin set (modes 2 and 3), installed as given."""
+        from reprex.bisect.probe import pin_lines
+
+        return self.lines_test(pin_lines(pins), label or f"{len(pins)} pins")
+
+    def lines_test(self, lines: list[str], label: str) -> tuple[str, str]:
+        from reprex.bisect.probe import changed, with_lines
+
+        probe_bundle = with_lines(self.bundle, lines)
+        try:
+            key = self._hash(probe_bundle)
+        except ReprexError as exc:  # a line replay refuses
+            self._log(Probe(label=label, verdict=SKIP, replay="refused", reason=exc.message))
+            return SKIP, exc.message
+        while True:
+            with self._lock:
+                if key in self._memo:
+                    return self._memo[key]
+                waiting = self._busy.get(key)
+                if waiting is None:
+                    self._busy[key] = threading.Event()
+                    break
+            waiting.wait()  # the same pins are being replayed by another thread: its answer is ours
+        try:
+            verdict, reason = self._replay(probe_bundle, label, key, changed(self.lines, lines))
+            with self._lock:
+                self._memo[key] = (verdict, reason)
+            return verdict, reason
+        finally:
+            with self._lock:
+                self._busy.pop(key).set()
+
+    def _replay(self, probe_bundle: Bundle, label: str, key: str, moved: dict) -> tuple[str, str]:
+        from reprex.replay import replay
+
+        self.progress(f"probe {label}: replaying" + (f" x{self.repeat}" if self.repeat > 1 else ""))
+        started = time.monotonic()
+        result = replay(probe_bundle, replace(self.options, runs=self.repeat),
+                        progress=lambda msg: self.progress(f"probe {label}: {msg}"))
+        if result.verdict in ("reproduced", "flaky"):
+            verdict, reason = BAD, f"reproduced in {result.reproduced_runs} of {result.runs} runs"
+        elif result.verdict == "fixed":
+            verdict, reason = GOOD, f"fixed in {result.runs} of {result.runs} runs"
+        else:
+            verdict, reason = SKIP, f"{result.verdict}: {result.reason}" if result.reason else result.verdict
+        self._log(Probe(label=label, verdict=verdict, replay=result.verdict, reason=reason,
+                        seconds=time.monotonic() - started, runs=result.runs,
+                        reproduced_runs=result.reproduced_runs, lock=key, changed=moved))
+        self.progress(f"probe {label}: {verdict} ({reason})")
+        return verdict, reason
+
+    def _log(self, probe: Probe) -> None:
+        with self._lock:
+            self.probes.append(probe)
+
+    @staticmethod
+    def _hash(bundle: Bundle) -> str:
+        from reprex.replay.base import lock_hash
+
+        return lock_hash(bundle)
+
+    @property
+    def replays(self) -> int:
+        """Replays run (memo hits and unresolvable releases cost none)."""
+        return sum(1 for p in self.probes if p.runs)

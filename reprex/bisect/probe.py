@@ -1,0 +1,156 @@
+"""A probe: the bundle with other pins, ready for replay.
+
+A release probe (`pkg==V`) changes as little as it can: the bundle's roots and `pkg==V` are
+re-resolved by `uv pip compile` with the bundle's own pins as the existing output file,
+which uv keeps as preferences, so only what V's metadata requires moves. Wheels only
+(nothing from a bundle's pins is built on the host). A release that can't be resolved is a
+skip with the resolver's reason, never a verdict. A pin-set probe (modes 2 and 3) is
+installed as given: it already is a full solution.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+from reprex import installer
+from reprex.bundle import Bundle
+from reprex.pins import canonical, parse_requirements
+
+RESOLVE_TIMEOUT = 300.0
+_EXACT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*==\s*([^\s;#,]+)\s*$")
+
+
+class Unresolvable(Exception):
+    """A probe that can't be made (the release's requirements conflict, no wheel): a skip."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a probe resolves for: the bundle's Python and machine."""
+
+    python: str  # X.Y.Z as the bundle ran it
+    machine: str  # uname style
+
+    @property
+    def xy(self) -> str:
+        return ".".join(self.python.split(".")[:2])
+
+    @property
+    def uv_platform(self) -> str:
+        return f"{self.machine}-unknown-linux-gnu"
+
+
+def target_of(bundle: Bundle) -> Target:
+    from reprex.replay.base import python_xy
+    from reprex.replay.target import uname_machine
+
+    xy = python_xy(bundle)  # checked: it names build steps
+    full = str((bundle.manifest.get("python") or {}).get("version") or xy)
+    full = full if re.fullmatch(r"\d{1,2}\.\d{1,3}\.\d{1,4}", full) else xy + ".0"
+    import platform as _platform
+
+    machine = uname_machine((bundle.manifest.get("platform") or {}).get("machine") or _platform.machine())
+    if not re.fullmatch(r"[a-z0-9_]{1,20}", machine):
+        machine = uname_machine(_platform.machine())
+    return Target(python=full, machine=machine)
+
+
+def lines_of(bundle: Bundle) -> list[str]:
+    """The bundle's requirement lines, checked by replay's rules (a stranger's pins)."""
+    from reprex.replay.base import requirements
+    from reprex.replay.pin_rules import check_bundle_requirements
+
+    lines = requirements(bundle)
+    check_bundle_requirements(lines)
+    return lines
+
+
+def exact_pins(lines: list[str]) -> dict[str, str]:
+    """{canonical name: version} of the `name==version` lines; other lines are not pins."""
+    out = {}
+    for line in lines:
+        m = _EXACT.match(line.strip())
+        if m:
+            out[canonical(m.group(1))] = m.group(3)
+    return out
+
+
+def pin_lines(pins: Mapping[str, str]) -> list[str]:
+    return [f"{name}=={version}" for name, version in sorted(pins.items())]
+
+
+def with_lines(bundle: Bundle, lines: list[str]) -> Bundle:
+    """The bundle with these requirement lines: what replay installs (its lock hash follows)."""
+    files = dict(bundle.files)
+    files["requirements.txt"] = ("\n".join(lines) + "\n").encode()
+    return Bundle(manifest=bundle.manifest, files=files, source=bundle.source)
+
+
+def roots(bundle: Bundle) -> list[str]:
+    """The names the run imported directly (every pinned name for a bundle that doesn't say)."""
+    from reprex.lock import top_level
+    from reprex.replay.pin_rules import check_bundle_requirement
+
+    out = []
+    for line in top_level(bundle):
+        try:
+            out.append(canonical(check_bundle_requirement(line).name))
+        except Exception:  # a line replay would refuse: not a root to resolve
+            continue
+    return sorted(set(out))
+
+
+def resolve_release(bundle: Bundle, name: str, version: str, target: Target, *,
+                    timeout: float = RESOLVE_TIMEOUT) -> list[str]:
+    """The bundle's pins with `name==version`, re-resolved around it; Unresolvable says why not."""
+    lines = lines_of(bundle)
+    name = canonical(name)
+    current = exact_pins(lines)
+    if current.get(name) == version:
+        return lines  # the bundle itself
+    wanted = [r for r in roots(bundle) if r != name] + [f"{name}=={version}"]
+    cmd = installer.compile_argv("-", "--quiet", "--no-header", "--no-annotate", "--only-binary", ":all:",
+                                 "--python-version", target.python, "--python-platform", target.uv_platform)
+    if cmd is None:
+        return _pip_fallback(lines, name, version)
+    with tempfile.TemporaryDirectory(prefix="reprex-bisect-") as tmp:
+        prefs = Path(tmp) / "requirements.txt"
+        # the existing output file: uv keeps these versions wherever the new requirement allows
+        prefs.write_text("\n".join(l for l in lines if not l.startswith(f"{name}==")) + "\n")
+        try:
+            proc = installer.run([*cmd, "-o", str(prefs)], timeout, input="\n".join(wanted) + "\n")
+        except subprocess.TimeoutExpired:
+            raise Unresolvable(f"resolving {name}=={version} took longer than {timeout:.0f}s") from None
+        except OSError as exc:
+            raise Unresolvable(f"cannot run uv: {exc.strerror or exc}") from None
+        if proc.returncode != 0:
+            raise Unresolvable(f"{name}=={version} does not resolve with the bundle's pins: "
+                               f"{installer.last_error(proc)}")
+        text = prefs.read_text()
+    resolved = parse_requirements(text)
+    if not resolved:
+        raise Unresolvable(f"{name}=={version}: the resolver gave no pins")
+    # lines that are not exact pins (a wheel URL) are the bundle's own: kept as they were
+    others = [l for l in lines if not _EXACT.match(l.strip()) and canonical(_name(l)) not in exact_pins(resolved)]
+    return sorted(resolved + others)
+
+
+def _pip_fallback(lines: list[str], name: str, version: str) -> list[str]:
+    """Without uv: the release substituted with the other pins as they are (no re-resolution)."""
+    kept = [l for l in lines if canonical(_name(l)) != name]
+    return sorted(kept + [f"{name}=={version}"])
+
+
+def _name(line: str) -> str:
+    return re.split(r"[=<>!~ @\[;]", line.strip(), 1)[0]
+
+
+def changed(before: list[str], after: list[str]) -> dict[str, tuple[str | None, str | None]]:
+    """{name: (old version, new version)} of what a probe moved: shown in the probe's log."""
+    a, b = exact_pins(before), exact_pins(after)
+    return {n: (a.get(n), b.get(n)) for n in sorted(set(a) | set(b)) if a.get(n) != b.get(n)}

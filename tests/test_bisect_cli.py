@@ -1,0 +1,128 @@
+"""`reprex bisect` as a user runs it: one-line errors, --json, the `bisect` section in the bundle
+and in `render`, and one real mode-1 bisection on the local backend.
+
+The real case: itsdangerous 2.1.0 removed TimedJSONWebSignatureSerializer
+(https://itsdangerous.palletsprojects.com/en/stable/changes/#version-2-1-0: "Remove previously
+deprecated code ... JWS functionality: Use a dedicated library such as Authlib instead";
+reported as https://github.com/pallets/itsdangerous/issues/257). Its wheels are pure Python and
+tiny, served from a loopback index (tests/bisect_index.py) so pypi.org's state never matters.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from bisect_index import bisect_index  # noqa: F401 (the fixture)
+
+PY = sys.executable
+RELEASES = ["2.0.0", "2.0.1", "2.1.0", "2.1.1", "2.1.2"]
+REPRO = "from itsdangerous import TimedJSONWebSignatureSerializer\nprint(TimedJSONWebSignatureSerializer)\n"
+
+
+def _reprex(*args, env=None, cwd=None, timeout=600) -> subprocess.CompletedProcess:
+    return subprocess.run([PY, "-m", "reprex", *args], capture_output=True, text=True, env=env, cwd=cwd,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture(scope="module")
+def case(bisect_index, tmp_path_factory):  # noqa: F811
+    """A real bundle: itsdangerous 2.1.2 installed from the loopback index, the repro captured."""
+    bisect_index.add("itsdangerous", RELEASES)
+    env = bisect_index.environ()
+    env["REPREX_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))  # fresh envs: the probes are real installs
+    work = tmp_path_factory.mktemp("bisect-case")
+    venv = work / "venv"
+    from reprex import installer
+
+    uv = installer.uv()
+    assert uv, "the tests need uv (a dependency of reprex)"
+    subprocess.run([uv, "venv", "--quiet", "--python", PY, str(venv)], check=True, env=env)
+    subprocess.run([uv, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
+                    "itsdangerous==2.1.2"], check=True, env=env)
+    (work / "repro.py").write_text(REPRO)
+    bundle = work / "b.reprex.zip"
+    proc = _reprex("capture", "-q", "-o", str(bundle), "--", str(venv / "bin" / "python"), "repro.py", env=env,
+                   cwd=work)
+    assert bundle.exists(), proc.stderr
+    return {"bundle": bundle, "env": env, "index": bisect_index, "work": work}
+
+
+def test_mode1_local_finds_the_release_and_writes_the_section(case, tmp_path):
+    out = tmp_path / "bisected.reprex.zip"
+    proc = _reprex("bisect", str(case["bundle"]), "--package", "itsdangerous", "--backend", "local", "--json",
+                   "-o", str(out), env=case["env"])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    data = json.loads(proc.stdout)
+    finding = data["findings"][0]
+    assert (finding["first_bad"], finding["last_good"]) == ("2.1.0", "2.0.1")
+    assert data["summary"].startswith("first bad: itsdangerous 2.1.0 (last good 2.0.1)")
+    # 5 releases, bad end known: stepping back 1, 2 from 2.1.2 then one split at most
+    assert data["replays"] <= 5, data["steps"]
+    assert all(s["verdict"] in ("good", "bad", "skip") for s in data["steps"])
+    assert data["steps"][0]["label"] == "the bundle's own pins"
+    # the section is in the written bundle, and render shows it
+    with zipfile.ZipFile(out) as zf:
+        manifest = json.loads(zf.read("reprex.json"))
+        readme = zf.read("README.md").decode()
+    assert manifest["bisect"]["findings"][0]["first_bad"] == "2.1.0"
+    assert "first bad: itsdangerous 2.1.0" in readme
+    shown = _reprex("render", str(out), "--venue", "text", env=case["env"])
+    assert "first bad: itsdangerous 2.1.0" in shown.stdout, shown.stderr
+    # the original is left alone with -o
+    with zipfile.ZipFile(case["bundle"]) as zf:
+        assert "bisect" not in json.loads(zf.read("reprex.json"))
+
+
+def test_probes_are_memoized_and_good_given(case, tmp_path):
+    """With --good the search starts bounded: the bundle itself, the good end, then splits."""
+    proc = _reprex("bisect", str(case["bundle"]), "--package", "itsdangerous", "--good", "2.0.0",
+                   "--backend", "local", "--json", "--no-write", env=case["env"])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["findings"][0]["first_bad"] == "2.1.0"
+    labels = [s["label"] for s in data["steps"]]
+    assert len(labels) == len(set(labels)), labels  # no probe replayed twice
+    assert data["written"] is None
+
+
+def test_bad_input_is_one_line(case, tmp_path):
+    b = str(case["bundle"])
+    checks = [
+        (("bisect", b), "choose one mode"),
+        (("bisect", b, "--package", "itsdangerous", "--date"), "choose one mode, not --package and --date"),
+        (("bisect", b, "--bad", "2.1.0"), "choose one mode"),
+        (("bisect", b, "--package", "itsdangerous", "--good", "9.9"), "must be older"),
+        (("bisect", b, "--package", "itsdangerous", "--good", "not a version"), "is not a version"),
+        (("bisect", b, "--package", "no-such-pkg"), "not pinned in the bundle"),
+        (("bisect", b, "--package", "itsdangerous", "--bad", "2.1.3"), "not on the index"),
+        (("bisect", b, "--good-lock", str(tmp_path / "missing.txt")), "missing.txt"),
+        (("bisect", str(tmp_path / "nope.reprex.zip"), "--package", "x"), "nope.reprex.zip"),
+    ]
+    for args, said in checks:
+        proc = _reprex(*args, "--backend", "local", env=case["env"])
+        assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
+        assert said in proc.stderr, (args, proc.stderr)
+        assert "Traceback" not in proc.stderr
+        lines = [l for l in proc.stderr.splitlines() if l.startswith(("reprex: error", "Error"))]
+        assert len(lines) == 1, proc.stderr
+    proc = _reprex("bisect", b, "--package", "itsdangerous", "--bad", "2.1.3", "--json", "--backend", "local",
+                   env=case["env"])
+    assert json.loads(proc.stdout)["exit"] == 2
+
+
+def test_a_bundle_that_passes_here_exits_1(case, tmp_path):
+    """--bad at a release that works: the bundle itself still fails, so the search says the bad end
+    judged good; nothing is blamed, exit 1."""
+    proc = _reprex("bisect", str(case["bundle"]), "--package", "itsdangerous", "--bad", "2.0.1",
+                   "--backend", "local", "--json", "--no-write", env=case["env"])
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    data = json.loads(proc.stdout)
+    assert not data["found"] and data["findings"][0]["first_bad"] is None
+    assert "2.0.1" in data["summary"] and "good" in data["summary"]
