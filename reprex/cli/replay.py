@@ -26,9 +26,9 @@ def _gpus(value: str | None) -> str | None:
 
 
 @click.command(cls=Command, context_settings=CONTEXT)
-@click.argument("bundle")
+@click.argument("bundles", nargs=-1, required=True, metavar="BUNDLE...")
 @click.option("--backend", type=click.Choice(["auto", "local", "docker"]), default="auto", show_default=True,
-              help="auto: docker when a daemon is reachable, else a local virtualenv.")
+              help="auto: docker when a daemon is reachable, else a local virtualenv (with --ray: docker).")
 @click.option("--image", help="Base image for the docker backend (default: python:X.Y-slim for the bundle's Python).")
 @click.option("--gpus", help="none, all or N (default: none; a bundle that ran on a GPU asks for this grant).")
 @click.option("--runs", type=click.IntRange(1, 1000), default=1, show_default=True,
@@ -50,14 +50,30 @@ def _gpus(value: str | None) -> str | None:
 @click.option("--strict", is_flag=True, help="Also compare the normalized messages.")
 @click.option("--keep", is_flag=True, help="Keep the work dir (and container) for inspection.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the verdict.")
-def replay(bundle, backend, image, gpus, runs, timeout, network, expect, with_specs, pass_env, allow_urls, strict,
-           keep, as_json):
+@click.option("--ray", "ray_address", is_flag=False, flag_value="auto", default=None, metavar="[auto|ADDRESS]",
+              help="Replay each bundle as a task on a Ray cluster (auto: the running one, else a new local one; "
+                   "or HOST:PORT, ray://HOST:PORT, local). Takes several bundles, or a DIR of them.")
+@click.option("--results", type=click.Path(dir_okay=False), metavar="FILE",
+              help="With --ray: append one JSON line per finished bundle to FILE.")
+@click.option("--resume", is_flag=True, help="With --ray: skip the bundles that already have a line in --results.")
+def replay(bundles, backend, image, gpus, runs, timeout, network, expect, with_specs, pass_env, allow_urls, strict,
+           keep, as_json, ray_address, results, resume):
     """Replay BUNDLE (a path, directory or URI) in a clean environment and give a verdict.
+
+    With --ray, replay many (BUNDLE... or a DIR of bundles) across a Ray cluster: each on a
+    node that can run it, results streamed to --results, a summary per verdict and node.
 
     \b
     Exit codes: 0 reproduced (or fixed with --expect fixed), 1 different/fixed/flaky,
-    2 usage error, 3 env-incompatible or infra-error.
+    2 usage error, 3 env-incompatible or infra-error (with --ray: the highest of all bundles').
     """
+    if ray_address is not None:
+        from reprex.cli.replay_many import split_ray_value
+
+        ray_address, bundles = split_ray_value(ray_address, bundles)
+    elif len(bundles) > 1 or results or resume:
+        raise click.UsageError("several bundles, --results and --resume need --ray")
+    bundle = bundles[0]
     from reprex.replay import ReplayOptions, exit_code
     from reprex.replay import replay as do_replay
     from reprex.escape import terminal
@@ -75,6 +91,10 @@ def replay(bundle, backend, image, gpus, runs, timeout, network, expect, with_sp
     options = ReplayOptions(backend=backend, image=image, gpus=_gpus(gpus), runs=runs, timeout=timeout,
                             network=network, expect=expect, with_specs=list(with_specs), keep=keep, strict=strict,
                             pass_env=passed, allow_urls=allow_urls)
+    if ray_address is not None:
+        from reprex.cli.replay_many import replay_on_ray
+
+        replay_on_ray(bundles, options, ray_address, results, resume, as_json)
     # SIGTERM/SIGINT unwind the replay (its container and temp dirs are removed): exit 143/130
     try:
         with on_signals():

@@ -76,6 +76,8 @@ def connect(address: str | None = "auto"):
     import logging
 
     quiet = dict(log_to_driver=False, logging_level=logging.WARNING)
+    if address not in (None, "local", "auto"):
+        _reachable(address)
     if address not in (None, "local"):
         try:
             ray.init(address=address, **quiet)
@@ -88,8 +90,26 @@ def connect(address: str | None = "auto"):
                              f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
     from reprex.scale.node import node_resources
 
-    ray.init(include_dashboard=False, resources=node_resources(), **quiet)
+    try:
+        ray.init(address="local", include_dashboard=False, resources=node_resources(), **quiet)
+    except Exception as exc:
+        raise ScaleError(f"cannot start a local Ray cluster: {type(exc).__name__}: {_first_line(exc)}") from None
     return ray
+
+
+def _reachable(address: str, timeout: float = 5.0) -> None:
+    """A HOST:PORT that doesn't answer, said in one line at once (Ray itself retries for
+    half a minute, logging each try)."""
+    import re
+    import socket
+
+    m = re.fullmatch(r"(?:ray://)?\[?([^\[\]]+?)\]?:(\d{1,5})", address)
+    if not m:
+        return
+    try:
+        socket.create_connection((m.group(1), int(m.group(2))), timeout=timeout).close()
+    except OSError as exc:
+        raise ScaleError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
 
 
 def _nodes(ray) -> list[dict]:
@@ -289,8 +309,12 @@ def _unreadable(source: str, exc: BaseException) -> ScaleResult:
 def submit(ray, source: str, bundle, options: ReplayOptions, nodes: list[dict], *, num_cpus: float = 1.0,
            prefer: dict[str, str] | None = None, max_retries: int = MAX_RETRIES) -> RemoteReplay | ScaleResult:
     """One bundle onto the cluster, or its env-incompatible result when no node can run it."""
+    from dataclasses import replace
+
     from reprex.replay.base import lock_hash
 
+    if options.backend == "auto":  # on a cluster, auto is docker: local runs a bundle on the host, asked for only
+        options = replace(options, backend="docker")
     needs = _needs.bundle_needs(bundle, options, arch_known=_needs.arch_known(nodes), num_cpus=num_cpus)
     why = _needs.why_not(needs, nodes)
     if why is not None:
@@ -345,7 +369,8 @@ class _Settled(RemoteReplay):
 def replay_many(bundles: Sequence[str | Path], options: ReplayOptions, *, address: str | None = "auto",
                 results: Path | None = None, resume: bool = False,
                 on_result: Callable[[ScaleResult], None] | None = None,
-                on_submit: Callable[[RemoteReplay], None] | None = None, num_cpus: float = 1.0,
+                on_submit: Callable[[RemoteReplay], None] | None = None,
+                on_resumed: Callable[[ScaleResult], None] | None = None, num_cpus: float = 1.0,
                 window: int | None = None, max_retries: int = MAX_RETRIES) -> list[ScaleResult]:
     """Replay every bundle on the cluster; a result is written to `results` (and handed to
     `on_result`) as it finishes. With `resume`, bundles that already have a line in `results`
@@ -393,6 +418,8 @@ def replay_many(bundles: Sequence[str | Path], options: ReplayOptions, *, addres
                     continue
                 if bundle.id in previous:
                     out.append(ScaleResult.from_dict(previous[bundle.id]))
+                    if on_resumed is not None:
+                        on_resumed(out[-1])
                     continue
                 item = submit(ray, source, bundle, options, nodes, num_cpus=num_cpus, prefer=prefer,
                               max_retries=max_retries)
