@@ -110,7 +110,7 @@ def _bisect_facts(m: dict) -> list[tuple[str, str]]:
     facts = [("bisect", str(found.get("summary") or found.get("reason") or "no result"))]
     for finding in found.get("findings") or []:
         if isinstance(finding, dict) and isinstance(finding.get("changelog"), str):
-            facts.append((f"changes in {finding.get('package')}", finding["changelog"]))
+            facts.append(("release notes", f"{finding.get('package')}: {finding['changelog']}"))  # keys aren't escaped
     return facts
 
 

@@ -107,7 +107,7 @@ def _diff_label(bad_pins: dict[str, str]) -> Callable[[dict[str, str]], str]:
     def label(pins: dict[str, str]) -> str:
         moved = sorted(n for n in set(pins) | set(bad_pins) if pins.get(n) != bad_pins.get(n))
         shown = ", ".join(f"{n} {pins.get(n) or '(none)'}" for n in moved[:6])
-        return f"bad pins with {len(moved)} reverted" + (f": {shown}" if moved else "") + \
+        return f"{len(moved)} pins moved from the bundle's" + (f": {shown}" if moved else "") + \
             (" ..." if len(moved) > 6 else "")
 
     return label
@@ -164,12 +164,12 @@ def by_date(oracle: Oracle, result: BisectResult, *, start, options: BisectOptio
     progress(f"resolving {', '.join(names[:5])}{' ...' if len(names) > 5 else ''} as of earlier dates "
              f"from {start.date()}")
     label = _diff_label(exact_pins(oracle.lines))
-    last_good, first_bad_day, good_pins, bad_pins, _steps = first_bad_date(
-        names, lambda pins: oracle.pins(pins, "a day's resolution: " + label(pins)), start=start,
-        python=oracle.target.python, platform=oracle.target.uv_platform, jobs=options.jobs)
+    found = first_bad_date(names, lambda pins: oracle.pins(pins, "a day's pins, " + label(pins)), start=start,
+                           python=oracle.target.python, platform=oracle.target.uv_platform, jobs=options.jobs)
+    last_good, first_bad_day, good_pins, bad_pins, _steps = found
     result.dates = {"last_good": _iso(last_good), "first_bad": _iso(first_bad_day), "start": _iso(start)}
     if last_good is None or first_bad_day is None:
-        result.reason = "no earlier date where the failure goes away was found"
+        result.reason = getattr(found, "reason", "") or "no earlier date where the failure goes away was found"
         return
     by_lock(oracle, result, good_pins, options=options, progress=progress, bad_pins=bad_pins)
 
