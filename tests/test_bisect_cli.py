@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -126,3 +127,53 @@ def test_a_bundle_that_passes_here_exits_1(case, tmp_path):
     data = json.loads(proc.stdout)
     assert not data["found"] and data["findings"][0]["first_bad"] is None
     assert "2.0.1" in data["summary"] and "good" in data["summary"]
+
+
+def test_section_is_escaped_in_the_issue_body(case, tmp_path):
+    """The `bisect` section is a bundle's text like any other: render escapes it wherever it lands."""
+    from reprex.bisect import BisectResult, Finding
+    from reprex.bisect.oracle import Probe
+    from reprex.bisect.section import with_section
+    from reprex.bundle import Bundle
+    from reprex.render import render
+
+    evil = "<img src=x onerror=alert(1)> @maintainer [x](javascript:alert(1))"
+    result = BisectResult(mode="package", findings=[Finding(package=evil, first_bad="1.0", last_good="0.9",
+                                                            changelog="https://example.org/changes")],
+                          probes=[Probe(label=evil, verdict="bad", replay="reproduced", reason="```\n</details>",
+                                        runs=1)])
+    new = with_section(Bundle.read(case["bundle"]), result)
+    body = render(new, venue="gh")
+    outside, fence = [], None  # fenced blocks are code to GitHub: the text outside them is what must be inert
+    for line in body.splitlines():
+        ticks = re.match(r"^(`{3,})", line)
+        if fence is None and ticks:
+            fence = ticks.group(1)
+        elif fence is not None and line.strip() == fence:
+            fence = None
+        elif fence is None:
+            outside.append(line)
+    text = "\n".join(outside)
+    assert "<img" not in text and "@maintainer" not in text and " [x](javascript:" not in text
+    assert text.count("</details>") == text.count("<details>")
+    assert "reprex bisect: every probe" in text
+    assert "first bad:" in body and "example.org/changes" in body
+    assert Bundle.from_entries(new.entries()).manifest["bisect"]["findings"][0]["first_bad"] == "1.0"
+
+
+def test_flaky_repeats_and_summary():
+    from reprex.bisect import BisectResult, Finding
+    from reprex.bisect.oracle import Probe, repeats_for
+
+    assert repeats_for(1.0) == 1
+    assert repeats_for(0.5) == 5  # 0.5**5 = 3% of bad probes would look good
+    assert repeats_for(0.9) == 2 and repeats_for(0.01) == 20  # capped
+    result = BisectResult(mode="package", runs_per_probe=5, reproduction_rate=0.5,
+                          findings=[Finding("pandas", "2.0.0", "1.5.3",
+                                            skipped=[("1.5.0", "no cp311 wheel for x86_64"),
+                                                     ("1.5.1", "no cp311 wheel for x86_64")])],
+                          probes=[Probe("p", "bad", "reproduced", runs=5)] * 5)
+    assert result.summary() == ("first bad: pandas 2.0.0 (last good 1.5.3); 5 probes, 2 skipped (no cp311 wheel "
+                                "for x86_64: 1.5.0, 1.5.1); flaky: 5 runs per probe (reproduced 50% of the "
+                                "original's runs)")
+    assert result.exit_code == 0 and BisectResult(mode="date").exit_code == 1

@@ -129,7 +129,7 @@ def resolve_release(bundle: Bundle, name: str, version: str, target: Target, *,
         except OSError as exc:
             raise Unresolvable(f"cannot run uv: {exc.strerror or exc}") from None
         if proc.returncode != 0:
-            raise Unresolvable(f"{name}=={version} does not resolve with the bundle's pins: "
+            raise Unresolvable(f"unresolvable with the bundle's pins: {name}=={version}: "
                                f"{installer.last_error(proc)}")
         text = prefs.read_text()
     resolved = parse_requirements(text)
