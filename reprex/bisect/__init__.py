@@ -63,7 +63,8 @@ class BisectResult:
 
     @property
     def found(self) -> bool:
-        return any(f.first_bad for f in self.findings)
+        """A first bad release named, or (modes 2 and 3) the pins whose change brings the failure back."""
+        return bool(self.culprits) or any(f.first_bad for f in self.findings)
 
     @property
     def exit_code(self) -> int:
@@ -83,6 +84,7 @@ class BisectResult:
         parts = []
         for f in self.findings:
             if not f.first_bad:
+                parts.append(f"{f.package}: {f.reason}" if f.reason else f.package)
                 continue
             text = f"first bad: {f.package} {f.first_bad}" + (f" (last good {f.last_good})" if f.last_good else "")
             if f.ambiguous and len(f.ambiguous) > 1:

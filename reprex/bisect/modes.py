@@ -118,6 +118,7 @@ def by_lock(oracle: Oracle, result: BisectResult, good_pins: dict[str, str], *, 
     """The minimal set of changed pins that brings the failure back, then each culprit's releases."""
     from reprex.bisect.pindiff import minimal_change
     from reprex.bisect.probe import exact_pins
+    from reprex.bisect.search import BisectError
 
     bad_pins = dict(bad_pins if bad_pins is not None else exact_pins(oracle.lines))
     good_pins = {canonical(k): v for k, v in good_pins.items()}
@@ -133,12 +134,16 @@ def by_lock(oracle: Oracle, result: BisectResult, good_pins: dict[str, str], *, 
             result.findings.append(Finding(package=name, first_bad=new, last_good=old,
                                            reason="added" if not old else "removed"))
             continue
-        if _version(old, name) > _version(new, name):
-            result.findings.append(Finding(package=name, first_bad=new, last_good=old,
-                                           reason=f"moved down from {old} to {new}; releases not bisected"))
-            continue
-        result.findings.append(bisect_releases(oracle, name, good=old, bad=new, options=options,
-                                               progress=progress))
+        try:
+            if _version(old, name) > _version(new, name):
+                result.findings.append(Finding(package=name, first_bad=new, last_good=old,
+                                               reason=f"moved down from {old} to {new}; releases not bisected"))
+                continue
+            result.findings.append(bisect_releases(oracle, name, good=old, bad=new, options=options,
+                                                   progress=progress))
+        except BisectError as exc:  # the culprit stands; only its releases could not be searched
+            result.findings.append(Finding(package=name, first_bad=None, last_good=old,
+                                           reason=f"{old} -> {new}; releases not bisected: {exc.message}"))
     if not result.found:
         result.reason = next((f.reason for f in result.findings if f.reason), "") or \
             "no changed pin brings the failure back on its own"
