@@ -45,6 +45,22 @@ def test_known_ends_find_every_boundary_within_log2_plus_2(n):
         assert not found.skipped and not found.ambiguous
 
 
+def test_the_real_cases_fit_log2_plus_2_with_good_unknown():
+    """tests/bisect_cases.py's regressions, judged by their changelogs' first bad release: stepping
+    back from the bundle's pin (no --good) stays within ceil(log2(releases listed)) + 2 probes."""
+    from packaging.version import Version
+
+    from bisect_cases import CASES
+
+    for case in CASES:
+        listed = [v for v in case.releases if v not in case.yanked and v not in case.no_cp311]
+        first = Version(case.expected_first_bad)
+        good = listed.index(case.good) if case.good else None
+        found = first_bad(listed, lambda v: (BAD, "") if Version(v) >= first else (GOOD, ""), good=good)
+        assert found.first_bad == case.expected_first_bad, case.name
+        assert found.probes <= bound(len(listed) - (good or 0)), (case.name, [s.label for s in found.steps])
+
+
 def test_baselines_are_probed_first_and_every_probe_is_a_step():
     calls = []
     found = first_bad(list(range(10)), oracle(6, calls=calls), good=2)
@@ -57,20 +73,24 @@ def test_baselines_are_probed_first_and_every_probe_is_a_step():
 def test_unknown_good_steps_back_1_2_4_from_bad():
     calls = []
     found = first_bad(list(range(40)), oracle(20, calls=calls))
-    assert calls[:6] == [39, 38, 37, 35, 31, 23]  # bad, then bad-1, -2, -4, -8, -16
-    assert calls[6] == 7  # bad-32: the first GOOD
+    assert calls[:6] == [39, 38, 36, 32, 24, 8]  # bad, then steps of 1, 2, 4, 8, 16 back: 8 is the first GOOD
     assert (found.first_bad, found.last_good) == (20, 19)
-    assert found.probes == len(set(calls))
+    assert found.probes == len(set(calls)) == 6 + 4  # then a binary search of the 15 between 8 and 24
+
+
+def test_a_bad_break_in_the_newest_release_costs_two_probes():
+    found = first_bad(list(range(40)), oracle(39))
+    assert (found.first_bad, found.last_good, found.probes) == (39, 38, 2)
 
 
 def test_a_skip_while_stepping_back_steps_to_its_neighbour():
     calls = []
-    found = first_bad(list(range(40)), oracle(20, skips={35, 34, 7}, calls=calls))
-    assert calls[:6] == [39, 38, 37, 35, 34, 33]
-    assert 7 in calls and 6 in calls  # bad-32 skipped: its neighbour judged instead
+    found = first_bad(list(range(40)), oracle(20, skips={36, 35, 8}, calls=calls))
+    assert calls[:7] == [39, 38, 36, 35, 34, 32, 24]  # 36 skipped: its neighbours until one judges
+    assert calls[7:9] == [8, 7]  # 16 further back skipped too: its neighbour judged instead
     assert (found.first_bad, found.last_good) == (20, 19)
-    assert [item for item, _ in found.skipped] == [7, 34, 35]
-    assert found.skipped[0][1] == "no cp311 wheel for 7"
+    assert [item for item, _ in found.skipped] == [8, 35, 36]
+    assert found.skipped[0][1] == "no cp311 wheel for 8"
 
 
 def test_skips_are_never_blamed_and_an_unresolved_boundary_is_named():
@@ -314,8 +334,8 @@ def test_first_bad_date_steps_back_by_weeks_and_skips_days_without_a_resolution(
     calls = []
     found = first_bad_date(["lib"], lib2_is_bad, start=dt.datetime(2023, 5, 10, 6, 0, tzinfo=UTC), python="3.11",
                            resolve=timeline_resolve(calls))
-    assert [c.date().isoformat() for c in calls[:6]] == ["2023-05-10", "2023-05-03", "2023-04-26", "2023-04-12",
-                                                         "2023-03-15", "2023-01-18"]  # back 1, 2, 4, 8, 16 weeks
+    assert [c.date().isoformat() for c in calls[:5]] == ["2023-05-10", "2023-05-03", "2023-04-19", "2023-03-22",
+                                                         "2023-01-25"]  # steps of 1, 2, 4, 8 weeks back
     assert calls[0] == dt.datetime(2023, 5, 10, 6, 0, tzinfo=UTC)  # the start itself: nothing after it counts
     assert calls[1] == dt.datetime(2023, 5, 3, 23, 59, 59, tzinfo=UTC)  # other days: their last second
     assert found.first_bad_day.date() == dt.date(2023, 3, 15) and found.bad_pins == {"lib": "2.0"}
