@@ -143,10 +143,16 @@ class ReprexItem(pytest.Item):
             bundle, error = None, str(exc)
         if error is not None:  # outside the except: the report shows one line, not a chain
             pytest.fail(inert(f"reprex {self.name}: {error}"), pytrace=False)
-        merged["backend"] = sandboxed_backend(state, merged["backend"], self.name)
-        if merged["backend"] != "local":
-            state.docker_bundles.add(bundle.id)
-        result = interruptible(replay, bundle, opts.replay_options(merged, state.pass_env))
+        from pytest_reprex.cluster import dispatch_of
+
+        dispatch = dispatch_of(self.config)
+        if dispatch is not None:  # --reprex-ray: a node replays it; this waits for its result
+            result = dispatch.result_for(self, bundle)
+        else:
+            merged["backend"] = sandboxed_backend(state, merged["backend"], self.name)
+            if merged["backend"] != "local":
+                state.docker_bundles.add(bundle.id)
+            result = interruptible(replay, bundle, opts.replay_options(merged, state.pass_env))
         self.reprex_result = result
         self.user_properties.append(("reprex_verdict", result.verdict))
         if result.verdict == "infra-error":

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -52,6 +53,21 @@ INI_NAMES = dict(CLI_DEST)
 
 class OptionError(ReprexError, ValueError):
     """A bad option value; the message names where it came from."""
+
+
+_RAY_ADDRESS = re.compile(r"(auto|local|(ray://)?[A-Za-z0-9_.\-]+:[0-9]{1,5})")
+
+
+def ray_address(value: str, label: str) -> str:
+    """`--reprex-ray` takes an optional address: `auto` (the cluster `ray start` made here),
+    `local` (a new one-machine cluster), `HOST:PORT` or `ray://HOST:PORT`. Anything else is
+    an error rather than a guess: `--reprex-ray tests/` would otherwise eat the path."""
+    text = str(value).strip()
+    if not _RAY_ADDRESS.fullmatch(text):
+        hint = (" (it looks like a path: write --reprex-ray=auto, or put the option after the paths)"
+                if "/" in text or os.path.exists(text) else "")
+        raise OptionError(f"{label} {text!r}: use auto, local, HOST:PORT or ray://HOST:PORT{hint}")
+    return text
 
 
 def in_ci() -> bool:

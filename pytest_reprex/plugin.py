@@ -11,6 +11,7 @@ Options (each has an ini twin named with underscores, e.g. `reprex_backend`):
   --reprex-expect reproduced|fixed     --reprex-strict           --reprex-timeout SECONDS
   --reprex-network none|bridge         --reprex-capture DIR      --reprex-capture-max N
   --reprex-allow-urls (command line and ini only: a sidecar, marker or bundle can't grant it)
+  --reprex-ray [ADDRESS]  replay the collected bundles as tasks on a Ray cluster (pytest_reprex.cluster)
 Per bundle: a sidecar `NAME.reprex.toml` / `NAME.reprex.json`, the manifest field
 `pytest` (only expect, runs, timeout, strict, skip, marks: the bundle can't choose its
 own isolation), or `@pytest.mark.reprex(...)`; see pytest_reprex.options for precedence.
@@ -91,6 +92,11 @@ def pytest_addoption(parser):
     group.addoption("--reprex-env", dest="reprex_env", metavar="NAME[=VALUE]", action="append", default=[],
                     help="reprex: pass NAME from this environment (or NAME=VALUE) into every replay, for a "
                          "credential the repros need; scrubbed from reports. Repeatable.")
+    group.addoption("--reprex-ray", dest="reprex_ray", metavar="ADDRESS", nargs="?", const="auto", default=None,
+                    help="replay the collected bundles as tasks on a Ray cluster: auto (default: RAY_ADDRESS or the "
+                         "cluster `ray start` made here, else a new one on this machine), local, HOST:PORT or ray://HOST:PORT. Each node replays in its "
+                         "own Docker (or local with --reprex-backend local); pytest still reports one item per "
+                         "bundle. Works with or instead of xdist.")
     group.addoption("--reprex-capture", dest="reprex_capture", metavar="DIR", default=None,
                     help="write a bundle for each failing test into DIR.")
     group.addoption("--reprex-capture-max", dest="reprex_capture_max", metavar="N", type=int, default=None,
@@ -111,6 +117,8 @@ def pytest_addoption(parser):
                   default=True)
     parser.addini("reprex_env", "reprex: environment variable names passed into every replay, one a line",
                   type="linelist", default=[])
+    parser.addini("reprex_ray", "reprex: replay collected bundles on this Ray cluster (auto, local, HOST:PORT)",
+                  default="")
     parser.addini("reprex_capture", "reprex: write a bundle for each failing test into this directory", default="")
     parser.addini("reprex_capture_max", "reprex: capture at most N failing tests per process", default="")
 
@@ -132,6 +140,17 @@ def pytest_configure(config):
     except ValueError as exc:
         raise pytest.UsageError(f"reprex: {str(exc).replace('--env', '--reprex-env')}") from None
     state.collect = bool(config.getini("reprex_collect"))
+    address = config.getoption("reprex_ray", None)
+    label = "--reprex-ray"
+    if address is None and config.getini("reprex_ray"):
+        address, label = config.getini("reprex_ray"), "ini reprex_ray ="
+    if address is not None:
+        from pytest_reprex import cluster
+
+        try:
+            cluster.install(config, opts.ray_address(address, label))
+        except opts.OptionError as exc:
+            raise pytest.UsageError(f"reprex: {exc}") from None
     config.pluginmanager.register(_ReportWatcher(state), "reprex-report-watcher")
     directory = config.getoption("reprex_capture", None)
     base = Path(config.invocation_params.dir)
@@ -316,6 +335,8 @@ class _ReportWatcher:
             for name, value in getattr(report, "user_properties", None) or ():
                 if name == "reprex_verdict":
                     self.state.verdicts[value] = self.state.verdicts.get(value, 0) + 1
+                elif name == "reprex_node":
+                    self.state.nodes[value] = self.state.nodes.get(value, 0) + 1
         self._bundle(report)
 
     def pytest_collectreport(self, report):
@@ -334,6 +355,9 @@ def pytest_sessionfinish(session, exitstatus):
     state = session.config.stash.get(STATE, None)
     if state is not None and state.docker_bundles:
         remove_containers(state.docker_bundles)
+    from pytest_reprex import cluster
+
+    cluster.finish(session.config)  # what -x, Ctrl-C or xdist's stealing left in flight
     if state is not None and state.capture is not None:
         state.capture.close()  # the warm servers the captures forked from
 
@@ -376,6 +400,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if state.verdicts:
         counts = ", ".join(f"{n} {v}" for v, n in sorted(state.verdicts.items()))
         lines.append(f"replayed bundles: {counts}")
+    if state.nodes:
+        lines.append("on ray nodes: " + ", ".join(f"{node} {n}" for node, n in sorted(state.nodes.items())))
     if lines:
         terminalreporter.write_sep("-", "reprex")
         for line in lines:

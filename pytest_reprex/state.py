@@ -18,6 +18,7 @@ class State:
     docker: tuple | None = None  # (reachable, why) once asked
     docker_bundles: set = field(default_factory=set)  # ids of bundles replayed on a backend other than local
     verdicts: dict = field(default_factory=dict)
+    nodes: dict = field(default_factory=dict)  # Ray node -> bundles it replayed (--reprex-ray)
     capture: object = None  # pytest_reprex.capture.CaptureState when --reprex-capture is given
     bundles: list = field(default_factory=list)  # (nodeid, path, reproduces, error, mode) seen in reports
     capture_errors: list = field(default_factory=list)
