@@ -55,7 +55,7 @@ def bisect_releases(oracle: Oracle, name: str, *, good: str | None, bad: str | N
     from packaging.version import Version
 
     from reprex.bisect.probe import exact_pins
-    from reprex.bisect.releases import changelog_url, list_releases
+    from reprex.bisect.releases import PRE_RELEASE, changelog_url, list_releases
     from reprex.bisect.search import BisectError, first_bad
 
     name = canonical(name)
@@ -74,20 +74,28 @@ def bisect_releases(oracle: Oracle, name: str, *, good: str | None, bad: str | N
     candidates = versions[:bad_i + 1]
     progress(f"{name}: {len(candidates) - (good_i or 0)} releases up to {bad}"
              + (f" from {good}" if good else "") + f"; {len(listing.excluded)} excluded")
-    found = first_bad(candidates, oracle.release(name), bad=bad_i, good=good_i, jobs=options.jobs,
-                      label=lambda v: f"{name} {v}")
+    probe, probed = oracle.release(name), []
+
+    def test(version: str):
+        probed.append(Version(version))
+        return probe(version)
+
+    found = first_bad(candidates, test, bad=bad_i, good=good_i, jobs=options.jobs, label=lambda v: f"{name} {v}")
     if found.first_bad is None:
         return Finding(package=name, first_bad=None, last_good=None, skipped=list(found.skipped),
                        candidates=len(candidates), reason=found.reason or "the search ended without a first bad "
                                                                            "release")
     lo = Version(found.last_good) if found.last_good else None
     hi = Version(found.first_bad)
-    # releases a probe could not install that sit where the boundary is: listed, never blamed
-    unprobed = [(v, r) for v, r in listing.excluded if (lo is None or Version(v) > lo) and Version(v) < hi]
+    # releases a probe could not install within the range searched: reported, never blamed; those
+    # between the last good and the first bad leave the boundary among them
+    oldest = min([*probed, *([good_v] if good_v is not None else [])], default=hi)
+    unprobed = [(v, r) for v, r in listing.excluded if oldest <= Version(v) <= bad_v and r != PRE_RELEASE]
     skipped = sorted([*found.skipped, *unprobed], key=lambda item: Version(item[0]))
+    between = [v for v, _ in unprobed if (lo is None or Version(v) > lo) and Version(v) < hi]
     ambiguous = list(found.ambiguous)
-    if unprobed:
-        ambiguous = sorted({*ambiguous, *(v for v, _ in unprobed), found.first_bad}, key=Version)
+    if between:
+        ambiguous = sorted({*ambiguous, *between, found.first_bad}, key=Version)
     release = next((r for r in listing.candidates if r.version == found.first_bad), None)
     link = changelog_url(release, name=name) if release is not None else None  # one metadata read
     lo_i = versions.index(found.last_good) if found.last_good in versions else 0

@@ -29,6 +29,7 @@ ACCEPT = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+ht
 MAX_PAGE = 32 << 20  # a project page (numpy's JSON page is ~6 MB)
 MAX_METADATA = 4 << 20
 TIMEOUT = 30.0
+PRE_RELEASE = "pre-release (use --pre)"
 _CHANGELOG = re.compile(r"change|release|history|news|what'?s ?new", re.I)
 
 
@@ -332,7 +333,7 @@ def list_releases(name: str, *, python: str, machine: str, glibc: str = "2.36", 
         version = Version(release.version)
         asked = str(version) in kept
         if not asked and version.is_prerelease and not pre:
-            excluded.append((release.version, "pre-release (use --pre)"))
+            excluded.append((release.version, PRE_RELEASE))
             continue
         if not asked and release.yanked and not yanked:
             reason = next((f.yanked for f in release.files if isinstance(f.yanked, str) and f.yanked), "")
