@@ -19,10 +19,12 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Mapping, Sequence
 
-_probed: dict[str, str | None] = {}  # candidate path -> the path if it runs, else None
+_probed: dict[str, str | None] = {}
+_UV_LOCK = threading.Lock()  # candidate path -> the path if it runs, else None
 _warned = False
 _OFF = ("", "0", "no", "off", "none", "false", "pip")
 
@@ -41,7 +43,16 @@ def _candidate() -> str | None:
 
 
 def uv() -> str | None:
-    """The uv binary when it runs here (probed once per path), else None: pip does the work."""
+    """The uv binary when it runs here (probed once per path), else None: pip does the work.
+
+    One caller at a time: bisect's parallel probes call it from threads, and the uv wheel's
+    find_uv_bin() reads sysconfig, whose first read is not thread-safe (a racing thread got
+    None for EXE and a TypeError)."""
+    with _UV_LOCK:
+        return _uv()
+
+
+def _uv() -> str | None:
     found = _candidate()
     if found is None:
         return None
