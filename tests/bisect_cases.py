@@ -16,8 +16,8 @@ have no cp311 wheel (coverage 6.3-6.4.3: skipped, never blamed) and a compiled d
 
 from __future__ import annotations
 
-import json
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -120,7 +120,7 @@ CASES: tuple[Case, ...] = (
         releases=("20.5", "20.7", "20.8", "20.9", "21.0", "21.2", "21.3", "22.0", "23.0", "23.1"),
         first_bad="22.0", last_good="21.3",
         bad_pins={"packaging": "23.1"},
-        deps={"pyparsing": ("3.0.9",)},  # packaging <= 21.3 requires it, 22.0 on does not
+        deps={"pyparsing": ("2.4.7", "3.0.9")},  # packaging <= 21.3 requires it (21.2: <3), 22.0 on does not
         script=("from packaging.version import LegacyVersion, parse\n"
                 "print('legacy:', isinstance(parse('2004d'), LegacyVersion))\n"),
         issue="https://github.com/pyupio/safety/issues/438",
@@ -202,6 +202,7 @@ def make_venv(index: IndexServer, pins: dict[str, str], dest: Path) -> Path:
     """A venv of exactly `pins`, installed from the loopback index alone; its python."""
     env = index.environ()
     uv = uv_binary()
+    shutil.rmtree(dest, ignore_errors=True)
     subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(dest)], check=True, env=env,
                    capture_output=True, timeout=120)
     python = dest / "bin" / "python"

@@ -1,0 +1,156 @@
+"""`reprex bisect --package` end to end on real regressions (tests/bisect_cases.py): a bundle made
+by a real `reprex capture` under the bad pins, then the CLI against a loopback index of PyPI's
+own files, every probe a real replay (local venvs; docker for two cases).
+
+What must hold on every case: the first bad release is the changelog's (or, without --yanked,
+the first non-yanked one after it), the last good is right, each probe's verdict agrees with
+the release (bad from the first bad on, good before it), releases that can't be probed here
+(yanked, no cp311 wheel) are reported and never blamed, the probe count stays within
+ceil(log2(releases in range)) + 2 (+ skips), and the bundle written carries a `bisect` section
+that `render` shows.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+from bisect_cases import BY_NAME, CASES, Case, capture_case
+from bisect_index import bisect_index  # noqa: F401  (the session's loopback index, a fixture)
+from packaging.version import Version
+
+from reprex.bundle import Bundle
+
+PY = sys.executable
+
+
+@pytest.fixture(scope="module")
+def bundles(bisect_index, cache, tmp_path_factory):  # noqa: F811  (the fixture imported above)
+    """Each case's bundle, captured once for the module."""
+    made = {}
+
+    def get(name: str):
+        if name not in made:
+            made[name] = capture_case(bisect_index, BY_NAME[name], tmp_path_factory.mktemp(name))
+        return made[name]
+
+    return get
+
+
+def bisect(index, bundle, case: Case, out, *extra: str) -> dict:
+    argv = [PY, "-m", "reprex", "bisect", str(bundle), "--package", case.package, "--json", "-o", str(out), *extra]
+    if case.good and "--good" not in extra:
+        argv += ["--good", case.good]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=900, env=index.environ())
+    assert proc.stdout.strip(), f"exit {proc.returncode}, no JSON; stderr:\n{proc.stderr[-2000:]}"
+    data = json.loads(proc.stdout)
+    data["_exit"], data["_stderr"] = proc.returncode, proc.stderr
+    return data
+
+
+def release_steps(data: dict, case: Case) -> list[tuple[str, str]]:
+    """(version, verdict) of every probe of a release of the case's package, in the order run."""
+    prefix = f"{case.package} "
+    return [(s["label"][len(prefix):], s["verdict"]) for s in data["steps"] if s["label"].startswith(prefix)]
+
+
+def probe_bound(data: dict, case: Case, good: str | None) -> tuple[int, int]:
+    """(replays used, ceil(log2(releases in range)) + 2 + skipped probes): the range runs from the
+    oldest release the search had to reach (--good, or the oldest it probed) to the bad pin, over
+    the releases that can be installed here."""
+    probed = [v for v, _ in release_steps(data, case)]
+    start = min([Version(v) for v in probed] + ([Version(good)] if good else []))
+    bad = Version(case.bad_pins[case.package])
+    in_range = [v for v in case.releases if start <= Version(v) <= bad and v not in case.skipped]
+    skips = sum(1 for s in data["steps"] if s["verdict"] == "skip")
+    return data["replays"], math.ceil(math.log2(len(in_range))) + 2 + skips
+
+
+def check_finding(data: dict, case: Case, *, first_bad: str, out) -> None:
+    assert data["_exit"] == 0, data["_stderr"][-2000:]
+    assert data["found"] is True
+    (finding,) = data["findings"]
+    assert (finding["package"], finding["first_bad"], finding["last_good"]) == \
+        (case.package, first_bad, case.last_good), data["summary"]
+    # each probe judged as the release really behaves (the changelog's boundary)
+    order = list(case.releases)
+    for version, verdict in release_steps(data, case):
+        truth = "bad" if order.index(version) >= order.index(case.first_bad) else "good"
+        assert verdict == truth, f"{case.package} {version} judged {verdict}: {data['summary']}"
+    # never blamed, always reported
+    assert finding["first_bad"] not in case.skipped
+    reported = {s["version"] for s in finding["skipped"]}
+    missing = [v for v in case.skipped if v not in reported]
+    assert not missing, f"releases that can't be probed here went unreported: {missing}; {data['summary']}"
+    # the result travels with the bundle and shows in the issue body
+    written = Bundle.read(out)
+    assert written.manifest["bisect"]["findings"][0]["first_bad"] == first_bad
+    body = subprocess.run([PY, "-m", "reprex", "render", str(out), "--venue", "gh"], capture_output=True,
+                          text=True, timeout=120)
+    assert body.returncode == 0 and f"first bad: {case.package} {first_bad}" in body.stdout, body.stderr
+
+
+@pytest.fixture(scope="module")
+def local_runs(bundles, bisect_index, tmp_path_factory):  # noqa: F811
+    """Each case's `reprex bisect --backend local` result, run once for the module: (JSON, bundle written)."""
+    done = {}
+
+    def get(case: Case):
+        if case.name not in done:
+            out = tmp_path_factory.mktemp("bisected") / f"{case.name}.reprex.zip"
+            done[case.name] = bisect(bisect_index, bundles(case.name), case, out, "--backend", "local"), out
+        return done[case.name]
+
+    return get
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_first_bad_release_local(case, local_runs, bisect_index):  # noqa: F811
+    data, out = local_runs(case)
+    check_finding(data, case, first_bad=case.expected_first_bad, out=out)
+    assert f"/simple/{case.package}/" in bisect_index.requests  # the releases came from the loopback index
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_probes_within_log2_bound(case, local_runs):
+    """The issue's bound: replays (the bundle's own included) <= ceil(log2(releases in range)) + 2,
+    plus probes that had to be skipped."""
+    data, _ = local_runs(case)
+    assert data["_exit"] == 0, data["_stderr"][-2000:]
+    used, bound = probe_bound(data, case, case.good)
+    assert used <= bound, f"{used} replays for a bound of {bound}: {data['summary']}"
+
+
+def test_yanked_releases_are_probed_when_asked(bundles, bisect_index, tmp_path):  # noqa: F811
+    """--yanked: urllib3 2.0.0, yanked on PyPI, is the changelog's first bad and is named."""
+    case = BY_NAME["urllib3-method-whitelist"]
+    data = bisect(bisect_index, bundles(case.name), case, tmp_path / "out.reprex.zip", "--backend", "local",
+                  "--yanked")
+    assert data["_exit"] == 0, data["_stderr"][-2000:]
+    (finding,) = data["findings"]
+    assert (finding["first_bad"], finding["last_good"]) == ("2.0.0", "1.26.18"), data["summary"]
+
+
+def test_parallel_probes_find_the_same_release(bundles, bisect_index, tmp_path):  # noqa: F811
+    """--jobs 2 (speculative k-ary splits) on the widest range: same answer, no more rounds."""
+    case = BY_NAME["importlib-metadata-entry-points-get"]
+    data = bisect(bisect_index, bundles(case.name), case, tmp_path / "out.reprex.zip", "--backend", "local",
+                  "--jobs", "2")
+    assert data["_exit"] == 0, data["_stderr"][-2000:]
+    (finding,) = data["findings"]
+    assert (finding["first_bad"], finding["last_good"]) == (case.first_bad, case.last_good), data["summary"]
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("name", ["packaging-legacy-version", "itsdangerous-jws"])
+def test_first_bad_release_docker(name, bundles, bisect_index, base_image, tmp_path):  # noqa: F811
+    """The same search with each probe replayed in a container (packaging's probes below 22
+    must add pyparsing to the image's environment)."""
+    case = BY_NAME[name]
+    data = bisect(bisect_index, bundles(case.name), case, tmp_path / "out.reprex.zip", "--backend", "docker",
+                  "--image", base_image)
+    check_finding(data, case, first_bad=case.expected_first_bad, out=tmp_path / "out.reprex.zip")
+    assert data["backend"] == "docker"
