@@ -132,6 +132,17 @@ def test_no_good_release_at_all():
     assert found.reason == "no good candidate: every one tried from v1.0 to v2.0 judged bad or was skipped"
 
 
+def test_a_long_run_of_skips_is_jumped_not_crept_through():
+    # 81 releases in a row can't be judged (no wheel, say); the break is well past them
+    skips = set(range(60, 141))
+    found = first_bad(list(range(200)), oracle(170, skips), good=0)
+    assert (found.first_bad, found.last_good, found.ambiguous) == (170, 169, [])
+    assert found.probes <= bound(200) + 3, [s.label for s in found.steps]
+    # inside the run, the boundary can only be narrowed to the run's end: all named, none blamed
+    found = first_bad(list(range(200)), oracle(100, skips), good=0)
+    assert found.first_bad == 141 and found.last_good == 59 and found.ambiguous == [*range(60, 141), 141]
+
+
 def test_bad_input_is_a_one_line_error():
     with pytest.raises(BisectError, match="older than the bad"):
         first_bad([1, 2, 3], oracle(1), good=2, bad=1)
@@ -346,6 +357,14 @@ def test_first_bad_date_steps_back_by_weeks_and_skips_days_without_a_resolution(
     assert found.last_good_day is None and found.good_pins == {}
     assert found.reason == "no day back to 2022-10-31 (20 weeks) resolves to pins that pass"
     assert any(s.verdict == SKIP and "no release of lib" in s.reason for s in found.steps)
+
+
+def test_first_bad_date_does_not_walk_day_by_day_through_days_without_a_resolution():
+    calls = []
+    found = first_bad_date(["lib"], lambda pins: (BAD, "same"), start=dt.datetime(2023, 3, 20, tzinfo=UTC),
+                           python="3.11", resolve=timeline_resolve(calls))
+    assert found.last_good_day is None
+    assert len(calls) <= 12, [c.date().isoformat() for c in calls]  # 1, 3, 7... weeks back, then the oldest day
 
 
 def test_first_bad_date_start_must_be_bad():

@@ -85,12 +85,13 @@ class Bounds:
 
 
 def search(judge: Judge, *, bad: int, good: int | None, jobs: int = 1, stride: int = 1,
-           known: dict[int, str] | None = None) -> Bounds:
+           neighbours: bool = True, known: dict[int, str] | None = None) -> Bounds:
     """The first bad index at or below `bad`. Baselines first: `bad` must judge BAD and a given
     `good` must not. Stepping back (without `good`, or when it was skipped) goes by steps of
-    `stride` x 1, 2, 4... from there, a skip stepping to its older neighbour, until one judges GOOD. Then the range
-    between the last good and the first bad is split, `jobs` points a round. `known`: verdicts
-    already judged (not asked again)."""
+    `stride` x 1, 2, 4... from there until one judges GOOD, a skip asking its older neighbour
+    (`neighbours`; else the next step: dates, where the day before a day with no resolution
+    rarely has one). Then the range between the last good and the first bad is split, `jobs`
+    points a round. `known`: verdicts already judged (not asked again)."""
     verdicts: dict[int, str] = dict(known or {})
     skipped: set[int] = {i for i, v in verdicts.items() if v == SKIP}
 
@@ -111,22 +112,42 @@ def search(judge: Judge, *, bad: int, good: int | None, jobs: int = 1, stride: i
     if good is not None and verdicts[good] == GOOD:
         lo = good
     else:
-        lo, hi = _step_back(bad if good is None else good, hi, verdicts, ask, jobs, stride)
+        lo, hi = _step_back(bad if good is None else good, hi, verdicts, ask, jobs, stride, neighbours)
         if lo is None:
             return Bounds(None, hi, skipped, "no-good")
     while True:
         inner = [i for i in range(lo + 1, hi) if i not in skipped]
         if not inner:
             return Bounds(lo, hi, skipped)
-        k = min(max(jobs, 1), len(inner))
-        points = sorted({inner[(j + 1) * len(inner) // (k + 1)] for j in range(k)})
+        points = _split_points(inner, skipped, jobs)
         ask(points)
         hi = min([hi, *(i for i in points if verdicts[i] == BAD)])
         lo = max([lo, *(i for i in points if verdicts[i] == GOOD and i < hi)])
 
 
+def _split_points(inner: list[int], skipped: set[int], jobs: int) -> list[int]:
+    """Where to probe next among the untested `inner` indices: the median (`jobs` evenly spaced
+    points when parallel). A median next to a skip would creep through a run of skips one at a
+    time (skips come in runs: releases without a wheel, days that resolve alike), so then the
+    median of the longest untested run is asked instead."""
+    k = min(max(jobs, 1), len(inner))
+    if k > 1:
+        return sorted({inner[(j + 1) * len(inner) // (k + 1)] for j in range(k)})
+    mid = inner[len(inner) // 2]
+    if mid - 1 not in skipped and mid + 1 not in skipped:
+        return [mid]
+    runs: list[list[int]] = [[inner[0]]]
+    for i in inner[1:]:
+        if i == runs[-1][-1] + 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    longest = max(runs, key=len)
+    return [longest[len(longest) // 2]]
+
+
 def _step_back(origin: int, hi: int, verdicts: dict[int, str], ask: Callable[[list[int]], None], jobs: int,
-               stride: int) -> tuple[int | None, int]:
+               stride: int, neighbours_on_skip: bool = True) -> tuple[int | None, int]:
     """(last good, first bad) found stepping back from `origin` by steps of `stride` x 1, 2, 4...
     (at 1, 3, 7, 15... back, the jumps doubling as in cargo-bisect-rustc); (None, first bad) when
     index 0 is passed without a GOOD. Against absolute offsets 1, 2, 4 this saves a probe on a
@@ -153,7 +174,7 @@ def _step_back(origin: int, hi: int, verdicts: dict[int, str], ask: Callable[[li
         goods = [p for p in points if verdicts[p] == GOOD and p < hi]
         if goods:
             return max(goods), hi
-        wanted = neighbours + [p - 1 for p in points if verdicts[p] == SKIP]  # a skip asks its older neighbour
+        wanted = neighbours + [p - 1 for p in points if verdicts[p] == SKIP and neighbours_on_skip]
         neighbours = sorted({p for p in wanted if 0 <= p < hi and p not in verdicts}, reverse=True)
 
 
