@@ -92,8 +92,9 @@ def test_a_good_lock_that_still_fails_is_said_in_one_line(case):
 
 
 def test_date_finds_the_day_then_the_pin_then_the_release(case):
+    """In parallel (--jobs 2): days resolved and probes replayed two at a time, same answer."""
     proc = _bisect(str(case["bundle"]), "--date", "--start", "2022-05-15", "--backend", "local", "--json",
-                   "--no-write", env=case["env"])
+                   "--no-write", "--jobs", "2", env=case["env"])
     assert proc.returncode == 0, proc.stdout + proc.stderr
     data = json.loads(proc.stdout)
     assert data["mode"] == "date"
@@ -103,7 +104,8 @@ def test_date_finds_the_day_then_the_pin_then_the_release(case):
     assert [(f["package"], f["first_bad"], f["last_good"]) for f in data["findings"]] == [("werkzeug", "2.1.0",
                                                                                            "2.0.3")]
     assert "broke between 2022-03-27 and 2022-03-28" in data["summary"]
-    # back 1, 2, 4, 8 weeks, then ~log2(27) days, each a distinct environment, then the 2-name diff
+    # steps of 1, 2, 4 weeks back, then the days between (2 a round), each a distinct environment
+    # judged once, then the 2-name diff and werkzeug's two releases in the bundle's environment
     assert data["replays"] <= 16, [s["label"] for s in data["steps"]]
     labels = [s["label"] for s in data["steps"]]
     assert len(labels) == len(set(labels)), labels
