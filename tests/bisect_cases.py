@@ -242,6 +242,50 @@ def run_release(index: IndexServer, case: Case, version: str, work: Path) -> boo
     return proc.returncode == 0
 
 
+def bisect_argv(case: Case, bundle: Path, out: Path, *extra: str) -> list[str]:
+    """`reprex bisect` for a case's bundle in mode 1 (with the case's --good when it has one)."""
+    argv = [sys.executable, "-m", "reprex", "bisect", str(bundle), "--package", case.package, "--json",
+            "-o", str(out), *extra]
+    if case.good and "--good" not in extra:
+        argv += ["--good", case.good]
+    return argv
+
+
+def release_steps(data: dict, case: Case) -> list[tuple[str, str]]:
+    """(version, verdict) of every probe of a release of the case's package, in the order run."""
+    prefix = f"{case.package} "
+    return [(s["label"][len(prefix):], s["verdict"]) for s in data["steps"] if s["label"].startswith(prefix)]
+
+
+def releases_in_range(data: dict, case: Case) -> list[str]:
+    """The installable releases the search had to cover: from --good, or the oldest release it
+    probed, up to the bad pin."""
+    from packaging.version import Version
+
+    probed = [Version(v) for v, _ in release_steps(data, case)]
+    start = min(probed + ([Version(case.good)] if case.good else []))
+    bad = Version(case.bad_pins[case.package])
+    return [v for v in case.releases if start <= Version(v) <= bad and v not in case.skipped]
+
+
+def probe_budget(data: dict, case: Case) -> tuple[int, int]:
+    """(replays used, the issue's bound: ceil(log2(releases in range)) + 2 + probes skipped). The
+    replay of the bundle's own pins counts: it is the bad baseline (and the flaky-rate estimate)."""
+    import math
+
+    skips = sum(1 for s in data["steps"] if s["verdict"] == "skip")
+    return data["replays"], math.ceil(math.log2(len(releases_in_range(data, case)))) + 2 + skips
+
+
+def linear_scan(case: Case) -> int:
+    """Replays a plain linear scan needs: the bundle's own, then one release at a time back from
+    the bad pin until one passes (the releases that can't be installed here passed over)."""
+    order = [v for v in case.releases if v not in case.skipped]
+    bad = order.index(case.bad_pins[case.package])
+    last_good = order.index(case.last_good)
+    return 1 + (bad - last_good)
+
+
 def check(names: list[str] | None = None) -> int:
     """Run every case's program against every installable release; print where it turns bad."""
     import tempfile

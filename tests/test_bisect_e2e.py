@@ -13,14 +13,12 @@ that `render` shows.
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 import sys
 
 import pytest
-from bisect_cases import BY_NAME, CASES, Case, capture_case
+from bisect_cases import BY_NAME, CASES, Case, bisect_argv, capture_case, probe_budget, release_steps
 from bisect_index import bisect_index  # noqa: F401  (the session's loopback index, a fixture)
-from packaging.version import Version
 
 from reprex.bundle import Bundle
 
@@ -41,32 +39,12 @@ def bundles(bisect_index, cache, tmp_path_factory):  # noqa: F811  (the fixture 
 
 
 def bisect(index, bundle, case: Case, out, *extra: str) -> dict:
-    argv = [PY, "-m", "reprex", "bisect", str(bundle), "--package", case.package, "--json", "-o", str(out), *extra]
-    if case.good and "--good" not in extra:
-        argv += ["--good", case.good]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=900, env=index.environ())
+    proc = subprocess.run(bisect_argv(case, bundle, out, *extra), capture_output=True, text=True, timeout=900,
+                          env=index.environ())
     assert proc.stdout.strip(), f"exit {proc.returncode}, no JSON; stderr:\n{proc.stderr[-2000:]}"
     data = json.loads(proc.stdout)
     data["_exit"], data["_stderr"] = proc.returncode, proc.stderr
     return data
-
-
-def release_steps(data: dict, case: Case) -> list[tuple[str, str]]:
-    """(version, verdict) of every probe of a release of the case's package, in the order run."""
-    prefix = f"{case.package} "
-    return [(s["label"][len(prefix):], s["verdict"]) for s in data["steps"] if s["label"].startswith(prefix)]
-
-
-def probe_bound(data: dict, case: Case, good: str | None) -> tuple[int, int]:
-    """(replays used, ceil(log2(releases in range)) + 2 + skipped probes): the range runs from the
-    oldest release the search had to reach (--good, or the oldest it probed) to the bad pin, over
-    the releases that can be installed here."""
-    probed = [v for v, _ in release_steps(data, case)]
-    start = min([Version(v) for v in probed] + ([Version(good)] if good else []))
-    bad = Version(case.bad_pins[case.package])
-    in_range = [v for v in case.releases if start <= Version(v) <= bad and v not in case.skipped]
-    skips = sum(1 for s in data["steps"] if s["verdict"] == "skip")
-    return data["replays"], math.ceil(math.log2(len(in_range))) + 2 + skips
 
 
 def check_finding(data: dict, case: Case, *, first_bad: str, out) -> None:
@@ -120,7 +98,7 @@ def test_probes_within_log2_bound(case, local_runs):
     plus probes that had to be skipped."""
     data, _ = local_runs(case)
     assert data["_exit"] == 0, data["_stderr"][-2000:]
-    used, bound = probe_bound(data, case, case.good)
+    used, bound = probe_budget(data, case)
     assert used <= bound, f"{used} replays for a bound of {bound}: {data['summary']}"
 
 
