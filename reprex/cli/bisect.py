@@ -9,6 +9,7 @@ import sys
 import click
 
 from reprex.cli._common import CONTEXT, Command, fail, load_bundle, make_console
+from reprex.errors import ReprexError
 
 
 def _good_lock(path: str) -> dict[str, str]:
@@ -121,6 +122,11 @@ def bisect(bundle, package, good, bad, pre, yanked, good_lock, by_date, start, b
     except Interrupted as exc:
         click.echo(f"reprex: {exc}; the bisection was stopped and its replays cleaned up", err=True)
         sys.exit(exc.exit_code)
+    except ReprexError:
+        raise
+    except Exception as exc:  # the machinery broke: one line, never a traceback (exit 3, as infra)
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        fail(f"bisect failed: {type(exc).__name__}: {detail}"[:400], 3)
     written = None if no_write else _write(b, bundle, output, result)
     if as_json:
         data = result.to_dict()
