@@ -63,6 +63,8 @@ def find_python(xy: str) -> str | None:
 
 class LocalBackend:
     name = "local"
+    # run_recorded or one with its signature: `reprex shrink` forks its candidate runs from warm servers
+    runner = None
 
     def prepare(self, bundle: Bundle, options: ReplayOptions, progress: Progress) -> LocalEnv:
         if options.gpus not in (None, "none") or needs_gpu(bundle):
@@ -170,8 +172,8 @@ class LocalBackend:
         known = env.overlay is None and (env.facts is not None or (env.venv / FACTS).exists())
         if known:
             environ["REPREX_RECORD_FACTS"] = "0"  # the env's are known: reading them is most of the exit cost
-        result = run_recorded([str(env.python), *entry_args(bundle)], cwd=workdir, env=environ,
-                              timeout=options.timeout, tee=False)
+        result = (self.runner or run_recorded)([str(env.python), *entry_args(bundle)], cwd=workdir, env=environ,
+                                               timeout=options.timeout, tee=False)
         outcome = result.outcome
         self._finish_facts(env)
         saved = self._saved_facts(env) if known else {}

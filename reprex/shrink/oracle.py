@@ -3,7 +3,9 @@
 A candidate is the bundle with some entries replaced (a script, an input, the
 requirements) or removed. It is run by a replay backend exactly as `reprex replay`
 runs a bundle, and it is interesting only when the run's verdict is `reproduced`
-(the same signature); every other verdict is logged and counts as not interesting.
+(the same signature; with `strict`, the same normalized message too, which keeps a
+reducer from trading the failing data path for a bare `raise`); every other verdict
+is logged and counts as not interesting.
 The bundle's code runs only in that backend: local runs it on this machine (the
 user's own bundles), docker in the sandbox (a stranger's).
 
@@ -103,8 +105,8 @@ class Oracle:
     """Judges candidates of one bundle; a context manager that lets go of its environments."""
 
     def __init__(self, bundle: Bundle, *, backend: str = "local", image: str | None = None, network: str = "none",
-                 gpus: str = "none", allow_urls: bool = False, progress: Callable[[str], None] = lambda m: None,
-                 log: Callable[[str], None] = lambda m: None):
+                 gpus: str = "none", allow_urls: bool = False, strict: bool = False,
+                 progress: Callable[[str], None] = lambda m: None, log: Callable[[str], None] = lambda m: None):
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose local or docker")
         from reprex.replay.base import ReplayOptions
@@ -116,7 +118,7 @@ class Oracle:
         if self.expected is None:
             raise ShrinkRefused("the bundle records no failure signature: nothing to keep while shrinking")
         self.options = ReplayOptions(backend=backend, image=image, network=network, gpus=gpus, allow_urls=allow_urls,
-                                     timeout=None)
+                                     timeout=None, strict=strict)
         self.progress = progress
         self.log = log
         self.repeats = 1
@@ -124,12 +126,12 @@ class Oracle:
         self.cache_hits = 0
         self.runs = 0  # backend runs, calibration and verification included
         self.rejected: dict[str, int] = {}  # verdict -> how many candidates got it
-        self.last_outcome = None  # the newest reproducing run's Outcome (what it imported and opened)
         self._memo: dict[str, bool] = {}
         self._lock = threading.Lock()
         self._envs: dict[str, object] = {}  # lock hash -> prepared env (or the ReplayProblem it raised)
         self._env_locks: dict[str, threading.Lock] = {}
         self._backend = None
+        self._warm = None  # reprex.shrink.warm_runs.WarmRuns once the environment is known (local only)
 
     # -- environments ---------------------------------------------------------------------
     def __enter__(self) -> "Oracle":
@@ -156,6 +158,8 @@ class Oracle:
                     except Exception:  # cleanup trouble must not hide the result
                         pass
             self._envs.clear()
+            if self._warm is not None:
+                self._warm.close()
 
     def _env(self, candidate: Bundle):
         """The prepared environment for the candidate's lock (prepared once, by one thread)."""
@@ -195,12 +199,20 @@ class Oracle:
         finally:
             with self._lock:
                 self.runs += 1
-        verdict, _ = judge_run(self.expected, out.outcome)
-        if verdict == "reproduced":
-            self.last_outcome = out.outcome
+        verdict, _ = judge_run(self.expected, out.outcome, self.options.strict)
         return verdict, out.outcome
 
     # -- calibration ----------------------------------------------------------------------
+    def _warm_up(self, outcome) -> None:
+        """Local candidate runs fork from warm servers that preload what `outcome` imported."""
+        from reprex.warm import enabled
+
+        if self.options.backend == "local" and enabled() and hasattr(self._backend, "runner"):
+            from reprex.shrink.warm_runs import WarmRuns
+
+            self._warm = WarmRuns(getattr(outcome, "modules", None))
+            self._backend.runner = self._warm
+
     def calibrate(self, runs: int = CALIBRATION_RUNS, floor: float = FLOOR_RATE, force: bool = False) -> Calibration:
         """Run the original `runs` times: its reproduction rate, median time, the per-call
         timeout (10x the median, clamped; a hang keeps its captured wait) and the repeats."""
@@ -214,8 +226,12 @@ class Oracle:
             verdict, detail = self.run()
             if verdict in ("infra-error", "env-incompatible"):
                 raise OracleUnavailable(f"the original bundle could not be run ({verdict}): {_one_line(detail)}")
-            seconds.append(time.monotonic() - started)
             verdicts.append(verdict)
+            if i == 0:  # it prepared the environment: the later runs are timed, as candidates will run
+                self._warm_up(detail)
+                if runs > 1:
+                    continue
+            seconds.append(time.monotonic() - started)
         k = verdicts.count("reproduced")
         median = statistics.median(seconds)
         hang = (self.bundle.manifest.get("expect") or {}).get("outcome") == "timeout"
@@ -260,6 +276,24 @@ class Oracle:
         if not ok:
             self.log(f"candidate rejected: {verdict}")
         return ok
+
+    def current(self, cold: bool = False):
+        """One run of the accepted state: its Outcome when it reproduced, else None. `cold`:
+        not forked from a warm server, whose preloads a run reports as imported. Call it
+        between phases only (no candidate running at the same time)."""
+        runner = getattr(self._backend, "runner", None)
+        if cold and runner is not None:
+            self._backend.runner = None
+        try:
+            verdict, outcome = self.run()
+        finally:
+            if cold and runner is not None:
+                self._backend.runner = runner
+        return outcome if verdict == "reproduced" else None
+
+    def warm_stats(self) -> dict | None:
+        """How many local runs forked warm, ran cold, or fell back (None: no warm starts)."""
+        return self._warm.stats() if self._warm is not None else None
 
     def accept(self, changes: Changes) -> None:
         """Make `changes` part of every later candidate."""

@@ -8,7 +8,7 @@ reported is written into the file.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable
 
 REQUIREMENTS = "requirements.txt"
 
@@ -24,60 +24,46 @@ def pin_count(text: str) -> int:
     return sum(1 for _, real in requirement_lines(text) if real)
 
 
-def drop_chunks(items: Sequence, ok: Callable[[list], bool]) -> list:
-    """Drop chunks of 2^k items, back to front, halving k down to single items (Lithium's
-    order): whatever `ok` still accepts without the chunk stays dropped."""
-    items = list(items)
-    chunk = 1 << max(0, len(items).bit_length() - 1) if items else 0
-    while chunk >= 1 and items:
-        end = len(items)
-        while end > 0:
-            start = max(0, end - chunk)
-            candidate = items[:start] + items[end:]
-            if ok(candidate):
-                items = candidate
-            end = start
-        chunk //= 2
-    return items
-
-
 def _text(lines: list[str]) -> bytes:
     return ("\n".join(lines) + "\n").encode() if lines else b""
 
 
-def shrink_pins(oracle, *, progress: Callable[[str], None] = lambda m: None,
-                stop: Callable[[], bool] = lambda: False) -> dict:
-    """Cut the accepted state's requirements.txt: {before, after, imported_cut}; the oracle's
-    base holds the result."""
+def shrink_pins(oracle, *, jobs: int = 1, budget: int | None = None, deadline: float | None = None,
+                progress: Callable[[str], None] = lambda m: None) -> dict:
+    """Cut the accepted state's requirements.txt: {before, after, imported_cut, calls}; the
+    oracle's base holds the result."""
     from reprex.shrink.oracle import candidate_bundle
+    from reprex.shrink.reduce import Exhausted, Judge, reduce_chunks
 
     current = candidate_bundle(oracle.bundle, oracle.base)
     text = current.text(REQUIREMENTS)
     before = pin_count(text)
-    result = {"before": before, "after": before, "imported_cut": False}
+    result = {"before": before, "after": before, "imported_cut": False, "calls": 0}
     if before == 0:
         return result
-    narrowed = _imported_only(current, oracle.last_outcome)
-    if narrowed is not None and pin_count(narrowed) < before and not stop():
-        progress(f"pins: trying the {pin_count(narrowed)} the shrunk run imports (of {before})")
-        data = narrowed.encode()
-        if oracle.interesting({REQUIREMENTS: data}):
-            oracle.accept({REQUIREMENTS: data})
-            text, result["imported_cut"] = narrowed, True
-    lines = requirement_lines(text)
-    comments = [line for line, real in lines if not real and line.strip()]
-    pins = [line for line, real in lines if real]
 
-    def ok(candidate: list[str]) -> bool:
-        if stop():
-            return False
-        progress(f"pins: trying {len(candidate)} of {len(pins)}")
-        return oracle.interesting({REQUIREMENTS: _text(comments[:1] + candidate)})
+    def interesting(data: bytes) -> bool:
+        progress(f"pins: trying {pin_count(data.decode())} of {before}")
+        return oracle.interesting({REQUIREMENTS: data})
 
-    kept = drop_chunks(pins, ok)
+    judge = Judge(interesting, jobs=jobs, budget=budget, deadline=deadline)
+    try:
+        narrowed = _imported_only(current, oracle.current(cold=True))
+        try:
+            if narrowed is not None and pin_count(narrowed) < before and judge.ask(narrowed.encode()):
+                oracle.accept({REQUIREMENTS: narrowed.encode()})
+                text, result["imported_cut"] = narrowed, True
+        except Exhausted:  # no budget left: the pins stay
+            pass
+        lines = requirement_lines(text)
+        header = [line for line, real in lines if not real and line.strip()][:1]
+        pins = [line for line, real in lines if real]
+        kept = reduce_chunks(pins, lambda chosen: _text(header + chosen), judge)  # stops quietly when spent
+    finally:
+        judge.close()
     if len(kept) < len(pins):
-        oracle.accept({REQUIREMENTS: _text(comments[:1] + kept)})
-    result["after"] = len(kept)
+        oracle.accept({REQUIREMENTS: _text(header + kept)})
+    result["after"], result["calls"] = len(kept), judge.stats.calls
     return result
 
 

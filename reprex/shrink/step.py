@@ -9,7 +9,6 @@ and a `shrunk` manifest section says what changed and how reliably the result fa
 
 from __future__ import annotations
 
-import ast
 import posixpath
 import time
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ class ShrinkOptions:
     keep_inputs: bool = False
     keep_pins: bool = False
     force: bool = False
+    strict: bool = False  # the normalized message must stay too (replay --strict)
     verify_runs: int = VERIFY_RUNS
     network: str = "none"
     gpus: str = "none"
@@ -48,12 +48,14 @@ class ShrinkReport:
         return self.summary
 
 
-def statements(source: bytes) -> int | None:
-    """Statements in a Python source (None: it doesn't parse). Parsed only, never run."""
+def statements(source: bytes) -> int:
+    """Statements in a Python source (0: it doesn't parse). Parsed only, never run."""
+    from reprex.shrink.script import count_statements
+
     try:
-        return sum(isinstance(node, ast.stmt) for node in ast.walk(ast.parse(source)))
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return None
+        return count_statements(source.decode("utf-8", "replace"))
+    except (RecursionError, MemoryError):  # a hostile bundle's nesting
+        return 0
 
 
 def script_targets(bundle: Bundle) -> list[str]:
@@ -78,19 +80,27 @@ def input_targets(bundle: Bundle) -> list[str]:
 
 
 def _reducers():
-    """S1's reducers; the stand-in below only until they land."""
+    """S1's reducers; the line-level stand-in for inputs only until reprex.shrink.inputs lands."""
+    from reprex.shrink.script import shrink_script
+
     try:
         from reprex.shrink.inputs import shrink_input
-        from reprex.shrink.script import shrink_script
     except ImportError:
-        from reprex.shrink._standin import shrink_input, shrink_script
+        from reprex.shrink._standin import shrink_input
     return shrink_script, shrink_input
 
 
 def shrink(bundle: Bundle, options: ShrinkOptions | None = None,
            progress: Callable[[str], None] = lambda m: None) -> ShrinkReport:
     """Shrink `bundle`; raises ShrinkRefused / OracleUnavailable when it can't be judged."""
-    options = options or ShrinkOptions()
+    import warnings
+
+    with warnings.catch_warnings():  # compiling candidates warns about code that was meant to fail
+        warnings.simplefilter("ignore", SyntaxWarning)
+        return _shrink(bundle, options or ShrinkOptions(), progress)
+
+
+def _shrink(bundle: Bundle, options: ShrinkOptions, progress: Callable[[str], None]) -> ShrinkReport:
     started = time.monotonic()
     deadline = started + options.time_s if options.time_s else None
     log: list[str] = []
@@ -98,7 +108,8 @@ def shrink(bundle: Bundle, options: ShrinkOptions | None = None,
     before = _sizes(bundle, {})
     phases: dict[str, dict] = {}
     with Oracle(bundle, backend=options.backend, image=options.image, network=options.network, gpus=options.gpus,
-                allow_urls=options.allow_urls, progress=progress, log=log.append) as oracle:
+                allow_urls=options.allow_urls, strict=options.strict, progress=progress,
+                log=log.append) as oracle:
         calibration = oracle.calibrate(force=options.force)
 
         def left() -> int | None:
@@ -140,13 +151,14 @@ def shrink(bundle: Bundle, options: ShrinkOptions | None = None,
                     oracle.accept({name: data})
                 phases[name] = _stats(stats)
         if not options.keep_pins and not stop():
-            phases[REQUIREMENTS] = shrink_pins(oracle, progress=progress, stop=stop)
+            phases[REQUIREMENTS] = shrink_pins(oracle, budget=left(), progress=progress, **common)
         reproduced, verdicts = oracle.verify(options.verify_runs)
         summary = {
-            "backend": options.backend,
+            "backend": options.backend, "strict": options.strict,
             "before": before,
             "after": _sizes(bundle, oracle.base),
             "calls": oracle.calls, "cache_hits": oracle.cache_hits, "runs": oracle.runs,
+            "warm_starts": oracle.warm_stats(),
             "rejected": dict(sorted(oracle.rejected.items())),
             "calibration": calibration.to_dict(),
             "verify": {"runs": len(verdicts), "reproduced": reproduced,
@@ -163,13 +175,12 @@ def shrink(bundle: Bundle, options: ShrinkOptions | None = None,
 
 
 def _stats(stats) -> dict:
-    keys = ("calls", "cache_hits", "interesting", "seconds", "before", "after")
-    return {k: getattr(stats, k) for k in keys if hasattr(stats, k)}
+    return stats.as_dict() if hasattr(stats, "as_dict") else dict(vars(stats))
 
 
 def _drop_unread(oracle: Oracle, names: list[str], progress) -> None:
     """Inputs the reproducing run never opened: removed together, else one at a time."""
-    outcome = oracle.last_outcome
+    outcome = oracle.current()
     opened = [p for p in (getattr(outcome, "opened", None) or []) if isinstance(p, str)]
     unread = [n for n in names if not any(p.endswith("/" + n[len("files/"):]) for p in opened)]
     if not unread:
@@ -186,7 +197,7 @@ def _drop_unread(oracle: Oracle, names: list[str], progress) -> None:
 def _sizes(bundle: Bundle, changes: dict) -> dict:
     files = candidate_bundle(bundle, changes).files
     scripts = [n for n in script_targets(bundle) if n in files]
-    return {"statements": sum(statements(files[n]) or 0 for n in scripts),
+    return {"statements": sum(statements(files[n]) for n in scripts),
             "script_bytes": sum(len(files[n]) for n in scripts),
             "inputs": {n[len("files/"):]: len(files[n]) for n in input_targets(bundle) if n in files},
             "pins": pin_count(files.get(REQUIREMENTS, b"").decode("utf-8", "replace")),
@@ -217,8 +228,8 @@ def _sealed(bundle: Bundle, changes: dict, summary: dict) -> Bundle:
         manifest["pins"] = {**manifest["pins"],
                             "count": pin_count(files.get(REQUIREMENTS, b"").decode("utf-8", "replace"))}
     manifest.pop("shrunk", None)
-    draft.add("shrunk", {k: summary[k] for k in ("backend", "before", "after", "calls", "cache_hits", "runs",
-                                                  "calibration", "verify", "changed", "seconds")})
+    draft.add("shrunk", {k: summary[k] for k in ("backend", "strict", "before", "after", "calls", "cache_hits",
+                                                  "runs", "calibration", "verify", "changed", "seconds")})
     new = seal(draft)
     Bundle.from_entries(new.entries(), source="the shrunk bundle")  # the read-side checks, before it is kept
     return new
