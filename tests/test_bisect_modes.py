@@ -131,3 +131,18 @@ def test_resolve_as_of_uses_the_index_upload_times(case, monkeypatch):
     with pytest.raises(Unresolvable, match="no resolution as of 2021-01-01: ") as caught:
         resolve_as_of(reqs, dt.datetime(2021, 1, 1, tzinfo=utc), python="3.11")
     assert "\n" not in caught.value.message
+
+
+@pytest.mark.docker
+def test_good_lock_on_the_docker_backend(case, base_image):
+    """The same pin-set probes as environment images: same culprit, same release (~80 s)."""
+    lock = case["work"] / "requirements-good.txt"
+    lock.write_text(GOOD_LOCK)
+    proc = _bisect(str(case["bundle"]), "--good-lock", str(lock), "--backend", "docker", "--image", base_image,
+                   "--json", "--no-write", env=case["env"])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["backend"] == "docker" and data["culprits"] == ["werkzeug"]
+    assert [(f["package"], f["first_bad"], f["last_good"]) for f in data["findings"]] == [("werkzeug", "2.1.0",
+                                                                                           "2.0.3")]
+    assert all(s["replay"] in ("reproduced", "fixed") for s in data["steps"]), data["steps"]
