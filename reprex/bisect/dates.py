@@ -14,7 +14,7 @@ import datetime as dt
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, NamedTuple, Sequence
 
-from reprex.bisect.search import BAD, SKIP, BisectError, Step, Test, run_batch, search
+from reprex.bisect.search import SKIP, BisectError, Step, Test, run_batch, search
 
 Pins = dict  # canonical name -> version
 Resolve = Callable[..., Pins]

@@ -214,8 +214,8 @@ def found_from(bounds: Bounds, candidates: Sequence[T], steps: list[Step], reaso
         said = {s.label: s for s in steps}
         if bounds.why == "bad-end":
             step = said.get(label(candidates[bad]))
-            verdict = step.verdict if step else "?"
-            why = f"the bad end {label(candidates[bad])} judged {verdict}" + (f" ({step.reason})" if step and step.reason else "")
+            why = f"the bad end {label(candidates[bad])} judged {step.verdict if step else '?'}"
+            why += f" ({step.reason})" if step and step.reason else ""
         elif bounds.why == "good-end":
             why = f"the good end {label(candidates[good])} judged bad"
         else:
