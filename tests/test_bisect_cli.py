@@ -111,6 +111,7 @@ def test_bad_input_is_one_line(case, tmp_path):
         assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
         assert said in proc.stderr, (args, proc.stderr)
         assert "Traceback" not in proc.stderr
+        assert "replaying" not in proc.stderr, (args, proc.stderr)  # bad input costs no replay
         lines = [l for l in proc.stderr.splitlines() if l.startswith(("reprex: error", "Error"))]
         assert len(lines) == 1, proc.stderr
     proc = _reprex("bisect", b, "--package", "itsdangerous", "--bad", "2.1.3", "--json", "--backend", "local",

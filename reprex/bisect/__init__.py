@@ -131,7 +131,7 @@ def bisect(bundle, *, package: str | None = None, good: str | None = None, bad: 
     """Bisect `bundle`'s failure: by `package` releases, from `good_pins`, or by `date`."""
     import time
 
-    from reprex.bisect.modes import by_date, by_lock, by_package, make_oracle
+    from reprex.bisect.modes import by_date, by_lock, by_package, make_oracle, plan_releases
     from reprex.bisect.search import BisectError
 
     options = options or BisectOptions()
@@ -141,11 +141,14 @@ def bisect(bundle, *, package: str | None = None, good: str | None = None, bad: 
     started = time.monotonic()
     oracle = make_oracle(bundle, options, progress)
     result = BisectResult(mode=chosen[0], backend=options.backend)
+    # bad input (an unknown package or release) is said before any replay
+    plan = plan_releases(oracle, package, good=good, bad=bad, options=options, progress=progress) if package \
+        else None
     try:
         result.reproduction_rate = oracle.calibrate(options.runs)
         result.runs_per_probe = oracle.repeat
-        if package:
-            by_package(oracle, result, package, good=good, bad=bad, options=options, progress=progress)
+        if plan is not None:
+            by_package(oracle, result, plan, options=options, progress=progress)
         elif good_pins is not None:
             by_lock(oracle, result, dict(good_pins), options=options, progress=progress)
         else:

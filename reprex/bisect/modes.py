@@ -7,6 +7,7 @@ Each fills a BisectResult; what a probe is (oracle.py, probe.py) and how the sea
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 from reprex.bisect import BisectOptions, BisectResult, Finding
@@ -49,14 +50,24 @@ def _index_of(versions: list[str], wanted, name: str, listing, what: str) -> int
     raise BisectError(f"{name} {wanted} (the {what} end) is not on the index ({listing.index or 'none configured'})")
 
 
-def bisect_releases(oracle: Oracle, name: str, *, good: str | None, bad: str | None, options: BisectOptions,
-                    progress: Callable[[str], None]) -> Finding:
-    """Where among `name`'s releases the failure starts, probing each in the bundle's environment."""
-    from packaging.version import Version
+@dataclass
+class ReleasePlan:
+    """What a release search will walk: checked before any replay, so bad input costs none."""
 
+    name: str
+    listing: object  # releases.Listing
+    bad: str
+    good: str | None
+    bad_i: int
+    good_i: int | None
+
+
+def plan_releases(oracle: Oracle, name: str, *, good: str | None, bad: str | None, options: BisectOptions,
+                  progress: Callable[[str], None]) -> ReleasePlan:
+    """The releases of `name` up to the bad one (default: the bundle's pin), and where --good sits."""
     from reprex.bisect.probe import exact_pins
-    from reprex.bisect.releases import PRE_RELEASE, changelog_url, list_releases
-    from reprex.bisect.search import BisectError, first_bad
+    from reprex.bisect.releases import list_releases
+    from reprex.bisect.search import BisectError
 
     name = canonical(name)
     bad = bad or exact_pins(oracle.lines).get(name)
@@ -71,9 +82,23 @@ def bisect_releases(oracle: Oracle, name: str, *, good: str | None, bad: str | N
     versions = listing.versions()
     bad_i = _index_of(versions, bad_v, name, listing, "bad")
     good_i = _index_of(versions, good_v, name, listing, "good") if good_v is not None else None
+    return ReleasePlan(name=name, listing=listing, bad=bad, good=good, bad_i=bad_i, good_i=good_i)
+
+
+def search_releases(oracle: Oracle, plan: ReleasePlan, *, options: BisectOptions,
+                    progress: Callable[[str], None]) -> Finding:
+    """Where among the plan's releases the failure starts, probing each in the bundle's environment."""
+    from packaging.version import Version
+
+    from reprex.bisect.releases import PRE_RELEASE, changelog_url
+    from reprex.bisect.search import first_bad
+
+    name, listing, bad_i, good_i = plan.name, plan.listing, plan.bad_i, plan.good_i
+    versions = listing.versions()
+    bad_v, good_v = Version(plan.bad), Version(plan.good) if plan.good else None
     candidates = versions[:bad_i + 1]
-    progress(f"{name}: {len(candidates) - (good_i or 0)} releases up to {bad}"
-             + (f" from {good}" if good else "") + f"; {len(listing.excluded)} excluded")
+    progress(f"{name}: {len(candidates) - (good_i or 0)} releases up to {plan.bad}"
+             + (f" from {plan.good}" if plan.good else "") + f"; {len(listing.excluded)} excluded")
     probe, probed = oracle.release(name), []
 
     def test(version: str):
@@ -103,9 +128,15 @@ def bisect_releases(oracle: Oracle, name: str, *, good: str | None, bad: str | N
                    ambiguous=ambiguous, candidates=bad_i - lo_i + 1, changelog=link)
 
 
-def by_package(oracle: Oracle, result: BisectResult, name: str, *, good: str | None, bad: str | None,
-               options: BisectOptions, progress: Callable[[str], None]) -> None:
-    finding = bisect_releases(oracle, name, good=good, bad=bad, options=options, progress=progress)
+def bisect_releases(oracle: Oracle, name: str, *, good: str | None, bad: str | None, options: BisectOptions,
+                    progress: Callable[[str], None]) -> Finding:
+    plan = plan_releases(oracle, name, good=good, bad=bad, options=options, progress=progress)
+    return search_releases(oracle, plan, options=options, progress=progress)
+
+
+def by_package(oracle: Oracle, result: BisectResult, plan: ReleasePlan, *, options: BisectOptions,
+               progress: Callable[[str], None]) -> None:
+    finding = search_releases(oracle, plan, options=options, progress=progress)
     result.findings.append(finding)
     if not finding.first_bad:
         result.reason = finding.reason
