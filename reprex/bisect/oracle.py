@@ -51,11 +51,13 @@ class Probe:
     reproduced_runs: int = 0
     lock: str = ""
     changed: dict = field(default_factory=dict)  # name -> [old, new] against the bundle's pins
+    resolve_s: float = 0.0  # of `seconds`: making the probe's pins (uv pip compile)
 
     def to_dict(self) -> dict:
         return {"label": self.label, "verdict": self.verdict, "replay": self.replay, "reason": self.reason,
                 "seconds": round(self.seconds, 2), "runs": self.runs, "reproduced_runs": self.reproduced_runs,
-                "lock": self.lock, "changed": {k: list(v) for k, v in self.changed.items()}}
+                "lock": self.lock, "changed": {k: list(v) for k, v in self.changed.items()},
+                "resolve_s": round(self.resolve_s, 2)}
 
 
 def repeats_for(rate: float) -> int:
@@ -125,7 +127,7 @@ class Oracle:
                 self._log(Probe(label=label, verdict=SKIP, replay="unresolvable", reason=str(exc),
                                 seconds=time.monotonic() - started))
                 return SKIP, str(exc)
-            return self.lines_test(lines, label)
+            return self.lines_test(lines, label, resolve_s=time.monotonic() - started)
 
         return test
 
@@ -135,7 +137,7 @@ class Oracle:
 
         return self.lines_test(pin_lines(pins), label or f"{len(pins)} pins")
 
-    def lines_test(self, lines: list[str], label: str) -> tuple[str, str]:
+    def lines_test(self, lines: list[str], label: str, resolve_s: float = 0.0) -> tuple[str, str]:
         from reprex.bisect.probe import changed, with_lines
 
         probe_bundle = with_lines(self.bundle, lines)
@@ -154,7 +156,7 @@ class Oracle:
                     break
             waiting.wait()  # the same pins are being replayed by another thread: its answer is ours
         try:
-            verdict, reason = self._replay(probe_bundle, label, key, changed(self.lines, lines))
+            verdict, reason = self._replay(probe_bundle, label, key, changed(self.lines, lines), resolve_s)
             with self._lock:
                 self._memo[key] = (verdict, reason)
             return verdict, reason
@@ -162,7 +164,8 @@ class Oracle:
             with self._lock:
                 self._busy.pop(key).set()
 
-    def _replay(self, probe_bundle: Bundle, label: str, key: str, moved: dict) -> tuple[str, str]:
+    def _replay(self, probe_bundle: Bundle, label: str, key: str, moved: dict,
+                resolve_s: float = 0.0) -> tuple[str, str]:
         from reprex.replay import replay
 
         self.progress(f"probe {label}: replaying" + (f" x{self.repeat}" if self.repeat > 1 else ""))
@@ -176,8 +179,8 @@ class Oracle:
         else:
             verdict, reason = SKIP, f"{result.verdict}: {result.reason}" if result.reason else result.verdict
         self._log(Probe(label=label, verdict=verdict, replay=result.verdict, reason=reason,
-                        seconds=time.monotonic() - started, runs=result.runs,
-                        reproduced_runs=result.reproduced_runs, lock=key, changed=moved))
+                        seconds=time.monotonic() - started + resolve_s, runs=result.runs,
+                        reproduced_runs=result.reproduced_runs, lock=key, changed=moved, resolve_s=resolve_s))
         self.progress(f"probe {label}: {verdict} ({reason})")
         return verdict, reason
 
