@@ -148,7 +148,7 @@ def first_bad_date(requirements: Sequence[str], test_pins: Test, *, start: dt.da
         judged.update((key, (step.verdict, step.reason)) for key, step in zip(fresh, batch))
         return [SKIP if isinstance(resolved[i], Unresolvable) else judged[_key(resolved[i])][0] for i in indices]
 
-    bounds = search(judge, bad=n - 1, good=None, jobs=jobs, stride=7, neighbours=False)
+    bounds = search(judge, bad=n - 1, good=None, jobs=jobs, step_back=True, stride=7, neighbours=False)
     pins_at = {i: p for i, p in resolved.items() if not isinstance(p, Unresolvable)}
     if bounds.why == "bad-end":
         first = steps[0] if steps else None

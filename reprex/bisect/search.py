@@ -1,7 +1,8 @@
 """Where along an ordered list the failure starts: the search, apart from what a probe is.
 
 Pure (no I/O of its own): a `test` judges one candidate GOOD, BAD or SKIP, as `git bisect
-run` does with exit codes. A skipped candidate is never blamed: the search goes around it,
+run` does with exit codes. Releases are a finite list, so it is split from the middle;
+dates step back 1, 2, 4... weeks first (dates.py). A skipped candidate is never blamed: the search goes around it,
 and when skips leave the boundary among several candidates they are all named
 (`Found.ambiguous`). With `jobs > 1` a round probes several candidates at once (speculative
 k-ary splits): more probes in all, fewer rounds of waiting.
@@ -84,14 +85,15 @@ class Bounds:
     why: str = ""
 
 
-def search(judge: Judge, *, bad: int, good: int | None, jobs: int = 1, stride: int = 1,
+def search(judge: Judge, *, bad: int, good: int | None, jobs: int = 1, step_back: bool = False, stride: int = 1,
            neighbours: bool = True, known: dict[int, str] | None = None) -> Bounds:
     """The first bad index at or below `bad`. Baselines first: `bad` must judge BAD and a given
-    `good` must not. Stepping back (without `good`, or when it was skipped) goes by steps of
-    `stride` x 1, 2, 4... from there until one judges GOOD, a skip asking its older neighbour
-    (`neighbours`; else the next step: dates, where the day before a day with no resolution
-    rarely has one). Then the range between the last good and the first bad is split, `jobs`
-    points a round. `known`: verdicts already judged (not asked again)."""
+    `good` must not. Without `good`, the range below `bad` is split as if a good end sat just
+    below index 0 (never probed: the oldest is only asked when everything above it is bad).
+    With `step_back` (dates), or when the given good end was skipped, the search first steps
+    back `stride` x 1, 2, 4... until one judges GOOD, a skip asking its older neighbour
+    (`neighbours`; else the next step: the day before a day with no resolution rarely has
+    one). The range is split `jobs` points a round. `known`: verdicts already judged."""
     verdicts: dict[int, str] = dict(known or {})
     skipped: set[int] = {i for i, v in verdicts.items() if v == SKIP}
 
@@ -106,19 +108,20 @@ def search(judge: Judge, *, bad: int, good: int | None, jobs: int = 1, stride: i
     ask([bad] if good is None else [bad, good])
     if verdicts[bad] != BAD:
         return Bounds(None, None, skipped, "bad-end")
-    hi, lo = bad, None
+    hi, lo = bad, -1  # -1: the virtual good end below the oldest
     if good is not None and verdicts[good] == BAD:
         return Bounds(None, bad, skipped, "good-end")
     if good is not None and verdicts[good] == GOOD:
         lo = good
-    else:
-        lo, hi = _step_back(bad if good is None else good, hi, verdicts, ask, jobs, stride, neighbours)
-        if lo is None:
+    elif good is not None or step_back:
+        found, hi = _step_back(bad if good is None else good, hi, verdicts, ask, jobs, stride, neighbours)
+        if found is None:
             return Bounds(None, hi, skipped, "no-good")
+        lo = found
     while True:
         inner = [i for i in range(lo + 1, hi) if i not in skipped]
         if not inner:
-            return Bounds(lo, hi, skipped)
+            return Bounds(lo, hi, skipped) if lo >= 0 else Bounds(None, hi, skipped, "no-good")
         points = _split_points(inner, skipped, jobs)
         ask(points)
         hi = min([hi, *(i for i in points if verdicts[i] == BAD)])
@@ -148,11 +151,10 @@ def _split_points(inner: list[int], skipped: set[int], jobs: int) -> list[int]:
 
 def _step_back(origin: int, hi: int, verdicts: dict[int, str], ask: Callable[[list[int]], None], jobs: int,
                stride: int, neighbours_on_skip: bool = True) -> tuple[int | None, int]:
-    """(last good, first bad) found stepping back from `origin` by steps of `stride` x 1, 2, 4...
-    (at 1, 3, 7, 15... back, the jumps doubling as in cargo-bisect-rustc); (None, first bad) when
-    index 0 is passed without a GOOD. Against absolute offsets 1, 2, 4 this saves a probe on a
-    break 2-3 releases back and costs none on the newest release."""
-    offsets = (stride * ((2 << k) - 1) for k in itertools.count())
+    """(last good, first bad) found stepping back from `origin` 1, 2, 4... (x `stride`), as
+    cargo-bisect-rustc searches back for a good start; (None, first bad) when index 0 is passed
+    without a GOOD."""
+    offsets = (stride << k for k in itertools.count())
     neighbours: list[int] = []
     exhausted = False
     while True:
@@ -182,8 +184,13 @@ def first_bad(candidates: Sequence[T], test: Test, *, bad: int | None = None, go
               jobs: int = 1, label: Callable[[T], str] = str) -> Found:
     """The first candidate (oldest first) that judges BAD, with the last GOOD before it.
 
-    `bad` defaults to the newest; with `good` unknown the search steps back by 1, 2, 4...
-    releases from `bad`. Every probe is a Step; SKIPs are listed and never blamed.
+    `bad` defaults to the newest. With `good` unknown the listed range is split from the middle
+    (its oldest is probed only if everything above it is bad): stepping back 1, 2, 4... from
+    `bad` costs about twice log2 of the distance to the last good release, which breaks the
+    budget of ceil(log2(releases from the oldest probed to `bad`)) + 2 once that release is more
+    than a few back, as it is when a bundle pins this year's release of last year's break.
+    Splitting the list keeps within it wherever the break is. Every probe is a Step; SKIPs are
+    listed and never blamed.
     """
     n = len(candidates)
     if n == 0:
