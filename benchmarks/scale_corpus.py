@@ -13,9 +13,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# Small pure-Python wheels: each set is one environment (one lock hash); "" is stdlib only.
-PIN_SETS = ("", "six==1.17.0", "idna==3.10", "packaging==24.2", "iniconfig==2.0.0", "pyparsing==3.2.0",
-            "toml==0.10.2", "tomli==2.2.1")
+# Small pure-Python wheels: each set is one environment (one lock hash); "" is stdlib only. The
+# versions after the first are a little old on purpose: few other bundles on this machine pin them,
+# so a benchmark that removes their environment images to start cold touches no one else's.
+PIN_SETS = ("", "six==1.15.0", "idna==3.6", "packaging==23.1", "iniconfig==1.1.1", "pyparsing==3.1.1",
+            "toml==0.10.1", "tomli==2.0.0", "attrs==22.2.0")
 
 # (exception name, the failing step's body): one signature per bundle (names carry the index).
 _KINDS = (("valueerror", "return int(row['count'])"), ("keyerror", "return row['missing']"),
@@ -46,13 +48,13 @@ def program(i: int) -> str:
     return PROGRAM.format(step=f"step_{kind}_{i}", body=body.format(i=i), i=i)
 
 
-def build_corpus(dest: Path, n: int = 32, locks: int = 4, python: str = sys.executable) -> list[Path]:
-    """`n` bundles in `dest` (NAME.reprex.zip), bundle i on pin set i % locks; returns their paths."""
+def build_corpus(dest: Path, n: int = 32, locks: int = 4, python: str = sys.executable, first: int = 0) -> list[Path]:
+    """`n` bundles in `dest` (NAME.reprex.zip), bundle i on pin set `first + i % locks`; their paths."""
     from reprex.bundle import Bundle
     from reprex.capture.pipeline import CaptureOptions, capture_command
 
-    if not 1 <= locks <= len(PIN_SETS):
-        raise ValueError(f"locks must be 1..{len(PIN_SETS)}")
+    if not 1 <= locks <= len(PIN_SETS) - first:
+        raise ValueError(f"locks must be 1..{len(PIN_SETS) - first}")
     dest.mkdir(parents=True, exist_ok=True)
     paths = []
     for i in range(n):
@@ -63,7 +65,7 @@ def build_corpus(dest: Path, n: int = 32, locks: int = 4, python: str = sys.exec
                                    cwd=str(work))
         if captured.bundle is None or captured.path is None:
             raise RuntimeError(f"capturing bundle {i} wrote no bundle: {captured.message}")
-        pins = PIN_SETS[i % locks]
+        pins = PIN_SETS[first + i % locks]
         bundle = Bundle.read(captured.path)
         if pins:
             bundle.files["requirements.txt"] = (bundle.text("requirements.txt") + pins + "\n").encode()
@@ -80,6 +82,7 @@ if __name__ == "__main__":
     ap.add_argument("dest", type=Path)
     ap.add_argument("-n", type=int, default=32)
     ap.add_argument("--locks", type=int, default=4)
+    ap.add_argument("--first", type=int, default=0, help="the first pin set (0: stdlib only)")
     args = ap.parse_args()
-    for p in build_corpus(args.dest, args.n, args.locks):
+    for p in build_corpus(args.dest, args.n, args.locks, first=args.first):
         print(p)
