@@ -118,7 +118,8 @@ def test_shrinks_script_inputs_and_pins_and_the_result_replays_locally(captured,
 def test_docker_backend_shrinks_and_the_result_replays_on_both_backends(tmp_path, cache, base_image):
     root = make_app(tmp_path / "proj", records=20, filler=6)
     bundle = capture_command([PY, "app.py"], CaptureOptions(tee=False), cwd=str(root)).bundle
-    report = shrink(bundle, ShrinkOptions(backend="docker", image=base_image, keep_pins=True, jobs=2))
+    report = shrink(bundle, ShrinkOptions(backend="docker", image=base_image, keep_pins=True, keep_inputs=True,
+                                          jobs=2, budget=40))  # a container per candidate: the script only
     assert report.summary["kept"] == "shrunk", report.summary
     assert report.summary["after"]["statements"] < report.summary["before"]["statements"]
     assert report.summary["verify"]["rate"] == 1.0
@@ -126,6 +127,16 @@ def test_docker_backend_shrinks_and_the_result_replays_on_both_backends(tmp_path
     for backend, image in (("docker", base_image), ("local", None)):
         verdict = replay(small, ReplayOptions(backend=backend, image=image))
         assert verdict.verdict == "reproduced", (backend, verdict.reason)
+
+
+def test_a_budget_stops_the_search_and_keeps_what_was_accepted(tmp_path, cache):
+    root = make_app(tmp_path / "proj", records=20, filler=20)
+    bundle = capture_command([PY, "app.py"], CaptureOptions(tee=False), cwd=str(root)).bundle
+    report = shrink(bundle, ShrinkOptions(budget=6, keep_pins=True, verify_runs=1))
+    summary = report.summary
+    assert summary["calls"] <= 6 and summary["stopped"] == "budget", summary
+    assert summary["kept"] == "shrunk" and summary["verify"]["reproduced"] == 1
+    assert summary["after"]["inputs"] == summary["before"]["inputs"]  # the inputs were never reached
 
 
 def test_a_flaky_bundle_gets_or_of_r_repeats_and_a_floor(tmp_path, cache):

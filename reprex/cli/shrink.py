@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import sys
+import time
 from pathlib import Path
 
 import click
 
 from reprex.cli._common import CONTEXT, Command, fail, load_bundle, make_console
+from reprex.escape import terminal
+
+LOG_EVERY_S = 10.0
 
 
 def default_output(source: str) -> Path:
@@ -72,9 +77,13 @@ def shrink(bundle, output, budget, time_s, jobs, keep_inputs, keep_pins, backend
         with on_signals():
             if as_json:
                 report = run_shrink(loaded, options)
-            else:
+            elif sys.stderr.isatty():
+                from rich.text import Text
+
                 with make_console().status("shrinking...", spinner="dots") as status:
-                    report = run_shrink(loaded, options, progress=lambda msg: status.update(_plain(msg)))
+                    report = run_shrink(loaded, options, progress=lambda msg: status.update(Text(terminal(msg, False))))
+            else:  # a log, not a terminal: a line per phase, and one every LOG_EVERY_S within it
+                report = run_shrink(loaded, options, progress=_Lines())
     except Interrupted as exc:
         fail(f"{exc}: nothing written", exc.exit_code)
     summary = report.summary
@@ -91,37 +100,50 @@ def shrink(bundle, output, budget, time_s, jobs, keep_inputs, keep_pins, backend
     raise SystemExit(0 if written else 1)
 
 
-def _plain(message: str) -> str:
-    from rich.markup import escape
+class _Lines:
+    """Progress for a log: the first message of each phase, then one every LOG_EVERY_S."""
 
-    from reprex.escape import terminal
+    def __init__(self):
+        self.phase, self.at = None, 0.0
 
-    return escape(terminal(message, multiline=False))
+    def __call__(self, message: str) -> None:
+        phase, now = message.split(":", 1)[0], time.monotonic()
+        if phase != self.phase or now - self.at >= LOG_EVERY_S:
+            self.phase, self.at = phase, now
+            click.echo(f"reprex: {terminal(message, False)}", err=True)
 
 
 def _print_summary(summary: dict, written: str | None) -> None:
     from rich.table import Table
+    from rich.text import Text
 
     before, after = summary["before"], summary["after"]
     table = Table(title="reprex shrink", title_justify="left")
     table.add_column("")
     table.add_column("before", justify="right")
     table.add_column("after", justify="right")
-    table.add_row("statements", str(before["statements"]), str(after["statements"]))
-    table.add_row("script bytes", str(before["script_bytes"]), str(after["script_bytes"]))
+
+    def row(what, old, new) -> None:  # input names are the bundle's: shown as plain text
+        table.add_row(*(Text(terminal(str(v), False)) for v in (what, old, new)))
+
+    row("statements", before["statements"], after["statements"])
+    row("script bytes", before["script_bytes"], after["script_bytes"])
     for name, size in before["inputs"].items():
-        table.add_row(f"input {name}", str(size), str(after["inputs"].get(name, "removed")))
-    table.add_row("pins", str(before["pins"]), str(after["pins"]))
-    table.add_row("bundle bytes", str(before["bundle_bytes"]), str(after["bundle_bytes"]))
+        row(f"input {name}", size, after["inputs"].get(name, "removed"))
+    row("pins", before["pins"], after["pins"])
+    row("bundle bytes", before["bundle_bytes"], after["bundle_bytes"])
     console = make_console()
-    console.print(table, markup=False, highlight=False)
+    console.print(table)
     verify, cal = summary["verify"], summary["calibration"]
-    console.print(f"{summary['calls']} candidates judged ({summary['cache_hits']} cached, {summary['runs']} runs) "
-                  f"in {summary['seconds']:.1f}s on {summary['backend']}; the original reproduced in "
-                  f"{cal['reproduced']}/{cal['runs']} runs, the result in {verify['reproduced']}/{verify['runs']}",
-                  markup=False, highlight=False)
+    lines = [f"{summary['calls']} candidates judged ({summary['cache_hits']} cached, {summary['runs']} runs) in "
+             f"{summary['seconds']:.1f}s on {summary['backend']}; the original reproduced in {cal['reproduced']}/"
+             f"{cal['runs']} runs, the result in {verify['reproduced']}/{verify['runs']}"]
+    if summary.get("stopped"):
+        lines.append(f"stopped early: the {'--budget' if summary['stopped'] == 'budget' else '--time'} ran out; "
+                     "what was accepted by then is kept")
     if written:
-        console.print(f"wrote {written} (the original entries are under original/)", markup=False, highlight=False)
+        lines.append(f"wrote {written} (the original entries are under original/)")
     else:
-        console.print("the shrunk bundle did not reproduce when verified: nothing written", style="red",
-                      markup=False, highlight=False)
+        lines.append("the shrunk bundle did not reproduce when verified: nothing written")
+    for line in lines:
+        console.print(Text(terminal(line, False)))

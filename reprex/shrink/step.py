@@ -165,6 +165,7 @@ def _shrink(bundle: Bundle, options: ShrinkOptions, progress: Callable[[str], No
                        "rate": round(reproduced / len(verdicts), 3), "verdicts": verdicts},
             "phases": phases,
             "changed": sorted(oracle.base),
+            "stopped": ("budget" if left() == 0 else "time") if stop() else None,  # what cut the search short
             "seconds": round(time.monotonic() - started, 2),
         }
         if reproduced == 0:  # never hand back a bundle that doesn't fail: keep the original
