@@ -3,10 +3,12 @@
 Per case, against the loopback index of PyPI's own files (tests/bisect_index.py; fetched once
 into .pytest_cache/d/bisect-wheels, then no network):
 
-  * probes: replays `reprex bisect` used (the bundle's own included) vs the bound
-    ceil(log2(releases in range)) + 2 + skipped probes (range: from --good, or the oldest
-    release probed, up to the bad pin; releases that can't be installed here left out) vs a
-    plain linear scan (the bundle's own, then back one release at a time until one passes);
+  * probes, two ways: with the range given (--good the case's oldest release; the issue's
+    bound ceil(log2(releases in range)) + 2 + skipped probes applies), and with no --good (reprex
+    steps back 1, 2, 4... from the bundle's pin; the bound printed is the same formula over the
+    releases from the oldest one it probed). Replays counted include the bundle's own (the bad
+    baseline). Next to them a plain linear scan: the bundle's own, then back one release at a
+    time until one passes (releases that can't be installed here passed over);
   * wall time per probe: the bisection's wall time / its replays, with an empty
     REPREX_CACHE_DIR (every probe builds its environment), vs one cold replay of the same bundle
     (`reprex replay B --json`, empty REPREX_CACHE_DIR); uv's own cache is warm for both (a
@@ -40,7 +42,8 @@ from pathlib import Path  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from bisect_cases import BY_NAME, CASES, Case, bisect_argv, capture_case, linear_scan, probe_budget  # noqa: E402
+from bisect_cases import (BY_NAME, CASES, Case, bisect_argv, capture_case, linear_scan, oldest_good,  # noqa: E402
+                          probe_budget)
 from bisect_index import FileCache, IndexServer, cache_dir  # noqa: E402
 from timing import median  # noqa: E402
 
@@ -73,6 +76,8 @@ def run_case(index: IndexServer, case: Case, work: Path, args) -> dict:
 
     jobs = ["--jobs", str(args.jobs)] if args.jobs > 1 else []
     bisect = bisect_argv(case, bundle, work / "out.reprex.zip", *backend_args(args), *jobs)
+    known = bisect_argv(case, bundle, work / "known.reprex.zip", *backend_args(args), *jobs, "--good",
+                        oldest_good(case))
     replay = [sys.executable, "-m", "reprex", "replay", str(bundle), "--json", *backend_args(args)]
     timed(bisect, fresh_cache("warmup"))  # fills uv's cache (and the docker base image's layers)
     cold, per_probe, data, stderr = [], [], {}, ""
@@ -87,13 +92,18 @@ def run_case(index: IndexServer, case: Case, work: Path, args) -> dict:
             else:
                 data, stderr = out, err
                 per_probe.append(seconds / max(1, out.get("replays") or 1))
-    if not data.get("findings"):
-        raise SystemExit(f"{case.name}: reprex bisect gave no result: {stderr[-800:]}")
+    _, given, given_err = timed(known, fresh_cache("known"))
+    for what, result, err in (("bisect", data, stderr), ("bisect --good", given, given_err)):
+        if not result.get("findings"):
+            raise SystemExit(f"{case.name}: reprex {what} gave no result: {err[-800:]}")
     finding = data["findings"][0]
-    used, bound = probe_budget(data, case)
+    used, bound, _ = probe_budget(data, case, case.good)
+    used_known, bound_known, n_known = probe_budget(given, case, oldest_good(case))
     return {"case": case.name, "package": case.package, "first_bad": finding["first_bad"],
             "expected": case.expected_first_bad, "last_good": finding["last_good"],
-            "skipped": len(finding["skipped"]), "probes": used, "bound": bound, "linear": linear_scan(case),
+            "known_first_bad": given["findings"][0]["first_bad"], "skipped": len(finding["skipped"]),
+            "probes": used, "bound": bound, "probes_known": used_known, "bound_known": bound_known,
+            "releases_known": n_known, "linear": linear_scan(case),
             "per_probe_s": median(per_probe), "cold_replay_s": median(cold),
             "ratio": median(per_probe) / median(cold), "summary": data.get("summary", "")}
 
@@ -120,22 +130,30 @@ def main() -> int:
     finally:
         index.stop()
     failed = False
-    head = f"{'case':38} {'first bad':>10} {'right':>5} {'probes':>6} {'bound':>5} {'linear':>6} {'skip':>4} " \
-           f"{'s/probe':>8} {'cold':>6} {'ratio':>6}"
-    print(f"reprex bisect --package, backend {args.backend}, --jobs {args.jobs}, median of {args.reps}")
+    head = (f"{'case':36} {'first bad':>9} {'right':>5} | {'range':>5} {'probes':>6} {'bound':>5} | "
+            f"{'probes':>6} {'bound':>5} | {'linear':>6} {'skip':>4} | {'s/probe':>7} {'cold':>5} {'ratio':>6}")
+    print(f"reprex bisect --package, backend {args.backend}, --jobs {args.jobs}, median of {args.reps} "
+          f"(time: the step-back runs)")
+    print(f"{'':36} {'':>9} {'':>5} | {'--good oldest given':^19} | {'no --good':^14} |")
     print(head)
     print("-" * len(head))
     for r in rows:
-        right = r["first_bad"] == r["expected"]
-        ok = right and r["probes"] <= r["bound"] and r["ratio"] <= PROBE_TARGET
+        right = r["first_bad"] == r["expected"] == r["known_first_bad"]
+        ok = right and r["probes_known"] <= r["bound_known"] and r["ratio"] <= PROBE_TARGET
         failed |= not ok
-        print(f"{r['case']:38} {str(r['first_bad']):>10} {'yes' if right else 'NO':>5} {r['probes']:>6} "
-              f"{r['bound']:>5} {r['linear']:>6} {r['skipped']:>4} {r['per_probe_s']:>8.2f} "
-              f"{r['cold_replay_s']:>6.2f} {r['ratio']:>5.2f}x{'' if ok else '  FAIL'}")
-    total = {k: sum(r[k] for r in rows) for k in ("probes", "bound", "linear")}
-    print(f"{'total':38} {'':>10} {'':>5} {total['probes']:>6} {total['bound']:>5} {total['linear']:>6}")
-    print(f"targets: probes <= bound (ceil(log2(releases in range)) + 2 + skipped probes); "
-          f"s/probe <= {PROBE_TARGET}x one cold replay")
+        back = "" if r["probes"] <= r["bound"] else "!"
+        print(f"{r['case']:36} {str(r['first_bad']):>9} {'yes' if right else 'NO':>5} | {r['releases_known']:>5} "
+              f"{r['probes_known']:>6} {r['bound_known']:>5} | {r['probes']:>5}{back:1} {r['bound']:>5} | "
+              f"{r['linear']:>6} {r['skipped']:>4} | {r['per_probe_s']:>7.2f} {r['cold_replay_s']:>5.2f} "
+              f"{r['ratio']:>5.2f}x{'' if ok else '  FAIL'}")
+    total = {k: sum(r[k] for r in rows) for k in ("releases_known", "probes_known", "bound_known", "probes",
+                                                   "bound", "linear")}
+    print(f"{'total':36} {'':>9} {'':>5} | {total['releases_known']:>5} {total['probes_known']:>6} "
+          f"{total['bound_known']:>5} | {total['probes']:>6} {total['bound']:>5} | {total['linear']:>6}")
+    print("probes = replays, the bundle's own included; bound = ceil(log2(releases in range)) + 2 + skipped probes "
+          "(no --good: the range starts at the oldest release probed; '!' over it); linear = a scan back from "
+          f"the pin; skip = releases reported as not probeable. Targets: right, probes <= bound with the range "
+          f"given, s/probe <= {PROBE_TARGET}x one cold replay")
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(rows, indent=1))
     return 1 if failed else 0

@@ -65,9 +65,10 @@ CASES: tuple[Case, ...] = (
         name="urllib3-method-whitelist",
         package="urllib3",
         releases=("1.26.12", "1.26.13", "1.26.14", "1.26.15", "1.26.16", "1.26.17", "1.26.18",
-                  "2.0.0", "2.0.1", "2.0.2", "2.0.3", "2.0.4", "2.0.5", "2.0.6", "2.0.7"),
+                  "2.0.0", "2.0.1", "2.0.2", "2.0.3", "2.0.4", "2.0.5", "2.0.6", "2.0.7", "2.1.0", "2.2.0",
+                  "2.2.1", "2.2.2", "2.2.3"),
         first_bad="2.0.0", last_good="1.26.18", yanked=("2.0.0", "2.0.1"),
-        bad_pins={"urllib3": "2.0.7"},
+        bad_pins={"urllib3": "2.2.3"},
         script=("from urllib3.util.retry import Retry\n"
                 "retry = Retry(total=3, backoff_factor=0.5, method_whitelist=frozenset(['GET', 'POST']))\n"
                 "print('retry policy:', retry)\n"),
@@ -79,9 +80,11 @@ CASES: tuple[Case, ...] = (
     Case(
         name="werkzeug-safe-str-cmp",
         package="werkzeug",
-        releases=("2.0.0", "2.0.1", "2.0.2", "2.0.3", "2.1.0", "2.1.1", "2.1.2"),
+        releases=("2.0.0", "2.0.1", "2.0.2", "2.0.3", "2.1.0", "2.1.1", "2.1.2", "2.2.0", "2.2.1", "2.2.2",
+                  "2.2.3", "2.3.0", "2.3.1", "2.3.2", "2.3.3", "2.3.4", "2.3.5", "2.3.6", "2.3.7", "2.3.8"),
         first_bad="2.1.0", last_good="2.0.3",
-        bad_pins={"werkzeug": "2.1.2"},
+        bad_pins={"werkzeug": "2.3.8", "markupsafe": "2.1.3"},
+        deps={"markupsafe": ("2.1.3",)},  # werkzeug 2.2 on requires it
         script=("from werkzeug.security import safe_str_cmp\n"
                 "print('tokens match:', safe_str_cmp('a-token', 'a-token'))\n"),
         issue="https://github.com/maxcountryman/flask-seasurf/issues/109",
@@ -91,9 +94,9 @@ CASES: tuple[Case, ...] = (
     Case(
         name="itsdangerous-jws",
         package="itsdangerous",
-        releases=("2.0.0", "2.0.1", "2.1.0", "2.1.1", "2.1.2"),
+        releases=("2.0.0", "2.0.1", "2.1.0", "2.1.1", "2.1.2", "2.2.0"),
         first_bad="2.1.0", last_good="2.0.1",
-        bad_pins={"itsdangerous": "2.1.2"},
+        bad_pins={"itsdangerous": "2.2.0"},
         script=("from itsdangerous import TimedJSONWebSignatureSerializer\n"
                 "s = TimedJSONWebSignatureSerializer('secret-key', expires_in=600)\n"
                 "print('token:', s.dumps({'user': 1}))\n"),
@@ -104,9 +107,10 @@ CASES: tuple[Case, ...] = (
     Case(
         name="click-get-terminal-size",
         package="click",
-        releases=("8.0.0", "8.0.1", "8.0.2", "8.0.3", "8.0.4", "8.1.0", "8.1.1", "8.1.2", "8.1.3"),
+        releases=("8.0.0", "8.0.1", "8.0.2", "8.0.3", "8.0.4", "8.1.0", "8.1.1", "8.1.2", "8.1.3", "8.1.4",
+                  "8.1.5", "8.1.6", "8.1.7", "8.1.8"),
         first_bad="8.1.0", last_good="8.0.4",
-        bad_pins={"click": "8.1.3"},
+        bad_pins={"click": "8.1.8"},
         script=("import click\n"
                 "width, height = click.get_terminal_size()\n"
                 "print('terminal:', width, height)\n"),
@@ -131,9 +135,11 @@ CASES: tuple[Case, ...] = (
         name="importlib-metadata-entry-points-get",
         package="importlib-metadata",
         releases=("4.8.1", "4.8.2", "4.8.3", "4.9.0", "4.10.0", "4.10.1", "4.11.0", "4.11.1", "4.11.2",
-                  "4.11.3", "4.11.4", "4.12.0", "4.13.0", "5.0.0", "5.1.0", "5.2.0"),
+                  "4.11.3", "4.11.4", "4.12.0", "4.13.0", "5.0.0", "5.1.0", "5.2.0", "6.0.0", "6.0.1", "6.1.0",
+                  "6.2.0", "6.2.1", "6.3.0", "6.4.0", "6.4.1", "6.5.0", "6.5.1", "6.6.0", "6.7.0", "6.8.0", "6.9.0",
+                  "6.10.0", "6.11.0"),
         first_bad="5.0.0", last_good="4.13.0",
-        bad_pins={"importlib-metadata": "5.2.0", "zipp": "3.15.0"},
+        bad_pins={"importlib-metadata": "6.11.0", "zipp": "3.15.0"},
         deps={"zipp": ("3.15.0",)},
         script=("import importlib_metadata\n"
                 "scripts = importlib_metadata.entry_points().get('console_scripts', [])\n"
@@ -257,24 +263,31 @@ def release_steps(data: dict, case: Case) -> list[tuple[str, str]]:
     return [(s["label"][len(prefix):], s["verdict"]) for s in data["steps"] if s["label"].startswith(prefix)]
 
 
-def releases_in_range(data: dict, case: Case) -> list[str]:
-    """The installable releases the search had to cover: from --good, or the oldest release it
-    probed, up to the bad pin."""
+def oldest_good(case: Case) -> str:
+    """The --good a user who knows the range gives: the case's own, else its oldest installable release."""
+    return case.good or next(v for v in case.releases if v not in case.skipped)
+
+
+def releases_in_range(data: dict, case: Case, good: str | None) -> list[str]:
+    """The installable releases the search had to cover: from `good` (the --good given), or
+    without one from the oldest release it probed, up to the bad pin."""
     from packaging.version import Version
 
     probed = [Version(v) for v, _ in release_steps(data, case)]
-    start = min(probed + ([Version(case.good)] if case.good else []))
+    start = Version(good) if good else min(probed)
     bad = Version(case.bad_pins[case.package])
     return [v for v in case.releases if start <= Version(v) <= bad and v not in case.skipped]
 
 
-def probe_budget(data: dict, case: Case) -> tuple[int, int]:
-    """(replays used, the issue's bound: ceil(log2(releases in range)) + 2 + probes skipped). The
-    replay of the bundle's own pins counts: it is the bad baseline (and the flaky-rate estimate)."""
+def probe_budget(data: dict, case: Case, good: str | None) -> tuple[int, int, int]:
+    """(replays used, the issue's bound: ceil(log2(releases in range)) + 2 + probes skipped, releases
+    in range). The replay of the bundle's own pins counts: it is the bad baseline (and the
+    flaky-rate estimate)."""
     import math
 
     skips = sum(1 for s in data["steps"] if s["verdict"] == "skip")
-    return data["replays"], math.ceil(math.log2(len(releases_in_range(data, case)))) + 2 + skips
+    n = len(releases_in_range(data, case, good))
+    return data["replays"], math.ceil(math.log2(n)) + 2 + skips, n
 
 
 def linear_scan(case: Case) -> int:

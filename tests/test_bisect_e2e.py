@@ -1,6 +1,6 @@
 """`reprex bisect --package` end to end on real regressions (tests/bisect_cases.py): a bundle made
 by a real `reprex capture` under the bad pins, then the CLI against a loopback index of PyPI's
-own files, every probe a real replay (local venvs; docker for two cases).
+own files, every probe a real replay (local venvs; docker for four cases).
 
 What must hold on every case: the first bad release is the changelog's (or, without --yanked,
 the first non-yanked one after it), the last good is right, each probe's verdict agrees with
@@ -17,8 +17,9 @@ import subprocess
 import sys
 
 import pytest
-from bisect_cases import BY_NAME, CASES, Case, bisect_argv, capture_case, probe_budget, release_steps
-from bisect_index import bisect_index  # noqa: F401  (the session's loopback index, a fixture)
+from bisect_cases import (BY_NAME, CASES, Case, bisect_argv, capture_case, oldest_good, probe_budget,
+                          release_steps)
+from bisect_index import FileCache, IndexServer, cache_dir
 
 from reprex.bundle import Bundle
 
@@ -26,7 +27,15 @@ PY = sys.executable
 
 
 @pytest.fixture(scope="module")
-def bundles(bisect_index, cache, tmp_path_factory):  # noqa: F811  (the fixture imported above)
+def bisect_index():
+    """This module's own loopback index (other modules' releases must not change its ranges)."""
+    index = IndexServer(FileCache(cache_dir())).start()
+    yield index
+    index.stop()
+
+
+@pytest.fixture(scope="module")
+def bundles(bisect_index, cache, tmp_path_factory):
     """Each case's bundle, captured once for the module."""
     made = {}
 
@@ -71,38 +80,30 @@ def check_finding(data: dict, case: Case, *, first_bad: str, out) -> None:
     assert body.returncode == 0 and f"first bad: {case.package} {first_bad}" in body.stdout, body.stderr
 
 
-@pytest.fixture(scope="module")
-def local_runs(bundles, bisect_index, tmp_path_factory):  # noqa: F811
-    """Each case's `reprex bisect --backend local` result, run once for the module: (JSON, bundle written)."""
-    done = {}
-
-    def get(case: Case):
-        if case.name not in done:
-            out = tmp_path_factory.mktemp("bisected") / f"{case.name}.reprex.zip"
-            done[case.name] = bisect(bisect_index, bundles(case.name), case, out, "--backend", "local"), out
-        return done[case.name]
-
-    return get
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_first_bad_release_local(case, local_runs, bisect_index):  # noqa: F811
-    data, out = local_runs(case)
+def test_first_bad_release_local(case, bundles, bisect_index, tmp_path):
+    """No --good (except coverage's, whose range must hold releases without a cp311 wheel):
+    reprex steps back from the bundle's pin by itself."""
+    out = tmp_path / "out.reprex.zip"
+    data = bisect(bisect_index, bundles(case.name), case, out, "--backend", "local")
     check_finding(data, case, first_bad=case.expected_first_bad, out=out)
     assert f"/simple/{case.package}/" in bisect_index.requests  # the releases came from the loopback index
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_probes_within_log2_bound(case, local_runs):
-    """The issue's bound: replays (the bundle's own included) <= ceil(log2(releases in range)) + 2,
-    plus probes that had to be skipped."""
-    data, _ = local_runs(case)
+def test_probes_within_log2_bound(case, bundles, bisect_index, tmp_path):
+    """The issue's bound, with the range given (--good the oldest release served): replays (the
+    bundle's own included) <= ceil(log2(releases in range)) + 2, plus probes that had to be skipped."""
+    good = oldest_good(case)
+    data = bisect(bisect_index, bundles(case.name), case, tmp_path / "out.reprex.zip", "--backend", "local",
+                  "--good", good)
     assert data["_exit"] == 0, data["_stderr"][-2000:]
-    used, bound = probe_budget(data, case)
-    assert used <= bound, f"{used} replays for a bound of {bound}: {data['summary']}"
+    assert data["findings"][0]["first_bad"] == case.expected_first_bad, data["summary"]
+    used, bound, n = probe_budget(data, case, good)
+    assert used <= bound, f"{used} replays for {n} releases (bound {bound}): {data['summary']}"
 
 
-def test_yanked_releases_are_probed_when_asked(bundles, bisect_index, tmp_path):  # noqa: F811
+def test_yanked_releases_are_probed_when_asked(bundles, bisect_index, tmp_path):
     """--yanked: urllib3 2.0.0, yanked on PyPI, is the changelog's first bad and is named."""
     case = BY_NAME["urllib3-method-whitelist"]
     data = bisect(bisect_index, bundles(case.name), case, tmp_path / "out.reprex.zip", "--backend", "local",
@@ -112,7 +113,7 @@ def test_yanked_releases_are_probed_when_asked(bundles, bisect_index, tmp_path):
     assert (finding["first_bad"], finding["last_good"]) == ("2.0.0", "1.26.18"), data["summary"]
 
 
-def test_parallel_probes_find_the_same_release(bundles, bisect_index, tmp_path):  # noqa: F811
+def test_parallel_probes_find_the_same_release(bundles, bisect_index, tmp_path):
     """--jobs 2 (speculative k-ary splits) on the widest range: same answer, no more rounds."""
     case = BY_NAME["importlib-metadata-entry-points-get"]
     data = bisect(bisect_index, bundles(case.name), case, tmp_path / "out.reprex.zip", "--backend", "local",
@@ -123,8 +124,9 @@ def test_parallel_probes_find_the_same_release(bundles, bisect_index, tmp_path):
 
 
 @pytest.mark.docker
-@pytest.mark.parametrize("name", ["packaging-legacy-version", "itsdangerous-jws"])
-def test_first_bad_release_docker(name, bundles, bisect_index, base_image, tmp_path):  # noqa: F811
+@pytest.mark.parametrize("name", ["packaging-legacy-version", "itsdangerous-jws", "werkzeug-safe-str-cmp",
+                                  "click-get-terminal-size"])
+def test_first_bad_release_docker(name, bundles, bisect_index, base_image, tmp_path):
     """The same search with each probe replayed in a container (packaging's probes below 22
     must add pyparsing to the image's environment)."""
     case = BY_NAME[name]
