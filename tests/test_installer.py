@@ -245,7 +245,7 @@ def test_when_uv_cant_run_local_replay_uses_pip_and_says_so_once(tmp_path):
 @pytest.mark.docker
 def test_docker_images_install_with_the_hosts_uv_and_pip_when_told(tmp_path, docker_client, base_image, cache,
                                                                     monkeypatch):
-    """The env image's pins are installed by the host's uv (copied in: same arch), offline, with
+    """The env image's pins are installed by the host's uv (put in for the build: same arch), offline, with
     bytecode compiled (the run's root fs is read-only); with uv off, by pip, to the same effect."""
     from reprex.capture.pipeline import CaptureOptions, capture_command
     from reprex.replay import ReplayOptions, replay
@@ -265,7 +265,7 @@ def test_docker_images_install_with_the_hosts_uv_and_pip_when_told(tmp_path, doc
         seen[mode] = docker_client.containers.run(out.image, ["sh", "-c", probe], remove=True,
                                                   network_mode="none").decode().split()
         docker_client.images.remove(out.image, force=True)  # the next mode builds afresh
-    assert seen["uv"] == ["uv", "1", "has-uv"]
+    assert seen["uv"] == ["uv", "1", "no-uv"]  # used in the build, not left in the image
     assert seen["off"] == ["pip", "1", "no-uv"]
 
 

@@ -931,20 +931,6 @@ def test_engine_answers_and_errors_are_clear(docker_client, base_image, monkeypa
     assert "start dockerd" not in info.value.reason
 
 
-def test_the_env_dockerfile_switches_to_root_only_for_non_root_bases():
-    from reprex.replay.docker.build import dockerfile
-
-    def steps(user: str) -> list[str]:
-        text = dockerfile("base:1", "3.11", "0123456789abcdef", False, user)
-        return [line.split(" ", 1)[0] for line in text.splitlines()
-                if line and not line.startswith((" ", "#")) and line.split(" ", 1)[0].isupper()]
-
-    assert steps("")[:4] == ["FROM", "COPY", "COPY", "RUN"]  # uv/, then the wheels and the recorder
-    assert steps("root")[:2] == steps("0:0")[:2] == ["FROM", "COPY"]
-    assert steps("1000")[:3] == steps("app:app")[:3] == ["FROM", "USER", "COPY"]
-    assert steps("")[-2:] == ["USER", "LABEL"]
-
-
 def test_env_reaches_the_container_and_is_scrubbed(boom_bundle, boom_replayed, base_image):
     code = """
         import json, os

@@ -1,4 +1,5 @@
-"""Env images byte-compile only the installed modules the captured run imported (issue 13).
+"""Env images byte-compile only the installed modules the captured run imported (issue 13), in
+the one step that makes the image (a container committed: no layers of wheels, no metadata steps).
 
 A real capture of a program that imports one lexer of pygments (hundreds of modules), replayed
 in docker: the image holds .pyc for what the run imported and not for the rest; a module the
@@ -174,6 +175,41 @@ def test_an_older_bundle_compiles_the_packages_it_imported_whole(lexer_bundle, f
     pycs = image_pycs(docker_client, result.image)
     assert {"pygments/lexers/haskell.py", "pygments/formatters/html.py"} <= pycs
     assert not [p for p in pycs if "/tests/" in p or "/test/" in p]
+
+
+def test_the_env_image_is_one_layer_over_its_base_and_keeps_its_config(lexer_bundle, docker_client, base_image,
+                                                                        cache_dir):
+    """The build container runs as root whatever the base's user, and is committed as the image:
+    one layer over the base, none of the build's inputs (wheels, uv, the archive) in it, the
+    base's environment, command and labels kept, the run's uid as its user."""
+    name = f"reprex-test-compile:nonroot-{uuid.uuid4().hex[:12]}"
+    dockerfile = (f"FROM {base_image}\nUSER nobody\nENV FROM_BASE=kept\nLABEL test.base.label=kept\n"
+                  'CMD ["python3", "-V"]\n')
+    docker_client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=name, rm=True)
+    try:
+        result, lines = run_replay(lexer_bundle, name)
+        assert result.verdict == "reproduced", (result.reason, result.logs)
+        assert any(line.startswith("building") for line in lines), lines
+        image, base = docker_client.images.get(result.image), docker_client.images.get(name)
+        config = image.attrs["Config"]
+        assert config["User"] == "10001:10001"
+        assert "FROM_BASE=kept" in config["Env"] and config["Cmd"] == ["python3", "-V"]
+        assert not config.get("Entrypoint")
+        assert config["Labels"]["test.base.label"] == "kept" and config["Labels"]["org.reprex.base"] == name
+        assert len(image.history()) == len(base.history()) + 1
+        probe = ("id -u; ls /tmp/reprex /opt/reprex/bin 2>&1 | grep -c 'No such file';"
+                 f" ls {SITE} | grep -c '[.]whl$'; ls /opt/reprex")
+        out = docker_client.containers.run(result.image, ["sh", "-c", probe], entrypoint=[], remove=True,
+                                           network_disabled=True).decode().split()
+        assert out[:3] == ["10001", "2", "0"], out
+        assert sorted(out[3:]) == ["build", "facts.json", "inject", "venv"], out
+        # no build container is left behind
+        key = result.image.rpartition(":")[2]
+        assert not docker_client.containers.list(all=True, filters={"name": f"reprex-build-{key}-"})
+    finally:
+        for made in docker_client.images.list(filters={"label": f"org.reprex.base={name}"}):
+            subprocess.run(["docker", "rmi", "-f", made.id], capture_output=True, timeout=120)
+        subprocess.run(["docker", "rmi", name], capture_output=True, timeout=120)
 
 
 HOSTILE_NAMES = ["../../etc/passwd", "pygments/lexers/python", "pygments;touch /tmp/pwned", "$(touch /tmp/pwned)",

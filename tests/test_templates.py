@@ -30,7 +30,7 @@ def _named_in_code() -> set[str]:
 
 def test_every_template_the_code_reads_ships_in_the_package():
     names = _named_in_code()
-    assert {"Dockerfile.replay", "images.json", "repro_launcher.py.tmpl", "pytest_script.py.tmpl",
+    assert {"docker-build.sh", "images.json", "repro_launcher.py.tmpl", "pytest_script.py.tmpl",
             "pytest_entry.py"} <= names
     shipped = {p.name for p in (ROOT / "reprex" / "templates").iterdir()}
     assert names <= shipped, sorted(names - shipped)

@@ -1,6 +1,6 @@
 """Byte-compile, while an env image is built, only the installed modules the bundle's run imported.
 
-Run by Dockerfile.replay and Dockerfile.with with the env's python, standard library only:
+Run by docker-build.sh (both modes) with the env's python, standard library only:
 `python -I docker-compile.py LIST`. A replay's root is read-only, so a module without a .pyc
 is compiled in memory on every import; compiling every module of every package at build time
 instead was most of what a cold docker replay paid over a hand-made image (which compiles

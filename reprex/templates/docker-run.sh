@@ -1,6 +1,6 @@
 # The docker replay's run script (reprex/replay/docker/layout.py: run_script), the container's
 # command as `sh -c THIS sh NONCE WATCHDOG_S RECORD_FILES PYTHON ARGS...`. POSIX sh, builtins
-# and coreutils only: base images differ. Paths are the image's (Dockerfile.replay) and the
+# and coreutils only: base images differ. Paths are the image's (docker-build.sh) and the
 # container's mounts (backend.py): /reprex/in (the work files, read-only), /tmp/work.
 #
 # $1: the run's marker nonce; $2: the watchdog's seconds; $3: the record's files, as

@@ -8,9 +8,9 @@ environment image), inputs (the work files in), stream (the output and record ou
 prepare(): find the daemon like the docker CLI does, pick the base image (`--image`, else
 `python:X.Y-slim`; GPU bundles get a device request; an `nvidia/cuda` runtime image only when
 the run loaded the system's CUDA libraries), download the pins' wheels ON THE HOST with the
-host's pip configuration, and build `reprex-env:<hash>` from reprex/templates/Dockerfile.replay
-with an in-memory build context (build.py). The image is reused while its inputs match: a warm
-replay is one container.
+host's pip configuration, and make `reprex-env:<hash>` in one committed container step that runs
+reprex/templates/docker-build.sh over them (build.py). The image is reused while its inputs
+match: a warm replay is one container.
 
 run(): a hermetic container: no network (a bundle may ask for one; only --network grants it),
 non-root uid 10001, all capabilities dropped, no-new-privileges, pids/memory limits, read-only
@@ -28,7 +28,7 @@ The bundle's requirements are checked before anything else (pin_rules.check_bund
 and downloaded binary-only: nothing from a bundle is built or run on the host; its URL pins
 are fetched (by the host, from the addresses they name) only with the user's `allow_urls`. Every other
 value of the bundle that reaches the daemon is checked against a strict pattern (its Python
-version, which names the base image and goes into the Dockerfile; its id, in labels and the
+version, which names the base image and reaches the build script as an argument; its id, in labels and the
 container name) or passed as data (the entry's argv, environment values); nothing in it
 chooses the isolation: network, GPUs, image, timeout and limits come from the user's options.
 The container ends on its own at the timeout (a watchdog in the run script) even if reprex
@@ -55,7 +55,8 @@ from reprex.bundle import Bundle, safe_member_name
 from reprex.replay.base import (Deadline, EnvIncompatible, InfraError, Progress, ReplayOptions, RunOutput,
                                 base_environ, entry_args, lock_hash, python_xy, replay_environ,
                                 replay_pythonpath, requirements, work_files)
-from reprex.replay.docker.build import build, dockerfile, recorder_bytes
+from reprex.replay.docker.build import (build, image_labels, pins_members, recipe_digest, recorder_bytes,
+                                        with_members)
 from reprex.replay.docker.cleanup import remove_run
 from reprex.replay.docker.compile_list import compile_list
 from reprex.replay.docker.daemon import connect, http_errors, one_line
@@ -78,6 +79,11 @@ from reprex.replay.wheels import pins_wheels, with_wheels
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def _key(*parts: str) -> str:
+    """An env image's tag: what it is made of, hashed."""
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
 
 
 class DockerBackend:
@@ -138,11 +144,8 @@ class DockerBackend:
             with_set = with_wheels(list(options.with_specs), target, cache, setup, progress)
             env.with_set = with_set  # cleaned up by close()
         recorder = recorder_bytes()
-        dockerfile_text = dockerfile(base, xy, lock, bool(with_set and with_set.wheels),
-                                     (base_image.get("Config") or {}).get("User") or "")
-        key = hashlib.sha256("\0".join([
-            base_image["Id"], lock, machine, with_set.digest() if with_set else "", _sha256(recorder),
-            _sha256(dockerfile_text.encode())]).encode()).hexdigest()[:16]
+        labels = image_labels(base, xy, lock)
+        key = _key(base_image["Id"], json.dumps(labels, sort_keys=True), machine, _sha256(recorder), recipe_digest())
         tag = f"{ENV_REPO}:{key}"
         with locked(cache / "docker" / f"{key}.lock"):
             image = find_image(env.engine, tag)
@@ -160,11 +163,28 @@ class DockerBackend:
                 modules, note = compile_list(bundle)
                 if note:
                     progress(note)
-                image = build(env, tag, dockerfile_text, pins, with_set, recorder, setup=setup, progress=progress,
-                              machine=machine, modules=modules)
+                progress(f"building {tag} ({len(pins.wheels)} wheels)")
+                image = build(env, tag, base_image, "pins", pins_members(pins, recorder, modules), labels, setup,
+                              progress, machine=machine, xy=xy, base=base)
             else:
                 progress(f"reusing image {tag}")
             env.hold = hold_in_use(cache / "docker" / f"{key}.lock")  # until close(): a prune leaves it
+        if with_set is not None and with_set.wheels:
+            # the --with wheels: one more step over the pins' image, which stays shared
+            key = _key(key, with_set.digest())
+            tag = f"{ENV_REPO}:{key}"
+            with locked(cache / "docker" / f"{key}.lock"):
+                found = find_image(env.engine, tag)
+                reused = found is not None
+                if found is None:
+                    progress(f"building {tag} ({len(with_set.wheels)} --with wheels over {image['Id'][7:19]})")
+                    found = build(env, tag, image, "with", with_members(with_set), labels, setup, progress,
+                                  machine=machine)
+                else:
+                    progress(f"reusing image {tag}")
+                pins_hold, env.hold = env.hold, hold_in_use(cache / "docker" / f"{key}.lock")
+                pins_hold.close()
+            image = found
         env.tag, env.base_image, env.base_id, env.image_id = tag, base, base_image["Id"], image["Id"]
         env.machine, env.gpus, env.network, env.reused = machine, gpus, network, reused
         return env

@@ -1,54 +1,53 @@
-"""The replay's environment image: the Dockerfile, the build context (the pins' wheels,
-downloaded on the host, and the recorder; streamed from where they are, context.py), and the
-build through the Engine API.
+"""The replay's environment image, made in one step: a root container of the base image runs
+templates/docker-build.sh over what the archive API put into it (uv, the pins' wheels
+downloaded on the host, the recorder, the compile script and its list; streamed from where
+they are, context.py), and is committed as the image, its config set in the same commit.
 
-Dockerfile.replay and Dockerfile.with are templates in reprex/templates/; what of a bundle is
-spliced into them (its Python X.Y, the lock hash, the base image's name) is checked here,
-where it is spliced. The list of modules to byte-compile is not spliced: it goes into the
-context as a data file (compile_list.py), read by templates/docker-compile.py.
+Why not `docker build`: the classic builder commits a layer per step, and the wheels and uv
+had to come in through COPY steps of their own (~100 MB committed twice: the COPY layer, then
+the install layer above it), then USER and LABEL steps (a container and a commit each). Here
+one commit holds only what the install wrote: the context is removed before it.
+
+Nothing of a bundle is spliced into a script: its Python X.Y and the base image's name reach
+docker-build.sh as arguments (and are checked here anyway); the list of modules to
+byte-compile is a file of the archive (compile_list.py), read by templates/docker-compile.py.
+A `--with` image is one more such step over the env image of the pins (which stays shared).
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import hashlib
 import io
-import json
-import os
 import re
 import socket
 import tarfile
 import time
+import uuid
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from reprex.interrupt import shielded
 from reprex.replay.base import Deadline, EnvIncompatible, InfraError, Progress
-from reprex.replay.docker.compile_list import EVERYTHING
 from reprex.replay.docker.context import Member, TarStream
-from reprex.replay.docker.daemon import one_line
+from reprex.replay.docker.daemon import http_errors, one_line
 from reprex.replay.docker.engine import EngineError
 from reprex.replay.docker.images import check_image_ref, find_image
-from reprex.replay.docker.layout import LABEL
+from reprex.replay.docker.layout import LABEL, UID
 from reprex.replay.wheels import WheelSet
 
 if TYPE_CHECKING:
     from reprex.replay.docker.env import DockerEnv
 
 PYTHON_XY = re.compile(r"\d{1,2}\.\d{1,3}")
-ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
-
-@lru_cache(maxsize=1)
-def with_steps() -> str:
-    """Dockerfile.replay's ${with_steps}: the --with wheels over the pins, then the facts again
-    (the template's comment lines left out: they are not part of the image's key)."""
-    from reprex.templates import template_text
-
-    return "".join(line for line in template_text("Dockerfile.with").splitlines(True) if not line.startswith("#"))
+CONTEXT = "tmp/reprex"  # where the archive lands in the build container (docker-build.sh's $ctx)
+MARKERS = ("reprex-python-mismatch:", "reprex-no-python:", "reprex-no-venv:")
 
 
 def add_bytes(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) -> None:
-    """A root-owned member with no time stamp: the same bytes make the same context."""
+    """A root-owned member with no time stamp: the same bytes make the same tar."""
     info = tarfile.TarInfo(name)
     info.size, info.mode, info.mtime, info.uid, info.gid = len(data), mode, 0, 0, 0
     tar.addfile(info, io.BytesIO(data))
@@ -69,6 +68,14 @@ def compile_script() -> bytes:
     return template_text("docker-compile.py").encode()
 
 
+@lru_cache(maxsize=1)
+def build_script() -> str:
+    """templates/docker-build.sh, the build container's command."""
+    from reprex.templates import template_text
+
+    return template_text("docker-build.sh")
+
+
 def recorder_bytes() -> bytes:
     """The recorder, as the image carries it (its hash is part of the image's key)."""
     from reprex.record import RECORDER_FILE
@@ -76,29 +83,26 @@ def recorder_bytes() -> bytes:
     return RECORDER_FILE.read_bytes()
 
 
-def dockerfile(base: str, xy: str, lock: str, with_specs: bool, base_user: str = "") -> str:
-    """Dockerfile.replay rendered: the only values of a bundle spliced into it are checked here."""
-    from reprex.templates import render_template
+def recipe_digest() -> str:
+    """What makes an image besides its inputs (the build and compile scripts): part of its key."""
+    return hashlib.sha256(build_script().encode() + b"\0" + compile_script()).hexdigest()
 
-    # the only values spliced into the text: checked here, where they are spliced
+
+def image_labels(base: str, xy: str, lock: str) -> dict[str, str]:
+    """The env image's labels (`reprex cache`, tests): checked values only."""
     check_image_ref(base, "the base image")
     if not PYTHON_XY.fullmatch(xy) or not re.fullmatch(r"[0-9a-f]{16}", lock):
         raise InfraError(f"refusing to build: Python {xy!r:.40} or lock {lock!r:.40} is malformed")
-    # the compile script's hash: the Dockerfile's text (so the image's key) changes with it
-    labels = " ".join(f"{k}={json.dumps(v)}" for k, v in {
-        LABEL: "1", f"{LABEL}.base": base, f"{LABEL}.lock": lock, f"{LABEL}.python": xy,
-        f"{LABEL}.compile": hashlib.sha256(compile_script()).hexdigest()[:16]}.items())
-    as_root = base_user.split(":")[0] in ("", "root", "0")
-    return render_template("Dockerfile.replay", base_image=base, python_xy=xy,
-                           user_root="" if as_root else "USER root\n",
-                           with_steps=with_steps() if with_specs else "", labels=labels)
+    return {LABEL: "1", f"{LABEL}.base": base, f"{LABEL}.lock": lock, f"{LABEL}.python": xy,
+            f"{LABEL}.compile": hashlib.sha256(compile_script()).hexdigest()[:16]}
+
 
 _ARCH = {"amd64": "x86_64", "arm64": "aarch64"}
 
 
 def uv_for_image(machine: str | None) -> Path | None:
     """The host's uv binary, to install with in the image: when it runs here and the image's arch
-    is this machine's (it is one native binary). The Dockerfile still checks that it runs there
+    is this machine's (it is one native binary). The build script still checks that it runs there
     (a musl image can't run a glibc build) and falls back to pip."""
     import platform
 
@@ -110,63 +114,137 @@ def uv_for_image(machine: str | None) -> Path | None:
     return Path(found) if found and platform.system() == "Linux" else None
 
 
-def build(env: DockerEnv, tag: str, dockerfile: str, pins: WheelSet, with_set: WheelSet | None,
-          recorder: bytes, setup: Deadline, progress: Progress, machine: str | None = None,
-          modules: str = EVERYTHING) -> dict:
-    """Build `tag` from a streamed context (the Dockerfile, uv, the pins' wheels, the recorder,
-    the compile script and its list, the --with wheels); its inspect data. A "reprex-..." line
-    in a failed build's output is an image that can't hold the bundle (env-incompatible),
-    anything else an infra-error. `machine`: the image's arch (uv goes in only for this
-    machine's); `modules`: compile_list()'s text (default: compile everything)."""
-    n_with = len(with_set.wheels) if with_set else 0
-    progress(f"building {tag} ({len(pins.wheels)} wheels" + (f" + {n_with} --with" if n_with else "") + ")")
+def pins_members(pins: WheelSet, recorder: bytes, modules: str) -> list[Member]:
+    """MODE=pins's archive: the wheels, the recorder, the compile script and its list."""
+    members: list[Member] = [(f"{CONTEXT}/wheels/{whl.name}", whl, 0o644) for whl in pins.wheels]
+    return members + [(f"{CONTEXT}/sitecustomize.py", recorder, 0o644),
+                      (f"{CONTEXT}/compile.py", compile_script(), 0o644),
+                      (f"{CONTEXT}/modules.txt", modules.encode("ascii"), 0o644)]
+
+
+def with_members(with_set: WheelSet) -> list[Member]:
+    """MODE=with's archive: the --with wheels."""
+    return [(f"{CONTEXT}/with/{whl.name}", whl, 0o644) for whl in with_set.wheels]
+
+
+def build(env: DockerEnv, tag: str, parent: dict, mode: str, members: list[Member], labels: dict[str, str],
+          setup: Deadline, progress: Progress, machine: str | None = None, xy: str = "",
+          base: str = "") -> dict:
+    """Make `tag` from the image `parent` (inspect data): MODE=pins installs the pins into a venv
+    of the base image, MODE=with the --with wheels over an env image (docker-build.sh). The
+    image's config is the parent's with the run's uid and `labels`. A "reprex-..." line in a
+    failed step's output is an image that can't hold the bundle (env-incompatible), anything
+    else an infra-error. Returns the image's inspect data."""
+    if mode == "pins":
+        check_image_ref(base, "the base image")
+        if not PYTHON_XY.fullmatch(xy):
+            raise InfraError(f"refusing to build: Python {xy!r:.40} is malformed")
     uv = uv_for_image(machine)
-    members: list[Member] = [("Dockerfile", dockerfile.encode(), 0o644), ("uv/.keep", b"", 0o644)]
     if uv is not None:
-        members.append(("uv/uv", uv, 0o755))
-    members.append(("reprex/wheels/.keep", b"", 0o644))
-    members += [(f"reprex/wheels/{whl.name}", whl, 0o644) for whl in pins.wheels]
-    members += [("reprex/sitecustomize.py", recorder, 0o644), ("reprex/compile.py", compile_script(), 0o644),
-                ("reprex/modules.txt", modules.encode("ascii"), 0o644)]
-    members += [(f"with/{whl.name}", whl, 0o644) for whl in (with_set.wheels if with_set else [])]
-    context = TarStream(members)
+        members = [(f"{CONTEXT}/uv/uv", uv, 0o755), *members]
+    engine = env.engine
+    argv = ["/bin/sh", "-c", build_script(), "sh", mode, xy or "-", base or "-"]
+    config = {"Image": parent["Id"], "Entrypoint": argv, "Cmd": None, "User": "0:0",
+              "Labels": {LABEL: "1"}, "AttachStdout": True, "AttachStderr": True,
+              "OpenStdin": False, "Tty": False}
+    cid = None
     output: list[str] = []
-    error = None
     try:
-        # REPREX_DOCKER_NO_CACHE=1: no layer reuse (a suspect cache; cold-build benchmarks)
-        params = {"t": tag, "rm": True, "forcerm": True, "pull": False,
-                  "nocache": os.environ.get("REPREX_DOCKER_NO_CACHE") == "1"}
-        for chunk in env.engine.build(context, context.size, params, timeout=setup.left()):
-            if "error" in chunk:
-                error = " ".join(str(chunk.get("error")).split())
-            text = chunk.get("stream")
-            if text:
-                for line in ANSI.sub("", text).splitlines():  # RUN's stderr comes in red
-                    line = line.strip()
-                    if not line:
-                        continue
-                    output.append(line)
-                    del output[:-200]
-                    if line.startswith("Step "):
-                        progress(f"build: {line[:160]}")
-            if time.monotonic() > setup.at:
-                raise setup.expired()
-    except EngineError as exc:
-        error = one_line(exc)
-    except InfraError:
+        with shielded():  # a signal can't come between the daemon's create and our knowing its id
+            cid = engine.create(config, f"reprex-build-{tag.rpartition(':')[2]}-{uuid.uuid4().hex[:8]}")
+        _put_archive(env, cid, TarStream(members), setup)
+        stream = engine.attach(cid, timeout=setup.left())
+        try:
+            engine.start(cid)
+            _read_output(stream, output, setup, progress)
+        finally:
+            stream.close()
+        status = engine.wait(cid, timeout=setup.left())
+        if status != 0:
+            hit = next((l for l in reversed(output) for m in MARKERS if l.startswith(m)), None)
+            if hit:
+                raise EnvIncompatible(hit.split(":", 1)[1].strip())
+            detail = next((l for l in reversed(output) if l.lower().startswith(("error", "×", "reprex-"))),
+                          output[-1] if output else "")
+            raise InfraError(f"building the replay image failed: the install step exited {status}"
+                             + (f" ({detail[:300]})" if detail else ""))
+        progress(f"build: committing {tag}")
+        repo, _, key = tag.rpartition(":")
+        engine.json("POST", "/commit", params={"container": cid, "repo": repo, "tag": key, "pause": False,
+                                               "comment": f"reprex env image ({mode})"},
+                    body=image_config(parent, labels), timeout=setup.left())
+    except (InfraError, EnvIncompatible):
         raise
     except (socket.timeout, TimeoutError):
         raise setup.expired() from None
-    except Exception as exc:  # connection trouble
+    except EngineError as exc:
+        raise InfraError(f"building the replay image failed: {one_line(exc)}") from None
+    except (OSError, ValueError, http_errors()) as exc:  # connection trouble
         raise InfraError(f"building {tag} failed: {one_line(exc)}") from None
-    for marker in ("reprex-python-mismatch:", "reprex-no-python:", "reprex-no-venv:"):
-        hit = next((l for l in reversed(output) if l.startswith(marker)), None)
-        if hit and error:
-            raise EnvIncompatible(hit[len(marker):].strip())
-    if error:
-        detail = next((l for l in reversed(output) if l.lower().startswith("error")), "")
-        raise InfraError(f"building the replay image failed: {error}" + (f" ({detail[:300]})" if detail else ""))
-    image = find_image(env.engine, tag)
+    finally:
+        if cid is not None:
+            with shielded(), contextlib.suppress(Exception):
+                engine.remove(cid)
+    image = find_image(engine, tag)
     if image is None:
         raise InfraError(f"building {tag} reported success but the image is missing")
     return image
+
+
+def image_config(parent: dict, labels: dict[str, str]) -> dict:
+    """The committed image's config: the parent's (environment, command, entrypoint, workdir)
+    with the unprivileged user and our labels. Entrypoint and Cmd are never left null: the
+    daemon would fill them from the build container's."""
+    config = copy.deepcopy(parent.get("Config") or {})
+    config["User"] = f"{UID}:{UID}"
+    config["Labels"] = {**(config.get("Labels") or {}), **labels}
+    config["Entrypoint"] = config.get("Entrypoint") or []
+    config["Cmd"] = config.get("Cmd") or []
+    return config
+
+
+class _Body:
+    """The archive as http.client reads a request body: a megabyte at a time."""
+
+    def __init__(self, stream: TarStream):
+        self.stream = stream
+
+    def read(self, _n: int = -1) -> bytes:
+        return self.stream.read(1 << 20)
+
+
+def _put_archive(env: DockerEnv, cid: str, stream: TarStream, setup: Deadline) -> None:
+    """The archive unpacked at / of the created container, streamed (`docker cp` of a tar)."""
+    conn, res = env.engine.open("PUT", f"/containers/{cid}/archive", params={"path": "/"}, body=_Body(stream),
+                                headers={"Content-Type": "application/x-tar", "Content-Length": str(stream.size)},
+                                timeout=setup.left())
+    try:
+        data = res.read(1 << 20)
+    finally:
+        conn.close()
+    if res.status != 200:
+        from reprex.replay.docker.engine import _error_message
+
+        raise EngineError(_error_message(data, res.status), res.status)
+
+
+def _read_output(stream, output: list[str], setup: Deadline, progress: Progress) -> None:
+    """The build step's output, the last 200 lines kept; past the setup deadline, expired."""
+    pending = b""
+    stream.settimeout(max(0.05, setup.at - time.monotonic()))
+    for _, data in stream.frames():
+        pending += data
+        *lines, pending = pending.split(b"\n")
+        if len(pending) > 1 << 16:  # a line without end: cut
+            lines, pending = [*lines, pending], b""
+        for raw in lines:
+            line = raw.decode("utf-8", "replace").strip()
+            if line:
+                output.append(line)
+                if line.startswith("reprex-"):
+                    progress(f"build: {line[:200]}")
+        del output[:-200]
+        if time.monotonic() > setup.at:
+            raise setup.expired()
+    if pending.strip():
+        output.append(pending.decode("utf-8", "replace").strip())

@@ -2,7 +2,7 @@
 imported, checked, as the data file that reprex/templates/docker-compile.py reads in the build.
 
 The list is a stranger's data: it reaches the build as a file of the context, never as text of
-the Dockerfile or a shell line; a name that isn't a dotted identifier is dropped, a list over
+the build script or a shell line; a name that isn't a dotted identifier is dropped, a list over
 MAX_NAMES is ignored whole (everything is compiled, as for a bundle without a list). The list
 only chooses which of the installed sources get a .pyc: it can't add code or change what runs.
 

@@ -25,7 +25,7 @@ from reprex.replay.target import uname_machine
 if TYPE_CHECKING:
     from reprex.replay.docker.env import DockerEnv
 
-# What may be spliced into the Dockerfile's FROM line: an image reference.
+# What may name a base image (the build's, messages): an image reference.
 IMAGE_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,254}")
 GPU_DRIVER_ERROR = "could not select device driver"
 NO_GPU_RUNTIME = ("GPU requested but the Docker daemon has no NVIDIA runtime: install the NVIDIA Container Toolkit "
@@ -141,7 +141,7 @@ def resolve_gpus(bundle: Bundle, options: ReplayOptions) -> str | None:
 
 
 def check_image_ref(image: str, what: str = "--image") -> str:
-    """An image reference as the Dockerfile's FROM line and build messages may hold it."""
+    """An image reference as the build and its messages may hold it."""
     if not isinstance(image, str) or not IMAGE_REF.fullmatch(image) or "//" in image:
         raise InfraError(f"{what} {image!r:.120}: not an image reference")
     return image
