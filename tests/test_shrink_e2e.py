@@ -194,11 +194,12 @@ def test_bad_input_is_one_line(tmp_path, args, message):
 
 
 def test_capture_shrink_rewrites_the_fresh_bundle(tmp_path, cache):
-    root = make_app(tmp_path / "proj", records=30, filler=10)
+    root = make_app(tmp_path / "proj", records=8, filler=4)
     proc = cli("capture", "-q", "--shrink", "-o", tmp_path / "app.reprex.zip", "--", PY, "app.py", cwd=root)
     assert proc.returncode == 1, proc.stderr  # the program's own status
     assert "shrink: " in proc.stderr and "the original entries are under original/" in proc.stderr, proc.stderr
     bundle = Bundle.read(tmp_path / "app.reprex.zip")
+    assert "Shrunk by `reprex shrink`" in bundle.text("README.md")  # the issue body says so
     shrunk = bundle.manifest["shrunk"]
     assert shrunk["after"]["statements"] < shrunk["before"]["statements"] and shrunk["backend"] == "local"
     assert "unused_" in bundle.text("original/files/app.py") and "unused_" not in bundle.text("files/app.py")

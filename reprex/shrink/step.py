@@ -152,6 +152,10 @@ def _shrink(bundle: Bundle, options: ShrinkOptions, progress: Callable[[str], No
                 phases[name] = _stats(stats)
         if not options.keep_pins and not stop():
             phases[REQUIREMENTS] = shrink_pins(oracle, budget=left(), progress=progress, **common)
+        from reprex.redact import Redactor
+
+        red = Redactor()  # what is verified is what gets written: the entries as redaction leaves them
+        oracle.accept({name: None if data is None else red.bytes(data, name) for name, data in oracle.base.items()})
         reproduced, verdicts = oracle.verify(options.verify_runs)
         summary = {
             "backend": options.backend, "strict": options.strict,
@@ -172,7 +176,7 @@ def _shrink(bundle: Bundle, options: ShrinkOptions, progress: Callable[[str], No
             summary["kept"] = "original"
             return ShrinkReport(bundle=bundle, summary=summary, log=log)
         summary["kept"] = "shrunk"
-        return ShrinkReport(bundle=_sealed(bundle, oracle.base, summary), summary=summary, log=log)
+        return ShrinkReport(bundle=_sealed(bundle, oracle.base, summary, red), summary=summary, log=log)
 
 
 def _stats(stats) -> dict:
@@ -205,13 +209,11 @@ def _sizes(bundle: Bundle, changes: dict) -> dict:
             "bundle_bytes": sum(len(v) for v in files.values())}
 
 
-def _sealed(bundle: Bundle, changes: dict, summary: dict) -> Bundle:
-    """The new bundle: accepted entries in, the originals under original/, a `shrunk` section.
-    Everything written passes through redaction (it was bundle content already)."""
+def _sealed(bundle: Bundle, changes: dict, summary: dict, red) -> Bundle:
+    """The new bundle: accepted entries in (redacted by `red` already), the originals under
+    original/, a `shrunk` section (scrubbed by `red`)."""
     from reprex.draft import Draft, seal
-    from reprex.redact import Redactor
 
-    red = Redactor()
     draft = Draft.of(bundle, red)
     files, manifest = draft.files, draft.manifest
     for name, data in sorted(changes.items()):
@@ -220,7 +222,7 @@ def _sealed(bundle: Bundle, changes: dict, summary: dict) -> Bundle:
         if data is None:
             files.pop(name, None)
         else:
-            files[name] = red.bytes(data, name)
+            files[name] = data
     copied = sorted(n for n in files if n.startswith("files/"))
     if isinstance(manifest.get("files"), dict):
         manifest["files"] = {**manifest["files"], "copied": copied,
@@ -229,6 +231,7 @@ def _sealed(bundle: Bundle, changes: dict, summary: dict) -> Bundle:
         manifest["pins"] = {**manifest["pins"],
                             "count": pin_count(files.get(REQUIREMENTS, b"").decode("utf-8", "replace"))}
     manifest.pop("shrunk", None)
+    draft.readme_notes.append(_readme_note(summary))
     draft.add("shrunk", {k: summary[k] for k in ("backend", "strict", "before", "after", "calls", "cache_hits",
                                                   "runs", "calibration", "verify", "changed", "seconds")})
     new = seal(draft)
@@ -254,3 +257,12 @@ def shrink_into(path, options: ShrinkOptions | None = None) -> tuple[Bundle, str
                            f"{sum(before['inputs'].values())} -> {sum(after['inputs'].values())} input bytes, "
                            f"{before['pins']} -> {after['pins']} pins ({report.summary['calls']} candidates judged; "
                            "the original entries are under original/)")
+
+
+def _readme_note(summary: dict) -> str:
+    """The issue body's line about the shrinking (numbers and fixed words only)."""
+    before, after, verify = summary["before"], summary["after"], summary["verify"]
+    return (f"Shrunk by `reprex shrink`: {before['statements']} -> {after['statements']} statements, "
+            f"{sum(before['inputs'].values())} -> {sum(after['inputs'].values())} input bytes, "
+            f"{before['pins']} -> {after['pins']} pins; the result reproduced in {verify['reproduced']} of "
+            f"{verify['runs']} runs. The original entries are under `original/`.")
