@@ -68,7 +68,7 @@ def replay(bundles, backend, image, gpus, runs, timeout, network, expect, with_s
     2 usage error, 3 env-incompatible or infra-error (with --ray: the highest of all bundles').
     """
     if ray_address is not None:
-        from reprex.cli.replay_many import split_ray_value
+        from reprex.scale.command import split_ray_value
 
         ray_address, bundles = split_ray_value(ray_address, bundles)
     elif len(bundles) > 1 or results or resume:
@@ -92,7 +92,7 @@ def replay(bundles, backend, image, gpus, runs, timeout, network, expect, with_s
                             network=network, expect=expect, with_specs=list(with_specs), keep=keep, strict=strict,
                             pass_env=passed, allow_urls=allow_urls)
     if ray_address is not None:
-        from reprex.cli.replay_many import replay_on_ray
+        from reprex.scale.command import replay_on_ray
 
         replay_on_ray(bundles, options, ray_address, results, resume, as_json)
     # SIGTERM/SIGINT unwind the replay (its container and temp dirs are removed): exit 143/130

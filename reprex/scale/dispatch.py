@@ -112,6 +112,18 @@ def _reachable(address: str, timeout: float = 5.0) -> None:
         raise ScaleError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
 
 
+def _wait(ray, refs: list, **kw):
+    """ray.wait, with a signal handler's exception (Ctrl-C as reprex's Interrupted) raised as
+    itself: Ray's wait checks signals in Cython and wraps it in a SystemError."""
+    try:
+        return ray.wait(refs, **kw)
+    except SystemError as exc:
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, BaseException) and not isinstance(cause, Exception):
+            raise cause.with_traceback(None) from None
+        raise
+
+
 def _nodes(ray) -> list[dict]:
     return ray.nodes()
 
@@ -179,7 +191,7 @@ class RemoteReplay:
         return value.decode() if value else None
 
     def done(self) -> bool:
-        return self.final is not None or bool(self.ray.wait([self.ref], timeout=0)[0])
+        return self.final is not None or bool(_wait(self.ray, [self.ref], timeout=0)[0])
 
     def settle(self) -> ScaleResult | None:
         """The current attempt has finished: its ScaleResult, or None when it was lost and has
@@ -262,7 +274,7 @@ class RemoteReplay:
             left = POLL_S if end is None else min(POLL_S, end - time.monotonic())
             if left <= 0:
                 raise TimeoutError(f"{self.bundle}: no verdict within {timeout:g}s")
-            if self.ray.wait([self.ref], timeout=left)[0]:
+            if _wait(self.ray, [self.ref], timeout=left)[0]:
                 if self.settle() is not None:
                     return self.final
             elif self.stranded(_nodes(self.ray)) is not None:
@@ -431,7 +443,7 @@ def replay_many(bundles: Sequence[str | Path], options: ReplayOptions, *, addres
                     on_submit(item)
             if not inflight:
                 continue
-            ready, _ = ray.wait(list(inflight), num_returns=1, timeout=POLL_S)
+            ready, _ = _wait(ray, list(inflight), num_returns=1, timeout=POLL_S)
             for ref in ready:
                 item = inflight.pop(ref)
                 settled = item.settle()
@@ -447,7 +459,10 @@ def replay_many(bundles: Sequence[str | Path], options: ReplayOptions, *, addres
                         del inflight[ref]
                         finish(stuck)
     except BaseException:
-        cancel_all(ray, list(inflight.values()))
+        from reprex.interrupt import shielded
+
+        with shielded():  # a second Ctrl-C waits for the cancelled replays to be cleaned up
+            cancel_all(ray, list(inflight.values()))
         raise
     finally:
         if writer is not None:

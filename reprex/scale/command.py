@@ -1,8 +1,8 @@
-"""`reprex replay BUNDLE... | DIR --ray`: many bundles replayed as tasks on a Ray cluster, with
-progress on stderr (done/total, verdict counts, ETA), an end summary, and `--json`.
+"""The face of `reprex replay BUNDLE... | DIR --ray`: many bundles replayed as tasks on a Ray
+cluster, with progress on stderr (done/total, verdict counts, ETA), an end summary, `--json`.
 
-A helper of `reprex replay` (reprex/cli/replay.py), not a command of its own: it loads Ray
-only when --ray is given.
+reprex/cli/replay.py hands over to `replay_on_ray` when --ray is given (the CLI's modules
+import only reprex.cli._common of the CLI, so this lives with the library it drives).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from pathlib import Path
 
 import click
 
-from reprex.cli._common import make_console
 
 # what --ray's optional value may be; anything else is the first bundle (`--ray a.zip b.zip`)
 _ADDRESS = re.compile(r"auto|local|(?:ray://)?[A-Za-z0-9_.\-\[\]:]+:\d{1,5}")
@@ -30,38 +29,56 @@ def split_ray_value(value: str | None, bundles: tuple[str, ...]) -> tuple[str | 
 
 def replay_on_ray(sources: tuple[str, ...], options, address: str, results: str | None, resume: bool,
                   as_json: bool) -> None:
-    from reprex.interrupt import Interrupted, on_signals
-    from reprex.replay import exit_code
     from reprex.scale.corpus import expand
-    from reprex.scale.dispatch import connect, replay_many
-    from reprex.scale.summary import render, summarize
 
     if resume and not results:
         raise click.UsageError("--resume needs --results FILE (the file of the run to continue)")
     bundles = expand(list(sources))
+    # Ray prints the cluster's errors (a node died, ...) on sys.stdout from a thread of its own:
+    # they go to stderr, and stdout keeps the one JSON object
+    stdout, sys.stdout = sys.stdout, sys.stderr
+    try:
+        code, doc = _run(bundles, options, address, Path(results) if results else None, resume, as_json)
+    except BaseException:
+        sys.stdout = stdout  # a one-line error (under --json, its JSON object) goes where it always does
+        raise
+    if as_json:
+        click.echo(json.dumps(doc), file=stdout)
+    sys.exit(code)
+
+
+def _run(bundles: list[str], options, address: str, results: Path | None, resume: bool,
+         as_json: bool) -> tuple[int, dict]:
+    from reprex.interrupt import Interrupted, on_signals
+    from reprex.replay import exit_code
+    from reprex.scale.dispatch import connect, replay_many
+    from reprex.scale.summary import render, summarize
+
     ray = connect(address)
-    results_path = Path(results) if results else None
     started = time.monotonic()
     shown = _Progress(len(bundles), quiet=as_json)
-    done: list = []
     try:
         with on_signals(), shown:
             if not as_json:
                 click.echo(f"reprex: replaying {len(bundles)} bundle(s) on Ray: {_cluster(ray)}", err=True)
-            done = replay_many(bundles, options, address=address, results=results_path, resume=resume,
+            done = replay_many(bundles, options, address=address, results=results, resume=resume,
                                on_result=shown.add, on_resumed=shown.resumed)
     except Interrupted as exc:
-        where = f"; {shown.count} result(s) are in {results_path} (--resume continues)" if results_path else ""
+        where = f"; {shown.count} result(s) are in {results} (--resume continues)" if results else ""
         click.echo(f"reprex: {exc}; the outstanding replays were cancelled and cleaned up{where}", err=True)
         sys.exit(exc.exit_code)
     summary = summarize(done, wall_s=time.monotonic() - started)
     code = max((exit_code(r.verdict, options.expect) for r in done), default=0)
-    if as_json:
-        rows = [{**r.to_dict(), "resumed": r.resumed} for r in done]
-        click.echo(json.dumps({"results": rows, "summary": summary, "exit": code}))
-    else:
+    if not as_json:
         render(summary, make_console())
-    sys.exit(code)
+    rows = [{**r.to_dict(), "resumed": r.resumed} for r in done]
+    return code, {"results": rows, "summary": summary, "exit": code}
+
+
+def make_console():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
 
 
 def _cluster(ray) -> str:
