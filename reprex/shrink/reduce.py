@@ -93,6 +93,11 @@ class Judge:
             return 1 << 30
         return max(0, self.budget - self.stats.calls)
 
+    def check(self) -> None:
+        """Raise Exhausted once no call is left (long walks stop instead of building candidates)."""
+        if self._left() <= 0:
+            raise Exhausted()
+
     def _call(self, candidate: Candidate) -> bool:
         try:
             ok = bool(self.interesting(candidate))

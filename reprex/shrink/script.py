@@ -159,6 +159,7 @@ class _Reducer:
             self._try([_with(self.tree, (), "body", keep or [ast.Pass()])])
 
     def _visit(self, path: Path) -> None:
+        self.judge.check()
         node = _at(self.tree, path)
         if path:
             self._replace(path, node)
