@@ -26,6 +26,8 @@ def engine(engine_py: str, endpoint: dict):
 
 def main(argv: list[str]) -> int:
     engine_py, endpoint, cid, deadline = argv[0], json.loads(argv[1]), argv[2], float(argv[3])
+    if os.fork():  # reprex's own child leaves at once: a Ray worker's death kills its children, not a grandchild
+        return 0
     timeout = deadline
     while True:
         ready = select.select([0], [], [], timeout)[0]
