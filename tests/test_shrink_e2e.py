@@ -125,7 +125,8 @@ def test_docker_backend_shrinks_and_the_result_replays_on_both_backends(tmp_path
     assert report.summary["verify"]["rate"] == 1.0
     small = report.bundle
     for backend, image in (("docker", base_image), ("local", None)):
-        verdict = replay(small, ReplayOptions(backend=backend, image=image))
+        # strict too: a shrunk bundle expects the message it fails with now (the original's is kept aside)
+        verdict = replay(small, ReplayOptions(backend=backend, image=image, strict=True))
         assert verdict.verdict == "reproduced", (backend, verdict.reason)
 
 
@@ -203,3 +204,7 @@ def test_capture_shrink_rewrites_the_fresh_bundle(tmp_path, cache):
     shrunk = bundle.manifest["shrunk"]
     assert shrunk["after"]["statements"] < shrunk["before"]["statements"] and shrunk["backend"] == "local"
     assert "unused_" in bundle.text("original/files/app.py") and "unused_" not in bundle.text("files/app.py")
+    verdict = replay(bundle, ReplayOptions(backend="local", strict=True))
+    assert verdict.verdict == "reproduced", verdict.reason
+    if "original_expect" in bundle.manifest:  # the message changed with the script: both are kept
+        assert bundle.manifest["original_expect"]["signature"]["id"] == bundle.manifest["expect"]["signature"]["id"]

@@ -299,13 +299,17 @@ class Oracle:
         """Make `changes` part of every later candidate."""
         self.base.update(changes)
 
-    def verify(self, runs: int) -> tuple[int, list[str]]:
-        """Run the accepted state `runs` times: how many reproduced, and each run's verdict."""
-        verdicts = []
+    def verify(self, runs: int) -> tuple[list[str], object]:
+        """Run the accepted state `runs` times: each run's verdict, and a reproducing run's
+        Outcome (None if none reproduced)."""
+        verdicts, reproducing = [], None
         for i in range(max(1, runs)):
             self.progress(f"verifying: run {i + 1}/{runs} of the shrunk bundle")
-            verdicts.append(self.run()[0])
-        return verdicts.count("reproduced"), verdicts
+            verdict, outcome = self.run()
+            verdicts.append(verdict)
+            if verdict == "reproduced":
+                reproducing = outcome
+        return verdicts, reproducing
 
 
 def _one_line(detail, limit: int = 300) -> str:
