@@ -16,7 +16,7 @@ import hashlib
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -244,16 +244,18 @@ class _Chunks(Generic[T]):
 
 
 def reduce_chunks(chunks: Sequence[T], build: Callable[[list[T]], Candidate | None], judge: Judge, *,
-                  dense: bool = False) -> list[T]:
+                  dense: bool = False, keep: Iterable[int] = ()) -> list[T]:
     """Drop what the oracle lets go of; `build` returns None for a candidate that isn't valid
     (it costs no call and counts as uninteresting). Returns the kept chunks, in order.
 
     `dense`: expect most chunks to be needed (a list already reduced once), so start by
-    asking one chunk at a time (m calls) instead of bisecting (about 2m).
+    asking one chunk at a time (m calls) instead of bisecting (about 2m). `keep`: indices
+    kept without asking (the caller knows them needed from an earlier round).
     Stops quietly when the budget runs out: everything not yet dropped is kept.
     """
     work = _Chunks(chunks, build)
-    state = _Split(tuple(range(len(work.chunks))), found=1 if dense else 0)
+    fixed = frozenset(keep)
+    state = _Split(tuple(i for i in range(len(work.chunks)) if i not in fixed), kept=fixed, found=1 if dense else 0)
     try:
         while not state.done():
             known = _verdict(state, work, judge)

@@ -49,9 +49,9 @@ _LISTS = {
 }
 if hasattr(ast, "TryStar"):
     _LISTS[ast.TryStar] = _LISTS[ast.Try]
-_BODIES = ("body", "orelse", "finalbody")
+_BLOCKS = ("body", "orelse", "finalbody", "handlers")
 _PURE = (ast.Name, ast.Attribute, ast.Constant)  # as an expression statement: a no-op
-_CONSTANTS = (None, 0, "", ())
+_CONSTANTS = (0,)  # one short stand-in; more cost a call each, for every expression
 
 
 def count_statements(source: str) -> int:
@@ -104,18 +104,24 @@ def shrink_script(source: str, interesting: Callable[[str], bool], *, jobs: int 
 
 
 class _Reducer:
+    """Rounds of structure (whole statements, lifts) then expressions, until one changes nothing. A replacement rejected once is not asked again
+    in a later round (the context rarely changes its answer, and expressions are most calls)."""
+
     def __init__(self, tree: ast.Module, source: str, judge: Judge):
         self.tree = tree
         self.source = source
         self.judge = judge
         self.dense = False  # after the first round most lists are already minimal
+        self.rejected: set[tuple[str, str]] = set()
+        self.needed: set[str] = set()  # list items kept by an earlier round, as text
 
     def run(self) -> str:
         try:
             while True:
                 before = self.source
                 self._drop_unused()
-                self._visit(())
+                self._visit((), statements=True)
+                self._visit((), statements=False)
                 self.dense = True
                 if self.source == before:
                     break
@@ -129,17 +135,22 @@ class _Reducer:
         self.tree, self.source = tree, source
         self.judge.improved(size_of(source))
 
-    def _try(self, trees: list[ast.Module]) -> bool:
+    def _try(self, trees: list[ast.Module], keys: list[tuple[str, str]] | None = None) -> bool:
         """Take the first interesting of these trees (in order); False if none is."""
-        cands, valid = [], []
-        for t in trees:
+        cands, valid, asked = [], [], []
+        for i, t in enumerate(trees):
+            key = keys[i] if keys else None
+            if key in self.rejected:
+                continue
             src = render(t)
             if src is not None and size_of(src) < size_of(self.source) and src not in cands:
                 cands.append(src)
                 valid.append(t)
+                asked.append(key)
         if not cands:
             return False
         hit = self.judge.first(cands)
+        self.rejected.update(k for k in asked[:len(cands) if hit is None else hit] if k)
         if hit is None:
             return False
         self._accept(valid[hit], cands[hit])
@@ -158,17 +169,19 @@ class _Reducer:
         if len(keep) < len(self.tree.body):
             self._try([_with(self.tree, (), "body", keep or [ast.Pass()])])
 
-    def _visit(self, path: Path) -> None:
+    def _visit(self, path: Path, *, statements: bool) -> None:
+        """statements=True: blocks and lifts only; False: expressions and the other lists."""
         self.judge.check()
         node = _at(self.tree, path)
         if path:
-            self._replace(path, node)
+            self._replace(path, node, statements)
             node = _at(self.tree, path)
         if node is None or isinstance(node, ast.JoinedStr):
             return
         for name in _LISTS.get(type(node), ()):
-            self._reduce_list(path, name)
-        if isinstance(node, ast.Dict):
+            if (name in _BLOCKS) == statements:
+                self._reduce_list(path, name)
+        if isinstance(node, ast.Dict) and not statements:
             self._reduce_dict(path)
         node = _at(self.tree, path)
         for name, value in reversed(list(ast.iter_fields(node))):
@@ -176,22 +189,29 @@ class _Reducer:
                 for i in reversed(range(len(value))):
                     current = getattr(_at(self.tree, path), name, None)
                     if isinstance(current, list) and i < len(current) and isinstance(current[i], ast.AST):
-                        self._visit(path + ((name, i),))
-            elif isinstance(value, ast.AST) and not _skip_field(node, name):
-                self._visit(path + ((name, None),))
+                        if not statements or isinstance(current[i], (ast.stmt, ast.excepthandler)):
+                            self._visit(path + ((name, i),), statements=statements)
+            elif isinstance(value, ast.AST) and not statements and not _skip_field(node, name):
+                self._visit(path + ((name, None),), statements=statements)
 
     def _reduce_list(self, path: Path, name: str) -> None:
         node = _at(self.tree, path)
         items = getattr(node, name, None)
         if not isinstance(items, list) or not items:
             return
-        self.judge.phase = "statements" if name in _BODIES else "lists"
+        self.judge.phase = "statements" if name in _BLOCKS else "lists"
         empty = [ast.Pass()] if name == "body" else []
 
         def build(kept: list) -> str | None:
             return render(_with(self.tree, path, name, kept or empty))
 
-        kept = reduce_chunks(items, build, self.judge, dense=self.dense)
+        # short argument/item lists are mostly needed: one at a time beats bisecting them
+        dense = self.dense or (name not in _BLOCKS and len(items) <= 4)
+        keys = [_key(item) for item in items]
+        # kept last round and binding no name (a binding may have lost its last use since)
+        known = [i for i, item in enumerate(items) if keys[i] in self.needed and not _binds(item)]
+        kept = reduce_chunks(items, build, self.judge, dense=dense, keep=known)
+        self.needed.update(_key(item) for item in kept)
         if len(kept) < len(items):
             tree = _with(self.tree, path, name, kept or empty)
             self._accept(tree, render(tree) or self.source)
@@ -213,29 +233,49 @@ class _Reducer:
             tree = dict_with(kept)
             self._accept(tree, render(tree) or self.source)
 
-    def _replace(self, path: Path, node: ast.AST) -> None:
+    def _replace(self, path: Path, node: ast.AST, statements: bool) -> None:
         """Try the node as something smaller: a lifted body, a child, a constant."""
         parent_field, index = path[-1]
         parent_path = path[:-1]
-        if isinstance(node, ast.stmt) and index is not None:
-            self.judge.phase = "lift"
-            options = [_splice(self.tree, parent_path, parent_field, index, body) for body in _liftable(node)]
-            self._try(options)
-        elif isinstance(node, ast.expr) and not isinstance(getattr(node, "ctx", None), (ast.Store, ast.Del)):
+        if statements:
+            if isinstance(node, ast.stmt) and index is not None:
+                self.judge.phase = "lift"
+                options = [_splice(self.tree, parent_path, parent_field, index, body) for body in _liftable(node)]
+                self._try(options)
+            return
+        if isinstance(node, ast.expr) and not isinstance(getattr(node, "ctx", None), (ast.Store, ast.Del)):
             parent = _at(self.tree, parent_path)
-            if isinstance(parent, ast.Call) and parent_field == "func":
-                return
+            if isinstance(parent, ast.Call) and parent_field == "func" or isinstance(node, ast.Attribute):
+                return  # calling a constant, or an object's attribute as the object: never the same failure
             self.judge.phase = "expressions"
             statement = isinstance(parent, ast.Expr)
-            options = []
+            options, keys = [], []
+            text = ast.unparse(node)
             for child in _smaller(node):
                 if statement and isinstance(child, _PURE):
                     continue  # `f(x)` as `x` on its own line is the statement dropped, already tried
                 options.append(_replace_at(self.tree, path, child))
-            self._try(options)
+                keys.append((text, ast.unparse(child)))
+            self._try(options, keys)
 
 
 # helpers ---------------------------------------------------------------------------------
+
+
+def _key(node: ast.AST) -> str:
+    try:
+        return type(node).__name__ + ":" + ast.unparse(node)
+    except Exception:
+        return ast.dump(node)
+
+
+def _binds(node: ast.AST) -> bool:
+    """Does this list item bind a name (a def, class, import, assignment target, parameter)?"""
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom,
+                         ast.arg, ast.alias, ast.Global, ast.Nonlocal)):
+        return True
+    return any(isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store) or isinstance(n, ast.NamedExpr)
+               for n in ast.walk(node))
 
 
 def _skip_field(node: ast.AST, name: str) -> bool:
@@ -298,6 +338,8 @@ def _smaller(node: ast.expr) -> list[ast.expr]:
     """Replacements for an expression: its child expressions, then short constants."""
     out: list[ast.expr] = []
     for child in ast.iter_child_nodes(node):
+        if isinstance(node, ast.Call) and child is node.func:
+            continue
         if isinstance(child, ast.expr) and not isinstance(getattr(child, "ctx", None), (ast.Store, ast.Del)):
             out.append(child)
         elif isinstance(child, ast.comprehension):
@@ -317,15 +359,13 @@ def _smaller(node: ast.expr) -> list[ast.expr]:
 
 
 def _simpler_literal(value: object) -> list[ast.expr]:
+    """One stand-in per literal: each extra guess costs a call for every literal in the script."""
     if isinstance(value, bool) or value is None or value is Ellipsis:
         return []
-    if isinstance(value, int):
-        return [ast.Constant(v) for v in (0, 1, value // 2) if abs(v) < abs(value)]
-    if isinstance(value, float):
-        return [ast.Constant(v) for v in (0.0, 1.0, float(int(value)))]
+    if isinstance(value, (int, float)):
+        return [ast.Constant(0)] if value else []
     if isinstance(value, (str, bytes)):
-        n = len(value)
-        return [ast.Constant(value[:k]) for k in (0, 1, n // 2) if k < n]
+        return [ast.Constant(value[:0])] if value else []
     return []
 
 
