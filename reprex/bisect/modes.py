@@ -99,7 +99,7 @@ def search_releases(oracle: Oracle, plan: ReleasePlan, *, options: BisectOptions
     candidates = versions[:bad_i + 1]
     progress(f"{name}: {len(candidates) - (good_i or 0)} releases up to {plan.bad}"
              + (f" from {plan.good}" if plan.good else "") + f"; {len(listing.excluded)} excluded")
-    probe, probed = oracle.release(name), []
+    probe, probed = oracle.release(name, {r.version: r for r in listing.candidates}), []
 
     def test(version: str):
         probed.append(Version(version))

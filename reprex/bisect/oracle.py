@@ -113,16 +113,22 @@ class Oracle:
         return self.rate
 
     # -- probes -------------------------------------------------------------------------------
-    def release(self, name: str) -> Callable[[str], tuple[str, str]]:
-        """A test of `name`'s releases: version -> (verdict, reason), for search.first_bad."""
-        from reprex.bisect.probe import Unresolvable, resolve_release
+    def release(self, name: str, releases: Mapping[str, object] | None = None) -> Callable[[str], tuple[str, str]]:
+        """A test of `name`'s releases: version -> (verdict, reason), for search.first_bad. With the
+        listing's `releases` (version -> releases.Release), a release whose metadata says the pins
+        already fit is probed without a resolver run (probe.quick_lines)."""
+        from reprex.bisect.probe import Unresolvable, quick_lines, resolve_release
+        from reprex.bisect.releases import requires_dist
 
         def test(version: str) -> tuple[str, str]:
             label = f"{name} {version}"
             self.progress(f"probe {label}: resolving")
             started = time.monotonic()
             try:
-                lines = resolve_release(self.bundle, name, version, self.target)
+                release = (releases or {}).get(version)
+                requires = requires_dist(release) if release is not None else None
+                lines = quick_lines(self.bundle, name, version, requires, self.target) or \
+                    resolve_release(self.bundle, name, version, self.target)
             except Unresolvable as exc:
                 self._log(Probe(label=label, verdict=SKIP, replay="unresolvable", reason=str(exc),
                                 seconds=time.monotonic() - started))

@@ -140,6 +140,82 @@ def resolve_release(bundle: Bundle, name: str, version: str, target: Target, *,
     return sorted(resolved + others)
 
 
+def marker_env(target: Target) -> dict[str, str]:
+    """PEP 508 marker values of the bundle's interpreter (CPython on Linux)."""
+    return {"python_version": target.xy, "python_full_version": target.python, "implementation_name": "cpython",
+            "implementation_version": target.python, "platform_python_implementation": "CPython",
+            "platform_system": "Linux", "sys_platform": "linux", "os_name": "posix",
+            "platform_machine": target.machine, "platform_release": "", "platform_version": "", "extra": ""}
+
+
+def _applies(req, env: dict[str, str], *, extras_bind: bool) -> bool:
+    """Does a requirement bind here? `extras_bind`: one behind an extra is taken as binding (another
+    distribution may have been installed with that extra): a needless resolve costs a fraction of a
+    second, a missed one a wrong probe."""
+    if req.marker is None:
+        return True
+    if extras_bind and "extra" in str(req.marker):
+        return True
+    return req.marker.evaluate(env)
+
+
+def quick_lines(bundle: Bundle, name: str, version: str, requires: list[str] | None, target: Target) -> list[str] | None:
+    """`name==version` over the bundle's pins as they are, when nothing needs re-resolving: every
+    requirement of that release is met by a pin, and no other pinned distribution's recorded
+    requirement on `name` (environment.json, as capture found them installed) excludes it. None
+    when uv must resolve (metadata unknown, a requirement unmet, extras, a pin not recorded)."""
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.version import InvalidVersion, Version
+
+    if requires is None:
+        return None
+    lines = lines_of(bundle)
+    pins = exact_pins(lines)
+    name = canonical(name)
+    if pins.get(name) == version:
+        return lines  # the bundle itself (its lock hash, so its own replay is not run twice)
+    if name not in pins or any(canonical(_name(l)) == name and "[" in l for l in lines):
+        return None  # not pinned yet (uv places it), or pinned with extras (their deps move too)
+    env = marker_env(target)
+    try:
+        v = Version(version)
+        for text in requires:
+            req = Requirement(text)
+            if not _applies(req, env, extras_bind=False):  # its own pin names no extras (checked above)
+                continue
+            have = pins.get(canonical(req.name))
+            if have is None or req.extras or not req.specifier.contains(Version(have), prereleases=True):
+                return None
+        installed = _recorded_requires(bundle)
+        if installed is None or any(n not in installed for n in pins if n != name):
+            return None
+        for dist, reqs in installed.items():
+            if dist == name or dist not in pins:
+                continue
+            for text in reqs:
+                req = Requirement(text)
+                if canonical(req.name) == name and _applies(req, env, extras_bind=True) and \
+                        not req.specifier.contains(v, prereleases=True):
+                    return None
+    except (InvalidRequirement, InvalidVersion, TypeError):
+        return None
+    return sorted([l for l in lines if canonical(_name(l)) != name] + [f"{name}=={version}"])
+
+
+def _recorded_requires(bundle: Bundle) -> dict[str, list[str]] | None:
+    """{canonical name: Requires-Dist} of the distributions capture found installed, or None."""
+    env = bundle.json("environment.json", {}) or {}
+    try:
+        dists = env["packages"]["value"]["distributions"]
+    except (KeyError, TypeError):
+        return None
+    out: dict[str, list[str]] = {}
+    for d in dists if isinstance(dists, list) else ():
+        if isinstance(d, dict) and isinstance(d.get("name"), str) and isinstance(d.get("requires"), list):
+            out[canonical(d["name"])] = [r for r in d["requires"] if isinstance(r, str)][:500]
+    return out or None
+
+
 def _pip_fallback(lines: list[str], name: str, version: str) -> list[str]:
     """Without uv: the release substituted with the other pins as they are (no re-resolution)."""
     kept = [l for l in lines if canonical(_name(l)) != name]

@@ -103,14 +103,20 @@ def public(url: str) -> str:
     return urllib.parse.urlunsplit(parts)
 
 
+_CONTEXTS: dict[str | None, ssl.SSLContext] = {}
+
+
 def _ssl_context(environ: Mapping[str, str] | None) -> ssl.SSLContext:
+    """pip's `cert` (else the system's CAs); made once per file: loading CAs costs ~0.1 s a time."""
     from reprex.installer import pip_settings
 
     cert = pip_settings(environ).get("cert")
-    try:
-        return ssl.create_default_context(cafile=cert) if cert else ssl.create_default_context()
-    except (OSError, ssl.SSLError):
-        return ssl.create_default_context()
+    if cert not in _CONTEXTS:
+        try:
+            _CONTEXTS[cert] = ssl.create_default_context(cafile=cert) if cert else ssl.create_default_context()
+        except (OSError, ssl.SSLError):
+            _CONTEXTS[cert] = ssl.create_default_context()
+    return _CONTEXTS[cert]
 
 
 def _get(url: str, *, accept: str, limit: int, environ: Mapping[str, str] | None = None) -> tuple[bytes, str, str]:
@@ -128,7 +134,8 @@ def _get(url: str, *, accept: str, limit: int, environ: Mapping[str, str] | None
     if parts.username or parts.password:
         token = f"{urllib.parse.unquote(parts.username or '')}:{urllib.parse.unquote(parts.password or '')}"
         request.add_header("Authorization", "Basic " + base64.b64encode(token.encode()).decode())
-    with urllib.request.urlopen(request, timeout=TIMEOUT, context=_ssl_context(environ)) as resp:
+    context = _ssl_context(environ) if parts.scheme == "https" else None
+    with urllib.request.urlopen(request, timeout=TIMEOUT, context=context) as resp:
         body = resp.read(limit + 1)
         return body, resp.headers.get("Content-Type", ""), resp.geturl()
 
@@ -349,21 +356,41 @@ def list_releases(name: str, *, python: str, machine: str, glibc: str = "2.36", 
 
 # -- the changelog link --------------------------------------------------------------------------
 
-def changelog_url(release: Release, name: str = "", environ: Mapping[str, str] | None = None) -> str | None:
-    """The release notes / changelog URL the release's metadata names (Project-URL), read from its
-    PEP 658 `.metadata` file when the index serves one, else, for files hosted by PyPI, from
-    PyPI's JSON API; None otherwise (never a wheel download just for a link)."""
+_METADATA: dict[str, object] = {}  # .metadata URL -> parsed message (or None): read once per process
+
+
+def core_metadata(release: Release, environ: Mapping[str, str] | None = None):
+    """The release's core metadata (an email.message.Message) from its PEP 658 `.metadata` file,
+    when the index serves one; None otherwise (never a wheel download for it)."""
     from email.parser import HeaderParser
 
     for f in release.files:
         if not f.metadata or not f.url.startswith(("http:", "https:", "file:")):
             continue
-        try:
-            body, _, _ = _get(f.url.split("#", 1)[0] + ".metadata", accept="*/*", limit=MAX_METADATA,
-                              environ=environ)
-        except (urllib.error.URLError, OSError, ValueError, IndexError_):
-            continue
-        meta = HeaderParser().parsestr(body[:MAX_METADATA].decode("utf-8", "replace"))
+        url = f.url.split("#", 1)[0] + ".metadata"
+        if url not in _METADATA:
+            try:
+                body, _, _ = _get(url, accept="*/*", limit=MAX_METADATA, environ=environ)
+                _METADATA[url] = HeaderParser().parsestr(body[:MAX_METADATA].decode("utf-8", "replace"))
+            except (urllib.error.URLError, OSError, ValueError, IndexError_):
+                _METADATA[url] = None
+        if _METADATA[url] is not None:
+            return _METADATA[url]
+    return None
+
+
+def requires_dist(release: Release, environ: Mapping[str, str] | None = None) -> list[str] | None:
+    """The release's Requires-Dist lines, or None when its metadata can't be had cheaply."""
+    meta = core_metadata(release, environ)
+    return None if meta is None else [str(r) for r in meta.get_all("Requires-Dist") or []]
+
+
+def changelog_url(release: Release, name: str = "", environ: Mapping[str, str] | None = None) -> str | None:
+    """The release notes / changelog URL the release's metadata names (Project-URL), read from its
+    PEP 658 `.metadata` file when the index serves one, else, for files hosted by PyPI, from
+    PyPI's JSON API; None otherwise (never a wheel download just for a link)."""
+    meta = core_metadata(release, environ)
+    if meta is not None:
         return _pick({label: link for label, _, link in (str(e).partition(",") for e in
                                                          meta.get_all("Project-URL") or [])})
     if name and any(urllib.parse.urlsplit(f.url).hostname == "files.pythonhosted.org" for f in release.files):
