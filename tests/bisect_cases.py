@@ -248,6 +248,24 @@ def run_release(index: IndexServer, case: Case, version: str, work: Path) -> boo
     return proc.returncode == 0
 
 
+def changelog_links(index: IndexServer, package: str, version: str) -> list[str]:
+    """The Project-URLs in that release's own metadata whose label names release notes
+    (Changelog, Changes, Release notes, History, News): what a bisect result should link to."""
+    import re
+    from email.parser import BytesHeaderParser
+
+    from packaging.utils import canonicalize_name
+
+    found = []
+    for f in index.projects.get(canonicalize_name(package), {}).values():
+        if f.version == version and f.metadata:
+            for value in BytesHeaderParser().parsebytes(f.metadata).get_all("Project-URL") or []:
+                label, _, url = value.partition(",")
+                if re.search(r"change|release|history|news", label, re.I):
+                    found.append(url.strip())
+    return found
+
+
 def bisect_argv(case: Case, bundle: Path, out: Path, *extra: str) -> list[str]:
     """`reprex bisect` for a case's bundle in mode 1 (with the case's --good when it has one)."""
     argv = [sys.executable, "-m", "reprex", "bisect", str(bundle), "--package", case.package, "--json",

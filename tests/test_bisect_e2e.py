@@ -17,8 +17,8 @@ import subprocess
 import sys
 
 import pytest
-from bisect_cases import (BY_NAME, CASES, Case, bisect_argv, capture_case, oldest_good, probe_budget,
-                          release_steps)
+from bisect_cases import (BY_NAME, CASES, Case, bisect_argv, capture_case, changelog_links, oldest_good,
+                          probe_budget, release_steps)
 from bisect_index import FileCache, IndexServer, cache_dir
 
 from reprex.bundle import Bundle
@@ -56,7 +56,7 @@ def bisect(index, bundle, case: Case, out, *extra: str) -> dict:
     return data
 
 
-def check_finding(data: dict, case: Case, *, first_bad: str, out) -> None:
+def check_finding(data: dict, case: Case, *, first_bad: str, out, index: IndexServer) -> None:
     assert data["_exit"] == 0, data["_stderr"][-2000:]
     assert data["found"] is True
     (finding,) = data["findings"]
@@ -72,6 +72,10 @@ def check_finding(data: dict, case: Case, *, first_bad: str, out) -> None:
     reported = {s["version"] for s in finding["skipped"]}
     missing = [v for v in case.skipped if v not in reported]
     assert not missing, f"releases that can't be probed here went unreported: {missing}; {data['summary']}"
+    # the release notes of the first bad release, where its metadata names them
+    links = changelog_links(index, case.package, first_bad)
+    if links:
+        assert finding["changelog"] in links, (finding["changelog"], links)
     # the result travels with the bundle and shows in the issue body
     written = Bundle.read(out)
     assert written.manifest["bisect"]["findings"][0]["first_bad"] == first_bad
@@ -86,7 +90,7 @@ def test_first_bad_release_local(case, bundles, bisect_index, tmp_path):
     reprex steps back from the bundle's pin by itself."""
     out = tmp_path / "out.reprex.zip"
     data = bisect(bisect_index, bundles(case.name), case, out, "--backend", "local")
-    check_finding(data, case, first_bad=case.expected_first_bad, out=out)
+    check_finding(data, case, first_bad=case.expected_first_bad, out=out, index=bisect_index)
     assert f"/simple/{case.package}/" in bisect_index.requests  # the releases came from the loopback index
 
 
@@ -132,5 +136,6 @@ def test_first_bad_release_docker(name, bundles, bisect_index, base_image, tmp_p
     case = BY_NAME[name]
     data = bisect(bisect_index, bundles(case.name), case, tmp_path / "out.reprex.zip", "--backend", "docker",
                   "--image", base_image)
-    check_finding(data, case, first_bad=case.expected_first_bad, out=tmp_path / "out.reprex.zip")
+    check_finding(data, case, first_bad=case.expected_first_bad, out=tmp_path / "out.reprex.zip",
+                  index=bisect_index)
     assert data["backend"] == "docker"
