@@ -14,11 +14,10 @@ import csv
 import io
 import json
 import os
-import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from reprex.shrink.reduce import Exhausted, Judge, Stats, reduce_chunks, size_of
+from reprex.shrink.reduce import Exhausted, Judge, Stats, reduce_chunks, run_reduction, size_of
 
 MAX_PIECES = 4096  # a text/bytes pass splits into at most this many pieces per round
 _JSON_NAMES = (".json", ".geojson", ".ipynb")
@@ -30,21 +29,8 @@ def shrink_input(name: str, data: bytes, interesting: Callable[[bytes], bool], *
                  budget: int | None = None, deadline: float | None = None,
                  on_progress: Callable[[dict], None] | None = None) -> tuple[bytes, Stats]:
     """The smallest content for file `name` the oracle still calls interesting, and the cost."""
-    started = time.monotonic()
-    stats = Stats(before=len(data), after=len(data))
-    judge = Judge(interesting, jobs=jobs, budget=budget, deadline=deadline, on_progress=on_progress, stats=stats)
-    best = data
-    try:
-        best = _shrink(name, data, judge)
-    except Exhausted:
-        pass
-    finally:
-        judge.close()
-    if len(best) >= len(data):
-        best = data
-    stats.after = len(best)
-    stats.seconds = round(time.monotonic() - started, 3)
-    return best, stats
+    return run_reduction(data, lambda judge: _shrink(name, data, judge), interesting, jobs=jobs, budget=budget,
+                         deadline=deadline, on_progress=on_progress)
 
 
 def drop_unread(files: Mapping[str, Any] | Iterable[str], read_names: Iterable[str]) -> Any:

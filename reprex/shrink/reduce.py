@@ -173,6 +173,30 @@ class Judge:
         self._report(improved=True)
 
 
+def run_reduction(original: Candidate, reduce: Callable[[Judge], Candidate], interesting: Interesting, *,
+                  stats: Stats | None = None, jobs: int = 1, budget: int | None = None,
+                  deadline: float | None = None, on_progress: Callable[[dict], None] | None = None,
+                  ) -> tuple[Candidate, Stats]:
+    """One reduction with its own judge: the result is never larger than the original, and a
+    budget or deadline that runs out leaves the best found so far."""
+    started = time.monotonic()
+    stats = stats or Stats()
+    stats.before = stats.after = size_of(original)
+    judge = Judge(interesting, jobs=jobs, budget=budget, deadline=deadline, on_progress=on_progress, stats=stats)
+    best = original
+    try:
+        best = reduce(judge)
+    except Exhausted:
+        pass
+    finally:
+        judge.close()
+    if size_of(best) >= size_of(original):
+        best = original
+    stats.after = size_of(best)
+    stats.seconds = round(time.monotonic() - started, 3)
+    return best, stats
+
+
 @dataclass(frozen=True)
 class _Split:
     """Group-testing state over chunk indices; immutable so speculation can branch it."""

@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import ast
 import copy
-import time
 from collections.abc import Callable
 
-from reprex.shrink.reduce import Exhausted, Judge, Stats, reduce_chunks, size_of
+from reprex.shrink.reduce import Exhausted, Judge, Stats, reduce_chunks, run_reduction, size_of
 
 Path = tuple[tuple[str, int | None], ...]
 
@@ -80,26 +79,21 @@ def shrink_script(source: str, interesting: Callable[[str], bool], *, jobs: int 
     The normalised (`ast.unparse`) form of the source is asked first; if the oracle
     rejects it (formatting mattered) or the source doesn't parse, the source comes back as is.
     """
-    started = time.monotonic()
-    stats = Stats(before=size_of(source), after=size_of(source),
-                  statements_before=count_statements(source), statements_after=count_statements(source))
-    judge = Judge(interesting, jobs=jobs, budget=budget, deadline=deadline, on_progress=on_progress, stats=stats)
-    best = source
-    try:
-        tree = ast.parse(source)
+    def reduce(judge: Judge) -> str:
+        try:
+            tree = ast.parse(source)
+        except (SyntaxError, ValueError, RecursionError):
+            return source
         normal = render(tree)
         judge.phase = "roundtrip"
-        if normal is not None and (normal == source or judge.ask(normal)):
-            best = _Reducer(tree, normal, judge).run()
-    except (SyntaxError, ValueError, RecursionError, Exhausted):
-        pass
-    finally:
-        judge.close()
-    if size_of(best) >= size_of(source):
-        best = source
-    stats.after = size_of(best)
+        if normal is None or (normal != source and not judge.ask(normal)):
+            return source
+        return _Reducer(tree, normal, judge).run()
+
+    stats = Stats(statements_before=count_statements(source))
+    best, stats = run_reduction(source, reduce, interesting, stats=stats, jobs=jobs, budget=budget,
+                                deadline=deadline, on_progress=on_progress)
     stats.statements_after = count_statements(best)
-    stats.seconds = round(time.monotonic() - started, 3)
     return best, stats
 
 

@@ -1,0 +1,333 @@
+"""reprex's reducer against pysource-minimize and Shrink Ray on the same inputs (issue 15).
+
+Every tool gets the same hand-written oracle, a real run: `shrink_oracle.py` copies the
+case's files into a fresh directory with the candidate in place of the target file, runs
+the case's program in a subprocess and compares the failure with the original's
+(exception type, the innermost 3 frames as file:function, and the message for the
+synthetic cases). Each oracle run appends a line to a counter file, so "oracle calls" is
+counted the same way for all three. Wall time is the whole tool process (its start too).
+All tools run sequentially (parallelism 1), so calls and time compare like for like.
+
+Cases: a synthetic script (100 top-level statements, 10 scattered ones needed), a JSON
+input (1,000 records, 3 matter), and real failures from examples/ and the fidelity corpus
+(tests/fixtures/fidelity; `invalid_version` runs under packaging==22.0 in a scratch venv).
+
+    .venv/bin/python benchmarks/shrink.py [--case NAME ...] [--json out.json] [--peers DIR]
+
+The peers are installed into a scratch venv (Python 3.12: Shrink Ray needs it) that the
+benchmark makes with uv, never into the project's venv; shrinkray is pinned to 26.4.14.0,
+the newest release that doesn't build llama-cpp-python from source. Needs the package index.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# benchmarks/bisect.py would shadow the standard library's bisect (random imports it), so this
+# folder comes off the import path before anything imports random
+_HERE = os.path.dirname(os.path.realpath(__file__))
+sys.path[:] = [p for p in sys.path if p and os.path.realpath(p) != _HERE]
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import random  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+ORACLE = HERE / "shrink_oracle.py"
+PEERS = ("pysource-minimize==0.11.0", "shrinkray==26.4.14.0")
+PEER_PYTHON = "3.12"
+TOOLS = ("reprex", "pysource-minimize", "shrinkray")
+
+
+def synthetic_script(n: int = 100, m: int = 10, seed: int = 7) -> str:
+    """`reg = []`, m-2 scattered appends and the failing assert (whose message lists reg) are needed."""
+    rng = random.Random(seed)
+    needed = set(rng.sample(range(1, n - 1), m - 2))
+    noise = ["sum([{i}, 3])", "max({i}, 2)", "str({i}).upper()", "len('item{i}')", "abs(-{i})"]
+    lines = []
+    for i in range(n):
+        if i == 0:
+            lines.append("reg = []")
+        elif i == n - 1:
+            lines.append(f"assert len(reg) < {m - 2}, reg")
+        elif i in needed:
+            lines.append(f"reg.append({i})")
+        else:
+            lines.append(rng.choice(noise).format(i=i))
+    return "\n".join(lines) + "\n"
+
+
+SYNTHETIC_JSON_PROGRAM = '''import json
+
+def check(records):
+    ids = {r["id"] for r in records}
+    if {17, 402, 933} <= ids:
+        raise ValueError("records 17, 402 and 933 together break the join")
+
+with open("records.json") as fh:
+    check(json.load(fh))
+'''
+
+
+def synthetic_records(n: int = 1000) -> str:
+    rng = random.Random(3)
+    recs = [{"id": i, "name": f"user{i}", "score": round(rng.random() * 100, 2), "active": i % 2 == 0,
+             "tags": ["a", "b", "c"][: rng.randint(0, 3)]} for i in range(n)]
+    return json.dumps(recs, indent=2) + "\n"
+
+
+def make_cases(work: Path, python: str, peers_python: str | None) -> list[dict]:
+    """Each case: a directory, the file to shrink, the entry argv and the oracle's options."""
+    cases = []
+
+    def case(name: str, target: str, argv: list[str], files: dict[str, str | Path], *, kind: str,
+             message: bool = False, interpreter: str = python) -> None:
+        d = work / name
+        d.mkdir(parents=True)
+        for rel, content in files.items():
+            dest = d / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, Path):
+                shutil.copy(content, dest)
+            else:
+                dest.write_text(content)
+        spec = {"target": target, "argv": argv, "python": interpreter, "message": message}
+        (d / ".case.json").write_text(json.dumps(spec))
+        subprocess.run(oracle_command(d) + [str(d / target)], capture_output=True)  # records .expected.json
+        expected = json.loads((d / ".expected.json").read_text())
+        if expected is None:
+            print(f"  {name}: the original doesn't fail here; left out", file=sys.stderr)
+            return
+        cases.append({"name": name, "dir": d, "target": target, "kind": kind})
+
+    case("synthetic script (100 stmts, 10 needed)", "repro.py", ["repro.py"], {"repro.py": synthetic_script()},
+         kind="script", message=True)
+    case("synthetic JSON (1,000 records, 3 matter)", "records.json", ["check.py"],
+         {"check.py": SYNTHETIC_JSON_PROGRAM, "records.json": synthetic_records()}, kind="input", message=True)
+    quick = ROOT / "examples" / "quickstart"
+    case("examples/quickstart train.py (KeyError)", "train.py", ["train.py"],
+         {n: quick / n for n in ("train.py", "config.json", "data.csv")}, kind="script")
+    emb = ROOT / "examples" / "embedding_dim_mismatch"
+    emb_files = {n: emb / n for n in ("search.py", "embed.py", "config.json", "index.json")}
+    case("examples/embedding_dim_mismatch search.py", "search.py", ["search.py", "reset my account password"],
+         dict(emb_files), kind="script")
+    case("examples/embedding_dim_mismatch index.json", "index.json", ["search.py", "reset my account password"],
+         dict(emb_files), kind="input")
+    venv = _case_venv(work / ".venv-packaging22", ["packaging==22.0"])
+    if venv:
+        fid = ROOT / "tests" / "fixtures" / "fidelity" / "invalid_version" / "app.py"
+        case("fidelity invalid_version (packaging 22.0)", "app.py", ["app.py"], {"app.py": fid}, kind="script",
+             interpreter=venv)
+    return cases
+
+
+def _uv() -> str:
+    found = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
+    return found
+
+
+def _case_venv(path: Path, pins: list[str], python: str | None = None) -> str | None:
+    try:
+        subprocess.run([_uv(), "venv", "-q", "-p", python or sys.executable, str(path)], check=True,
+                       capture_output=True, timeout=300)
+        subprocess.run([_uv(), "pip", "install", "-q", "-p", str(path / "bin" / "python"), *pins], check=True,
+                       capture_output=True, timeout=600)
+    except (OSError, subprocess.SubprocessError) as exc:
+        print(f"  (venv with {' '.join(pins)} failed: {exc})", file=sys.stderr)
+        return None
+    return str(path / "bin" / "python")
+
+
+def peers_venv(path: Path) -> str | None:
+    python = path / "bin" / "python"
+    if python.exists():
+        check = subprocess.run([str(python), "-c", "import pysource_minimize, shrinkray"], capture_output=True)
+        if check.returncode == 0:
+            return str(python)
+    shutil.rmtree(path, ignore_errors=True)
+    return _case_venv(path, list(PEERS), python=PEER_PYTHON)
+
+
+# running the tools -------------------------------------------------------------------------
+
+
+def oracle_command(case_dir: Path) -> list[str]:
+    return [sys.executable, "-I", "-S", str(ORACLE), str(case_dir)]  # stdlib only; -I: see the sys.path note
+
+
+def _calls(counter: Path) -> int:
+    return len(counter.read_text().splitlines()) if counter.exists() else 0
+
+
+def run_tool(tool: str, case: dict, peers_python: str | None, scratch: Path, timeout: float) -> dict:
+    d: Path = case["dir"]
+    target = d / case["target"]
+    counter = scratch / f"{tool}.calls"
+    counter.unlink(missing_ok=True)
+    out_file = scratch / f"{tool}.out"
+    env = dict(os.environ, SHRINK_ORACLE_COUNTER=str(counter))
+    if tool == "reprex":
+        cmd = [sys.executable, "-P", str(Path(__file__)), "--run-reprex", str(d), str(out_file)]
+    elif tool == "pysource-minimize":
+        if case["kind"] != "script":
+            return {"note": "Python source only"}
+        cmd = [peers_python, "-P", str(Path(__file__)), "--run-pysource", str(d), str(out_file)]
+    else:
+        work = scratch / "shrinkray"
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir()
+        copy = work / case["target"]
+        shutil.copy(target, copy)
+        test = work / "test.sh"
+        test.write_text("#!/bin/sh\nexec " + " ".join(_quote(a) for a in oracle_command(d)) + ' "$1"\n')
+        test.chmod(0o755)
+        cmd = [str(Path(peers_python).parent / "shrinkray"), "--ui", "basic", "--parallelism", "1",
+               "--formatter", "none", "--no-history", "--input-type", "arg", "--timeout", "60",
+               "--volume", "quiet", str(test), str(copy)]
+        out_file = copy
+    started = time.monotonic()
+    try:
+        run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+        failed = run.returncode != 0
+        tail = (run.stderr or run.stdout)[-300:]
+    except subprocess.TimeoutExpired:
+        failed, tail = True, f"timed out after {timeout:.0f}s"
+    seconds = time.monotonic() - started
+    row = {"calls": _calls(counter), "seconds": round(seconds, 2)}
+    if failed or not out_file.exists():
+        row["note"] = "failed: " + tail.strip().replace("\n", " ")[-200:]
+        return row
+    final = out_file.read_bytes()
+    row["size"] = len(final)
+    row["still_fails"] = _still_fails(d, final)
+    return row
+
+
+def _quote(arg: str) -> str:
+    import shlex
+    return shlex.quote(arg)
+
+
+def _still_fails(case_dir: Path, content: bytes) -> bool:
+    with tempfile.NamedTemporaryFile(suffix=".candidate", delete=False) as fh:
+        fh.write(content)
+    try:
+        env = dict(os.environ)
+        env.pop("SHRINK_ORACLE_COUNTER", None)
+        return subprocess.run(oracle_command(case_dir) + [fh.name], env=env, capture_output=True).returncode == 0
+    finally:
+        os.unlink(fh.name)
+
+
+def _oracle_callable(case_dir: Path):
+    """The shared oracle as a Python callable (for reprex and pysource-minimize)."""
+    import threading
+
+    def interesting(candidate) -> bool:
+        data = candidate.encode() if isinstance(candidate, str) else candidate
+        path = Path(tempfile.gettempdir()) / f"shrink-cand-{os.getpid()}-{threading.get_ident()}"
+        path.write_bytes(data)
+        try:
+            return subprocess.run(oracle_command(case_dir) + [str(path)], capture_output=True).returncode == 0
+        finally:
+            path.unlink(missing_ok=True)
+    return interesting
+
+
+def _run_reprex(case_dir: Path, out_file: Path) -> None:
+    sys.path.insert(0, str(ROOT))
+    from reprex.shrink.inputs import shrink_input
+    from reprex.shrink.script import shrink_script
+
+    spec = json.loads((case_dir / ".case.json").read_text())
+    data = (case_dir / spec["target"]).read_bytes()
+    oracle = _oracle_callable(case_dir)
+    if spec["target"].endswith(".py"):
+        out, _ = shrink_script(data.decode(), oracle)
+        out_file.write_text(out)
+    else:
+        out_b, _ = shrink_input(spec["target"], data, oracle)
+        out_file.write_bytes(out_b)
+
+
+def _run_pysource(case_dir: Path, out_file: Path) -> None:
+    from pysource_minimize import minimize
+
+    spec = json.loads((case_dir / ".case.json").read_text())
+    source = (case_dir / spec["target"]).read_text()
+    out_file.write_text(minimize(source, _oracle_callable(case_dir)))
+
+
+# the table ---------------------------------------------------------------------------------
+
+
+def table(results: list[dict]) -> str:
+    lines = ["| case | original bytes | tool | oracle calls | wall s | final bytes | still fails |",
+             "|---|---:|---|---:|---:|---:|---|"]
+    for res in results:
+        for tool in TOOLS:
+            row = res["tools"].get(tool, {})
+            if "size" not in row:
+                lines.append(f"| {res['case']} | {res['before']} | {tool} | {row.get('calls', '')} | "
+                             f"{row.get('seconds', '')} | — | {row.get('note', '')} |")
+                continue
+            lines.append(f"| {res['case']} | {res['before']} | {tool} | {row['calls']} | {row['seconds']} | "
+                         f"{row['size']} | {'yes' if row['still_fails'] else 'NO'} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--case", action="append", help="run only cases whose name contains this")
+    parser.add_argument("--tool", action="append", choices=TOOLS, help="run only these tools")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--peers", type=Path, default=Path(tempfile.gettempdir()) / "reprex-shrink-peers",
+                        help="scratch venv for the peers (made if missing)")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds per tool and case")
+    parser.add_argument("--run-reprex", nargs=2, type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--run-pysource", nargs=2, type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.run_reprex:
+        _run_reprex(*args.run_reprex)
+        return 0
+    if args.run_pysource:
+        _run_pysource(*args.run_pysource)
+        return 0
+    tools = args.tool or list(TOOLS)
+    peers_python = None
+    if set(tools) - {"reprex"}:
+        print(f"peers venv: {args.peers}", file=sys.stderr)
+        peers_python = peers_venv(args.peers)
+        if peers_python is None:
+            print("the peers could not be installed; running reprex alone", file=sys.stderr)
+            tools = ["reprex"]
+    results = []
+    with tempfile.TemporaryDirectory(prefix="reprex-shrink-bench-") as tmp:
+        work = Path(tmp)
+        for case in make_cases(work / "cases", sys.executable, peers_python):
+            if args.case and not any(c in case["name"] for c in args.case):
+                continue
+            before = (case["dir"] / case["target"]).stat().st_size
+            res = {"case": case["name"], "before": before, "tools": {}}
+            for tool in tools:
+                scratch = work / "scratch"
+                scratch.mkdir(exist_ok=True)
+                print(f"{case['name']}: {tool} ...", file=sys.stderr, flush=True)
+                res["tools"][tool] = run_tool(tool, case, peers_python, scratch, args.timeout)
+                print(f"  {res['tools'][tool]}", file=sys.stderr, flush=True)
+            results.append(res)
+    print(table(results))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""The hand-written oracle benchmarks/shrink.py gives every tool: exit 0 when a candidate still
+fails the way the case's original does.
+
+    python shrink_oracle.py CASE_DIR CANDIDATE_FILE
+
+Copies the case's files into a fresh directory with CANDIDATE_FILE as the case's target,
+runs the case's program (its own interpreter, a 30 s timeout) and compares the failure:
+exception type, the innermost 3 frames as file:function, and the message when the case
+asks for it. That is reprex's signature written by hand, as a user of the peers would.
+Appends a line to $SHRINK_ORACLE_COUNTER per run so every tool's calls are counted alike.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HARNESS = r'''
+import json, os, runpy, sys, traceback
+sys.argv = sys.argv[1:]
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+except BaseException as exc:
+    frames = [f"{os.path.basename(f.filename)}:{f.name}" for f in traceback.extract_tb(exc.__traceback__)
+              if "runpy" not in f.filename and f.filename != "<string>"]
+    print("\n@@outcome@@" + json.dumps({"type": type(exc).__name__, "frames": frames[-3:], "message": str(exc)}))
+'''
+
+
+def outcome(case_dir: Path, spec: dict, candidate: bytes | None) -> dict | None:
+    with tempfile.TemporaryDirectory(prefix="shrink-oracle-") as tmp:
+        run_dir = Path(tmp)
+        for path in case_dir.rglob("*"):
+            rel = path.relative_to(case_dir)
+            if rel.parts[0].startswith(".") or path.is_dir():
+                continue
+            dest = run_dir / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if str(rel) == spec["target"] and candidate is not None:
+                dest.write_bytes(candidate)
+            else:
+                shutil.copy(path, dest)
+        try:
+            run = subprocess.run([spec["python"], "-c", HARNESS, *spec["argv"]], cwd=run_dir, capture_output=True,
+                                 text=True, timeout=30, env={"PATH": os.environ.get("PATH", ""), "HOME": tmp})
+        except subprocess.TimeoutExpired:
+            return None
+    marker = run.stdout.rfind("@@outcome@@")
+    if marker < 0:
+        return None
+    return json.loads(run.stdout[marker + len("@@outcome@@"):].splitlines()[0])
+
+
+def same(a: dict | None, b: dict | None, message: bool) -> bool:
+    if a is None or b is None:
+        return False
+    keys = ("type", "frames", "message") if message else ("type", "frames")
+    return all(a[k] == b[k] for k in keys)
+
+
+def main(argv: list[str]) -> int:
+    case_dir, candidate = Path(argv[0]), Path(argv[1])
+    counter = os.environ.get("SHRINK_ORACLE_COUNTER")
+    if counter:
+        with open(counter, "a") as fh:
+            fh.write("1\n")
+    spec = json.loads((case_dir / ".case.json").read_text())
+    expected_path = case_dir / ".expected.json"
+    if expected_path.exists():
+        expected = json.loads(expected_path.read_text())
+    else:
+        expected = outcome(case_dir, spec, None)
+        tmp = expected_path.with_suffix(f".{os.getpid()}")
+        tmp.write_text(json.dumps(expected))
+        os.replace(tmp, expected_path)
+    return 0 if same(outcome(case_dir, spec, candidate.read_bytes()), expected, spec["message"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
