@@ -9,7 +9,8 @@ import socket
 import pytest
 
 from bisect_index import FileCache, IndexServer, cache_dir
-from reprex.bisect.releases import IndexError_, changelog_url, fetch_releases, list_releases, public
+from reprex.bisect.index import IndexUnreachable, fetch_releases, public
+from reprex.bisect.releases import changelog_url, list_releases
 
 PY = "3.11.7"
 
@@ -100,7 +101,7 @@ def test_unknown_project_and_dead_index(indexes):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env["PIP_INDEX_URL"] = f"http://127.0.0.1:{port}/simple/"
-    with pytest.raises(IndexError_) as exc:
+    with pytest.raises(IndexUnreachable) as exc:
         fetch_releases("itsdangerous", environ=env)
     assert exc.value.exit_code == 3 and "\n" not in exc.value.message and f"127.0.0.1:{port}" in exc.value.message
     with pytest.raises(Exception, match="not a package name"):

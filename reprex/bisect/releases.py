@@ -1,67 +1,23 @@
-"""The releases of one package on the configured index, and which of them a bisection may probe.
+"""Which releases of a package a bisection may probe, and what the chosen one's notes say.
 
-The index is the host pip's (reprex.installer.pip_settings: index-url, extra-index-url,
-find-links directories, cert): the same place a probe's install will fetch from, so a
-release listed here is one the probe can get. Pages are read as PEP 691 JSON when the
-index speaks it, else PEP 503 HTML. A release a probe can't use is filtered out with a
-reason (Requires-Python, no wheel for the bundle's Python and platform, yanked, a
-pre-release): a bisection reports those and never blames them.
+A release a probe can't use is filtered out with a reason (Requires-Python, no wheel for the
+bundle's Python and platform, yanked, a pre-release): a bisection reports those and never
+blames them. The releases themselves come from the configured index (reprex.bisect.index).
 """
 
 from __future__ import annotations
 
-import base64
 import json
-import os
 import re
-import ssl
 import urllib.error
 import urllib.parse
-import urllib.request
-from dataclasses import dataclass, field
-from html.parser import HTMLParser
+from dataclasses import dataclass
 from typing import Mapping
 
-from reprex.errors import ReprexError
+from reprex.bisect.index import MAX_PAGE, IndexUnreachable, Release, core_metadata, fetch, fetch_releases
 
-DEFAULT_INDEX = "https://pypi.org/simple/"
-ACCEPT = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.1"
-MAX_PAGE = 32 << 20  # a project page (numpy's JSON page is ~6 MB)
-MAX_METADATA = 4 << 20
-TIMEOUT = 30.0
 PRE_RELEASE = "pre-release (use --pre)"
 _CHANGELOG = re.compile(r"change|release|history|news|what'?s ?new", re.I)
-
-
-class IndexError_(ReprexError):
-    """The index could not be read (infrastructure: exit 3)."""
-
-    exit_code = 3
-
-
-@dataclass
-class File:
-    filename: str
-    url: str
-    requires_python: str | None = None
-    yanked: bool | str = False
-    upload_time: str | None = None
-    metadata: bool = False  # PEP 658/714: url + ".metadata" holds the core metadata
-
-
-@dataclass
-class Release:
-    version: str
-    files: list[File] = field(default_factory=list)
-
-    @property
-    def yanked(self) -> bool:
-        return bool(self.files) and all(f.yanked for f in self.files)
-
-    @property
-    def upload_time(self) -> str | None:
-        times = [f.upload_time for f in self.files if f.upload_time]
-        return min(times) if times else None
 
 
 @dataclass
@@ -75,202 +31,6 @@ class Listing:
 
     def versions(self) -> list[str]:
         return [r.version for r in self.candidates]
-
-
-# -- reading the index ------------------------------------------------------------------------
-
-def index_urls(environ: Mapping[str, str] | None = None) -> tuple[list[str], list[str]]:
-    """(index URLs, find-links directories) as the host's pip is configured."""
-    from reprex.installer import pip_settings
-
-    pip = pip_settings(environ)
-    no_index = (pip.get("no-index") or "").strip().lower() in ("1", "true", "yes", "on")
-    urls = [] if no_index else [(pip.get("index-url") or DEFAULT_INDEX).split()[0]]
-    if not no_index:
-        urls += (pip.get("extra-index-url") or "").split()
-    links = [p for p in (pip.get("find-links") or "").split() if not p.startswith(("http:", "https:"))]
-    return urls, [p[len("file://"):] if p.startswith("file://") else p for p in links]
-
-
-def public(url: str) -> str:
-    """A URL as it may be shown: no user or password."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.username or parts.password:
-        host = parts.hostname or ""
-        if parts.port:
-            host += f":{parts.port}"
-        parts = parts._replace(netloc=host)
-    return urllib.parse.urlunsplit(parts)
-
-
-_CONTEXTS: dict[str | None, ssl.SSLContext] = {}
-
-
-def _ssl_context(environ: Mapping[str, str] | None) -> ssl.SSLContext:
-    """pip's `cert` (else the system's CAs); made once per file: loading CAs costs ~0.1 s a time."""
-    from reprex.installer import pip_settings
-
-    cert = pip_settings(environ).get("cert")
-    if cert not in _CONTEXTS:
-        try:
-            _CONTEXTS[cert] = ssl.create_default_context(cafile=cert) if cert else ssl.create_default_context()
-        except (OSError, ssl.SSLError):
-            _CONTEXTS[cert] = ssl.create_default_context()
-    return _CONTEXTS[cert]
-
-
-def _get(url: str, *, accept: str, limit: int, environ: Mapping[str, str] | None = None) -> tuple[bytes, str, str]:
-    """(body, content type, final URL); credentials in the URL go as Basic auth, never in the request line."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme == "file":
-        path = urllib.request.url2pathname(parts.path)
-        if os.path.isdir(path):
-            path = os.path.join(path, "index.html")
-        with open(path, "rb") as fh:
-            return fh.read(limit + 1)[:limit + 1], "text/html", "file://" + urllib.request.pathname2url(path)
-    if parts.scheme not in ("http", "https"):
-        raise IndexError_(f"index URL {public(url)!r}: only http, https and file indexes are read")
-    request = urllib.request.Request(public(url), headers={"Accept": accept, "User-Agent": "reprex-bisect"})
-    if parts.username or parts.password:
-        token = f"{urllib.parse.unquote(parts.username or '')}:{urllib.parse.unquote(parts.password or '')}"
-        request.add_header("Authorization", "Basic " + base64.b64encode(token.encode()).decode())
-    context = _ssl_context(environ) if parts.scheme == "https" else None
-    with urllib.request.urlopen(request, timeout=TIMEOUT, context=context) as resp:
-        body = resp.read(limit + 1)
-        return body, resp.headers.get("Content-Type", ""), resp.geturl()
-
-
-def _json_files(data: dict, base: str) -> list[File]:
-    out = []
-    for item in data.get("files") or []:
-        if not isinstance(item, dict) or not isinstance(item.get("filename"), str) or not isinstance(item.get("url"), str):
-            continue
-        yanked = item.get("yanked", False)
-        meta = item.get("core-metadata", item.get("data-dist-info-metadata", item.get("dist-info-metadata")))
-        rp = item.get("requires-python")
-        out.append(File(filename=item["filename"], url=urllib.parse.urljoin(base, item["url"]),
-                        requires_python=rp if isinstance(rp, str) and rp.strip() else None,
-                        yanked=yanked if isinstance(yanked, (bool, str)) else bool(yanked),
-                        upload_time=item.get("upload-time") if isinstance(item.get("upload-time"), str) else None,
-                        metadata=bool(meta)))
-    return out
-
-
-class _Anchors(HTMLParser):
-    def __init__(self, base: str):
-        super().__init__()
-        self.base = base
-        self.files: list[File] = []
-        self._open: dict | None = None
-
-    def handle_starttag(self, tag, attrs):
-        if tag == "base":
-            href = dict(attrs).get("href")
-            if href:
-                self.base = urllib.parse.urljoin(self.base, href)
-        if tag == "a":
-            self._open = dict(attrs)
-            self._text = ""
-
-    def handle_data(self, data):
-        if self._open is not None:
-            self._text += data
-
-    def handle_endtag(self, tag):
-        if tag != "a" or self._open is None:
-            return
-        attrs, self._open = self._open, None
-        href = attrs.get("href")
-        if not href:
-            return
-        url = urllib.parse.urljoin(self.base, href)
-        name = self._text.strip() or urllib.parse.unquote(urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1])
-        yanked = attrs.get("data-yanked")
-        meta = attrs.get("data-core-metadata", attrs.get("data-dist-info-metadata"))
-        self.files.append(File(filename=name, url=url, requires_python=attrs.get("data-requires-python") or None,
-                               yanked=(yanked or True) if yanked is not None else False,
-                               metadata=meta is not None and meta != "false"))
-
-
-def _page_files(index: str, name: str, environ: Mapping[str, str] | None) -> list[File]:
-    url = index.rstrip("/") + "/" + name + "/"
-    try:
-        body, ctype, final = _get(url, accept=ACCEPT, limit=MAX_PAGE, environ=environ)
-    except urllib.error.HTTPError as exc:
-        if exc.code == 404:
-            return []
-        raise IndexError_(f"{public(url)}: HTTP {exc.code}") from None
-    except FileNotFoundError:
-        return []
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        why = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc
-        raise IndexError_(f"{public(url)}: {why}") from None
-    if len(body) > MAX_PAGE:
-        raise IndexError_(f"{public(url)}: the project page is over {MAX_PAGE >> 20} MB")
-    if "json" in ctype:
-        try:
-            data = json.loads(body)
-        except ValueError:
-            raise IndexError_(f"{public(url)}: not valid JSON") from None
-        return _json_files(data if isinstance(data, dict) else {}, final)
-    parser = _Anchors(final)
-    parser.feed(body.decode("utf-8", "replace"))
-    return parser.files
-
-
-def _link_files(directory: str, name: str) -> list[File]:
-    try:
-        entries = sorted(os.listdir(directory))
-    except OSError:
-        return []
-    return [File(filename=e, url="file://" + urllib.request.pathname2url(os.path.join(directory, e)))
-            for e in entries if _version_of(e, name)]
-
-
-def _version_of(filename: str, name: str) -> str | None:
-    """The version a distribution file holds, when it is `name`'s (wheel or sdist)."""
-    from packaging.utils import InvalidSdistFilename, InvalidWheelFilename, canonicalize_name, \
-        parse_sdist_filename, parse_wheel_filename
-
-    try:
-        if filename.endswith(".whl"):
-            dist, version, _, _ = parse_wheel_filename(filename)
-        elif filename.endswith((".tar.gz", ".zip")):
-            dist, version = parse_sdist_filename(filename)
-        else:
-            return None
-    except (InvalidWheelFilename, InvalidSdistFilename, ValueError):
-        return None
-    return str(version) if dist == canonicalize_name(name) else None
-
-
-def fetch_releases(name: str, environ: Mapping[str, str] | None = None) -> tuple[list[Release], str]:
-    """Every release of `name` on the configured indexes and find-links, ascending, and where."""
-    from packaging.utils import canonicalize_name
-    from packaging.version import InvalidVersion, Version
-
-    if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,200}[A-Za-z0-9])?", name or ""):
-        raise ReprexError(f"{name!r} is not a package name")
-    project = canonicalize_name(name)
-    urls, links = index_urls(environ)
-    by_version: dict[str, Release] = {}
-    seen: set[str] = set()
-    for files in [*(_page_files(u, project, environ) for u in urls), *(_link_files(d, project) for d in links)]:
-        for f in files:
-            version = _version_of(f.filename, project)
-            if version is None or f.filename in seen:
-                continue
-            seen.add(f.filename)
-            by_version.setdefault(version, Release(version)).files.append(f)
-    out = []
-    for version, release in by_version.items():
-        try:
-            Version(version)
-        except InvalidVersion:
-            continue
-        out.append(release)
-    out.sort(key=lambda r: Version(r.version))
-    return out, ", ".join(public(u) for u in urls + links)
 
 
 # -- which releases a probe can use ---------------------------------------------------------------
@@ -356,29 +116,6 @@ def list_releases(name: str, *, python: str, machine: str, glibc: str = "2.36", 
 
 # -- the changelog link --------------------------------------------------------------------------
 
-_METADATA: dict[str, object] = {}  # .metadata URL -> parsed message (or None): read once per process
-
-
-def core_metadata(release: Release, environ: Mapping[str, str] | None = None):
-    """The release's core metadata (an email.message.Message) from its PEP 658 `.metadata` file,
-    when the index serves one; None otherwise (never a wheel download for it)."""
-    from email.parser import HeaderParser
-
-    for f in release.files:
-        if not f.metadata or not f.url.startswith(("http:", "https:", "file:")):
-            continue
-        url = f.url.split("#", 1)[0] + ".metadata"
-        if url not in _METADATA:
-            try:
-                body, _, _ = _get(url, accept="*/*", limit=MAX_METADATA, environ=environ)
-                _METADATA[url] = HeaderParser().parsestr(body[:MAX_METADATA].decode("utf-8", "replace"))
-            except (urllib.error.URLError, OSError, ValueError, IndexError_):
-                _METADATA[url] = None
-        if _METADATA[url] is not None:
-            return _METADATA[url]
-    return None
-
-
 def requires_dist(release: Release, environ: Mapping[str, str] | None = None) -> list[str] | None:
     """The release's Requires-Dist lines, or None when its metadata can't be had cheaply."""
     meta = core_metadata(release, environ)
@@ -396,9 +133,9 @@ def changelog_url(release: Release, name: str = "", environ: Mapping[str, str] |
     if name and any(urllib.parse.urlsplit(f.url).hostname == "files.pythonhosted.org" for f in release.files):
         url = f"https://pypi.org/pypi/{urllib.parse.quote(name)}/{urllib.parse.quote(release.version)}/json"
         try:
-            body, _, _ = _get(url, accept="application/json", limit=MAX_PAGE, environ=environ)
+            body, _, _ = fetch(url, accept="application/json", limit=MAX_PAGE, environ=environ)
             urls = (json.loads(body).get("info") or {}).get("project_urls") or {}
-        except (urllib.error.URLError, OSError, ValueError, AttributeError, IndexError_):
+        except (urllib.error.URLError, OSError, ValueError, AttributeError, IndexUnreachable):
             return None
         return _pick(urls) if isinstance(urls, dict) else None
     return None
