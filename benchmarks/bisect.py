@@ -10,8 +10,9 @@ into .pytest_cache/d/bisect-wheels, then no network):
     baseline). Next to them a plain linear scan: the bundle's own, then back one release at a
     time until one passes (releases that can't be installed here passed over);
   * wall time per probe: the bisection's wall time / its replays, with an empty
-    REPREX_CACHE_DIR (every probe builds its environment), vs one cold replay of the same bundle
-    (`reprex replay B --json`, empty REPREX_CACHE_DIR); uv's own cache is warm for both (a
+    REPREX_CACHE_DIR (every probe builds its environment; on docker the env images of the
+    locks involved are removed first, so each probe builds its image), vs one cold replay of the
+    same bundle (`reprex replay B --json`, the same way cold); uv's own cache is warm for both (a
     warm-up run fills it). Target <= 1.2x. Median over --reps.
 
     .venv/bin/python benchmarks/bisect.py [--reps 3] [--cases urllib3-method-whitelist,...]
@@ -61,6 +62,20 @@ def timed(argv: list[str], env: dict) -> tuple[float, dict, str]:
     return seconds, data, proc.stderr
 
 
+def drop_env_images(locks: set[str]) -> None:
+    """Remove the docker env images of these lock hashes (only ours: other runs' images stay), so
+    a docker probe or replay is cold: it builds its image."""
+    for lock in sorted(locks):
+        ids = subprocess.run(["docker", "images", "-q", "--filter", f"label=org.reprex.lock={lock}"],
+                             capture_output=True, text=True, timeout=60).stdout.split()
+        if ids:
+            subprocess.run(["docker", "rmi", "-f", *sorted(set(ids))], capture_output=True, timeout=300)
+
+
+def locks_of(result: dict) -> set[str]:
+    return {s["lock"] for s in result.get("steps", []) if s.get("lock")}
+
+
 def backend_args(args) -> list[str]:
     return ["--backend", args.backend] + (["--image", args.image] if args.backend == "docker" else [])
 
@@ -79,12 +94,16 @@ def run_case(index: IndexServer, case: Case, work: Path, args) -> dict:
     known = bisect_argv(case, bundle, work / "known.reprex.zip", *backend_args(args), *jobs, "--good",
                         oldest_good(case))
     replay = [sys.executable, "-m", "reprex", "replay", str(bundle), "--json", *backend_args(args)]
-    timed(bisect, fresh_cache("warmup"))  # fills uv's cache (and the docker base image's layers)
+    _, warm, _ = timed(bisect, fresh_cache("warmup"))  # fills uv's cache (and the host's wheel cache)
+    locks = locks_of(warm)
     cold, per_probe, data, stderr = [], [], {}, ""
     for rep in range(args.reps):
         order = [("replay", replay), ("bisect", bisect)]
         for what, argv in (order if rep % 2 == 0 else order[::-1]):
+            if args.backend == "docker":
+                drop_env_images(locks)
             seconds, out, err = timed(argv, fresh_cache(f"{what}-{rep}"))
+            locks |= locks_of(out)
             if what == "replay":
                 if out.get("verdict") != "reproduced":
                     raise SystemExit(f"{case.name}: cold replay said {out.get('verdict')!r}: {err[-400:]}")
@@ -93,6 +112,8 @@ def run_case(index: IndexServer, case: Case, work: Path, args) -> dict:
                 data, stderr = out, err
                 per_probe.append(seconds / max(1, out.get("replays") or 1))
     _, given, given_err = timed(known, fresh_cache("known"))
+    if args.backend == "docker":
+        drop_env_images(locks | locks_of(given))
     for what, result, err in (("bisect", data, stderr), ("bisect --good", given, given_err)):
         if not result.get("findings"):
             raise SystemExit(f"{case.name}: reprex {what} gave no result: {err[-800:]}")
