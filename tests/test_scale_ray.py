@@ -34,7 +34,7 @@ from reprex.bundle import Bundle  # noqa: E402
 from reprex.capture.pipeline import CaptureOptions, capture_command  # noqa: E402
 from reprex.replay import ReplayOptions  # noqa: E402
 from reprex.scale import results as results_file  # noqa: E402
-from reprex.scale.dispatch import replay_many, replay_remote  # noqa: E402
+from reprex.scale.dispatch import SOFT_CANCEL_S, replay_many, replay_remote  # noqa: E402
 
 pytestmark = [pytest.mark.ray, pytest.mark.docker]
 PY = sys.executable
@@ -137,6 +137,32 @@ def test_bundles_land_on_nodes_that_can_run_them(cluster, base, options, tmp_pat
     assert "GPU" in got["gpu"].reason
     assert time.monotonic() - started < 120
     assert {row["bundle_id"] for row in lines(out)} == {r.bundle_id for r in got.values()}
+
+
+def test_a_gpu_bundle_goes_to_the_gpu_node_and_a_cpu_bundle_takes_no_gpu(cluster, base, options, tmp_path):
+    gpu_node = cluster.add_node(num_cpus=1, num_gpus=1, resources=X86)  # Ray's word only: no device here
+    cluster.wait_for_nodes()
+    try:
+        gpu = write(tmp_path, "gpu", variant(base, script(tag="gpu2"), gpu=True))
+        cpu = write(tmp_path, "cpu", variant(base, script(tag="cpu2")))
+        granted = ReplayOptions(**{**options.__dict__, "gpus": "1"})
+        got = {Path(r.bundle).name.split(".")[0]: r for r in replay_many([gpu, cpu], granted)}
+    finally:
+        cluster.remove_node(gpu_node)
+    assert got["gpu"].node == gpu_node.node_id and got["gpu"].attempts == 1, got["gpu"]
+    # the grant was not applied to the CPU bundle: no device asked of a daemon that has none
+    assert got["cpu"].verdict == "reproduced", got["cpu"]
+
+
+def test_a_node_advertises_what_it_can_run():
+    run = subprocess.run([PY, "-m", "reprex.scale.node"], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    advertised = json.loads(run.stdout)
+    import platform
+
+    from reprex.replay.target import uname_machine
+
+    assert advertised == {f"reprex_arch_{uname_machine(platform.machine())}": 1.0, "reprex_docker": 1.0}
 
 
 def test_a_bundle_no_node_has_the_arch_for_is_env_incompatible(cluster, base, options, tmp_path):
@@ -295,12 +321,16 @@ def test_ctrl_c_cancels_and_leaves_no_container(cluster, base, base_image, tmp_p
             time.sleep(0.5)
         assert docker_client.containers.list(filters=label), "the replay's container never started"
         proc.send_signal(signal.SIGINT)
+        asked = time.monotonic()
         _, err = proc.communicate(timeout=90)
+        took = time.monotonic() - asked
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130, err
     assert "cancelled and cleaned up" in err and "Traceback" not in err, err
+    # the task unwound its replay (SIGTERM to the replay process), not killed after SOFT_CANCEL_S
+    assert took < SOFT_CANCEL_S - 5, took
     assert _no_containers(docker_client, slow.id), "Ctrl-C left the replay's container"
     assert lines(out) == []  # a cancelled replay is no result: --resume runs it again
 

@@ -23,7 +23,7 @@ from reprex.scale import needs as _needs
 from reprex.scale.task import mark_key
 
 POLL_S = 2.0  # how often a wait looks at the cluster (dead nodes, stranded tasks)
-SOFT_CANCEL_S = 10.0  # a cancelled task's time to unwind (its container removed) before it is killed
+SOFT_CANCEL_S = 30.0  # a cancelled task's time to unwind (its container removed) before it is killed
 MAX_RETRIES = 2
 
 
@@ -328,6 +328,8 @@ def submit(ray, source: str, bundle, options: ReplayOptions, nodes: list[dict], 
     if options.backend == "auto":  # on a cluster, auto is docker: local runs a bundle on the host, asked for only
         options = replace(options, backend="docker")
     needs = _needs.bundle_needs(bundle, options, arch_known=_needs.arch_known(nodes), num_cpus=num_cpus)
+    if not needs.num_gpus and options.gpus not in (None, "none"):
+        options = replace(options, gpus="none")  # a task Ray gave no GPU takes no device
     why = _needs.why_not(needs, nodes)
     if why is not None:
         return ScaleResult(bundle=source, bundle_id=bundle.id, verdict="env-incompatible", reason=why)

@@ -47,18 +47,17 @@ class Needs:
 
 
 def gpu_count(bundle, options) -> float:
-    """GPUs the task holds: the user's `--gpus N` (`all`: one), or one for a bundle that ran
-    on a GPU. Holding one places the task on a GPU node; the device grant is still the
-    user's `--gpus` (the docker backend says env-incompatible without it, as `reprex replay`)."""
+    """GPUs the task holds: none for a bundle that didn't run on a GPU (whatever --gpus says:
+    a grant is for the bundles that need one); for one that did, the user's `--gpus N`, else
+    one. Holding one places the task on a GPU node; the device grant is still the user's
+    `--gpus` (without it the docker backend says env-incompatible, as `reprex replay` does)."""
     from reprex.replay.base import needs_gpu
 
-    if options.gpus == "none":
+    if options.gpus == "none" or not needs_gpu(bundle):
         return 0.0
     if options.gpus and options.gpus.isdigit():
         return float(options.gpus)
-    if options.gpus == "all":
-        return 1.0
-    return 1.0 if needs_gpu(bundle) else 0.0
+    return 1.0
 
 
 def bundle_needs(bundle, options, *, arch_known: bool, num_cpus: float = 1.0) -> Needs:
