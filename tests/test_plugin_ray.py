@@ -42,13 +42,14 @@ GPU = {"count": 1, "models": ["NVIDIA A100-SXM4-80GB"], "driver": "550.54.15", "
 
 @pytest.fixture(scope="module")
 def cluster(ray_available, docker_client, base_image, cache):
-    """A head without Docker and a worker node with it (2 logical CPUs: two replays at once)."""
+    """A head without Docker and a worker node with it (4 logical CPUs: four replays at once; a
+    replay mostly waits on the daemon and the container)."""
     from ray.cluster_utils import Cluster
 
     arch = "reprex_arch_x86_64"
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "resources": {arch: 1.0},
                                                       "include_dashboard": False})
-    worker = c.add_node(num_cpus=2, resources={arch: 1.0, "reprex_docker": 1.0})
+    worker = c.add_node(num_cpus=4, resources={arch: 1.0, "reprex_docker": 1.0})
     c.wait_for_nodes()
     c.worker_id = worker.node_id
     c.head_id = c.head_node.node_id
@@ -137,6 +138,34 @@ def test_a_gpu_bundle_fails_under_strict_when_no_node_has_a_gpu(pytester, cluste
     assert "cannot replay here (failing under --reprex-strict): no node in the cluster can run it" in \
         result.stdout.str()
     assert time.monotonic() - started < 120  # said at once, not after waiting for a GPU node forever
+
+
+def test_replays_are_submitted_ahead_so_they_overlap_on_the_cluster(pytester, cluster, corpus, base_image):
+    """Four bundles whose repro sleeps 10 s first: one after another that is >= 40 s of items;
+    submitted ahead to a node with 4 slots, they run at once while pytest waits on the first."""
+    folder = pytester.path / "reprexes"
+    folder.mkdir()
+    for i, bundle in enumerate(corpus):
+        slow = Bundle.from_entries(dict(bundle.entries()))
+        entry = next(name for name in slow.files if name.startswith("files/app_"))
+        slow.files[entry] = b"import time\ntime.sleep(10)\n" + slow.files[entry]  # same frames, same failure
+        slow.finalize().write(folder / f"slow{i}.reprex.zip")
+    result = run(pytester, cluster, base_image, "--junitxml", "out.xml")
+    result.assert_outcomes(passed=4)
+    cases = list(ET.parse(pytester.path / "out.xml").getroot().iter("testcase"))
+    spent = sum(float(case.get("time")) for case in cases)
+    assert len(cases) == 4 and spent < 30, f"{spent:.1f}s in the items: the replays did not overlap"
+
+
+def test_an_unreachable_cluster_fails_each_item_with_one_line(pytester, corpus):
+    (pytester.path / "reprexes").mkdir()
+    corpus[0].write(pytester.path / "reprexes" / "b0.reprex.zip")
+    corpus[1].write(pytester.path / "reprexes" / "b1.reprex.zip")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--reprex-ray", "127.0.0.1:9", timeout=180)
+    result.assert_outcomes(errors=2)
+    out = result.stdout.str()
+    assert out.count("cannot reach the Ray cluster at 127.0.0.1:9") >= 2, out
+    assert "Traceback" not in out
 
 
 def test_an_address_that_is_a_path_is_a_usage_error_of_one_line(pytester):
