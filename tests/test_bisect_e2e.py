@@ -72,6 +72,9 @@ def check_finding(data: dict, case: Case, *, first_bad: str, out, index: IndexSe
     reported = {s["version"] for s in finding["skipped"]}
     missing = [v for v in case.skipped if v not in reported]
     assert not missing, f"releases that can't be probed here went unreported: {missing}; {data['summary']}"
+    # ...and where they sit between the last good and the first bad, the answer says it is not sure
+    between = [v for v in case.skipped if order.index(case.last_good) < order.index(v) < order.index(first_bad)]
+    assert set(between) <= set(finding["ambiguous"]), (between, finding["ambiguous"])
     # the release notes of the first bad release, where its metadata names them
     links = changelog_links(index, case.package, first_bad)
     if links:
@@ -115,6 +118,28 @@ def test_yanked_releases_are_probed_when_asked(bundles, bisect_index, tmp_path):
     assert data["_exit"] == 0, data["_stderr"][-2000:]
     (finding,) = data["findings"]
     assert (finding["first_bad"], finding["last_good"]) == ("2.0.0", "1.26.18"), data["summary"]
+
+
+def test_a_release_that_cannot_be_installed_is_skipped_never_blamed(bundles, tmp_path):
+    """An index with packaging 21.2 but no pyparsing < 3 (which 21.2 requires): the probe of 21.2
+    can't resolve, so it is skipped with the resolver's reason, and the answer is 22.0 with 21.2
+    named as a release that could not be judged."""
+    case = BY_NAME["packaging-legacy-version"]
+    bundle = bundles(case.name)
+    index = IndexServer(FileCache(cache_dir())).start()
+    try:
+        index.add("packaging", ["21.0", "21.2", "22.0", "23.1"])
+        index.add("pyparsing", ["3.0.9"])
+        data = bisect(index, bundle, case, tmp_path / "out.reprex.zip", "--backend", "local", "--good", "21.0")
+    finally:
+        index.stop()
+    assert data["_exit"] == 0, data["_stderr"][-2000:]
+    (finding,) = data["findings"]
+    assert (finding["first_bad"], finding["last_good"]) == ("22.0", "21.0"), data["summary"]
+    skipped = {s["version"]: s["reason"] for s in finding["skipped"]}
+    assert list(skipped) == ["21.2"] and "resolv" in skipped["21.2"], skipped
+    assert "21.2" in finding["ambiguous"]
+    assert ("21.2", "skip") in release_steps(data, case)
 
 
 def test_parallel_probes_find_the_same_release(bundles, bisect_index, tmp_path):
