@@ -65,7 +65,7 @@ def ray_address(value: str, label: str) -> str:
     text = str(value).strip()
     if not _RAY_ADDRESS.fullmatch(text):
         hint = (" (it looks like a path: write --reprex-ray=auto, or put the option after the paths)"
-                if "/" in text or os.path.exists(text) else "")
+                if label.startswith("--") and ("/" in text or os.path.exists(text)) else "")
         raise OptionError(f"{label} {text!r}: use auto, local, HOST:PORT or ray://HOST:PORT{hint}")
     return text
 
