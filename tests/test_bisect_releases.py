@@ -87,7 +87,7 @@ def test_changelog_from_pep658_metadata(indexes):
 def test_credentials_go_as_basic_auth_and_are_never_shown(indexes):
     index = indexes[0]
     env = index.environ()
-    env["PIP_INDEX_URL"] = index.url.replace("127.0.0.1", "alice:s3cr%40t@127.0.0.1")
+    env["PIP_INDEX_URL"] = env["UV_INDEX_URL"] = index.url.replace("127.0.0.1", "alice:s3cr%40t@127.0.0.1")
     releases, where = fetch_releases("itsdangerous", environ=env)
     assert [r.version for r in releases][-1] == "2.2.0"
     assert "s3cr" not in where and "alice" not in where and "127.0.0.1" in where
@@ -100,9 +100,19 @@ def test_unknown_project_and_dead_index(indexes):
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env["PIP_INDEX_URL"] = f"http://127.0.0.1:{port}/simple/"
+    env["PIP_INDEX_URL"] = env["UV_INDEX_URL"] = f"http://127.0.0.1:{port}/simple/"
     with pytest.raises(IndexUnreachable) as exc:
         fetch_releases("itsdangerous", environ=env)
     assert exc.value.exit_code == 3 and "\n" not in exc.value.message and f"127.0.0.1:{port}" in exc.value.message
     with pytest.raises(Exception, match="not a package name"):
         fetch_releases("../etc", environ=env)
+
+
+def test_uvs_own_index_wins_as_for_installs(indexes):
+    """A user who configured uv (UV_INDEX_URL) and not pip gets the releases uv installs from."""
+    env = {k: v for k, v in indexes[0].environ().items() if not k.startswith("PIP_INDEX")}
+    env["PIP_INDEX_URL"] = "http://127.0.0.1:9/simple/"  # pip's points elsewhere: not what probes use
+    releases, where = fetch_releases("itsdangerous", environ=env)
+    assert releases and where == indexes[0].url
+    env["UV_EXTRA_INDEX_URL"] = indexes[1].url
+    assert fetch_releases("itsdangerous", environ=env)[1] == f"{indexes[0].url}, {indexes[1].url}"

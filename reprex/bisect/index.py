@@ -62,15 +62,31 @@ class Release:
 
 
 def index_urls(environ: Mapping[str, str] | None = None) -> tuple[list[str], list[str]]:
-    """(index URLs, find-links directories) as the host's pip is configured."""
+    """(index URLs, find-links directories) where a probe's install looks: uv's own index variables
+    when the user set them (they win over pip's, as in reprex.installer), else the host pip's."""
+    import os
+
     from reprex.installer import pip_settings
 
-    pip = pip_settings(environ)
-    no_index = (pip.get("no-index") or "").strip().lower() in ("1", "true", "yes", "on")
-    urls = [] if no_index else [(pip.get("index-url") or DEFAULT_INDEX).split()[0]]
-    if not no_index:
-        urls += (pip.get("extra-index-url") or "").split()
-    links = [p for p in (pip.get("find-links") or "").split() if not p.startswith(("http:", "https:"))]
+    env = os.environ if environ is None else environ
+    uv_main = (env.get("UV_DEFAULT_INDEX") or env.get("UV_INDEX_URL") or "").split()
+    uv_extra = (env.get("UV_INDEX") or "").split() + (env.get("UV_EXTRA_INDEX_URL") or "").split()
+    uv_links = [p for p in (env.get("UV_FIND_LINKS") or "").replace(",", " ").split()]
+    if uv_main or uv_extra or uv_links or env.get("UV_NO_INDEX"):
+        no_index = (env.get("UV_NO_INDEX") or "").strip().lower() in ("1", "true", "yes", "on")
+        urls = [] if no_index else uv_main[:1] + [u.split("=", 1)[-1] if "=" in u.split("://")[0] else u
+                                                   for u in uv_extra]
+        if not no_index and not uv_main:
+            urls.append(DEFAULT_INDEX)
+        links = uv_links
+    else:
+        pip = pip_settings(env)
+        no_index = (pip.get("no-index") or "").strip().lower() in ("1", "true", "yes", "on")
+        urls = [] if no_index else [(pip.get("index-url") or DEFAULT_INDEX).split()[0]]
+        if not no_index:
+            urls += (pip.get("extra-index-url") or "").split()
+        links = (pip.get("find-links") or "").split()
+    links = [p for p in links if not p.startswith(("http:", "https:"))]
     return urls, [p[len("file://"):] if p.startswith("file://") else p for p in links]
 
 
