@@ -44,6 +44,9 @@ def default_output(source: str) -> Path:
                    "virtualenv, your user): only for a bundle you trust, e.g. your own. docker: a sandboxed "
                    "container per candidate (no network), for anyone else's bundle.")
 @click.option("--image", help="Base image for the docker backend (default: as `reprex replay` picks it).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="S",
+              help="Seconds per run (default: 10x the original's median run, 10-300 s; a hang waits as long as "
+                   "its capture did, up to 300 s).")
 @click.option("--verify-runs", type=click.IntRange(1, 50), default=3, show_default=True,
               help="Runs of the shrunk bundle at the end; its reproduction rate is recorded.")
 @click.option("--strict", is_flag=True,
@@ -51,8 +54,8 @@ def default_output(source: str) -> Path:
                    "without it a candidate may replace the failing data path with a bare raise of the same type.")
 @click.option("--force", is_flag=True, help="Shrink a bundle that reproduces too rarely (OR of several runs).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object: sizes before/after, calls, rate.")
-def shrink(bundle, output, budget, time_s, jobs, keep_inputs, keep_pins, backend, image, verify_runs, strict,
-           force, as_json):
+def shrink(bundle, output, budget, time_s, jobs, keep_inputs, keep_pins, backend, image, timeout, verify_runs,
+           strict, force, as_json):
     """Shrink BUNDLE to what its failure needs: the script, the inputs and the pins.
 
     Each candidate (a smaller script, input or requirements.txt) is replayed; it is kept
@@ -72,7 +75,7 @@ def shrink(bundle, output, budget, time_s, jobs, keep_inputs, keep_pins, backend
     target = output or default_output(bundle)
     options = ShrinkOptions(backend=backend, image=image, jobs=jobs, budget=budget, time_s=time_s,
                             keep_inputs=keep_inputs, keep_pins=keep_pins, force=force, verify_runs=verify_runs,
-                            strict=strict)
+                            strict=strict, timeout=timeout)
     try:
         with on_signals():
             if as_json:

@@ -105,7 +105,7 @@ class Oracle:
     """Judges candidates of one bundle; a context manager that lets go of its environments."""
 
     def __init__(self, bundle: Bundle, *, backend: str = "local", image: str | None = None, network: str = "none",
-                 gpus: str = "none", allow_urls: bool = False, strict: bool = False,
+                 gpus: str = "none", allow_urls: bool = False, strict: bool = False, timeout: float | None = None,
                  progress: Callable[[str], None] = lambda m: None, log: Callable[[str], None] = lambda m: None):
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose local or docker")
@@ -118,7 +118,8 @@ class Oracle:
         if self.expected is None:
             raise ShrinkRefused("the bundle records no failure signature: nothing to keep while shrinking")
         self.options = ReplayOptions(backend=backend, image=image, network=network, gpus=gpus, allow_urls=allow_urls,
-                                     timeout=None, strict=strict)
+                                     timeout=timeout, strict=strict)
+        self.granted_timeout = timeout  # the user's: every run gets it (no calibrated timeout, a hang waits it)
         self.progress = progress
         self.log = log
         self.repeats = 1
@@ -171,12 +172,14 @@ class Oracle:
         with gate:
             env = self._envs.get(key)
             if env is None:
-                from reprex.replay import ReplayProblem
+                from reprex.replay import InfraError, ReplayProblem
 
                 try:
                     env = self._backend.prepare(candidate, self.options, self.progress)
                 except ReplayProblem as exc:
                     env = exc
+                except Exception as exc:  # the machinery broke on this lock: infra-error, never a traceback
+                    env = InfraError(f"could not prepare the environment: {_one_line(f'{type(exc).__name__}: {exc}')}")
                 self._envs[key] = env
         if isinstance(env, Exception):
             raise env
@@ -185,8 +188,7 @@ class Oracle:
     # -- one run ----------------------------------------------------------------------------
     def run(self, changes: Changes | None = None) -> tuple[str, object]:
         """One run of base+changes: (verdict, Outcome or the reason it has none)."""
-        from reprex.replay import ReplayProblem
-        from reprex.replay import judge_run
+        from reprex.replay import ReplayProblem, judge_run
 
         try:
             candidate = candidate_bundle(self.bundle, {**self.base, **(changes or {})})
@@ -196,6 +198,8 @@ class Oracle:
             return exc.verdict, exc.reason
         except BundleError as exc:
             return "infra-error", f"not a valid bundle: {exc}"
+        except Exception as exc:  # the machinery broke (as replay() reports it): infra-error, never a traceback
+            return "infra-error", _one_line(f"{type(exc).__name__}: {exc}")
         finally:
             with self._lock:
                 self.runs += 1
@@ -235,7 +239,7 @@ class Oracle:
         k = verdicts.count("reproduced")
         median = statistics.median(seconds)
         hang = (self.bundle.manifest.get("expect") or {}).get("outcome") == "timeout"
-        if not hang:
+        if not hang and not self.granted_timeout:
             self.options.timeout = min(MAX_TIMEOUT_S, max(MIN_TIMEOUT_S, TIMEOUT_FACTOR * median))
         cal = Calibration(runs=len(verdicts), reproduced=k, median_s=median, timeout_s=self.options.timeout,
                           repeats=repeats_for(k / len(verdicts)), verdicts=verdicts)

@@ -33,6 +33,7 @@ class ShrinkOptions:
     keep_pins: bool = False
     force: bool = False
     strict: bool = False  # the normalized message must stay too (replay --strict)
+    timeout: float | None = None  # seconds per run, the user's grant (None: 10x the calibrated median)
     verify_runs: int = VERIFY_RUNS
     network: str = "none"
     gpus: str = "none"
@@ -109,7 +110,8 @@ def _shrink(bundle: Bundle, options: ShrinkOptions, progress: Callable[[str], No
     before = _sizes(bundle, {})
     phases: dict[str, dict] = {}
     with Oracle(bundle, backend=options.backend, image=options.image, network=options.network, gpus=options.gpus,
-                allow_urls=options.allow_urls, strict=options.strict, progress=progress,
+                allow_urls=options.allow_urls, strict=options.strict, timeout=options.timeout,
+                progress=progress,
                 log=log.append) as oracle:
         calibration = oracle.calibrate(force=options.force)
 
