@@ -175,7 +175,9 @@ CASES: tuple[Case, ...] = (
                 "print('matches:', matcher.match('src/app.py'))\n"),
         issue="https://github.com/TheKevJames/coveralls-python/issues/377",
         changelog="https://coverage.readthedocs.io/en/7.0.0/changes.html#version-7-0-0 "
-                  "(7.0.0's refactors renamed coverage.files.FnmatchMatcher to GlobMatcher; "
+                  "(\"Changes to file pattern matching\": the fnmatch-based matcher was rewritten, and "
+                  "coverage.files.FnmatchMatcher became GlobMatcher, as 6.5.0's and 7.0.0's wheels show; see "
+                  "doc/migrations.rst 'Migrating 6.x.x - 7.x.x'; "
                   "PyPI has no cp311 wheel of 6.3-6.4.3: 6.2's were built against 3.11's alphas, 6.4.4 on the release)",
     ),
 )

@@ -106,8 +106,8 @@ class FileCache:
             target = folder / entry["filename"]
             if not target.exists():
                 self._download(entry, target)
-            (folder / (entry["filename"] + ".json")).write_text(json.dumps(entry, indent=1))
-            marker.write_text(entry["filename"])
+            _write_atomic(folder / (entry["filename"] + ".json"), json.dumps(entry, indent=1))
+            _write_atomic(marker, entry["filename"])
         return [self._load(name, version, folder / marker.read_text().strip())]
 
     def _pick(self, name: str, version: str, python: str, sdist: bool, machine: str) -> dict:
@@ -148,7 +148,7 @@ class FileCache:
             return self._listing[name]
 
     def _download(self, entry: dict, target: Path) -> None:
-        partial = target.with_name(target.name + ".part")
+        partial = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.part")  # sessions share it
         digest = hashlib.sha256()
         with urllib.request.urlopen(entry["url"], timeout=300) as response, open(partial, "wb") as out:
             while chunk := response.read(1 << 20):
@@ -170,6 +170,13 @@ class FileCache:
         return IndexFile(project=name, version=version, path=path, upload_time=entry.get("upload-time") or "",
                          yanked=entry.get("yanked") or False, requires_python=entry.get("requires-python"),
                          metadata=metadata)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Other test sessions read the same cache: a reader sees the old file or the whole new one."""
+    partial = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.part")
+    partial.write_text(text)
+    partial.replace(path)
 
 
 @dataclass
