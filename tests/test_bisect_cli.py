@@ -32,6 +32,25 @@ def _reprex(*args, env=None, cwd=None, timeout=600) -> subprocess.CompletedProce
                           timeout=timeout, stdin=subprocess.DEVNULL)
 
 
+def _capture(env: dict, work: Path, script: str) -> Path:
+    """A real `reprex capture` of `script` in a venv with itsdangerous 2.1.2 from the loopback index."""
+    from reprex import installer
+
+    uv = installer.uv()
+    assert uv, "the tests need uv (a dependency of reprex)"
+    venv = work / "venv"
+    if not venv.exists():
+        subprocess.run([uv, "venv", "--quiet", "--python", PY, str(venv)], check=True, env=env)
+        subprocess.run([uv, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
+                        "itsdangerous==2.1.2"], check=True, env=env)
+    (work / "repro.py").write_text(script)
+    bundle = work / "b.reprex.zip"
+    proc = _reprex("capture", "-q", "-o", str(bundle), "--", str(venv / "bin" / "python"), "repro.py", env=env,
+                   cwd=work)
+    assert bundle.exists(), proc.stderr
+    return bundle
+
+
 @pytest.fixture(scope="module")
 def case(bisect_index, tmp_path_factory):  # noqa: F811
     """A real bundle: itsdangerous 2.1.2 installed from the loopback index, the repro captured."""
@@ -39,20 +58,7 @@ def case(bisect_index, tmp_path_factory):  # noqa: F811
     env = bisect_index.environ()
     env["REPREX_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))  # fresh envs: the probes are real installs
     work = tmp_path_factory.mktemp("bisect-case")
-    venv = work / "venv"
-    from reprex import installer
-
-    uv = installer.uv()
-    assert uv, "the tests need uv (a dependency of reprex)"
-    subprocess.run([uv, "venv", "--quiet", "--python", PY, str(venv)], check=True, env=env)
-    subprocess.run([uv, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
-                    "itsdangerous==2.1.2"], check=True, env=env)
-    (work / "repro.py").write_text(REPRO)
-    bundle = work / "b.reprex.zip"
-    proc = _reprex("capture", "-q", "-o", str(bundle), "--", str(venv / "bin" / "python"), "repro.py", env=env,
-                   cwd=work)
-    assert bundle.exists(), proc.stderr
-    return {"bundle": bundle, "env": env, "index": bisect_index, "work": work}
+    return {"bundle": _capture(env, work, REPRO), "env": env, "index": bisect_index, "work": work}
 
 
 def test_mode1_local_finds_the_release_and_writes_the_section(case, tmp_path):
@@ -178,3 +184,25 @@ def test_flaky_repeats_and_summary():
                                 "for x86_64: 1.5.0, 1.5.1); flaky: 5 runs per probe (reproduced 50% of the "
                                 "original's runs)")
     assert result.exit_code == 0 and BisectResult(mode="date").exit_code == 1
+
+
+def test_flaky_bundle_probes_repeated(case, tmp_path):
+    """A failure that shows every other run (a counter file the local backend's runs share): the
+    original's 4 runs reproduce 2, so each probe runs 5 times (0.5**5: a bad release looks good 3%
+    of the time) and the summary says so; the answer stays right."""
+    counter = tmp_path / "runs"
+    script = (f"from pathlib import Path\nc = Path({str(counter)!r})\n"
+              "n = int(c.read_text()) + 1 if c.exists() else 1\nc.write_text(str(n))\n"
+              "if n % 2:\n    from itsdangerous import TimedJSONWebSignatureSerializer\n")
+    work = tmp_path / "flaky"
+    work.mkdir()
+    (work / "venv").symlink_to(case["work"] / "venv")
+    bundle = _capture(case["env"], work, script)
+    proc = _reprex("bisect", str(bundle), "--package", "itsdangerous", "--good", "2.0.0", "--runs", "4",
+                   "--backend", "local", "--json", "--no-write", env=case["env"])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    data = json.loads(proc.stdout)
+    assert (data["reproduction_rate"], data["runs_per_probe"]) == (0.5, 5)
+    assert data["findings"][0]["first_bad"] == "2.1.0"
+    assert "flaky: 5 runs per probe (reproduced 50% of the original's runs)" in data["summary"]
+    assert data["steps"][0]["runs"] == 4 and all(s["runs"] == 5 for s in data["steps"][1:])
