@@ -7,7 +7,8 @@ resolve to the same pins are one replay), and each replay is logged.
 
 A flaky bundle is measured first: the original is replayed `runs` times, and from its
 reproduction rate p each probe is replayed r times, r the smallest count with (1-p)^r <=
-MISS (a bad release looks good by chance at most that often): bad if any run reproduced.
+MISS (a bad release looks good by chance at most that often): bad at the first run that
+reproduces, good only when all r ran fixed.
 """
 
 from __future__ import annotations
@@ -172,21 +173,32 @@ class Oracle:
 
     def _replay(self, probe_bundle: Bundle, label: str, key: str, moved: dict,
                 resolve_s: float = 0.0) -> tuple[str, str]:
-        from reprex.replay import replay
+        """Up to `repeat` runs, one replay each (the environment is reused), stopping at the first
+        reproduction: a bad probe of a flaky bundle costs about 1/rate runs, a good one all of them."""
+        from reprex.replay import judge, replay
 
-        self.progress(f"probe {label}: replaying" + (f" x{self.repeat}" if self.repeat > 1 else ""))
+        self.progress(f"probe {label}: replaying" + (f" (up to {self.repeat} runs)" if self.repeat > 1 else ""))
         started = time.monotonic()
-        result = replay(probe_bundle, replace(self.options, runs=self.repeat),
-                        progress=lambda msg: self.progress(f"probe {label}: {msg}"))
-        if result.verdict in ("reproduced", "flaky"):
-            verdict, reason = BAD, f"reproduced in {result.reproduced_runs} of {result.runs} runs"
-        elif result.verdict == "fixed":
-            verdict, reason = GOOD, f"fixed in {result.runs} of {result.runs} runs"
+        verdicts, reasons = [], []
+        for i in range(self.repeat):
+            result = replay(probe_bundle, replace(self.options, runs=1),
+                            progress=lambda msg: self.progress(f"probe {label}: {msg}"))
+            verdicts.append(result.verdict)
+            reasons.append(result.reason)
+            if result.verdict in ("reproduced", "flaky") or result.verdict in ("infra-error", "env-incompatible"):
+                break  # bad is settled; trouble would only repeat itself
+        combined = judge(verdicts)
+        k = sum(v in ("reproduced", "flaky") for v in verdicts)
+        if k:
+            verdict, reason = BAD, f"reproduced in {k} of {len(verdicts)} runs"
+        elif combined == "fixed":
+            verdict, reason = GOOD, f"fixed in {len(verdicts)} of {len(verdicts)} runs"
         else:
-            verdict, reason = SKIP, f"{result.verdict}: {result.reason}" if result.reason else result.verdict
-        self._log(Probe(label=label, verdict=verdict, replay=result.verdict, reason=reason,
-                        seconds=time.monotonic() - started + resolve_s, runs=result.runs,
-                        reproduced_runs=result.reproduced_runs, lock=key, changed=moved, resolve_s=resolve_s))
+            why = next((r for v, r in zip(verdicts, reasons) if v != "fixed" and r), "")
+            verdict, reason = SKIP, f"{combined}: {why}" if why else combined
+        self._log(Probe(label=label, verdict=verdict, replay=combined, reason=reason,
+                        seconds=time.monotonic() - started + resolve_s, runs=len(verdicts), reproduced_runs=k,
+                        lock=key, changed=moved, resolve_s=resolve_s))
         self.progress(f"probe {label}: {verdict} ({reason})")
         return verdict, reason
 
