@@ -27,7 +27,7 @@ import sys
 # benchmarks/bisect.py would shadow the standard library's bisect (random imports it), so this
 # folder comes off the import path before anything imports random
 _HERE = os.path.dirname(os.path.realpath(__file__))
-sys.path[:] = [p for p in sys.path if p and os.path.realpath(p) != _HERE]
+sys.path[:] = [p for p in sys.path if not p or os.path.realpath(p) != _HERE]
 
 import argparse  # noqa: E402
 import json  # noqa: E402
@@ -98,7 +98,9 @@ def make_cases(work: Path, python: str, peers_python: str | None) -> list[dict]:
                 shutil.copy(content, dest)
             else:
                 dest.write_text(content)
-        spec = {"target": target, "argv": argv, "python": interpreter, "message": message}
+        # a case on the host's interpreter needs only the standard library: no site, like a bare run
+        flags = ["-I", "-S"] if interpreter == python else ["-E", "-s", "-P"]  # -P: see the note above
+        spec = {"target": target, "argv": argv, "python": interpreter, "flags": flags, "message": message}
         (d / ".case.json").write_text(json.dumps(spec))
         subprocess.run(oracle_command(d) + [str(d / target)], capture_output=True)  # records .expected.json
         expected = json.loads((d / ".expected.json").read_text())
@@ -159,7 +161,9 @@ def peers_venv(path: Path) -> str | None:
 
 
 def oracle_command(case_dir: Path) -> list[str]:
-    return [sys.executable, "-I", "-S", str(ORACLE), str(case_dir)]  # stdlib only; -I: see the sys.path note
+    """The oracle under the case's own interpreter (the venv's for a pinned case)."""
+    spec = json.loads((case_dir / ".case.json").read_text())
+    return [spec["python"], *spec["flags"], str(ORACLE), str(case_dir)]
 
 
 def _calls(counter: Path) -> int:
@@ -272,8 +276,7 @@ def table(results: list[dict]) -> str:
     lines = ["| case | original bytes | tool | oracle calls | wall s | final bytes | still fails |",
              "|---|---:|---|---:|---:|---:|---|"]
     for res in results:
-        for tool in TOOLS:
-            row = res["tools"].get(tool, {})
+        for tool, row in res["tools"].items():
             if "size" not in row:
                 lines.append(f"| {res['case']} | {res['before']} | {tool} | {row.get('calls', '')} | "
                              f"{row.get('seconds', '')} | — | {row.get('note', '')} |")

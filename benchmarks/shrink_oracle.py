@@ -4,7 +4,8 @@ fails the way the case's original does.
     python shrink_oracle.py CASE_DIR CANDIDATE_FILE
 
 Copies the case's files into a fresh directory with CANDIDATE_FILE as the case's target,
-runs the case's program (its own interpreter, a 30 s timeout) and compares the failure:
+runs the case's program in this interpreter (benchmarks/shrink.py starts the oracle with the
+case's own; a 30 s timeout) and compares the failure:
 exception type, the innermost 3 frames as file:function, and the message when the case
 asks for it. That is reprex's signature written by hand, as a user of the peers would.
 Appends a line to $SHRINK_ORACLE_COUNTER per run so every tool's calls are counted alike.
@@ -12,27 +13,19 @@ Appends a line to $SHRINK_ORACLE_COUNTER per run so every tool's calls are count
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import runpy
 import shutil
-import subprocess
+import signal
 import sys
 import tempfile
+import traceback
 from pathlib import Path
 
-HARNESS = r'''
-import json, os, runpy, sys, traceback
-sys.argv = sys.argv[1:]
-try:
-    runpy.run_path(sys.argv[0], run_name="__main__")
-except BaseException as exc:
-    frames = [f"{os.path.basename(f.filename)}:{f.name}" for f in traceback.extract_tb(exc.__traceback__)
-              if "runpy" not in f.filename and f.filename != "<string>"]
-    print("\n@@outcome@@" + json.dumps({"type": type(exc).__name__, "frames": frames[-3:], "message": str(exc)}))
-'''
-
-
 def outcome(case_dir: Path, spec: dict, candidate: bytes | None) -> dict | None:
+    """Run the case's program in this process (one interpreter start per call, for every tool)."""
     with tempfile.TemporaryDirectory(prefix="shrink-oracle-") as tmp:
         run_dir = Path(tmp)
         for path in case_dir.rglob("*"):
@@ -45,15 +38,32 @@ def outcome(case_dir: Path, spec: dict, candidate: bytes | None) -> dict | None:
                 dest.write_bytes(candidate)
             else:
                 shutil.copy(path, dest)
+        os.chdir(run_dir)
+        sys.argv = list(spec["argv"])
+        sys.path.insert(0, str(run_dir))
+        signal.signal(signal.SIGALRM, _timeout)
+        signal.alarm(30)
         try:
-            run = subprocess.run([spec["python"], "-c", HARNESS, *spec["argv"]], cwd=run_dir, capture_output=True,
-                                 text=True, timeout=30, env={"PATH": os.environ.get("PATH", ""), "HOME": tmp})
-        except subprocess.TimeoutExpired:
+            with open(os.devnull, "w") as null, contextlib.redirect_stdout(null), contextlib.redirect_stderr(null):
+                runpy.run_path(sys.argv[0], run_name="__main__")
+        except _Timeout:
             return None
-    marker = run.stdout.rfind("@@outcome@@")
-    if marker < 0:
-        return None
-    return json.loads(run.stdout[marker + len("@@outcome@@"):].splitlines()[0])
+        except BaseException as exc:  # noqa: BLE001 - the failure is what we compare
+            frames = [f"{os.path.basename(f.filename)}:{f.name}" for f in traceback.extract_tb(exc.__traceback__)
+                      if "runpy" not in f.filename and not f.filename.endswith("shrink_oracle.py")]
+            return {"type": type(exc).__name__, "frames": frames[-3:], "message": str(exc)}
+        finally:
+            signal.alarm(0)
+            os.chdir(case_dir)
+    return None
+
+
+class _Timeout(BaseException):
+    pass
+
+
+def _timeout(signum, frame):
+    raise _Timeout()
 
 
 def same(a: dict | None, b: dict | None, message: bool) -> bool:
@@ -70,6 +80,7 @@ def main(argv: list[str]) -> int:
         with open(counter, "a") as fh:
             fh.write("1\n")
     spec = json.loads((case_dir / ".case.json").read_text())
+    candidate_bytes = candidate.read_bytes()
     expected_path = case_dir / ".expected.json"
     if expected_path.exists():
         expected = json.loads(expected_path.read_text())
@@ -78,7 +89,9 @@ def main(argv: list[str]) -> int:
         tmp = expected_path.with_suffix(f".{os.getpid()}")
         tmp.write_text(json.dumps(expected))
         os.replace(tmp, expected_path)
-    return 0 if same(outcome(case_dir, spec, candidate.read_bytes()), expected, spec["message"]) else 1
+        return 0
+    verdict = same(outcome(case_dir, spec, candidate_bytes), expected, spec["message"])
+    os._exit(0 if verdict else 1)  # the candidate's threads and atexit hooks are not waited for
 
 
 if __name__ == "__main__":

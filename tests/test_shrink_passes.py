@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import collections
 import csv
+import importlib.util
 import io
 import json
 import random
@@ -26,25 +27,19 @@ from reprex.shrink.inputs import drop_unread, kind_of, shrink_input
 from reprex.shrink.reduce import Judge, reduce_chunks
 from reprex.shrink.script import shrink_script
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
 
 
-def synthetic(n: int = 100, m: int = 10, seed: int = 7) -> str:
-    """n top-level statements; `reg = []`, m-2 scattered appends and the failing assert are needed."""
-    rng = random.Random(seed)
-    needed = set(rng.sample(range(1, n - 1), m - 2))
-    noise = ["sum([{i}, 3])", "max({i}, 2)", "str({i}).upper()", "len('item{i}')", "abs(-{i})"]
-    lines = []
-    for i in range(n):
-        if i == 0:
-            lines.append("reg = []")
-        elif i == n - 1:
-            lines.append(f"assert len(reg) < {m - 2}, reg")
-        elif i in needed:
-            lines.append(f"reg.append({i})")
-        else:
-            lines.append(rng.choice(noise).format(i=i))
-    return "\n".join(lines) + "\n"
+def _benchmark():
+    """benchmarks/shrink.py, whose synthetic cases these tests share."""
+    spec = importlib.util.spec_from_file_location("shrink_benchmark", ROOT / "benchmarks" / "shrink.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+synthetic = _benchmark().synthetic_script
 
 
 def outcome(source: str) -> tuple[str, str] | None:
