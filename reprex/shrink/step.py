@@ -81,17 +81,6 @@ def input_targets(bundle: Bundle) -> list[str]:
     return sorted(n for n in bundle.files if n.startswith("files/") and not n.endswith(".py"))
 
 
-def _reducers():
-    """S1's reducers; the line-level stand-in for inputs only until reprex.shrink.inputs lands."""
-    from reprex.shrink.script import shrink_script
-
-    try:
-        from reprex.shrink.inputs import shrink_input
-    except ImportError:
-        from reprex.shrink._standin import shrink_input
-    return shrink_script, shrink_input
-
-
 def shrink(bundle: Bundle, options: ShrinkOptions | None = None,
            progress: Callable[[str], None] = lambda m: None) -> ShrinkReport:
     """Shrink `bundle`; raises ShrinkRefused / OracleUnavailable when it can't be judged."""
@@ -106,13 +95,13 @@ def _shrink(bundle: Bundle, options: ShrinkOptions, progress: Callable[[str], No
     started = time.monotonic()
     deadline = started + options.time_s if options.time_s else None
     log: list[str] = []
-    shrink_script, shrink_input = _reducers()
+    from reprex.shrink.inputs import shrink_input
+    from reprex.shrink.script import shrink_script
     before = _sizes(bundle, {})
     phases: dict[str, dict] = {}
     with Oracle(bundle, backend=options.backend, image=options.image, network=options.network, gpus=options.gpus,
                 allow_urls=options.allow_urls, strict=options.strict, timeout=options.timeout,
-                progress=progress,
-                log=log.append) as oracle:
+                progress=progress, log=log.append) as oracle:
         calibration = oracle.calibrate(force=options.force)
 
         def left() -> int | None:
@@ -189,9 +178,11 @@ def _stats(stats) -> dict:
 
 def _drop_unread(oracle: Oracle, names: list[str], progress) -> None:
     """Inputs the reproducing run never opened: removed together, else one at a time."""
+    from reprex.shrink.inputs import drop_unread
+
     outcome = oracle.current()
-    opened = [p for p in (getattr(outcome, "opened", None) or []) if isinstance(p, str)]
-    unread = [n for n in names if not any(p.endswith("/" + n[len("files/"):]) for p in opened)]
+    read = set(drop_unread([n[len("files/"):] for n in names], getattr(outcome, "opened", None) or []))
+    unread = [n for n in names if n[len("files/"):] not in read]
     if not unread:
         return
     progress(f"inputs: removing {len(unread)} the run never opened")
