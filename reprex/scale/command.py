@@ -57,10 +57,10 @@ def _run(bundles: list[str], options, address: str, results: Path | None, resume
     ray = connect(address)
     started = time.monotonic()
     shown = _Progress(len(bundles), quiet=as_json)
+    if not as_json:
+        click.echo(f"reprex: replaying {len(bundles)} bundle(s) on Ray: {_cluster(ray)}", err=True)
     try:
         with on_signals(), shown:
-            if not as_json:
-                click.echo(f"reprex: replaying {len(bundles)} bundle(s) on Ray: {_cluster(ray)}", err=True)
             done = replay_many(bundles, options, address=address, results=results, resume=resume,
                                on_result=shown.add, on_resumed=shown.resumed)
     except Interrupted as exc:

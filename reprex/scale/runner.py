@@ -1,40 +1,54 @@
-"""One replay in a process of its own, for the Ray task: `python -m reprex.scale.runner PATH`
-with the ReplayOptions as JSON on stdin, the ReplayResult as JSON on stdout.
+"""The replay process the Ray task talks to: `python -m reprex.scale.runner`, one JSON request
+per line on stdin ({"path", "options"}), one JSON answer per line on stdout ({"result"} or
+{"error"} for a bundle that can't be read). It lives as long as its Ray worker, so reprex's
+replay is imported once per worker, not once per bundle.
 
 Why a process: Ray cancels a running task by raising KeyboardInterrupt between bytecodes,
-which never comes while the replay waits on the daemon's socket; a real SIGTERM to this
-process does (reprex.interrupt unwinds the replay, its container removed), as for
-`reprex replay`. Exit 2 with {"error": ...} for a bundle that can't be read.
+which never comes while a replay waits on the daemon's socket; a real SIGTERM to this
+process does (reprex.interrupt unwinds the replay, its container removed), as it does for
+`reprex replay`. It then exits, and the worker's next task starts another.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 
-def main(argv: list[str]) -> int:
+def answer(request: dict) -> dict:
+    from reprex.bundle import Bundle
+    from reprex.errors import ReprexError
+    from reprex.replay import ReplayOptions, replay
+
+    options = ReplayOptions(**request["options"])
+    try:
+        bundle = Bundle.read(request["path"])
+    except (ReprexError, ValueError, OSError, RecursionError, MemoryError) as exc:
+        text = str(exc.message if isinstance(exc, ReprexError) else f"{type(exc).__name__}: {exc}")
+        return {"error": text.splitlines()[0][:300] if text else type(exc).__name__}
+    return {"result": replay(bundle, options).to_dict()}
+
+
+def main() -> int:
     from reprex.interrupt import Interrupted, on_signals
 
+    import reprex.replay.docker.backend  # noqa: F401  (imported once, ahead of the first request)
+
+    # the answers get a descriptor of their own; fd 1 (what a replay's tools inherit) is stderr
+    answers = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
     try:
         with on_signals():
-            from reprex.bundle import Bundle
-            from reprex.errors import ReprexError
-            from reprex.replay import ReplayOptions, replay
-
-            options = ReplayOptions(**json.loads(sys.stdin.read()))
-            try:
-                bundle = Bundle.read(argv[0])
-            except (ReprexError, ValueError, OSError, RecursionError, MemoryError) as exc:
-                text = exc.message if isinstance(exc, ReprexError) else f"{type(exc).__name__}: {exc}"
-                print(json.dumps({"error": str(text).splitlines()[0][:300] if str(text) else type(exc).__name__}))
-                return 2
-            result = replay(bundle, options)
+            while True:
+                line = sys.stdin.readline()
+                if not line:  # the worker is gone
+                    return 0
+                answers.write(json.dumps(answer(json.loads(line))) + "\n")
+                answers.flush()
     except Interrupted as exc:
         return exc.exit_code
-    print(json.dumps(result.to_dict()))
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

@@ -1,14 +1,14 @@
 """The Ray task: one bundle's replay on the node Ray chose, exactly as `reprex replay` runs it.
 
 The bundle comes as its zip's bytes (through the object store), is written to a temp file
-and replayed by reprex.scale.runner in a child process, read with the same checks as a
-bundle from disk; nothing of it is imported or unpickled here. Before the replay the task
-leaves a mark in the cluster's key-value store (which node), so a driver whose task died
-with its node can say where.
+and replayed by reprex.scale.runner, a child process this worker keeps (reprex imported
+once), read with the same checks as a bundle from disk; nothing of it is imported or
+unpickled here. Before the replay the task leaves a mark in the cluster's key-value store
+(which node), so a driver whose task died with its node can say where.
 
-Cancelling: `ray.cancel` raises KeyboardInterrupt in this task, which sends the child
+Cancelling: `ray.cancel` raises KeyboardInterrupt in this task, which sends the runner
 SIGTERM (it unwinds the replay and removes its container) and waits for it; a forced cancel
-or a dead node kills the worker and the child with it, and the docker backend's host
+or a dead node kills the worker and the runner with it, and the docker backend's host
 watchdog removes the container when its pipe closes.
 """
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -25,6 +26,12 @@ import time
 
 KV_PREFIX = "reprex-scale/"
 UNWIND_S = 60.0  # a cancelled replay's time to remove its container before it is killed
+
+_runner: subprocess.Popen | None = None  # this worker's replay process, reused by its tasks
+
+
+class RunnerGone(Exception):
+    pass
 
 
 def mark_key(key: str) -> str:
@@ -42,43 +49,55 @@ def replay_bundle(bundle_bytes: bytes, options, key: str) -> dict:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(bundle_bytes)
-        code, stdout, stderr = _run(path, json.dumps(dataclasses.asdict(options)))
         try:
-            doc = json.loads(stdout.strip().splitlines()[-1]) if stdout.strip() else {}
-        except ValueError:
-            doc = {}
-        if code == 0 and doc.get("verdict"):
-            out.update(result=doc, verdict=doc["verdict"], reason=doc.get("reason") or "")
-        elif code == 2 and doc.get("error"):
-            out["reason"] = f"not a readable reprex bundle on this node: {doc['error']}"
+            doc = _ask({"path": path, "options": dataclasses.asdict(options)})
+        except RunnerGone as exc:
+            out["reason"] = str(exc)
+            return out
+        if isinstance(doc.get("result"), dict) and doc["result"].get("verdict"):
+            out.update(result=doc["result"], verdict=doc["result"]["verdict"], reason=doc["result"].get("reason", ""))
         else:
-            tail = (stderr.strip().splitlines() or [""])[-1][:300]
-            out["reason"] = f"the replay process on this node exited {code}" + (f": {tail}" if tail else "")
+            out["reason"] = f"not a readable reprex bundle on this node: {doc.get('error') or 'no answer'}"
         return out
     finally:
         os.unlink(path)
         out["seconds"] = round(time.monotonic() - started, 3)
 
 
-def _run(path: str, options_json: str) -> tuple[int, str, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "reprex.scale.runner", path], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tempfile.gettempdir())
+def _ask(request: dict) -> dict:
+    """One request to the runner and its answer, waited for in short steps (Ray's
+    KeyboardInterrupt comes between bytecodes, never inside one long wait)."""
+    global _runner
+    if _runner is None or _runner.poll() is not None:
+        _runner = subprocess.Popen([sys.executable, "-m", "reprex.scale.runner"], stdin=subprocess.PIPE,
+                                   stdout=subprocess.PIPE, cwd=tempfile.gettempdir())
+    proc = _runner
+    buf = b""
     try:
-        feed = options_json
-        while True:  # short waits: Ray's KeyboardInterrupt comes between bytecodes, never in a long one
-            try:
-                stdout, stderr = proc.communicate(feed, timeout=0.5)
-                break
-            except subprocess.TimeoutExpired:
-                feed = None
+        proc.stdin.write(json.dumps(request).encode() + b"\n")
+        proc.stdin.flush()
+        fd = proc.stdout.fileno()
+        while not buf.endswith(b"\n"):
+            if select.select([fd], [], [], 0.5)[0]:
+                chunk = os.read(fd, 1 << 16)
+                if not chunk:
+                    break
+                buf += chunk
+    except BrokenPipeError:
+        pass
     except BaseException:  # ray.cancel's KeyboardInterrupt: the replay unwinds, then the task ends
+        _runner = None
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(UNWIND_S)
         except subprocess.TimeoutExpired:
             proc.kill()
         raise
-    return proc.returncode, stdout, stderr
+    if not buf.endswith(b"\n"):
+        _runner = None
+        proc.kill()
+        raise RunnerGone(f"the replay process on this node died (exit {proc.wait()})")
+    return json.loads(buf)
 
 
 def _mark(key: str, node: str) -> None:
