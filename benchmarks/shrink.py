@@ -6,6 +6,8 @@ the case's program in a subprocess and compares the failure with the original's
 (exception type, the innermost 3 frames as file:function, and the message for the
 synthetic cases). Each oracle run appends a line to a counter file, so "oracle calls" is
 counted the same way for all three. Wall time is the whole tool process (its start too).
+"unparsed bytes" is a script result's size as ast.unparse writes it (formatting taken out:
+Shrink Ray also deletes spaces and newlines, which reprex leaves readable).
 All tools run sequentially (parallelism 1), so calls and time compare like for like.
 
 Cases: a synthetic script (100 top-level statements, 10 scattered ones needed), a JSON
@@ -210,8 +212,20 @@ def run_tool(tool: str, case: dict, peers_python: str | None, scratch: Path, tim
         return row
     final = out_file.read_bytes()
     row["size"] = len(final)
+    row["final"] = final[:4000].decode("utf-8", "replace")  # for --json: what each tool ended with
+    if case["kind"] == "script":
+        row["normalized"] = _normalized_size(final)
     row["still_fails"] = _still_fails(d, final)
     return row
+
+
+def _normalized_size(source: bytes) -> int | None:
+    """Bytes of the result as ast.unparse writes it: its size with formatting taken out."""
+    import ast
+    try:
+        return len(ast.unparse(ast.parse(source)).encode())
+    except (SyntaxError, ValueError):
+        return None
 
 
 def _quote(arg: str) -> str:
@@ -273,16 +287,16 @@ def _run_pysource(case_dir: Path, out_file: Path) -> None:
 
 
 def table(results: list[dict]) -> str:
-    lines = ["| case | original bytes | tool | oracle calls | wall s | final bytes | still fails |",
-             "|---|---:|---|---:|---:|---:|---|"]
+    lines = ["| case | original bytes | tool | oracle calls | wall s | final bytes | unparsed bytes | still fails |",
+             "|---|---:|---|---:|---:|---:|---:|---|"]
     for res in results:
         for tool, row in res["tools"].items():
             if "size" not in row:
                 lines.append(f"| {res['case']} | {res['before']} | {tool} | {row.get('calls', '')} | "
-                             f"{row.get('seconds', '')} | — | {row.get('note', '')} |")
+                             f"{row.get('seconds', '')} | — | — | {row.get('note', '')} |")
                 continue
             lines.append(f"| {res['case']} | {res['before']} | {tool} | {row['calls']} | {row['seconds']} | "
-                         f"{row['size']} | {'yes' if row['still_fails'] else 'NO'} |")
+                         f"{row['size']} | {row.get('normalized') or '—'} | {'yes' if row['still_fails'] else 'NO'} |")
     return "\n".join(lines)
 
 

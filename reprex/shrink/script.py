@@ -64,7 +64,7 @@ def count_statements(source: str) -> int:
 def render(tree: ast.AST) -> str | None:
     """Source for a tree, or None when it isn't valid Python (never asked of the oracle)."""
     try:
-        source = ast.unparse(ast.fix_missing_locations(tree)) + "\n"
+        source = ast.unparse(ast.fix_missing_locations(tree))  # no final newline: a byte is a byte
         compile(source, "<candidate>", "exec", dont_inherit=True)
     except Exception:  # unparse refuses some hand-made trees; compile the rest
         return None
