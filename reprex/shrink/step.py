@@ -92,11 +92,13 @@ def shrink(bundle: Bundle, options: ShrinkOptions | None = None,
 
 
 def _shrink(bundle: Bundle, options: ShrinkOptions, progress: Callable[[str], None]) -> ShrinkReport:
+    from reprex.redact import Redactor
+    from reprex.shrink.inputs import shrink_input
+    from reprex.shrink.script import shrink_script
+
     started = time.monotonic()
     deadline = started + options.time_s if options.time_s else None
     log: list[str] = []
-    from reprex.shrink.inputs import shrink_input
-    from reprex.shrink.script import shrink_script
     before = _sizes(bundle, {})
     phases: dict[str, dict] = {}
     with Oracle(bundle, backend=options.backend, image=options.image, network=options.network, gpus=options.gpus,
@@ -130,7 +132,7 @@ def _shrink(bundle: Bundle, options: ShrinkOptions, progress: Callable[[str], No
             if text != source and oracle.interesting({name: text.encode()}):
                 oracle.accept({name: text.encode()})
             phases[name] = _stats(stats)
-        if not options.keep_inputs:
+        if not options.keep_inputs and not stop():
             _drop_unread(oracle, input_targets(bundle), progress)
             for name in input_targets(bundle):
                 if stop() or name in oracle.base:
@@ -144,8 +146,6 @@ def _shrink(bundle: Bundle, options: ShrinkOptions, progress: Callable[[str], No
                 phases[name] = _stats(stats)
         if not options.keep_pins and not stop():
             phases[REQUIREMENTS] = shrink_pins(oracle, budget=left(), progress=progress, **common)
-        from reprex.redact import Redactor
-
         red = Redactor()  # what is verified is what gets written: the entries as redaction leaves them
         oracle.accept({name: None if data is None else red.bytes(data, name) for name, data in oracle.base.items()})
         verdicts, outcome = oracle.verify(options.verify_runs)
