@@ -19,7 +19,7 @@ One run:
     one at a time (latency) and all at once (the driver's throughput);
   * the model of 1-64 nodes from those numbers (see model() and benchmarks/README.md).
 
-    .venv/bin/python benchmarks/scale.py [--n 32] [--locks 4] [--reps 3] [--cpus 8] [--slots 2,4,8]
+    .venv/bin/python benchmarks/scale.py [--n 32] [--locks 4] [--reps 5] [--cpus 8] [--slots 4,6]
                                          [--image reprex-base:py3.11] [--json out.json]
 
 Needs a Docker engine and the base image (`bash scripts/ensure_docker.sh && bash scripts/base_image.sh`)
@@ -187,9 +187,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=32, help="bundles in the corpus")
     ap.add_argument("--locks", type=int, default=4, help="environments (pin sets) they share")
-    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--cpus", type=int, default=8, help="logical CPUs of the local Ray node")
-    ap.add_argument("--slots", default="2,4,8", help="concurrencies to try (replays at once)")
+    ap.add_argument("--slots", default="4,6", help="concurrencies to try (replays at once)")
     ap.add_argument("--image", default=os.environ.get("REPREX_TEST_IMAGE", "python:3.11-slim"))
     ap.add_argument("--model-bundles", type=int, default=500)
     ap.add_argument("--model-envs", type=int, default=20)
@@ -285,6 +285,9 @@ def main() -> int:
     report(out, args)
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))
+    import shutil
+
+    shutil.rmtree(tmp, ignore_errors=True)  # the corpus and the private cache (the env images stay)
     return 0 if speedup >= TARGET else 1
 
 
