@@ -240,6 +240,29 @@ def test_a_task_lost_with_no_retry_left_is_infra_error_naming_the_node(cluster, 
     assert spare.node_id
 
 
+def test_bundles_waiting_for_a_node_that_dies_are_not_waited_for_forever(cluster, base, options, tmp_path):
+    """The only s390x node dies with one s390x replay running and one queued behind it: the
+    lost one can't run again anywhere and the queued one never will; both are said, not hung."""
+    only = cluster.add_node(num_cpus=1, resources={"reprex_docker": 1, "reprex_arch_s390x": 1})
+    cluster.wait_for_nodes()
+    running = write(tmp_path, "running", variant(base, script(sleep=60, tag="s390x-1"), machine="s390x"))
+    queued = write(tmp_path, "queued", variant(base, script(sleep=60, tag="s390x-2"), machine="s390x"))
+    handles, killed = {}, {}
+    on_submit = lambda h: handles.__setitem__(Path(h.bundle).name.split(".")[0], h)  # noqa: E731
+    killer = threading.Thread(target=_kill_where_started, args=(cluster, handles, "running", killed), daemon=True)
+    killer.start()
+    started = time.monotonic()
+    got = {Path(r.bundle).name.split(".")[0]: r for r in replay_many([running, queued], options,
+                                                                      on_submit=on_submit)}
+    killer.join(5)
+    assert killed.get("node") == only.node_id
+    assert time.monotonic() - started < 60  # neither waited for its 60 s sleep, nor forever
+    for name in ("running", "queued"):
+        assert got[name].verdict == "env-incompatible", got[name]
+        assert "no node in the cluster can run it" in got[name].reason and "reprex_arch_s390x" in got[name].reason
+    assert "any more" in got["running"].reason and only.node_id in got["running"].reason, got["running"].reason
+
+
 def _no_containers(docker_client, bundle_id: str, seconds: float = 60) -> bool:
     end = time.monotonic() + seconds
     while time.monotonic() < end:

@@ -167,7 +167,8 @@ class RemoteReplay:
         self.attempts = 0
         self.ref = None
         self.final: ScaleResult | None = None
-        self.failures: list[str] = []
+        self.failures: list[str] = []  # one line per lost attempt
+        self.lost_on = ""  # the node of the last lost attempt
         self._submit()
 
     def _submit(self) -> None:
@@ -207,8 +208,12 @@ class RemoteReplay:
         except (rex.NodeDiedError, rex.WorkerCrashedError, rex.ObjectLostError, rex.OwnerDiedError,
                 rex.RaySystemError, rex.LocalRayletDiedError) as exc:
             node, why = self._loss(exc)
+            self.lost_on = node
             self.failures.append(f"attempt {self.attempts} on node {node or '?'}: {why}")
             if self.attempts <= self.max_retries:
+                left = _needs.why_not(self.needs, _nodes(self.ray))
+                if left is not None:  # the node that died was the last that could run it
+                    return self._finish("env-incompatible", f"{left} any more ({self.failures[-1]})", node=node)
                 self._submit()
                 return None
             return self._finish("infra-error", f"its task was lost {self.attempts} times (node died or worker "
@@ -263,6 +268,8 @@ class RemoteReplay:
             self.ray.cancel(self.ref, force=True)
         except Exception:
             pass
+        if self.failures:  # it did run, on a node that has died since
+            return self._finish("env-incompatible", f"{why} any more ({self.failures[-1]})", node=self.lost_on)
         return self._finish("env-incompatible", why)
 
     def result(self, timeout: float | None = None) -> ScaleResult:
