@@ -19,10 +19,10 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping
 
+from reprex.bisect.search import BAD, GOOD, SKIP
 from reprex.bundle import Bundle
 from reprex.errors import ReprexError
 
-GOOD, BAD, SKIP = "good", "bad", "skip"
 MISS = 0.05
 MAX_REPEAT = 20
 
