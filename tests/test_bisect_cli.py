@@ -11,7 +11,6 @@ tiny, served from a loopback index (tests/bisect_index.py) so pypi.org's state n
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from bisect_index import bisect_index  # noqa: F401 (the fixture)
+from bisect_index import FileCache, IndexServer, cache_dir
 
 PY = sys.executable
 RELEASES = ["2.0.0", "2.0.1", "2.1.0", "2.1.1", "2.1.2"]
@@ -52,7 +51,16 @@ def _capture(env: dict, work: Path, script: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def case(bisect_index, tmp_path_factory):  # noqa: F811
+def bisect_index():
+    """This module's own loopback index: the releases listed are exactly RELEASES, whatever other
+    modules add to theirs."""
+    index = IndexServer(FileCache(cache_dir())).start()
+    yield index
+    index.stop()
+
+
+@pytest.fixture(scope="module")
+def case(bisect_index, tmp_path_factory):
     """A real bundle: itsdangerous 2.1.2 installed from the loopback index, the repro captured."""
     bisect_index.add("itsdangerous", RELEASES)
     env = bisect_index.environ()
