@@ -5,11 +5,12 @@ Each bundle item's replay is submitted to the cluster ahead of its turn (reprex.
 needs), so the cluster works on many while pytest walks the items in order; each item's setup
 then waits for its own result and judges it as a local replay would.
 
-Which items are submitted ahead: without xdist, every collected bundle item of the session (after
-deselection), at the first bundle item's setup. Under xdist each worker submits only what it will
-run: its own item, the next one, and the indices the controller has already queued for it (read
-from xdist's worker queue when it is there; a test stolen by another worker is replayed twice, and
-the orphan is cancelled at the end of the session).
+Which items are submitted ahead, at each bundle item's setup, up to a window of twice the cluster's
+CPUs (enough to keep it busy; big bundles don't all sit in the object store at once): without xdist,
+the session's next bundle items (after deselection). Under xdist each worker submits only what it
+will run: its own item, the next one, and the indices the controller has already queued for it
+(read from xdist's worker queue when it is there; a test stolen by another worker is replayed
+twice, and the orphan is cancelled at the end of the session).
 
 Trust is unchanged: a node replays a bundle as `reprex replay` would there: in Docker unless the
 user chose `--reprex-backend local` (never the bundle). Host Docker is not asked for: the nodes'
@@ -23,7 +24,8 @@ from dataclasses import dataclass, field
 import pytest
 
 RAY = pytest.StashKey["Dispatch"]()
-BUILT = ("reproduced", "different", "fixed", "flaky")  # verdicts that mean the node built the environment
+BUILT = ("reproduced", "different", "fixed", "flaky")
+WINDOW_MIN = 8  # verdicts that mean the node built the environment
 
 
 @dataclass
@@ -33,7 +35,9 @@ class Dispatch:
     address: str
     pending: dict = field(default_factory=dict)  # nodeid -> handle of a submitted replay
     error: str | None = None  # the cluster could not be reached: every item fails with this line
-    submitted_all: bool = False
+    window: int = 0  # how many items may be out ahead (twice the cluster's CPUs), once connected
+    order: list | None = None  # without xdist: the session's bundle items, in their order
+    at: dict = field(default_factory=dict)  # nodeid -> its place in `order`
     prefer: dict = field(default_factory=dict)  # lock hash -> the node that built it (soft affinity)
 
     # -- submitting ------------------------------------------------------------------------
@@ -66,15 +70,26 @@ class Dispatch:
             self.error = f"--reprex-ray {self.address}: cannot submit to the cluster: {type(exc).__name__}: {detail}"
 
     def submit_ahead(self, item) -> None:
-        """Submit `item` and the bundle items this process will run after it (without xdist: all
-        of them, once)."""
-        if self.submitted_all:
-            return
-        for other in [item, *upcoming(item)]:
+        """Submit `item` and the next bundle items this process will run, up to the window: a
+        corpus of big bundles must not sit in the object store all at once, and the cluster
+        needs only enough to stay busy."""
+        for other in [item, *self.upcoming(item)]:
             merged = options_of(other)
             if merged is not None:
                 self.submit(other, merged, pass_env_of(other))
-        self.submitted_all = not hasattr(item.config, "workerinput")
+            if not self.window:
+                self.window = window_size()
+
+    def upcoming(self, item) -> list:
+        """The bundle items this process runs after `item`, as far as it knows them, up to the window."""
+        most = max(0, (self.window or WINDOW_MIN) - 1)
+        if not hasattr(item.config, "workerinput"):  # one process runs them all, in this order
+            if self.order is None:
+                self.order = [i for i in item.session.items if _is_bundle_item(i)]
+                self.at = {i.nodeid: k for k, i in enumerate(self.order)}
+            start = self.at.get(item.nodeid, len(self.order)) + 1
+            return self.order[start:start + most]
+        return queued_under_xdist(item)[:most]
 
     # -- waiting ----------------------------------------------------------------------------
     def wait(self, item):
@@ -168,16 +183,19 @@ def _is_bundle_item(item) -> bool:
     return isinstance(item, ReprexItem)
 
 
-def upcoming(item) -> list:
-    """The bundle items this process runs after `item`, as far as it knows them."""
-    session = item.session
-    items = session.items
-    if not hasattr(item.config, "workerinput"):  # one process runs them all, in this order
-        try:
-            start = items.index(item) + 1
-        except ValueError:
-            return []
-        return [i for i in items[start:] if _is_bundle_item(i)]
+def window_size() -> int:
+    """Twice the cluster's CPUs (as reprex.scale's replay_many), at least WINDOW_MIN."""
+    try:
+        import ray
+
+        return max(WINDOW_MIN, int(2 * ray.cluster_resources().get("CPU", 0)))
+    except Exception:
+        return WINDOW_MIN
+
+
+def queued_under_xdist(item) -> list:
+    """The bundle items xdist has queued for this worker after `item` (its next one, at least)."""
+    items = item.session.items
     queued: list[int] = []
     for plugin in item.config.pluginmanager.get_plugins():
         torun = getattr(plugin, "torun", None)
