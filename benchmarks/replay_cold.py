@@ -17,8 +17,9 @@ of the pairs rotating; each pair judged on the median of its per-repetition rati
     (a warm-up replay filled them) vs by hand in a fresh dir: `uv venv --python THIS_PYTHON` +
     `uv pip install --no-deps -r requirements.txt` + `python SCRIPT` in the bundle's files;
     target <= 1.1x;
-  * cold docker: the env image removed and built without Docker's layer cache
-    (REPREX_DOCKER_NO_CACHE=1), reprex's host wheel cache warm, vs `docker build --no-cache` of
+  * cold docker: the env image removed (since cdb58b0 an env image is one committed container
+    step, with no layer cache to reuse; REPREX_DOCKER_NO_CACHE=1 is still set, for older commits'
+    classic builds), reprex's host wheel cache warm, vs `docker build --no-cache` of
     a hand-written Dockerfile (same base image, uv's binary and the same wheels in the context,
     `uv venv` of the image's Debian python3 + `uv pip install --no-index --no-deps`, as reprex's
     image is a venv of the base's python3) + `docker run --rm --network none`; target <= 1.1x;
@@ -40,23 +41,29 @@ Images and containers it makes are removed at the end.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
-import time
-from dataclasses import dataclass, field
-from pathlib import Path
+
+# benchmarks/bisect.py would stand in for the standard library's bisect (random and tempfile import
+# it): the script's own directory goes last on the path, not first
+BENCH = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != BENCH] + [BENCH]
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import shutil  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from timing import median  # noqa: E402  (benchmarks/ is the script's own dir)
+from timing import median  # noqa: E402  (benchmarks/, the script's own dir)
 
 TARGET = 1.1
 CASES = ("cold_local", "cold_docker", "cold_docker_empty")  # each timed beside its by-hand peer

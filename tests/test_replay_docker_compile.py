@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tarfile
 import textwrap
+import time
 import uuid
 from importlib import metadata
 from pathlib import Path
@@ -177,11 +178,14 @@ def test_an_older_bundle_compiles_the_packages_it_imported_whole(lexer_bundle, f
     assert not [p for p in pycs if "/tests/" in p or "/test/" in p]
 
 
+@pytest.mark.parametrize("inputs", ["bind", "copy"])
 def test_the_env_image_is_one_layer_over_its_base_and_keeps_its_config(lexer_bundle, docker_client, base_image,
-                                                                        cache_dir):
+                                                                        cache_dir, inputs, monkeypatch):
     """The build container runs as root whatever the base's user, and is committed as the image:
     one layer over the base, none of the build's inputs (wheels, uv, the archive) in it, the
-    base's environment, command and labels kept, the run's uid as its user."""
+    base's environment, command and labels kept, the run's uid as its user. The inputs reach
+    it as a read-only bind mount (a daemon that shares our files) or through the archive API."""
+    monkeypatch.setenv("REPREX_DOCKER_INPUTS", inputs)
     name = f"reprex-test-compile:nonroot-{uuid.uuid4().hex[:12]}"
     dockerfile = (f"FROM {base_image}\nUSER nobody\nENV FROM_BASE=kept\nLABEL test.base.label=kept\n"
                   'CMD ["python3", "-V"]\n')
@@ -203,9 +207,14 @@ def test_the_env_image_is_one_layer_over_its_base_and_keeps_its_config(lexer_bun
                                            network_disabled=True).decode().split()
         assert out[:3] == ["10001", "2", "0"], out
         assert sorted(out[3:]) == ["build", "facts.json", "inject", "venv"], out
-        # no build container is left behind
+        # no build container is left behind (the daemon removes it while the replay goes on)
         key = result.image.rpartition(":")[2]
-        assert not docker_client.containers.list(all=True, filters={"name": f"reprex-build-{key}-"})
+        for _ in range(120):
+            if not docker_client.containers.list(all=True, filters={"name": f"reprex-build-{key}-"}):
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError("the build container is still there a minute on")
     finally:
         for made in docker_client.images.list(filters={"label": f"org.reprex.base={name}"}):
             subprocess.run(["docker", "rmi", "-f", made.id], capture_output=True, timeout=120)

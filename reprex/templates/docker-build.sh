@@ -4,8 +4,9 @@
 # POSIX sh: base images differ. Lines starting "reprex-" tell an unusable image (env-incompatible)
 # from a failed build.
 #
-# /tmp/reprex/ was put into the container before it started (the archive API), and is removed
-# before the commit, so none of it is in the image:
+# /tmp/reprex/ is none of the image's: a read-only bind mount of a host dir inside a tmpfs /tmp
+# when the daemon shares our files, else put into the container before it started (the archive
+# API) and removed before the commit:
 #   uv/uv                    the host's uv when the image's arch is the host's; used when it runs here
 #   wheels/*.whl             MODE=pins: the pins, downloaded on the host
 #   sitecustomize.py         MODE=pins: the recorder
@@ -48,8 +49,8 @@ if [ "$mode" = pins ]; then
     fi
   fi
   mkdir -p /opt/reprex/inject /opt/reprex/build
-  mv "$ctx/sitecustomize.py" /opt/reprex/inject/sitecustomize.py
-  mv "$ctx/compile.py" "$ctx/modules.txt" /opt/reprex/build/
+  cp "$ctx/sitecustomize.py" /opt/reprex/inject/sitecustomize.py
+  cp "$ctx/compile.py" "$ctx/modules.txt" /opt/reprex/build/
   echo "reprex:x:10001:10001:reprex replay:/home/reprex:/bin/sh" >> /etc/passwd
   echo "reprex:x:10001:" >> /etc/group
   mkdir -p /home/reprex /reprex/in /reprex/record
@@ -67,7 +68,7 @@ elif [ "$mode" = with ]; then
 else
   echo "reprex-build: unknown mode $mode"; exit 2
 fi
-rm -rf "$ctx"
+if [ -w "$ctx" ]; then rm -rf "$ctx"; fi
 # up-to-date .pyc are kept: the --with step recompiles only what it replaced
 "$venv/bin/python" -I /opt/reprex/build/compile.py /opt/reprex/build/modules.txt >/dev/null 2>&1 || :
 "$venv/bin/python" -I /opt/reprex/inject/sitecustomize.py --facts > /opt/reprex/facts.json || echo '{}' > /opt/reprex/facts.json

@@ -20,9 +20,12 @@ import contextlib
 import copy
 import hashlib
 import io
+import os
 import re
+import shutil
 import socket
 import tarfile
+import tempfile
 import time
 import uuid
 from functools import lru_cache
@@ -149,10 +152,19 @@ def build(env: DockerEnv, tag: str, parent: dict, mode: str, members: list[Membe
               "OpenStdin": False, "Tty": False}
     cid = None
     output: list[str] = []
+    from reprex.replay.docker.inputs import inputs_mode
+
+    host_dir = Path(tempfile.mkdtemp(prefix="reprex-build-")) if inputs_mode(engine) == "bind" else None
     try:
+        if host_dir is not None:  # the daemon shares our files: nothing to send, nothing to remove
+            lay_out(host_dir, members)
+            config["HostConfig"] = {"Mounts": [
+                {"Type": "tmpfs", "Target": "/tmp"},
+                {"Type": "bind", "Source": str(host_dir / CONTEXT), "Target": f"/{CONTEXT}", "ReadOnly": True}]}
         with shielded():  # a signal can't come between the daemon's create and our knowing its id
             cid = engine.create(config, f"reprex-build-{tag.rpartition(':')[2]}-{uuid.uuid4().hex[:8]}")
-        _put_archive(env, cid, TarStream(members), setup)
+        if host_dir is None:
+            _put_archive(env, cid, TarStream(members), setup)
         stream = engine.attach(cid, timeout=setup.left())
         try:
             engine.start(cid)
@@ -173,6 +185,11 @@ def build(env: DockerEnv, tag: str, parent: dict, mode: str, members: list[Membe
         engine.json("POST", "/commit", params={"container": cid, "repo": repo, "tag": key, "pause": False,
                                                "comment": f"reprex env image ({mode})"},
                     body=image_config(parent, labels), timeout=setup.left())
+        # deleting the step's files takes seconds (~250 MB of venv): the daemon does it while the
+        # replay goes on; its stopped container is swept like any other if that fails
+        with shielded():
+            engine.remove_soon(cid)
+            cid = None
     except (InfraError, EnvIncompatible):
         raise
     except (socket.timeout, TimeoutError):
@@ -182,9 +199,12 @@ def build(env: DockerEnv, tag: str, parent: dict, mode: str, members: list[Membe
     except (OSError, ValueError, http_errors()) as exc:  # connection trouble
         raise InfraError(f"building {tag} failed: {one_line(exc)}") from None
     finally:
-        if cid is not None:
-            with shielded(), contextlib.suppress(Exception):
-                engine.remove(cid)
+        with shielded():
+            if cid is not None:
+                with contextlib.suppress(Exception):
+                    engine.remove(cid)
+            if host_dir is not None:
+                shutil.rmtree(host_dir, ignore_errors=True)
     image = find_image(engine, tag)
     if image is None:
         raise InfraError(f"building {tag} reported success but the image is missing")
@@ -201,6 +221,25 @@ def image_config(parent: dict, labels: dict[str, str]) -> dict:
     config["Entrypoint"] = config.get("Entrypoint") or []
     config["Cmd"] = config.get("Cmd") or []
     return config
+
+
+def lay_out(root: Path, members: list[Member]) -> None:
+    """The members as files under `root` (a bind mount's source): the wheels and uv linked from
+    where they are when the file system allows, else copied."""
+    for name, data, mode in members:
+        target = root / name
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+        if isinstance(data, bytes):
+            target.write_bytes(data)
+        else:
+            try:
+                os.link(data, target)  # the cache's file itself: its mode stays the cache's
+                continue
+            except OSError:
+                shutil.copyfile(data, target)
+        os.chmod(target, mode)
+    for folder in [root, *(p for p in root.rglob("*") if p.is_dir())]:
+        os.chmod(folder, 0o755)
 
 
 class _Body:

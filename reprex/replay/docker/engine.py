@@ -245,6 +245,29 @@ class Engine:
     def remove(self, cid: str, *, force: bool = True, volumes: bool = True) -> None:
         self.call("DELETE", f"/containers/{cid}", params={"force": force, "v": volumes})
 
+    def remove_soon(self, cid: str) -> None:
+        """`remove` without waiting for it: the request is sent here and its answer read (and
+        dropped) on a daemon thread. For a container nothing waits on whose files take seconds
+        to delete (a build step's); the daemon finishes the removal even if we exit first."""
+        import threading
+
+        conn = self._connection(None)
+        try:
+            conn.request("DELETE", self._url(f"/containers/{cid}", {"force": True, "v": True}), headers={"Host": "docker"})
+        except BaseException:
+            conn.close()
+            raise
+
+        def answer() -> None:
+            try:
+                conn.getresponse().read()
+            except Exception:  # noqa: S110  (nobody waits on it; a leftover is swept as a stopped container)
+                pass
+            finally:
+                conn.close()
+
+        threading.Thread(target=answer, name="reprex-remove", daemon=True).start()
+
     def containers(self, *, all: bool = True, labels: list[str] | None = None) -> list[dict]:
         filters = {"label": labels} if labels else None
         return self.json("GET", "/containers/json", params={"all": all, "filters": filters}) or []
