@@ -63,6 +63,14 @@ def test_a_release_without_a_cp311_wheel_serves_only_its_other_wheel(index):
     assert "-cp310-cp310-" in only["filename"]
 
 
+def test_an_sdist_is_served_with_pypis_facts_and_no_metadata_file(index):
+    (sdist,) = index.add("itsdangerous", ["2.0.1"], sdist=True)
+    _, body = get(index.url + "itsdangerous/", JSON_TYPE)
+    (entry,) = [f for f in json.loads(body)["files"] if f["filename"] == sdist.filename]
+    assert entry["filename"].endswith(".tar.gz") and entry["upload-time"].startswith("2021-05-18")
+    assert "core-metadata" not in entry and entry["hashes"]["sha256"] == sdist.sha256
+
+
 def test_pip_and_uv_see_this_index_alone(index, tmp_path):
     env = index.environ()
     assert env["PIP_CONFIG_FILE"] == "/dev/null" and not any(k in env for k in ("PIP_FIND_LINKS",
