@@ -18,7 +18,7 @@ import sys
 
 import pytest
 from bisect_cases import (BY_NAME, CASES, Case, bisect_argv, capture_case, changelog_links, oldest_good,
-                          probe_budget, release_steps)
+                          probe_budget, release_steps, serve)
 from bisect_index import FileCache, IndexServer, cache_dir
 
 from reprex.bundle import Bundle
@@ -140,6 +140,21 @@ def test_a_release_that_cannot_be_installed_is_skipped_never_blamed(bundles, tmp
     assert list(skipped) == ["21.2"] and "resolv" in skipped["21.2"], skipped
     assert "21.2" in finding["ambiguous"]
     assert ("21.2", "skip") in release_steps(data, case)
+
+
+def test_an_html_only_index_gives_the_same_answer(bundles, tmp_path):
+    """PEP 503 HTML alone (no JSON API, as many mirrors serve): yanked releases are still known by
+    data-yanked, and urllib3's answer is the same."""
+    case = BY_NAME["urllib3-method-whitelist"]
+    bundle = bundles(case.name)
+    index = IndexServer(FileCache(cache_dir()), json_api=False).start()
+    try:
+        serve(index, case)
+        out = tmp_path / "out.reprex.zip"
+        data = bisect(index, bundle, case, out, "--backend", "local")
+        check_finding(data, case, first_bad=case.expected_first_bad, out=out, index=index)
+    finally:
+        index.stop()
 
 
 def test_parallel_probes_find_the_same_release(bundles, bisect_index, tmp_path):
