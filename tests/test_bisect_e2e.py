@@ -157,6 +157,19 @@ def test_an_html_only_index_gives_the_same_answer(bundles, tmp_path):
         index.stop()
 
 
+def test_runs_measure_a_steady_failure_and_spend_one_run_per_probe(bundles, bisect_index, tmp_path):
+    """--runs 3: the bundle itself is replayed 3 times first; a failure that reproduces every time
+    needs no repeats, so each probe is one run (said in the JSON)."""
+    case = BY_NAME["itsdangerous-jws"]
+    out = tmp_path / "out.reprex.zip"
+    data = bisect(bisect_index, bundles(case.name), case, out, "--backend", "local", "--runs", "3")
+    check_finding(data, case, first_bad=case.expected_first_bad, out=out, index=bisect_index)
+    assert (data["reproduction_rate"], data["runs_per_probe"]) == (1.0, 1)
+    own, *probes = data["steps"]
+    assert (own["runs"], own["reproduced_runs"]) == (3, 3)
+    assert probes and all(s["runs"] == 1 for s in probes)
+
+
 def test_parallel_probes_find_the_same_release(bundles, bisect_index, tmp_path):
     """--jobs 2 (speculative k-ary splits: probes replayed two at a time) on the widest range: the
     same answer, every probe judged as its release behaves, the section written as in a serial run."""
