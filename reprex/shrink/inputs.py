@@ -96,15 +96,14 @@ def _yaml():
 
 
 def _codec(kind: str, data: bytes):
-    """(value, dump) for a JSON/YAML file; dump(value) -> bytes in the file's own style."""
+    """(value, dump) for a JSON/YAML file: JSON dumps compact, YAML block style (the round trip is asked first)."""
     text = data.decode("utf-8")
-    trailing = "\n" if text.endswith("\n") else ""
     if kind == "json":
         value = json.loads(text)
         ascii_only = text.isascii()
 
         def dump(v: Any) -> bytes:
-            return (json.dumps(v, ensure_ascii=ascii_only, separators=(",", ":")) + trailing).encode("utf-8")
+            return json.dumps(v, ensure_ascii=ascii_only, separators=(",", ":")).encode("utf-8")  # no final newline
         return value, dump
     yaml = _yaml()
     value = yaml.safe_load(text)

@@ -252,18 +252,24 @@ class _Split:
 
 
 class _Chunks(Generic[T]):
-    def __init__(self, chunks: Sequence[T], build: Callable[[list[T]], Candidate | None]):
+    """The chunks and the candidates recently built from them (a few: each is a whole file)."""
+
+    def __init__(self, chunks: Sequence[T], build: Callable[[list[T]], Candidate | None], keep: int):
         self.chunks = list(chunks)
         self.build_fn = build
+        self.keep = keep
         self._cache: dict[frozenset[int], Candidate | None] = {}
 
     def build(self, dropped: frozenset[int]) -> Candidate | None:
         if dropped not in self._cache:
             kept = [c for i, c in enumerate(self.chunks) if i not in dropped]
             try:
-                self._cache[dropped] = self.build_fn(kept)
+                built = self.build_fn(kept)
             except Exception:
-                self._cache[dropped] = None
+                built = None
+            while len(self._cache) >= self.keep:
+                del self._cache[next(iter(self._cache))]
+            self._cache[dropped] = built
         return self._cache[dropped]
 
 
@@ -277,7 +283,7 @@ def reduce_chunks(chunks: Sequence[T], build: Callable[[list[T]], Candidate | No
     kept without asking (the caller knows them needed from an earlier round).
     Stops quietly when the budget runs out: everything not yet dropped is kept.
     """
-    work = _Chunks(chunks, build)
+    work = _Chunks(chunks, build, keep=8 * judge.jobs + 8)
     fixed = frozenset(keep)
     state = _Split(tuple(i for i in range(len(work.chunks)) if i not in fixed), kept=fixed, found=1 if dense else 0)
     try:

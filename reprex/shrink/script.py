@@ -98,7 +98,8 @@ def shrink_script(source: str, interesting: Callable[[str], bool], *, jobs: int 
 
 
 class _Reducer:
-    """Rounds of structure (whole statements, lifts) then expressions, until one changes nothing. A replacement rejected once is not asked again
+    """Rounds of structure (whole statements, lifts) then expressions, until one changes nothing;
+    then sweeps without the shortcuts below (and with names as `0`) until one changes nothing. A replacement rejected once is not asked again
     in a later round (the context rarely changes its answer, and expressions are most calls)."""
 
     def __init__(self, tree: ast.Module, source: str, judge: Judge):
@@ -108,6 +109,7 @@ class _Reducer:
         self.dense = False  # after the first round most lists are already minimal
         self.rejected: set[tuple[str, str]] = set()
         self.needed: set[str] = set()  # list items kept by an earlier round, as text
+        self.sweep = False
 
     def run(self) -> str:
         try:
@@ -119,7 +121,13 @@ class _Reducer:
                 self._visit((), statements=False)
                 self.dense = True
                 if self.source == before:
-                    break
+                    if self.sweep:
+                        break
+                    # converged with the shortcuts: rounds without them (and names as 0 too) until
+                    # one changes nothing, for what a change elsewhere made possible
+                    self.sweep = True
+                if self.sweep:
+                    self.rejected.clear()  # (kept statements stay kept: their own text decides them)
         except Exhausted:
             pass
         return self.source
@@ -248,7 +256,10 @@ class _Reducer:
         if statements:
             if isinstance(node, ast.stmt) and index is not None:
                 self.judge.phase = "lift"
-                options = [_splice(self.tree, parent_path, parent_field, index, body) for body in _liftable(node)]
+                bodies = _liftable(node)
+                if _dead_assignment(node, self.tree):
+                    bodies.append([ast.Expr(node.value)])  # `total = f()` nobody reads: `f()`
+                options = [_splice(self.tree, parent_path, parent_field, index, body) for body in bodies]
                 self._try(options)
             return
         if isinstance(node, ast.expr) and not isinstance(getattr(node, "ctx", None), (ast.Store, ast.Del)):
@@ -259,7 +270,10 @@ class _Reducer:
             statement = isinstance(parent, ast.Expr)
             options, keys = [], []
             text = ast.unparse(node)
-            for child in _smaller(node):
+            smaller = _smaller(node)
+            if self.sweep and isinstance(node, ast.Name) and len(node.id) > 1:
+                smaller = [ast.Constant(0)]
+            for child in smaller:
                 if statement and isinstance(child, _PURE):
                     continue  # `f(x)` as `x` on its own line is the statement dropped, already tried
                 options.append(_replace_at(self.tree, path, child))
@@ -268,6 +282,18 @@ class _Reducer:
 
 
 # helpers ---------------------------------------------------------------------------------
+
+
+def _dead_assignment(node: ast.stmt, tree: ast.AST) -> bool:
+    """An assignment to plain names that nothing reads, of a value that may do something."""
+    if not isinstance(node, (ast.Assign, ast.AnnAssign)) or node.value is None or isinstance(node.value, _PURE):
+        return False
+    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+    if not all(isinstance(t, ast.Name) for t in targets):
+        return False
+    names = {t.id for t in targets}
+    return not any(isinstance(n, ast.Name) and n.id in names and not isinstance(n.ctx, ast.Store)
+                   for n in ast.walk(tree))
 
 
 def _key(node: ast.AST) -> str:
