@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import warnings
 from collections.abc import Callable
 
 from reprex.shrink.reduce import Exhausted, Judge, Stats, reduce_chunks, run_reduction, size_of
@@ -65,7 +66,9 @@ def render(tree: ast.AST) -> str | None:
     """Source for a tree, or None when it isn't valid Python (never asked of the oracle)."""
     try:
         source = ast.unparse(ast.fix_missing_locations(tree))  # no final newline: a byte is a byte
-        compile(source, "<candidate>", "exec", dont_inherit=True)
+        with warnings.catch_warnings():  # `0[1]` and friends compile with a SyntaxWarning
+            warnings.simplefilter("ignore")
+            compile(source, "<candidate>", "exec", dont_inherit=True)
     except Exception:  # unparse refuses some hand-made trees; compile the rest
         return None
     return source
