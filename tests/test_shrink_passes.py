@@ -183,6 +183,16 @@ main([4, -1, 9])
     assert stats.after < stats.before / 3
 
 
+def test_script_assignment_nobody_reads_becomes_its_call_and_annotations_go():
+    source = ("def boom(x: int, scale: float = 2.0) -> float:\n    return x / 0\n\n"
+              "unused_total: float = boom(3, scale=4.0)\n")
+    want = outcome(source)
+    out, stats = shrink_script(source, lambda c: outcome(c) == want)
+    assert outcome(out) == want
+    assert "unused_total" not in out and ":" not in out.split("\n")[0].split(")")[0]
+    assert "->" not in out and stats.passes.get("annotations") == 1
+
+
 def test_script_roundtrip_refused_returns_the_source_unchanged():
     source = "x = [1,2,3]   # spacing matters to this oracle\nraise ValueError(x)\n"
     oracle = Recording(lambda c: c == source)
