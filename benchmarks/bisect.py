@@ -13,7 +13,9 @@ into .pytest_cache/d/bisect-wheels, then no network):
     REPREX_CACHE_DIR (every probe builds its environment; on docker the env images of the
     locks involved are removed first, so each probe builds its image), vs one cold replay of the
     same bundle (`reprex replay B --json`, the same way cold); uv's own cache is warm for both (a
-    warm-up run fills it). Target <= 1.2x. Median over --reps.
+    warm-up run fills it). Target <= 1.2x, judged on the median of each repetition's own ratio
+    (a replay and a bisection back to back, which goes first alternating). Also printed: a
+    step's own seconds as the bisection logs them (without the CLI's start and the listing).
 
     .venv/bin/python benchmarks/bisect.py [--reps 3] [--cases urllib3-method-whitelist,...]
                                           [--backend local|docker] [--image reprex-base:py3.11]
@@ -96,8 +98,8 @@ def run_case(index: IndexServer, case: Case, work: Path, args) -> dict:
     replay = [sys.executable, "-m", "reprex", "replay", str(bundle), "--json", *backend_args(args)]
     _, warm, _ = timed(bisect, fresh_cache("warmup"))  # fills uv's cache (and the host's wheel cache)
     locks = locks_of(warm)
-    cold, per_probe, data, stderr = [], [], {}, ""
-    for rep in range(args.reps):
+    cold, per_probe, per_step, data, stderr = [], [], [], {}, ""
+    for rep in range(args.reps):  # a replay and a bisection back to back, which goes first alternating
         order = [("replay", replay), ("bisect", bisect)]
         for what, argv in (order if rep % 2 == 0 else order[::-1]):
             if args.backend == "docker":
@@ -110,7 +112,9 @@ def run_case(index: IndexServer, case: Case, work: Path, args) -> dict:
                 cold.append(seconds)
             else:
                 data, stderr = out, err
+                steps = out.get("steps") or [{}]
                 per_probe.append(seconds / max(1, out.get("replays") or 1))
+                per_step.append(sum(s.get("seconds") or 0 for s in steps) / len(steps))
     _, given, given_err = timed(known, fresh_cache("known"))
     if args.backend == "docker":
         drop_env_images(locks | locks_of(given))
@@ -125,8 +129,9 @@ def run_case(index: IndexServer, case: Case, work: Path, args) -> dict:
             "known_first_bad": given["findings"][0]["first_bad"], "skipped": len(finding["skipped"]),
             "probes": used, "bound": bound, "probes_known": used_known, "bound_known": bound_known,
             "releases_known": n_known, "linear": linear_scan(case),
-            "per_probe_s": median(per_probe), "cold_replay_s": median(cold),
-            "ratio": median(per_probe) / median(cold), "summary": data.get("summary", "")}
+            "per_probe_s": median(per_probe), "per_step_s": median(per_step), "cold_replay_s": median(cold),
+            # each repetition's pair judged on its own (the machine's load drifts between pairs)
+            "ratio": median([p / c for p, c in zip(per_probe, cold)]), "summary": data.get("summary", "")}
 
 
 def main() -> int:
@@ -152,7 +157,7 @@ def main() -> int:
         index.stop()
     failed = False
     head = (f"{'case':36} {'first bad':>9} {'right':>5} | {'range':>5} {'probes':>6} {'bound':>5} | "
-            f"{'probes':>6} {'bound':>5} | {'linear':>6} {'skip':>4} | {'s/probe':>7} {'cold':>5} {'ratio':>6}")
+            f"{'probes':>6} {'bound':>5} | {'linear':>6} {'skip':>4} | {'s/probe':>7} {'step':>5} {'cold':>5} {'ratio':>6}")
     print(f"reprex bisect --package, backend {args.backend}, --jobs {args.jobs}, median of {args.reps} "
           f"(time: the step-back runs)")
     print(f"{'':36} {'':>9} {'':>5} | {'--good oldest given':^19} | {'no --good':^14} |")
@@ -165,16 +170,18 @@ def main() -> int:
         back = "" if r["probes"] <= r["bound"] else "!"
         print(f"{r['case']:36} {str(r['first_bad']):>9} {'yes' if right else 'NO':>5} | {r['releases_known']:>5} "
               f"{r['probes_known']:>6} {r['bound_known']:>5} | {r['probes']:>5}{back:1} {r['bound']:>5} | "
-              f"{r['linear']:>6} {r['skipped']:>4} | {r['per_probe_s']:>7.2f} {r['cold_replay_s']:>5.2f} "
-              f"{r['ratio']:>5.2f}x{'' if ok else '  FAIL'}")
+              f"{r['linear']:>6} {r['skipped']:>4} | {r['per_probe_s']:>7.2f} {r['per_step_s']:>5.2f} "
+              f"{r['cold_replay_s']:>5.2f} {r['ratio']:>5.2f}x{'' if ok else '  FAIL'}")
     total = {k: sum(r[k] for r in rows) for k in ("releases_known", "probes_known", "bound_known", "probes",
                                                    "bound", "linear")}
     print(f"{'total':36} {'':>9} {'':>5} | {total['releases_known']:>5} {total['probes_known']:>6} "
           f"{total['bound_known']:>5} | {total['probes']:>6} {total['bound']:>5} | {total['linear']:>6}")
-    print("probes = replays, the bundle's own included; bound = ceil(log2(releases in range)) + 2 + skipped probes "
-          "(no --good: the range starts at the oldest release probed; '!' over it); linear = a scan back from "
-          f"the pin; skip = releases reported as not probeable. Targets: right, probes <= bound with the range "
-          f"given, s/probe <= {PROBE_TARGET}x one cold replay")
+    print("probes = replays, the bundle's own included; bound = ceil(log2(releases in range)) + 2 + skipped "
+          "probes (no --good: the range starts at the oldest release probed; '!' over it); linear = a scan back "
+          "from the pin; skip = releases reported as not probeable; s/probe = the bisection's wall time / its "
+          "replays, step = a step's own seconds as the JSON logs them, cold = one cold `reprex replay`, ratio = "
+          "median over the repetitions of s/probe / cold. Targets: right, probes <= bound with the range given, "
+          f"s/probe <= {PROBE_TARGET}x one cold replay")
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(rows, indent=1))
     return 1 if failed else 0
