@@ -157,7 +157,8 @@ def main() -> int:
         index.stop()
     failed = False
     head = (f"{'case':36} {'first bad':>9} {'right':>5} | {'range':>5} {'probes':>6} {'bound':>5} | "
-            f"{'probes':>6} {'bound':>5} | {'linear':>6} {'skip':>4} | {'s/probe':>7} {'step':>5} {'cold':>5} {'ratio':>6}")
+            f"{'probes':>6} {'bound':>5} | {'linear':>6} {'skip':>4} | {'s/probe':>7} {'step':>5} {'cold':>5} "
+            f"{'ratio':>6}")
     print(f"reprex bisect --package, backend {args.backend}, --jobs {args.jobs}, median of {args.reps} "
           f"(time: the step-back runs)")
     print(f"{'':36} {'':>9} {'':>5} | {'--good oldest given':^19} | {'no --good':^14} |")

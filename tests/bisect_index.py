@@ -130,7 +130,8 @@ class FileCache:
                 return found[0]
             raise FetchError(f"{name} {version}: no sdist on {PYPI_SIMPLE}")
         ranked = {tag: i for i, tag in enumerate(linux_tags(python, machine))}
-        best = [(min(ranked[t] for t in tags if t in ranked), e) for e, tags in entries if any(t in ranked for t in tags)]
+        best = [(min(ranked[t] for t in tags if t in ranked), e)
+                for e, tags in entries if any(t in ranked for t in tags)]
         if not best:
             raise FetchError(f"{name} {version}: no wheel for CPython {python} on Linux {machine} at {PYPI_SIMPLE}")
         return min(best, key=lambda pair: pair[0])[1]
