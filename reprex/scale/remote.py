@@ -84,7 +84,7 @@ class RemoteReplay:
         opts: dict = {"num_cpus": self.needs.num_cpus, "num_gpus": self.needs.num_gpus,
                       "resources": dict(self.needs.resources)}
         if self.prefer and _cluster.alive(_cluster.nodes(self.ray), self.prefer):
-            opts["scheduling_strategy"] = NodeAffinitySchedulingStrategy(self.prefer, soft=True)
+            opts["scheduling_strategy"] = _affinity(NodeAffinitySchedulingStrategy, self.prefer)
         self.attempts += 1
         self.ref = _task().options(**opts).remote(self.data_ref, self.options, f"{self.key}/{self.attempts}")
 
@@ -216,3 +216,12 @@ class _Settled(RemoteReplay):
 
     def started_on(self) -> str | None:
         return None
+
+
+def _affinity(strategy, node_id: str):
+    """Prefer the node that built the environment, but spill to another when it is busy:
+    soft affinity alone waits for the preferred node while others sit idle."""
+    try:
+        return strategy(node_id, soft=True, _spill_on_unavailable=True)
+    except TypeError:  # a Ray without the spill flag: soft affinity as it has it
+        return strategy(node_id, soft=True)
