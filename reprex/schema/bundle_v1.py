@@ -591,6 +591,16 @@ def validate_https___reprex_dev_schema_bundle_v1_json(data, custom_formats={}, n
             data__source = data["source"]
             if not isinstance(data__source, (str)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".source must be string", value=data__source, name="" + (name_prefix or "data") + ".source", definition=None, rule='type')
+        if "bisect" in data_keys:
+            data_keys.remove("bisect")
+            data__bisect = data["bisect"]
+            if not isinstance(data__bisect, (dict)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".bisect must be object", value=data__bisect, name="" + (name_prefix or "data") + ".bisect", definition=None, rule='type')
+        if "shrunk" in data_keys:
+            data_keys.remove("shrunk")
+            data__shrunk = data["shrunk"]
+            if not isinstance(data__shrunk, (dict)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".shrunk must be object", value=data__shrunk, name="" + (name_prefix or "data") + ".shrunk", definition=None, rule='type')
     return data
 
 validate = validate_https___reprex_dev_schema_bundle_v1_json
