@@ -47,7 +47,7 @@ def test_known_ends_find_every_boundary_within_log2_plus_2(n):
 
 def test_the_real_cases_fit_log2_plus_2():
     """tests/bisect_cases.py's regressions, judged by their changelogs' first bad release, within
-    ceil(log2(releases from the oldest probed to the bad pin)) + 2 probes (benchmarks/bisect.py's
+    ceil(log2(releases from the oldest probed to the bad pin)) + 2 probes (benchmarks/bisection.py's
     measure, where the replay of the bundle itself stands for the bad end's probe)."""
     from packaging.version import Version
 
@@ -86,7 +86,7 @@ def test_unknown_good_splits_the_listed_range_and_leaves_the_oldest_alone():
 
 
 def test_every_break_keeps_the_budget_with_good_unknown():
-    """ceil(log2(releases from the oldest probed to the bad one)) + 2: benchmarks/bisect.py's
+    """ceil(log2(releases from the oldest probed to the bad one)) + 2: benchmarks/bisection.py's
     measure of the issue's budget, at every position of the break in lists of 2 to 80."""
     for n in range(2, 81):
         for first in range(1, n):

@@ -17,7 +17,7 @@ into .pytest_cache/d/bisect-wheels, then no network):
     (a replay and a bisection back to back, which goes first alternating). Also printed: a
     step's own seconds as the bisection logs them (without the CLI's start and the listing).
 
-    .venv/bin/python benchmarks/bisect.py [--reps 3] [--cases urllib3-method-whitelist,...]
+    .venv/bin/python benchmarks/bisection.py [--reps 3] [--cases urllib3-method-whitelist,...]
                                           [--backend local|docker] [--image reprex-base:py3.11]
                                           [--jobs N] [--json out.json]
 
@@ -26,21 +26,15 @@ Exits 1 when a case names the wrong release or misses a target.
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
+import shutil
+import subprocess
 import sys
-
-# This file is named like the standard library's bisect (which random and tempfile import):
-# its own folder goes last on the path so `import bisect` still finds the standard one.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE] + [_HERE]
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import shutil  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import tempfile
+import time
+from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
