@@ -196,8 +196,8 @@ def _simpler(value: Any) -> list[Any]:
         return [v for v in (0, 1, value // 2) if abs(v) < abs(value)]
     if isinstance(value, float):
         return [0, 1, int(value)]
-    if isinstance(value, str):
-        return [value[:k] for k in (0, 1, len(value) // 2) if k < len(value)]
+    if isinstance(value, str):  # 0 is the shortest value there is; then empty, one character
+        return [0] + [v for v in dict.fromkeys((value[:0], value[:1])) if len(v) < len(value)]
     return []
 
 

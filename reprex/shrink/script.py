@@ -260,8 +260,9 @@ class _Reducer:
             if isinstance(node, ast.stmt) and index is not None:
                 self.judge.phase = "lift"
                 bodies = _liftable(node)
-                if _dead_assignment(node, self.tree):
-                    bodies.append([ast.Expr(node.value)])  # `total = f()` nobody reads: `f()`
+                if _dead_assignment(node, self.tree) or (isinstance(node, ast.Return) and node.value is not None
+                                                         and not isinstance(node.value, _PURE)):
+                    bodies.append([ast.Expr(node.value)])  # `total = f()` nobody reads, `return f()`: `f()`
                 options = [_splice(self.tree, parent_path, parent_field, index, body) for body in bodies]
                 self._try(options)
             return
@@ -396,13 +397,13 @@ def _smaller(node: ast.expr) -> list[ast.expr]:
 
 
 def _simpler_literal(value: object) -> list[ast.expr]:
-    """One stand-in per literal: each extra guess costs a call for every literal in the script."""
+    """Few stand-ins per literal: each extra guess costs a call for every literal in the script."""
     if isinstance(value, bool) or value is None or value is Ellipsis:
         return []
     if isinstance(value, (int, float)):
         return [ast.Constant(0)] if value else []
-    if isinstance(value, (str, bytes)):
-        return [ast.Constant(value[:0])] if value else []
+    if isinstance(value, (str, bytes)):  # empty, else one character (a value that must be non-empty)
+        return [ast.Constant(v) for v in {value[:0]: 0, value[:1]: 0} if len(v) < len(value)]
     return []
 
 
