@@ -45,7 +45,7 @@ _LISTS = {
     ast.Tuple: ("elts",),
     ast.Set: ("elts",),
     ast.BoolOp: ("values",),
-    ast.arguments: ("args", "kwonlyargs"),
+    ast.arguments: ("args", "kwonlyargs", "defaults"),
 }
 if hasattr(ast, "TryStar"):
     _LISTS[ast.TryStar] = _LISTS[ast.Try]
@@ -263,19 +263,23 @@ class _Reducer:
                 if _dead_assignment(node, self.tree) or (isinstance(node, ast.Return) and node.value is not None
                                                          and not isinstance(node.value, _PURE)):
                     bodies.append([ast.Expr(node.value)])  # `total = f()` nobody reads, `return f()`: `f()`
+                if isinstance(node, (ast.For, ast.AsyncFor)) and not isinstance(node.iter, _PURE):
+                    bodies.append([ast.Expr(node.iter)])  # the loop's failure may be in making the iterable
                 options = [_splice(self.tree, parent_path, parent_field, index, body) for body in bodies]
                 self._try(options)
             return
         if isinstance(node, ast.expr) and not isinstance(getattr(node, "ctx", None), (ast.Store, ast.Del)):
             parent = _at(self.tree, parent_path)
-            if isinstance(parent, ast.Call) and parent_field == "func" or isinstance(node, ast.Attribute):
-                return  # calling a constant, or an object's attribute as the object: never the same failure
+            if isinstance(parent, ast.Call) and parent_field == "func":
+                return  # calling a constant: never the same failure
+            if isinstance(node, ast.Attribute) and not self.sweep:
+                return  # an attribute as its object rarely is; as 0, in the sweeps only
             self.judge.phase = "expressions"
             statement = isinstance(parent, ast.Expr)
             options, keys = [], []
             text = ast.unparse(node)
             smaller = _smaller(node)
-            if self.sweep and isinstance(node, ast.Name) and len(node.id) > 1:
+            if isinstance(node, ast.Attribute) or (self.sweep and isinstance(node, ast.Name) and len(node.id) > 1):
                 smaller = [ast.Constant(0)]
             for child in smaller:
                 if statement and isinstance(child, _PURE):
@@ -375,6 +379,8 @@ def _liftable(node: ast.stmt) -> list[list[ast.stmt]]:
 def _smaller(node: ast.expr) -> list[ast.expr]:
     """Replacements for an expression: its child expressions, then short constants."""
     out: list[ast.expr] = []
+    if isinstance(node, ast.Call) and not node.args and not node.keywords:
+        out.append(node.func)  # `raise E()` as `raise E`
     for child in ast.iter_child_nodes(node):
         if isinstance(node, ast.Call) and child is node.func:
             continue
