@@ -16,9 +16,10 @@ input (1,000 records, 3 matter), and real failures from examples/ and the fideli
 
     .venv/bin/python benchmarks/shrink.py [--case NAME ...] [--json out.json] [--peers DIR]
 
-The peers are installed into a scratch venv (Python 3.12: Shrink Ray needs it) that the
-benchmark makes with uv, never into the project's venv; shrinkray is pinned to 26.4.14.0,
-the newest release that doesn't build llama-cpp-python from source. Needs the package index.
+The peers are installed into scratch venvs the benchmark makes with uv, never into the
+project's venv: Shrink Ray into a Python 3.12 one (it needs 3.12), pinned to 26.4.14.0, the
+newest release that doesn't build llama-cpp-python from source; pysource-minimize into one of
+the running Python's version. Needs the package index.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ def synthetic_records(n: int = 1000) -> str:
     return json.dumps(recs, indent=2) + "\n"
 
 
-def make_cases(work: Path, python: str, peers_python: str | None) -> list[dict]:
+def make_cases(work: Path, python: str) -> list[dict]:
     """Each case: a directory, the file to shrink, the entry argv and the oracle's options."""
     cases = []
 
@@ -149,14 +150,25 @@ def _case_venv(path: Path, pins: list[str], python: str | None = None) -> str | 
     return str(path / "bin" / "python")
 
 
-def peers_venv(path: Path) -> str | None:
-    python = path / "bin" / "python"
-    if python.exists():
-        check = subprocess.run([str(python), "-c", "import pysource_minimize, shrinkray"], capture_output=True)
-        if check.returncode == 0:
-            return str(python)
-    shutil.rmtree(path, ignore_errors=True)
-    return _case_venv(path, list(PEERS), python=PEER_PYTHON)
+def peers_venvs(base: Path) -> dict[str, str]:
+    """tool -> interpreter: Shrink Ray in a Python 3.12 venv (it needs 3.12), pysource-minimize
+    in one of this interpreter's version (it unparses with the running Python, and the cases
+    run on this one: a 3.12 unparse may write syntax 3.11 can't read)."""
+    wanted = {"shrinkray": (PEERS[1], PEER_PYTHON, "shrinkray"),
+              "pysource-minimize": (PEERS[0], sys.executable, "pysource_minimize")}
+    found = {}
+    for tool, (pin, python, module) in wanted.items():
+        path = base / tool
+        interpreter = path / "bin" / "python"
+        if interpreter.exists() and subprocess.run([str(interpreter), "-c", f"import {module}"],
+                                                   capture_output=True).returncode == 0:
+            found[tool] = str(interpreter)
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        made = _case_venv(path, [pin], python=python)
+        if made:
+            found[tool] = made
+    return found
 
 
 # running the tools -------------------------------------------------------------------------
@@ -172,7 +184,7 @@ def _calls(counter: Path) -> int:
     return len(counter.read_text().splitlines()) if counter.exists() else 0
 
 
-def run_tool(tool: str, case: dict, peers_python: str | None, scratch: Path, timeout: float) -> dict:
+def run_tool(tool: str, case: dict, peers: dict[str, str], scratch: Path, timeout: float) -> dict:
     d: Path = case["dir"]
     target = d / case["target"]
     counter = scratch / f"{tool}.calls"
@@ -184,7 +196,7 @@ def run_tool(tool: str, case: dict, peers_python: str | None, scratch: Path, tim
     elif tool == "pysource-minimize":
         if case["kind"] != "script":
             return {"note": "Python source only"}
-        cmd = [peers_python, "-P", str(Path(__file__)), "--run-pysource", str(d), str(out_file)]
+        cmd = [peers[tool], "-P", str(Path(__file__)), "--run-pysource", str(d), str(out_file)]
     else:
         work = scratch / "shrinkray"
         shutil.rmtree(work, ignore_errors=True)
@@ -194,19 +206,25 @@ def run_tool(tool: str, case: dict, peers_python: str | None, scratch: Path, tim
         test = work / "test.sh"
         test.write_text("#!/bin/sh\nexec " + " ".join(_quote(a) for a in oracle_command(d)) + ' "$1"\n')
         test.chmod(0o755)
-        cmd = [str(Path(peers_python).parent / "shrinkray"), "--ui", "basic", "--parallelism", "1",
+        cmd = [str(Path(peers[tool]).parent / "shrinkray"), "--ui", "basic", "--parallelism", "1",
                "--formatter", "none", "--no-history", "--input-type", "arg", "--timeout", "60",
                "--volume", "quiet", str(test), str(copy)]
         out_file = copy
     started = time.monotonic()
+    timed_out = False
     try:
         run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
         failed = run.returncode != 0
         tail = (run.stderr or run.stdout)[-300:]
     except subprocess.TimeoutExpired:
-        failed, tail = True, f"timed out after {timeout:.0f}s"
+        failed, timed_out, tail = False, True, ""
     seconds = time.monotonic() - started
     row = {"calls": _calls(counter), "seconds": round(seconds, 2)}
+    if timed_out:
+        # Shrink Ray rewrites its file as it goes: what is there is its best so far
+        row["note"] = f"stopped at the {timeout:.0f} s limit"
+        if tool != "shrinkray":
+            return row
     if failed or not out_file.exists():
         row["note"] = "failed: " + tail.strip().replace("\n", " ")[-200:]
         return row
@@ -295,8 +313,9 @@ def table(results: list[dict]) -> str:
                 lines.append(f"| {res['case']} | {res['before']} | {tool} | {row.get('calls', '')} | "
                              f"{row.get('seconds', '')} | — | — | {row.get('note', '')} |")
                 continue
+            fails = "yes" if row["still_fails"] else "NO"
             lines.append(f"| {res['case']} | {res['before']} | {tool} | {row['calls']} | {row['seconds']} | "
-                         f"{row['size']} | {row.get('normalized') or '—'} | {'yes' if row['still_fails'] else 'NO'} |")
+                         f"{row['size']} | {row.get('normalized') or '—'} | {fails} {row.get('note', '')} |")
     return "\n".join(lines)
 
 
@@ -306,8 +325,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tool", action="append", choices=TOOLS, help="run only these tools")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--peers", type=Path, default=Path(tempfile.gettempdir()) / "reprex-shrink-peers",
-                        help="scratch venv for the peers (made if missing)")
-    parser.add_argument("--timeout", type=float, default=900, help="seconds per tool and case")
+                        help="folder of the peers' scratch venvs (made if missing)")
+    parser.add_argument("--timeout", type=float, default=240, help="seconds per tool and case")
     parser.add_argument("--run-reprex", nargs=2, type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--run-pysource", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -318,17 +337,18 @@ def main(argv: list[str] | None = None) -> int:
         _run_pysource(*args.run_pysource)
         return 0
     tools = args.tool or list(TOOLS)
-    peers_python = None
+    peers: dict[str, str] = {}
     if set(tools) - {"reprex"}:
-        print(f"peers venv: {args.peers}", file=sys.stderr)
-        peers_python = peers_venv(args.peers)
-        if peers_python is None:
-            print("the peers could not be installed; running reprex alone", file=sys.stderr)
-            tools = ["reprex"]
+        print(f"peers venvs under {args.peers}", file=sys.stderr)
+        peers = peers_venvs(args.peers)
+        missing = [t for t in tools if t != "reprex" and t not in peers]
+        if missing:
+            print(f"could not install {', '.join(missing)}; running without", file=sys.stderr)
+            tools = [t for t in tools if t not in missing]
     results = []
     with tempfile.TemporaryDirectory(prefix="reprex-shrink-bench-") as tmp:
         work = Path(tmp)
-        for case in make_cases(work / "cases", sys.executable, peers_python):
+        for case in make_cases(work / "cases", sys.executable):
             if args.case and not any(c in case["name"] for c in args.case):
                 continue
             before = (case["dir"] / case["target"]).stat().st_size
@@ -337,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
                 scratch = work / "scratch"
                 scratch.mkdir(exist_ok=True)
                 print(f"{case['name']}: {tool} ...", file=sys.stderr, flush=True)
-                res["tools"][tool] = run_tool(tool, case, peers_python, scratch, args.timeout)
+                res["tools"][tool] = run_tool(tool, case, peers, scratch, args.timeout)
                 print(f"  {res['tools'][tool]}", file=sys.stderr, flush=True)
             results.append(res)
     print(table(results))
