@@ -242,21 +242,16 @@ def _table(kind: str, data: bytes, judge: Judge) -> bytes | None:
         return None
     header, body = rows[0], rows[1:]
     judge.phase = "rows"
-    try:
-        body = reduce_chunks(body, lambda kept: dump([header] + kept), judge)
-    finally:
-        best = dump([header] + body)
-        judge.improved(len(best))
+    body = reduce_chunks(body, lambda kept: dump([header] + kept), judge)  # stops quietly on the budget
+    best = dump([header] + body)
+    judge.improved(len(best))
     width = max(len(r) for r in [header] + body)
     judge.phase = "columns"
 
     def columns(kept: list[int]) -> bytes | None:
         return dump([[r[i] for i in kept if i < len(r)] for r in [header] + body]) if kept else None
 
-    try:
-        kept = reduce_chunks(list(range(width)), columns, judge)
-    except Exhausted:
-        kept = list(range(width))
+    kept = reduce_chunks(list(range(width)), columns, judge)
     if len(kept) < width:
         best = columns(kept) or best
         judge.improved(len(best))

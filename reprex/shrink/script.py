@@ -1,12 +1,13 @@
 """Shrinking Python source at the AST level, outermost block first.
 
-Passes, repeated until one round changes nothing: statements that bind names nothing
-reads are dropped together (one call); then, top level first and back to front, each
-list in the tree (statements of a block, call arguments, collection items, import
-names, ...) is reduced by reprex.shrink.reduce, and each node is tried as something
-smaller: a compound statement as its body (if/with/try/for/while lifted), an
-expression as one of its children or a short constant. A candidate that doesn't
-compile costs no oracle call. The source is parsed, never run or imported here; the
+Rounds, repeated until one changes nothing: annotations, then top-level statements that
+bind names nothing reads, are dropped together (one call each); then, top level first and
+back to front, each block is reduced by reprex.shrink.reduce and each statement tried as
+something smaller (if/with/try/for/while lifted to a body, an unread assignment or a
+`return` to its value); then the other lists (arguments, items, import names, defaults)
+and each expression as one of its children or a short constant. Shortcuts (what a round
+kept or refused isn't asked again) hold until the rounds converge; sweeps without them
+follow. A candidate that doesn't compile costs no oracle call. The source is parsed, never run or imported here; the
 oracle (the caller's) runs it.
 
 Trees are never mutated: a candidate copies the nodes on the path to the change and
