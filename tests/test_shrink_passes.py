@@ -359,3 +359,28 @@ def test_input_budget():
 
     out, stats = shrink_input("n.txt", data, fails, budget=8)
     assert stats.calls == counts["calls"] == 8 and b"250" in out and len(out) < len(data)
+
+
+def test_inputs_in_parallel_match_sequential_and_report_progress():
+    data = json.dumps({"rows": list(range(200)), "meta": {"owner": "team-a", "debug": True}}).encode()
+
+    def fails(blob: bytes) -> bool:
+        try:
+            doc = json.loads(blob)
+        except ValueError:
+            return False
+        return isinstance(doc, dict) and 137 in doc.get("rows", [])
+
+    seen = []
+    one, _ = shrink_input("doc.json", data, fails)
+    many, stats = shrink_input("doc.json", data, fails, jobs=3, on_progress=seen.append)
+    assert one == many == b'{"rows":[137]}'
+    assert seen and {s["phase"] for s in seen} >= {"keys", "items"}
+    assert stats.after == len(many) < stats.before
+
+
+def test_core_keep_is_never_asked_about():
+    oracle = Recording(lambda c: "a" in c)
+    kept = reduce_chunks(list("abc"), lambda k: "".join(k), Judge(oracle), keep=[2])
+    assert kept == ["a", "c"]
+    assert all("c" in cand for cand in oracle.asked)
