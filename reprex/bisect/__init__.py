@@ -27,6 +27,7 @@ class BisectOptions:
     timeout: float | None = None  # per replay run
     image: str | None = None
     strict: bool = False
+    ray: str | None = None  # a Ray cluster's address: each probe's replay is a task there
 
 
 @dataclass
@@ -140,6 +141,7 @@ def bisect(bundle, *, package: str | None = None, good: str | None = None, bad: 
         raise BisectError("choose one of --package NAME, --good-lock FILE / --good BUNDLE, or --date")
     started = time.monotonic()
     oracle = make_oracle(bundle, options, progress)
+    oracle.ray = options.ray
     result = BisectResult(mode=chosen[0], backend=options.backend)
     # bad input (an unknown package or release) is said before any replay
     plan = plan_releases(oracle, package, good=good, bad=bad, options=options, progress=progress) if package \

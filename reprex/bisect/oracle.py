@@ -9,6 +9,9 @@ A flaky bundle is measured first: the original is replayed `runs` times, and fro
 reproduction rate p each probe is replayed r times, r the smallest count with (1-p)^r <=
 MISS (a bad release looks good by chance at most that often): bad at the first run that
 reproduces, good only when all r ran fixed.
+
+With `ray` (an address) every replay, the original's included, is a task on that cluster
+(reprex.scale.judge), and each probe records the node it ran on.
 """
 
 from __future__ import annotations
@@ -53,12 +56,13 @@ class Probe:
     lock: str = ""
     changed: dict = field(default_factory=dict)  # name -> [old, new] against the bundle's pins
     resolve_s: float = 0.0  # of `seconds`: making the probe's pins (uv pip compile)
+    node: str = ""  # with --ray: the Ray node its (last) replay ran on
 
     def to_dict(self) -> dict:
         return {"label": self.label, "verdict": self.verdict, "replay": self.replay, "reason": self.reason,
                 "seconds": round(self.seconds, 2), "runs": self.runs, "reproduced_runs": self.reproduced_runs,
                 "lock": self.lock, "changed": {k: list(v) for k, v in self.changed.items()},
-                "resolve_s": round(self.resolve_s, 2)}
+                "resolve_s": round(self.resolve_s, 2), **({"node": self.node} if self.node else {})}
 
 
 def repeats_for(rate: float) -> int:
@@ -73,12 +77,14 @@ def repeats_for(rate: float) -> int:
 class Oracle:
     """Judges probes of one bundle on one backend; thread-safe (probes may run in parallel)."""
 
-    def __init__(self, bundle: Bundle, options, progress: Callable[[str], None] = lambda _: None):
+    def __init__(self, bundle: Bundle, options, progress: Callable[[str], None] = lambda _: None,
+                 ray: str | None = None):
         from reprex.bisect.probe import lines_of, target_of
 
         self.bundle = bundle
         self.options = replace(options, runs=1)
         self.progress = progress
+        self.ray = ray  # a cluster's address: replays are its tasks
         self.target = target_of(bundle)
         self.lines = lines_of(bundle)
         self.repeat = 1
@@ -92,15 +98,13 @@ class Oracle:
     def calibrate(self, runs: int = 1) -> float:
         """Replay the original `runs` times: its reproduction rate sets the probes' repeat count,
         and a bundle that does not fail here ends the bisection before it starts."""
-        from reprex.replay import replay
-
         self.progress(f"replaying the bundle itself ({runs} run{'s' if runs > 1 else ''}) to confirm it fails here")
         started = time.monotonic()
-        result = replay(self.bundle, replace(self.options, runs=runs), progress=self.progress)
+        result = self._replay_one(self.bundle, replace(self.options, runs=runs), self.progress)
         k = result.reproduced_runs if result.verdict in ("reproduced", "flaky") else 0
         self._log(Probe(label="the bundle's own pins", verdict=BAD if k else SKIP, replay=result.verdict,
                         reason=result.reason, seconds=time.monotonic() - started, runs=result.runs,
-                        reproduced_runs=k, lock=self._hash(self.bundle)))
+                        reproduced_runs=k, lock=self._hash(self.bundle), node=getattr(result, "node", "")))
         if result.verdict in ("infra-error", "env-incompatible"):
             raise BaselineInfra(f"the bundle itself can't be replayed here ({result.verdict}: "
                                 f"{result.reason or 'no reason given'})")
@@ -175,14 +179,15 @@ class Oracle:
                 resolve_s: float = 0.0) -> tuple[str, str]:
         """Up to `repeat` runs, one replay each (the environment is reused), stopping at the first
         reproduction: a bad probe of a flaky bundle costs about 1/rate runs, a good one all of them."""
-        from reprex.replay import judge, replay
+        from reprex.replay import judge
 
         self.progress(f"probe {label}: replaying" + (f" (up to {self.repeat} runs)" if self.repeat > 1 else ""))
         started = time.monotonic()
-        verdicts, reasons = [], []
+        verdicts, reasons, node = [], [], ""
         for i in range(self.repeat):
-            result = replay(probe_bundle, replace(self.options, runs=1),
-                            progress=lambda msg: self.progress(f"probe {label}: {msg}"))
+            result = self._replay_one(probe_bundle, replace(self.options, runs=1),
+                                      lambda msg: self.progress(f"probe {label}: {msg}"))
+            node = getattr(result, "node", "") or node
             verdicts.append(result.verdict)
             reasons.append(result.reason)
             if result.verdict in ("reproduced", "flaky") or result.verdict in ("infra-error", "env-incompatible"):
@@ -198,9 +203,21 @@ class Oracle:
             verdict, reason = SKIP, f"{combined}: {why}" if why else combined
         self._log(Probe(label=label, verdict=verdict, replay=combined, reason=reason,
                         seconds=time.monotonic() - started + resolve_s, runs=len(verdicts), reproduced_runs=k,
-                        lock=key, changed=moved, resolve_s=resolve_s))
-        self.progress(f"probe {label}: {verdict} ({reason})")
+                        lock=key, changed=moved, resolve_s=resolve_s, node=node))
+        where = f" on node {node[:12]}" if node else ""
+        self.progress(f"probe {label}: {verdict} ({reason}){where}")
         return verdict, reason
+
+    def _replay_one(self, bundle: Bundle, options, progress: Callable[[str], None]):
+        """A ReplayResult: replayed here, or with `ray` as a task on the cluster."""
+        if self.ray is None:
+            from reprex.replay import replay
+
+            return replay(bundle, options, progress=progress)
+        from reprex.scale.judge import replay_on_cluster
+
+        progress("replaying on the Ray cluster")
+        return replay_on_cluster(bundle, options, self.ray)
 
     def _log(self, probe: Probe) -> None:
         with self._lock:

@@ -66,9 +66,13 @@ def _start(value: str | None):
 @click.option("--strict", is_flag=True, help="Also compare normalized messages (as `reprex replay --strict`).")
 @click.option("-o", "--output", help="Write the bundle with its `bisect` section here (default: BUNDLE in place).")
 @click.option("--no-write", is_flag=True, help="Leave the bundle as it is.")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="auto", default=None, metavar="[auto|ADDRESS]",
+              help="Replay each probe as a task on a Ray cluster (auto: the running one, else a new local one; or "
+                   "HOST:PORT, ray://HOST:PORT, local); with --jobs N a round's probes run at once there. "
+                   "The backend on the nodes is docker unless --backend local.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the result.")
 def bisect(bundle, package, good, bad, pre, yanked, good_lock, by_date, start, backend, image, jobs, runs, timeout,
-           strict, output, no_write, as_json):
+           strict, output, no_write, ray_address, as_json):
     """Find which release, set of changed pins, or day brought BUNDLE's failure.
 
     Each probe replays the bundle with other pins: `reproduced` is bad, `fixed` is good,
@@ -80,6 +84,7 @@ def bisect(bundle, package, good, bad, pre, yanked, good_lock, by_date, start, b
     reprex bisect B.reprex.zip --package urllib3 --good 1.26.15
     reprex bisect B.reprex.zip --good-lock requirements-that-worked.txt
     reprex bisect B.reprex.zip --date
+    reprex bisect B.reprex.zip --package urllib3 --ray 10.0.0.5:6379 --jobs 4
     \b
     Exit codes: 0 a first bad was named, 1 the search ended without one,
     2 usage error, 3 the replays can't run here (infra-error, env-incompatible).
@@ -105,19 +110,32 @@ def bisect(bundle, package, good, bad, pre, yanked, good_lock, by_date, start, b
 
         good_pins = exact_pins(lines_of(load_bundle(good)))
     when = _start(start)
-    if backend == "auto":
+    if ray_address is not None:
+        from reprex.scale.judge import address_error, cluster_backend
+
+        if address_error(ray_address):
+            raise click.BadParameter(address_error(ray_address), param_hint="--ray")
+        backend = cluster_backend(backend)
+    elif backend == "auto":
         from reprex.replay import docker_available
 
         backend = "docker" if docker_available()[0] else "local"
     b = load_bundle(bundle)
     if backend == "local" and not as_json:
-        click.echo("reprex: warning: --backend local runs this bundle's code on this machine", err=True)
+        where = "the cluster's nodes" if ray_address is not None else "this machine"
+        click.echo(f"reprex: warning: --backend local runs this bundle's code on {where}", err=True)
     options = BisectOptions(backend=backend, jobs=jobs, runs=runs, pre=pre, yanked=yanked, timeout=timeout,
-                            image=image, strict=strict)
+                            image=image, strict=strict, ray=ray_address)
     kwargs = dict(package=package, good=good if package else None, bad=bad, good_pins=good_pins, date=by_date,
                   start=when, options=options)
+    stdout = sys.stdout
     try:
         with on_signals():
+            if ray_address is not None:
+                from reprex.scale.cluster import connect
+
+                connect(ray_address)  # once, before any probe thread: a bad address is one line now
+                sys.stdout = sys.stderr  # Ray's own messages (a node died) must not mix into the JSON
             result = _run(do_bisect, b, kwargs, as_json)
     except Interrupted as exc:
         click.echo(f"reprex: {exc}; the bisection was stopped and its replays cleaned up", err=True)
@@ -127,6 +145,8 @@ def bisect(bundle, package, good, bad, pre, yanked, good_lock, by_date, start, b
     except Exception as exc:  # the machinery broke: one line, never a traceback (exit 3, as infra)
         detail = str(exc).splitlines()[0] if str(exc) else ""
         fail(f"bisect failed: {type(exc).__name__}: {detail}"[:400], 3)
+    finally:
+        sys.stdout = stdout
     written = None if no_write else _write(b, bundle, output, result)
     if as_json:
         data = result.to_dict()
@@ -179,6 +199,7 @@ def _print(result, written: str | None) -> None:
     for finding in result.findings:
         if finding.changelog:
             click.echo(f"changes in {terminal(finding.package, False)}: {terminal(finding.changelog, False)}")
-    click.echo(f"{len(result.probes)} probes logged ({result.replays} replays on {result.backend}) in "
+    click.echo(f"{len(result.probes)} probes logged ({result.replays} replays on {result.backend}"
+               f"{' on Ray' if any(getattr(p, 'node', '') for p in result.probes) else ''}) in "
                f"{result.duration_s:.1f}s" + (f"; written into {terminal(written, False)}" if written else ""),
                err=True)

@@ -39,10 +39,11 @@ def default_output(source: str) -> Path:
               help="Judge this many candidates at once.")
 @click.option("--keep-inputs", is_flag=True, help="Leave the bundled input files as they are.")
 @click.option("--keep-pins", is_flag=True, help="Leave requirements.txt as it is.")
-@click.option("--backend", type=click.Choice(["local", "docker"]), default="local", show_default=True,
-              help="Where each candidate runs. local: RUNS THE BUNDLE'S CODE ON THIS MACHINE, many times (a "
-                   "virtualenv, your user): only for a bundle you trust, e.g. your own. docker: a sandboxed "
-                   "container per candidate (no network), for anyone else's bundle.")
+@click.option("--backend", type=click.Choice(["local", "docker"]), default=None,
+              help="Where each candidate runs (default: local; with --ray: docker). local: RUNS THE BUNDLE'S CODE "
+                   "ON THIS MACHINE (with --ray: on the nodes), many times (a virtualenv, your user): only for a "
+                   "bundle you trust, e.g. your own. docker: a sandboxed container per candidate (no network), "
+                   "for anyone else's bundle.")
 @click.option("--image", help="Base image for the docker backend (default: as `reprex replay` picks it).")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="S",
               help="Seconds per run (default: 10x the original's median run, 10-300 s; a hang waits as long as "
@@ -53,9 +54,12 @@ def default_output(source: str) -> Path:
               help="Keep the normalized message too, not only the signature (as `reprex replay --strict`): "
                    "without it a candidate may replace the failing data path with a bare raise of the same type.")
 @click.option("--force", is_flag=True, help="Shrink a bundle that reproduces too rarely (OR of several runs).")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="auto", default=None, metavar="[auto|ADDRESS]",
+              help="Judge each candidate as a task on a Ray cluster (auto: the running one, else a new local one; "
+                   "or HOST:PORT, ray://HOST:PORT, local); with --jobs N, N at once there.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object: sizes before/after, calls, rate.")
 def shrink(bundle, output, budget, time_s, jobs, keep_inputs, keep_pins, backend, image, timeout, verify_runs,
-           strict, force, as_json):
+           strict, force, ray_address, as_json):
     """Shrink BUNDLE to what its failure needs: the script, the inputs and the pins.
 
     Each candidate (a smaller script, input or requirements.txt) is replayed; it is kept
@@ -66,16 +70,26 @@ def shrink(bundle, output, budget, time_s, jobs, keep_inputs, keep_pins, backend
       reprex shrink app.reprex.zip                      # local: your own bundle
       reprex shrink issue-123.reprex.zip --backend docker --jobs 4
       reprex shrink app.reprex.zip --time 120 --json
+      reprex shrink issue-123.reprex.zip --ray 10.0.0.5:6379 --jobs 8
     """
     from reprex.interrupt import Interrupted, on_signals
     from reprex.shrink.step import ShrinkOptions
     from reprex.shrink.step import shrink as run_shrink
 
+    if ray_address is not None:
+        from reprex.scale.judge import address_error
+
+        if address_error(ray_address):
+            raise click.BadParameter(address_error(ray_address), param_hint="--ray")
+    backend = backend or ("docker" if ray_address is not None else "local")
     loaded = load_bundle(bundle)
     target = output or default_output(bundle)
     options = ShrinkOptions(backend=backend, image=image, jobs=jobs, budget=budget, time_s=time_s,
                             keep_inputs=keep_inputs, keep_pins=keep_pins, force=force, verify_runs=verify_runs,
-                            strict=strict, timeout=timeout)
+                            strict=strict, timeout=timeout, ray=ray_address)
+    stdout = sys.stdout
+    if ray_address is not None:
+        sys.stdout = sys.stderr  # Ray's own messages (a node died) must not mix into the JSON
     try:
         with on_signals():
             if as_json:
@@ -89,6 +103,8 @@ def shrink(bundle, output, budget, time_s, jobs, keep_inputs, keep_pins, backend
                 report = run_shrink(loaded, options, progress=_Lines())
     except Interrupted as exc:
         fail(f"{exc}: nothing written", exc.exit_code)
+    finally:
+        sys.stdout = stdout
     summary = report.summary
     written = None
     if summary.get("kept") == "shrunk":
@@ -116,6 +132,11 @@ class _Lines:
             click.echo(f"reprex: {terminal(message, False)}", err=True)
 
 
+def _on_ray(summary: dict) -> str:
+    nodes = (summary.get("ray") or {}).get("nodes")
+    return "" if nodes is None else f" on Ray ({len(nodes)} node{'s' if len(nodes) != 1 else ''})"
+
+
 def _print_summary(summary: dict, written: str | None) -> None:
     from rich.table import Table
     from rich.text import Text
@@ -139,7 +160,7 @@ def _print_summary(summary: dict, written: str | None) -> None:
     console.print(table)
     verify, cal = summary["verify"], summary["calibration"]
     lines = [f"{summary['calls']} candidates judged ({summary['cache_hits']} cached, {summary['runs']} runs) in "
-             f"{summary['seconds']:.1f}s on {summary['backend']}; the original reproduced in {cal['reproduced']}/"
+             f"{summary['seconds']:.1f}s on {summary['backend']}{_on_ray(summary)}; the original reproduced in {cal['reproduced']}/"
              f"{cal['runs']} runs, the result in {verify['reproduced']}/{verify['runs']}"]
     if summary.get("stopped"):
         lines.append(f"stopped early: the {'--budget' if summary['stopped'] == 'budget' else '--time'} ran out; "

@@ -7,7 +7,9 @@ runs a bundle, and it is interesting only when the run's verdict is `reproduced`
 reducer from trading the failing data path for a bare `raise`); every other verdict
 is logged and counts as not interesting.
 The bundle's code runs only in that backend: local runs it on this machine (the
-user's own bundles), docker in the sandbox (a stranger's).
+user's own bundles), docker in the sandbox (a stranger's). With `ray` (an address) each
+run is a task on that cluster instead (reprex.scale.judge): the candidate's bytes travel,
+the node prepares (and caches) the environment, and no Outcome comes back, only the verdict.
 
 Costs: one prepared environment per lock hash, reused for every candidate with that
 lock (a script or input candidate costs one run); judged candidates are memoized by
@@ -106,7 +108,8 @@ class Oracle:
 
     def __init__(self, bundle: Bundle, *, backend: str = "local", image: str | None = None, network: str = "none",
                  gpus: str = "none", allow_urls: bool = False, strict: bool = False, timeout: float | None = None,
-                 progress: Callable[[str], None] = lambda m: None, log: Callable[[str], None] = lambda m: None):
+                 progress: Callable[[str], None] = lambda m: None, log: Callable[[str], None] = lambda m: None,
+                 ray: str | None = None):
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose local or docker")
         from reprex.replay.base import ReplayOptions
@@ -122,6 +125,8 @@ class Oracle:
         self.granted_timeout = timeout  # the user's: every run gets it (no calibrated timeout, a hang waits it)
         self.progress = progress
         self.log = log
+        self.ray = ray  # a cluster's address: every run is a task there
+        self.nodes: dict[str, int] = {}  # with ray: Ray node id -> runs it did
         self.repeats = 1
         self.calls = 0  # candidates judged (memo misses)
         self.cache_hits = 0
@@ -138,6 +143,11 @@ class Oracle:
     def __enter__(self) -> "Oracle":
         from reprex.replay import pick_backend
 
+        if self.ray is not None:  # the nodes' daemons run the candidates: nothing to prepare here
+            from reprex.scale.cluster import connect
+
+            connect(self.ray)  # once, before the reducers' threads
+            return self
         if self.options.backend == "docker":
             from reprex.replay import docker_available
 
@@ -187,8 +197,12 @@ class Oracle:
 
     # -- one run ----------------------------------------------------------------------------
     def run(self, changes: Changes | None = None) -> tuple[str, object]:
-        """One run of base+changes: (verdict, Outcome or the reason it has none)."""
+        """One run of base+changes: (verdict, Outcome or the reason it has none; on a cluster
+        None for a run that reproduced)."""
         from reprex.replay import ReplayProblem, judge_run
+
+        if self.ray is not None:
+            return self._run_on_cluster(changes)
 
         try:
             candidate = candidate_bundle(self.bundle, {**self.base, **(changes or {})})
@@ -205,6 +219,26 @@ class Oracle:
                 self.runs += 1
         verdict, _ = judge_run(self.expected, out.outcome, self.options.strict)
         return verdict, out.outcome
+
+    def _run_on_cluster(self, changes: Changes | None) -> tuple[str, object]:
+        from dataclasses import replace
+
+        from reprex.scale.judge import replay_on_cluster
+
+        try:
+            candidate = candidate_bundle(self.bundle, {**self.base, **(changes or {})})
+            result = replay_on_cluster(candidate, replace(self.options, runs=1), self.ray)
+        except BundleError as exc:
+            return "infra-error", f"not a valid bundle: {exc}"
+        except Exception as exc:  # the cluster broke (gone, unreachable): infra-error, never a traceback
+            return "infra-error", _one_line(f"{type(exc).__name__}: {getattr(exc, 'message', exc)}")
+        finally:
+            with self._lock:
+                self.runs += 1
+        if result.node:
+            with self._lock:
+                self.nodes[result.node] = self.nodes.get(result.node, 0) + 1
+        return result.verdict, None if result.verdict == "reproduced" else (result.reason or result.verdict)
 
     # -- calibration ----------------------------------------------------------------------
     def _warm_up(self, outcome) -> None:

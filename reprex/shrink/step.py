@@ -38,6 +38,7 @@ class ShrinkOptions:
     network: str = "none"
     gpus: str = "none"
     allow_urls: bool = False
+    ray: str | None = None  # a Ray cluster's address: each candidate is judged by a task there
 
 
 @dataclass
@@ -103,7 +104,7 @@ def _shrink(bundle: Bundle, options: ShrinkOptions, progress: Callable[[str], No
     phases: dict[str, dict] = {}
     with Oracle(bundle, backend=options.backend, image=options.image, network=options.network, gpus=options.gpus,
                 allow_urls=options.allow_urls, strict=options.strict, timeout=options.timeout,
-                progress=progress, log=log.append) as oracle:
+                progress=progress, log=log.append, ray=options.ray) as oracle:
         calibration = oracle.calibrate(force=options.force)
 
         def left() -> int | None:
@@ -152,6 +153,7 @@ def _shrink(bundle: Bundle, options: ShrinkOptions, progress: Callable[[str], No
         reproduced = verdicts.count("reproduced")
         summary = {
             "backend": options.backend, "strict": options.strict,
+            **({"ray": {"nodes": dict(oracle.nodes)}} if options.ray else {}),
             "before": before,
             "after": _sizes(bundle, oracle.base),
             "calls": oracle.calls, "cache_hits": oracle.cache_hits, "runs": oracle.runs,
@@ -229,9 +231,10 @@ def _sealed(bundle: Bundle, changes: dict, summary: dict, red, outcome) -> Bundl
                             "count": pin_count(files.get(REQUIREMENTS, b"").decode("utf-8", "replace"))}
     manifest.pop("shrunk", None)
     expect = manifest.get("expect") if isinstance(manifest.get("expect"), dict) else {}
-    signature = redacted_signature(outcome, red)
+    # a run on a cluster brings back no Outcome: the expected signature stays the original's
+    signature = redacted_signature(outcome, red) if outcome is not None else None
     old = expect.get("signature") if isinstance(expect.get("signature"), dict) else {}
-    if signature.id == old.get("id") and signature.message != old.get("message"):
+    if signature is not None and signature.id == old.get("id") and signature.message != old.get("message"):
         # same failure, another message (a shorter input, a constant): replay --strict judges by this one
         manifest.setdefault("original_expect", json.loads(json.dumps(expect)))
         manifest["expect"] = {**expect, "signature": signature.to_dict()}
