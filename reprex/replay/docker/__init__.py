@@ -3,7 +3,8 @@
     daemon    finding the daemon like the docker CLI does; connect(), the SDK for pulls
     engine    the Engine API over the socket, standard library only
     images    the image table, CUDA/driver choice, the GPU grant, pulls
-    build     the environment image: Dockerfile, in-memory context, the build
+    build     the environment image: one root container (templates/docker-build.sh, no network)
+              over the wheels, uv and recorder, committed with the image's config
     inputs    the work files into the container (bind mount or archive)
     stream    the run's output and record, split from one attach stream
     layout    paths, uid, labels and the run/dump scripts host and container share

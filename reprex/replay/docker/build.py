@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 PYTHON_XY = re.compile(r"\d{1,2}\.\d{1,3}")
 CONTEXT = "tmp/reprex"  # where the archive lands in the build container (docker-build.sh's $ctx)
 MARKERS = ("reprex-python-mismatch:", "reprex-no-python:", "reprex-no-venv:")
+NO_PYTHON = "has no python3"  # how docker-build.sh's reprex-no-python reason ends
 
 
 def add_bytes(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) -> None:
@@ -133,6 +134,20 @@ def with_members(with_set: WheelSet) -> list[Member]:
 def build(env: DockerEnv, tag: str, parent: dict, mode: str, members: list[Member], labels: dict[str, str],
           setup: Deadline, progress: Progress, machine: str | None = None, xy: str = "",
           base: str = "") -> dict:
+    """The step runs without a network: it installs offline, and it runs the venv's Python
+    (byte-compiling, the facts), where a pinned wheel's .pth file would run as root. Only a base
+    image without python3 is given one, again, for apt to fetch the distro's python3."""
+    try:
+        return _build(env, tag, parent, mode, members, labels, setup, progress, machine, xy, base, "none")
+    except EnvIncompatible as exc:
+        if mode != "pins" or not exc.reason.endswith(NO_PYTHON):
+            raise
+        progress("build: the base image has no python3; again with a network for apt")
+        return _build(env, tag, parent, mode, members, labels, setup, progress, machine, xy, base, "bridge")
+
+
+def _build(env: DockerEnv, tag: str, parent: dict, mode: str, members: list[Member], labels: dict[str, str],
+           setup: Deadline, progress: Progress, machine: str | None, xy: str, base: str, network: str) -> dict:
     """Make `tag` from the image `parent` (inspect data): MODE=pins installs the pins into a venv
     of the base image, MODE=with the --with wheels over an env image (docker-build.sh). The
     image's config is the parent's with the run's uid and `labels`. A "reprex-..." line in a
@@ -149,7 +164,8 @@ def build(env: DockerEnv, tag: str, parent: dict, mode: str, members: list[Membe
     argv = ["/bin/sh", "-c", build_script(), "sh", mode, xy or "-", base or "-"]
     config = {"Image": parent["Id"], "Entrypoint": argv, "Cmd": None, "User": "0:0",
               "Labels": {LABEL: "1"}, "AttachStdout": True, "AttachStderr": True,
-              "OpenStdin": False, "Tty": False}
+              "OpenStdin": False, "Tty": False, "NetworkDisabled": network == "none",
+              "HostConfig": {"NetworkMode": network}}
     cid = None
     output: list[str] = []
     from reprex.replay.docker.inputs import inputs_mode
@@ -158,9 +174,9 @@ def build(env: DockerEnv, tag: str, parent: dict, mode: str, members: list[Membe
     try:
         if host_dir is not None:  # the daemon shares our files: nothing to send, nothing to remove
             lay_out(host_dir, members)
-            config["HostConfig"] = {"Mounts": [
+            config["HostConfig"]["Mounts"] = [
                 {"Type": "tmpfs", "Target": "/tmp"},
-                {"Type": "bind", "Source": str(host_dir / CONTEXT), "Target": f"/{CONTEXT}", "ReadOnly": True}]}
+                {"Type": "bind", "Source": str(host_dir / CONTEXT), "Target": f"/{CONTEXT}", "ReadOnly": True}]
         with shielded():  # a signal can't come between the daemon's create and our knowing its id
             cid = engine.create(config, f"reprex-build-{tag.rpartition(':')[2]}-{uuid.uuid4().hex[:8]}")
         if host_dir is None:

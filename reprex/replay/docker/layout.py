@@ -2,7 +2,7 @@
 and the two scripts that run inside (reprex/templates/docker-run.sh, docker-dump.sh).
 
 One module so that build, run and cleanup can't drift apart: the image lays these paths out
-(Dockerfile.replay), the backend mounts and names them, the run script writes the record from
+(templates/docker-build.sh), the backend mounts and names them, the run script writes the record from
 them and the stream parser reads it back with the same caps.
 """
 
