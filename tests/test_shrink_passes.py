@@ -143,9 +143,39 @@ def test_script_synthetic_100_statements_to_the_10_needed():
     assert outcome(out) == want
     assert stats.statements_before == 100 and stats.statements_after == 10
     assert stats.calls == len(oracle.asked) and stats.before == len(source) and stats.after == len(out)
-    assert stats.passes["statements"] <= 70
+    assert stats.passes["statements"] <= 48  # galloping from the back: the assert is found in one call
+    assert stats.calls <= 66  # was 74: no round trip for a trailing newline, kept statements not re-asked
+    # `reg = []` is still read by the appends: once kept, never asked about again
+    assert sum(not c.startswith("reg = ") for c in oracle.asked) <= 2  # everything, then 0..6
     for candidate in oracle.asked:
         compile(candidate, "candidate", "exec")  # every candidate compiles
+
+
+def test_core_gallop_finds_a_needed_last_chunk_in_one_call_after_the_probe():
+    needed = {5, 40, 99}
+    oracle = Recording(lambda c: needed <= set(map(int, c.split())))
+    kept = reduce_chunks(list(range(100)), lambda k: " ".join(map(str, k)), Judge(oracle), gallop=True)
+    assert set(kept) == needed
+    assert oracle.asked[0] == "" and oracle.asked[1] == " ".join(map(str, range(99)))  # all, then the last
+    bisecting = Recording(lambda c: needed <= set(map(int, c.split())))
+    reduce_chunks(list(range(100)), lambda k: " ".join(map(str, k)), Judge(bisecting))
+    assert bisecting.asked[1] == " ".join(map(str, range(50)))  # without gallop: halves, as before
+    assert len(oracle.asked) < len(bisecting.asked)
+
+
+def test_script_short_string_tried_as_each_character():
+    # fails on its second character only: '' and the first character ('1') pass
+    source = "def check(tag):\n    return tag.encode('ascii')\n\ncheck('1\u00e9')\n"
+    out, _ = shrink_script(source, lambda c: (outcome(c) or ("",))[0] == "UnicodeEncodeError")
+    assert "check('\u00e9')" in out
+
+
+def test_script_trailing_newline_alone_is_not_asked_about():
+    source = "x = 1\nraise ValueError(x)\n\n"
+    oracle = Recording(lambda c: outcome(c) == ("ValueError", "1"))
+    out, stats = shrink_script(source, oracle)
+    assert source.rstrip() not in oracle.asked  # the normal form, never asked on its own
+    assert oracle.asked and outcome(out) == ("ValueError", "1") and stats.calls == len(oracle.asked)
 
 
 def test_script_lifts_bodies_and_drops_unused_names():

@@ -12,13 +12,14 @@ one oracle call while the call count grows by what was guessed wrong.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Generic, TypeVar
 
 Candidate = str | bytes
@@ -207,6 +208,8 @@ class _Split:
     group: tuple[int, ...] | None = None  # a set known to hold a needed chunk, being bisected
     removed: int = 0
     found: int = 0
+    probed: bool = False  # "drop them all" was asked and refused
+    gallop: bool = False  # after that, find the last needed chunk by doubling groups, not bisecting
 
     def done(self) -> bool:
         return not self.undecided and self.group is None
@@ -219,35 +222,38 @@ class _Split:
 
     def _group_size(self) -> int:
         n = len(self.undecided)
-        if self.found == 0:
-            return n  # first: everything; its bisection finds the last needed chunk
-        gap = (self.removed + self.found) / self.found
+        if self.found == 0 and not self.probed:
+            return n  # first: everything (the file may not matter at all)
+        # then (gallop, or once one is found) groups sized by the gap between needed chunks so far
+        gap = (self.removed + self.found) / max(1, self.found)
         return min(n, 1 << max(0, int(math.log2(max(1.0, gap)))))
 
     def answer(self, ok: bool) -> _Split:
         asked = self.question()
+        step = functools.partial(replace, self, probed=True)
         if self.group is None:
             n = len(self.undecided)
             g = self._group_size()
             head, grp = self.undecided[:n - g], self.undecided[n - g:]
             if ok:
-                return _Split(head, self.dropped | asked, self.kept, None, self.removed + g, self.found)
+                return step(undecided=head, dropped=self.dropped | asked, removed=self.removed + g)
             if g == 1:
-                return _Split(head, self.dropped, self.kept | asked, None, self.removed, self.found + 1)
-            return _Split(head, self.dropped, self.kept, grp, self.removed, self.found)
+                return step(undecided=head, kept=self.kept | asked, found=self.found + 1)
+            if self.gallop and not self.probed and self.found == 0:
+                return step()  # not all droppable: look for the last needed chunk from the back
+            return step(undecided=head, group=grp)
         half = len(self.group) // 2
         front, back = self.group[:half], self.group[half:]
         if ok:
-            state = _Split(self.undecided, self.dropped | asked, self.kept, front, self.removed + len(back), self.found)
+            state = step(dropped=self.dropped | asked, group=front, removed=self.removed + len(back))
         elif len(back) == 1:
             # back holds the needed chunk; front goes back to the undecided pile
-            return _Split(self.undecided + front, self.dropped, self.kept | asked, None, self.removed, self.found + 1)
+            return step(undecided=self.undecided + front, kept=self.kept | asked, group=None, found=self.found + 1)
         else:
-            state = _Split(self.undecided + front, self.dropped, self.kept, back, self.removed, self.found)
+            state = step(undecided=self.undecided + front, group=back)
         if state.group is not None and len(state.group) == 1:
             # a one-chunk group known to hold a needed chunk: kept without asking
-            return _Split(state.undecided, state.dropped, state.kept | set(state.group), None, state.removed,
-                          state.found + 1)
+            return replace(state, kept=state.kept | set(state.group), group=None, found=state.found + 1)
         return state
 
 
@@ -274,18 +280,22 @@ class _Chunks(Generic[T]):
 
 
 def reduce_chunks(chunks: Sequence[T], build: Callable[[list[T]], Candidate | None], judge: Judge, *,
-                  dense: bool = False, keep: Iterable[int] = ()) -> list[T]:
+                  dense: bool = False, keep: Iterable[int] = (), gallop: bool = False) -> list[T]:
     """Drop what the oracle lets go of; `build` returns None for a candidate that isn't valid
     (it costs no call and counts as uninteresting). Returns the kept chunks, in order.
 
     `dense`: expect most chunks to be needed (a list already reduced once), so start by
     asking one chunk at a time (m calls) instead of bisecting (about 2m). `keep`: indices
-    kept without asking (the caller knows them needed from an earlier round).
+    kept without asking (the caller knows them needed from an earlier round). `gallop`: the
+    last chunk is likely needed (a script's statements: the failing one ends it), so after
+    "drop them all" is refused, look for the last needed one with groups doubling from the
+    back (1 call when it is the last) rather than bisecting the whole list (log2(n) calls).
     Stops quietly when the budget runs out: everything not yet dropped is kept.
     """
     work = _Chunks(chunks, build, keep=8 * judge.jobs + 8)
     fixed = frozenset(keep)
-    state = _Split(tuple(i for i in range(len(work.chunks)) if i not in fixed), kept=fixed, found=1 if dense else 0)
+    state = _Split(tuple(i for i in range(len(work.chunks)) if i not in fixed), kept=fixed, found=1 if dense else 0,
+                   gallop=gallop)
     try:
         while not state.done():
             known = _verdict(state, work, judge)

@@ -53,6 +53,7 @@ if hasattr(ast, "TryStar"):
 _BLOCKS = ("body", "orelse", "finalbody", "handlers")
 _PURE = (ast.Name, ast.Attribute, ast.Constant)  # as an expression statement: a no-op
 _CONSTANTS = (0,)  # one short stand-in; more cost a call each, for every expression
+_SHORT_STRING = 4  # strings up to this long are tried as each of their characters
 
 
 def count_statements(source: str) -> int:
@@ -90,9 +91,11 @@ def shrink_script(source: str, interesting: Callable[[str], bool], *, jobs: int 
             return source
         normal = render(tree)
         judge.phase = "roundtrip"
-        if normal is None or (normal != source and not judge.ask(normal)):
+        # a source that differs from its normal form only by trailing whitespace runs the same: not asked
+        if normal is None or (normal != source.rstrip() and not judge.ask(normal)):
             return source
-        return _Reducer(tree, normal, judge).run()
+        best = _Reducer(tree, normal, judge).run()
+        return best if judge.known(best) else source  # only what the oracle accepted, or the source
 
     stats = Stats(statements_before=count_statements(source))
     best, stats = run_reduction(source, reduce, interesting, stats=stats, jobs=jobs, budget=budget,
@@ -138,11 +141,19 @@ class _Reducer:
 
     # candidates ---------------------------------------------------------------------
 
-    def _accept(self, tree: ast.Module, source: str) -> None:
+    def _accept(self, tree: ast.Module, source: str, path: Path | None = None) -> None:
+        """Take a smaller tree; `path`: where it changed inside statements that stay (a statement
+        kept last round stays kept when only its insides shrank: its text changed, not its role)."""
+        if path:
+            for depth in range(1, len(path) + 1):
+                before = _at(self.tree, path[:depth])
+                if isinstance(before, ast.stmt) and _key(before) in self.needed:
+                    self.needed.add(_key(_at(tree, path[:depth])))
         self.tree, self.source = tree, source
         self.judge.improved(size_of(source))
 
-    def _try(self, trees: list[ast.Module], keys: list[tuple[str, str]] | None = None) -> bool:
+    def _try(self, trees: list[ast.Module], keys: list[tuple[str, str]] | None = None,
+             path: Path | None = None) -> bool:
         """Take the first interesting of these trees (in order); False if none is."""
         cands, valid, asked = [], [], []
         for i, t in enumerate(trees):
@@ -160,7 +171,7 @@ class _Reducer:
         self.rejected.update(k for k in asked[:len(cands) if hit is None else hit] if k)
         if hit is None:
             return False
-        self._accept(valid[hit], cands[hit])
+        self._accept(valid[hit], cands[hit], path)
         return True
 
     # passes -------------------------------------------------------------------------
@@ -228,13 +239,15 @@ class _Reducer:
         # short argument/item lists are mostly needed: one at a time beats bisecting them
         dense = self.dense or (name not in _BLOCKS and len(items) <= 4)
         keys = [_key(item) for item in items]
-        # kept last round and binding no name (a binding may have lost its last use since)
-        known = [i for i, item in enumerate(items) if keys[i] in self.needed and not _binds(item)]
-        kept = reduce_chunks(items, build, self.judge, dense=dense, keep=known)
+        # kept last round, binding no name or only names still read elsewhere (a binding may have
+        # lost its last use since)
+        known = [i for i, item in enumerate(items) if keys[i] in self.needed
+                 and (not _binds(item) or _still_read(item, self.tree))]
+        kept = reduce_chunks(items, build, self.judge, dense=dense, keep=known, gallop=name in _BLOCKS)
         self.needed.update(_key(item) for item in kept)
         if len(kept) < len(items):
             tree = _with(self.tree, path, name, kept or empty)
-            self._accept(tree, render(tree) or self.source)
+            self._accept(tree, render(tree) or self.source, path if name not in _BLOCKS else None)
 
     def _reduce_dict(self, path: Path) -> None:
         node = _at(self.tree, path)
@@ -251,7 +264,7 @@ class _Reducer:
         kept = reduce_chunks(pairs, lambda kept: render(dict_with(kept)), self.judge, dense=self.dense)
         if len(kept) < len(pairs):
             tree = dict_with(kept)
-            self._accept(tree, render(tree) or self.source)
+            self._accept(tree, render(tree) or self.source, path)
 
     def _replace(self, path: Path, node: ast.AST, statements: bool) -> None:
         """Try the node as something smaller: a lifted body, a child, a constant."""
@@ -287,7 +300,7 @@ class _Reducer:
                     continue  # `f(x)` as `x` on its own line is the statement dropped, already tried
                 options.append(_replace_at(self.tree, path, child))
                 keys.append((text, ast.unparse(child)))
-            self._try(options, keys)
+            self._try(options, keys, path)
 
 
 # helpers ---------------------------------------------------------------------------------
@@ -303,6 +316,26 @@ def _dead_assignment(node: ast.stmt, tree: ast.AST) -> bool:
     names = {t.id for t in targets}
     return not any(isinstance(n, ast.Name) and n.id in names and not isinstance(n.ctx, ast.Store)
                    for n in ast.walk(tree))
+
+
+def _still_read(stmt: ast.AST, tree: ast.AST) -> bool:
+    """Does something outside this statement read every name it binds (plain bindings only)?"""
+    if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        names = {stmt.name}
+    elif isinstance(stmt, (ast.Import, ast.ImportFrom)):
+        names = {(a.asname or a.name).split(".")[0] for a in stmt.names}
+    elif isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+        targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+        if not all(isinstance(t, ast.Name) for t in targets) or any(isinstance(n, ast.NamedExpr)
+                                                                      for n in ast.walk(stmt)):
+            return False
+        names = {t.id for t in targets}
+    else:
+        return False
+    inside = {id(n) for n in ast.walk(stmt)}
+    read = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
+            and id(n) not in inside}
+    return "*" not in names and names <= read
 
 
 def _key(node: ast.AST) -> str:
@@ -400,7 +433,9 @@ def _smaller(node: ast.expr) -> list[ast.expr]:
         if len(text) < width and text not in seen:
             seen.add(text)
             kept.append(cand)
-    return sorted(kept, key=lambda c: len(ast.unparse(c)))
+    # shortest first; at equal width the stand-in before a child (`assert 0` reads as a placeholder,
+    # `assert 8` as a value that matters)
+    return sorted(kept, key=lambda c: (len(ast.unparse(c)), not (isinstance(c, ast.Constant) and c.value == 0)))
 
 
 def _simpler_literal(value: object) -> list[ast.expr]:
@@ -410,7 +445,10 @@ def _simpler_literal(value: object) -> list[ast.expr]:
     if isinstance(value, (int, float)):
         return [ast.Constant(0)] if value else []
     if isinstance(value, (str, bytes)):  # empty, else one character (a value that must be non-empty)
-        return [ast.Constant(v) for v in {value[:0]: 0, value[:1]: 0} if len(v) < len(value)]
+        # a short string is tried as each of its characters (`'1.0'` fails as `'d'`? then as `'.'`),
+        # a long one as its first only: a call per character
+        chars = [value[i:i + 1] for i in range(len(value) if len(value) <= _SHORT_STRING else 1)]
+        return [ast.Constant(v) for v in dict.fromkeys([value[:0], *chars]) if len(v) < len(value)]
     return []
 
 
