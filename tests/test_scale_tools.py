@@ -108,14 +108,20 @@ main()
 """
 
 
-def test_shrink_candidates_are_judged_on_the_cluster(cluster, base_image, tmp_path):
-    app = tmp_path / "app"
-    app.mkdir()
+@pytest.fixture(scope="module")
+def app_bundle(cache, tmp_path_factory):
+    """A captured KeyError (the third order has no qty), with its input file."""
+    app = tmp_path_factory.mktemp("app")
     (app / "app.py").write_text(textwrap.dedent(APP))
     (app / "orders.json").write_text(json.dumps([{"price": 3, "qty": 2}, {"price": 5, "qty": 1}, {"price": 7}]))
-    bundle = tmp_path / "app.reprex.zip"
+    bundle = app.parent / "app.reprex.zip"
     cap = reprex([PY, "-m", "reprex", "capture", "-q", "-o", str(bundle), "--", PY, "app.py"], timeout=300, cwd=app)
     assert bundle.exists(), cap.stderr[-2000:]
+    return bundle
+
+
+def test_shrink_candidates_are_judged_on_the_cluster(cluster, app_bundle, base_image, tmp_path):
+    bundle = app_bundle
     out = tmp_path / "small.reprex.zip"
     proc = reprex([PY, "-m", "reprex", "shrink", str(bundle), "--ray", cluster.address, "--backend", "docker",
                    "--image", base_image, "--budget", "25", "--verify-runs", "1", "--keep-pins", "--jobs", "2",
@@ -129,3 +135,20 @@ def test_shrink_candidates_are_judged_on_the_cluster(cluster, base_image, tmp_pa
     again = reprex([PY, "-m", "reprex", "replay", str(out), "--backend", "docker", "--image", base_image, "--json"],
                    timeout=300)
     assert json.loads(again.stdout)["verdict"] == "reproduced", again.stderr[-2000:]
+
+
+@pytest.mark.parametrize("tool", ["shrink", "bisect"])
+def test_an_address_that_is_not_one_or_does_not_answer_is_one_line(tool, app_bundle, tmp_path):
+    import socket
+
+    extra = ["--package", "itsdangerous", "--no-write"] if tool == "bisect" else ["-o", str(tmp_path / "x.zip")]
+    bad = reprex([PY, "-m", "reprex", tool, str(app_bundle), *extra, "--ray", "no such host"], timeout=60)
+    assert bad.returncode == 2 and "--ray" in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    gone = reprex([PY, "-m", "reprex", tool, str(app_bundle), *extra, "--ray", f"127.0.0.1:{port}"], timeout=60)
+    assert gone.returncode == 3, gone.stderr
+    assert gone.stderr.strip().splitlines() == \
+        [f"reprex: error: cannot reach the Ray cluster at 127.0.0.1:{port}: Connection refused"], gone.stderr
+    assert "Traceback" not in gone.stderr and not (tmp_path / "x.zip").exists()

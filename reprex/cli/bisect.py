@@ -132,9 +132,9 @@ def bisect(bundle, package, good, bad, pre, yanked, good_lock, by_date, start, b
     try:
         with on_signals():
             if ray_address is not None:
-                from reprex.scale.cluster import connect
+                from reprex.scale.judge import connect_and_say
 
-                connect(ray_address)  # once, before any probe thread: a bad address is one line now
+                connect_and_say(ray_address, quiet=as_json)  # once, before any probe thread
                 sys.stdout = sys.stderr  # Ray's own messages (a node died) must not mix into the JSON
             result = _run(do_bisect, b, kwargs, as_json)
     except Interrupted as exc:

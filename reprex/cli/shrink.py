@@ -88,10 +88,13 @@ def shrink(bundle, output, budget, time_s, jobs, keep_inputs, keep_pins, backend
                             keep_inputs=keep_inputs, keep_pins=keep_pins, force=force, verify_runs=verify_runs,
                             strict=strict, timeout=timeout, ray=ray_address)
     stdout = sys.stdout
-    if ray_address is not None:
-        sys.stdout = sys.stderr  # Ray's own messages (a node died) must not mix into the JSON
     try:
         with on_signals():
+            if ray_address is not None:
+                from reprex.scale.judge import connect_and_say
+
+                connect_and_say(ray_address, quiet=as_json)  # once, before the reducers' threads
+                sys.stdout = sys.stderr  # Ray's own messages (a node died) must not mix into the JSON
             if as_json:
                 report = run_shrink(loaded, options)
             elif sys.stderr.isatty():
@@ -160,8 +163,8 @@ def _print_summary(summary: dict, written: str | None) -> None:
     console.print(table)
     verify, cal = summary["verify"], summary["calibration"]
     lines = [f"{summary['calls']} candidates judged ({summary['cache_hits']} cached, {summary['runs']} runs) in "
-             f"{summary['seconds']:.1f}s on {summary['backend']}{_on_ray(summary)}; the original reproduced in {cal['reproduced']}/"
-             f"{cal['runs']} runs, the result in {verify['reproduced']}/{verify['runs']}"]
+             f"{summary['seconds']:.1f}s on {summary['backend']}{_on_ray(summary)}; the original reproduced in "
+             f"{cal['reproduced']}/{cal['runs']} runs, the result in {verify['reproduced']}/{verify['runs']}"]
     if summary.get("stopped"):
         lines.append(f"stopped early: the {'--budget' if summary['stopped'] == 'budget' else '--time'} ran out; "
                      "what was accepted by then is kept")

@@ -21,6 +21,18 @@ class ClusterResult(ReplayResult):
     attempts: int = 0
 
 
+def connect_and_say(address: str, quiet: bool = False) -> None:
+    """Connect now (a bad address is one line before any work) and say which cluster it is."""
+    import click
+
+    from reprex.scale.cluster import connect
+    from reprex.scale.command import _cluster
+
+    ray = connect(address)
+    if not quiet:
+        click.echo(f"reprex: replaying on Ray: {_cluster(ray)}", err=True)
+
+
 def address_error(value: str) -> str | None:
     """Why a --ray value is not an address (None: it is one)."""
     from reprex.scale.command import _ADDRESS
@@ -37,12 +49,19 @@ def cluster_backend(backend: str) -> str:
 
 def replay_on_cluster(bundle, options, address: str | None = "auto", *, source: str = "") -> ClusterResult:
     """Replay `bundle` (a Bundle) with `options` on one node of the cluster at `address`."""
-    from reprex.scale.dispatch import replay_remote
+    from reprex.scale.dispatch import cancel_all, replay_remote
 
     options = replace(options, backend=cluster_backend(options.backend))
-    item = replay_remote(_sealed(bundle).to_zip_bytes(), options, address=address,
-                         source=source or bundle.name).result()
-    return from_scale(item, bundle)
+    item = replay_remote(_sealed(bundle).to_zip_bytes(), options, address=address, source=source or bundle.name)
+    try:
+        done = item.result()
+    except BaseException:  # Ctrl-C: the task stops and removes its container before this propagates
+        from reprex.interrupt import shielded
+
+        with shielded():
+            cancel_all(item.ray, [item])
+        raise
+    return from_scale(done, bundle)
 
 
 def _sealed(bundle):
