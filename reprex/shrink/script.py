@@ -2,13 +2,14 @@
 
 Rounds, repeated until one changes nothing: annotations, then top-level statements that
 bind names nothing reads, are dropped together (one call each); then, top level first and
-back to front, each block is reduced by reprex.shrink.reduce and each statement tried as
-something smaller (if/with/try/for/while lifted to a body, an unread assignment or a
-`return` to its value); then the other lists (arguments, items, import names, defaults)
-and each expression as one of its children or a short constant. Shortcuts (what a round
-kept or refused isn't asked again) hold until the rounds converge; sweeps without them
-follow. A candidate that doesn't compile costs no oracle call. The source is parsed, never run or imported here; the
-oracle (the caller's) runs it.
+back to front, each block is reduced by reprex.shrink.reduce (galloping from its end, where a
+script's failing statement usually is) and each statement tried as something smaller
+(if/with/try/for/while lifted to a body, an unread assignment or a `return` to its value);
+then the other lists (arguments, items, import names, defaults) and each expression as one
+of its children or a short constant (a short string as each of its characters). Shortcuts
+(what a round kept or refused isn't asked again) hold until the rounds converge; sweeps
+without them follow. A candidate that doesn't compile costs no oracle call. The source is
+parsed, never run or imported here; the oracle (the caller's) runs it.
 
 Trees are never mutated: a candidate copies the nodes on the path to the change and
 shares the rest, so building one costs the depth of the change, not the tree's size.
@@ -106,8 +107,10 @@ def shrink_script(source: str, interesting: Callable[[str], bool], *, jobs: int 
 
 class _Reducer:
     """Rounds of structure (whole statements, lifts) then expressions, until one changes nothing;
-    then sweeps without the shortcuts below (and with names as `0`) until one changes nothing. A replacement rejected once is not asked again
-    in a later round (the context rarely changes its answer, and expressions are most calls)."""
+    then sweeps without the shortcuts below (and with names as `0`) until one changes nothing.
+    A replacement rejected once is not asked again in a later round (the context rarely changes
+    its answer, and expressions are most calls); a statement kept once stays kept while the
+    names it binds are still read."""
 
     def __init__(self, tree: ast.Module, source: str, judge: Judge):
         self.tree = tree
