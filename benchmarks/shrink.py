@@ -6,15 +6,21 @@ the case's program in a subprocess and compares the failure with the original's
 (exception type, the innermost 3 frames as file:function, and the message for the
 synthetic cases). Each oracle run appends a line to a counter file, so "oracle calls" is
 counted the same way for all three. Wall time is the whole tool process (its start too).
-"unparsed bytes" is a script result's size as ast.unparse writes it (formatting taken out:
-Shrink Ray also deletes spaces and newlines, which reprex leaves readable).
+Sizes are given raw and normalised: a Python result as `ast.unparse` writes it, a JSON one
+as `json.dumps(..., separators=(",", ":"))` (formatting is not reduction: Shrink Ray deletes
+spaces and newlines that reprex keeps readable); the size target is on the normalised one.
 All tools run sequentially (parallelism 1), so calls and time compare like for like.
 
 Cases: a synthetic script (100 top-level statements, 10 scattered ones needed), a JSON
 input (1,000 records, 3 matter), and real failures from examples/ and the fidelity corpus
 (tests/fixtures/fidelity; `invalid_version` runs under packaging==22.0 in a scratch venv).
 
-    .venv/bin/python benchmarks/shrink.py [--case NAME ...] [--json out.json] [--peers DIR]
+    .venv/bin/python benchmarks/shrink.py [--case NAME ...] [--tool T ...] [--json out.json] [--peers DIR]
+                                          [--cache DIR]
+
+--cache keeps each peer's row per case and input (the peers take minutes a case; Shrink Ray
+runs to the time limit): a later run reuses it, so a change to reprex is measured in seconds
+against the same peer results. reprex's own rows are never cached.
 
 The peers are installed into scratch venvs the benchmark makes with uv, never into the
 project's venv: Shrink Ray into a Python 3.12 one (it needs 3.12), pinned to 26.4.14.0, the
@@ -150,11 +156,11 @@ def _case_venv(path: Path, pins: list[str], python: str | None = None) -> str | 
     return str(path / "bin" / "python")
 
 
-def peers_venvs(base: Path) -> dict[str, str]:
+def peers_venvs(base: Path, peer_python: str = PEER_PYTHON) -> dict[str, str]:
     """tool -> interpreter: Shrink Ray in a Python 3.12 venv (it needs 3.12), pysource-minimize
     in one of this interpreter's version (it unparses with the running Python, and the cases
     run on this one: a 3.12 unparse may write syntax 3.11 can't read)."""
-    wanted = {"shrinkray": (PEERS[1], PEER_PYTHON, "shrinkray"),
+    wanted = {"shrinkray": (PEERS[1], peer_python, "shrinkray"),
               "pysource-minimize": (PEERS[0], sys.executable, "pysource_minimize")}
     found = {}
     for tool, (pin, python, module) in wanted.items():
@@ -231,19 +237,43 @@ def run_tool(tool: str, case: dict, peers: dict[str, str], scratch: Path, timeou
     final = out_file.read_bytes()
     row["size"] = len(final)
     row["final"] = final[:4000].decode("utf-8", "replace")  # for --json: what each tool ended with
-    if case["kind"] == "script":
-        row["normalized"] = _normalized_size(final)
+    row["normalized"] = normalized_size(case["target"], final)
     row["still_fails"] = _still_fails(d, final)
     return row
 
 
-def _normalized_size(source: bytes) -> int | None:
-    """Bytes of the result as ast.unparse writes it: its size with formatting taken out."""
+def normalized_size(target: str, content: bytes) -> int | None:
+    """Bytes of the result with formatting taken out (Python: ast.unparse; JSON: compact dumps)."""
     import ast
     try:
-        return len(ast.unparse(ast.parse(source)).encode())
-    except (SyntaxError, ValueError):
+        if target.endswith(".py"):
+            return len(ast.unparse(ast.parse(content)).encode())
+        if target.endswith(".json"):
+            return len(json.dumps(json.loads(content), separators=(",", ":"), ensure_ascii=False).encode())
+    except (SyntaxError, ValueError, RecursionError):
         return None
+    return None
+
+
+def cached_run(cache: Path | None, tool: str, case: dict, limit: float, run) -> dict:
+    """A peer's row from the cache when this tool, case, input and time limit ran before; else
+    run and keep it (the interpreter's path is left out of the key: a scratch venv's changes)."""
+    if cache is None or tool == "reprex":
+        return run()
+    import hashlib
+    spec = json.loads((case["dir"] / ".case.json").read_text())
+    spec.pop("python")
+    data = (case["dir"] / case["target"]).read_bytes()
+    key = hashlib.sha256(json.dumps([tool, PEERS, case["name"], spec, limit]).encode() + data).hexdigest()[:20]
+    path = cache / f"{key}.json"
+    if path.exists():
+        row = json.loads(path.read_text())
+        row["cached"] = True
+        return row
+    row = run()
+    cache.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(row))
+    return row
 
 
 def _quote(arg: str) -> str:
@@ -305,7 +335,7 @@ def _run_pysource(case_dir: Path, out_file: Path) -> None:
 
 
 def table(results: list[dict]) -> str:
-    lines = ["| case | original bytes | tool | oracle calls | wall s | final bytes | unparsed bytes | still fails |",
+    lines = ["| case | original bytes | tool | oracle calls | wall s | final bytes | normalised bytes | still fails |",
              "|---|---:|---|---:|---:|---:|---:|---|"]
     for res in results:
         for tool, row in res["tools"].items():
@@ -315,7 +345,8 @@ def table(results: list[dict]) -> str:
                 continue
             fails = "yes" if row["still_fails"] else "NO"
             lines.append(f"| {res['case']} | {res['before']} | {tool} | {row['calls']} | {row['seconds']} | "
-                         f"{row['size']} | {row.get('normalized') or '—'} | {fails} {row.get('note', '')} |")
+                         f"{row['size']} | {row.get('normalized') or '—'} | {fails} {row.get('note', '')}"
+                         f"{' (cached)' if row.get('cached') else ''} |")
     return "\n".join(lines)
 
 
@@ -327,6 +358,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peers", type=Path, default=Path(tempfile.gettempdir()) / "reprex-shrink-peers",
                         help="folder of the peers' scratch venvs (made if missing)")
     parser.add_argument("--timeout", type=float, default=240, help="seconds per tool and case")
+    parser.add_argument("--peer-python", default=PEER_PYTHON,
+                        help="interpreter (or version) for Shrink Ray's venv; it needs 3.12")
+    parser.add_argument("--cache", type=Path, help="reuse (and keep) the peers' rows per case and input here")
     parser.add_argument("--run-reprex", nargs=2, type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--run-pysource", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -340,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     peers: dict[str, str] = {}
     if set(tools) - {"reprex"}:
         print(f"peers venvs under {args.peers}", file=sys.stderr)
-        peers = peers_venvs(args.peers)
+        peers = peers_venvs(args.peers, args.peer_python)
         missing = [t for t in tools if t != "reprex" and t not in peers]
         if missing:
             print(f"could not install {', '.join(missing)}; running without", file=sys.stderr)
@@ -357,7 +391,8 @@ def main(argv: list[str] | None = None) -> int:
                 scratch = work / "scratch"
                 scratch.mkdir(exist_ok=True)
                 print(f"{case['name']}: {tool} ...", file=sys.stderr, flush=True)
-                res["tools"][tool] = run_tool(tool, case, peers, scratch, args.timeout)
+                res["tools"][tool] = cached_run(args.cache, tool, case, args.timeout,
+                                                lambda: run_tool(tool, case, peers, scratch, args.timeout))
                 print(f"  {res['tools'][tool]}", file=sys.stderr, flush=True)
             results.append(res)
     print(table(results))
