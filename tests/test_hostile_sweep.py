@@ -32,8 +32,9 @@ from hostile import CONTAINED, EITHER, REFUSED, Kit, derive, evil_project, host_
 from reprex.bundle import Bundle
 
 PY = sys.executable
-COMMANDS = ("show", "render-gh", "render-text", "diff-gh", "share", "extract", "replay-docker", "lock", "pytest")
-TIMEOUTS = {"show": 60, "render-gh": 60, "render-text": 60, "diff-gh": 60, "share": 60, "extract": 180,
+COMMANDS = ("show", "render-gh", "render-text", "diff-gh", "share", "bisect", "extract", "replay-docker", "lock",
+            "pytest")
+TIMEOUTS = {"show": 60, "render-gh": 60, "render-text": 60, "diff-gh": 60, "share": 60, "bisect": 120, "extract": 180,
             "replay-docker": 240, "lock": 120}
 REPLAY_TIMEOUT = "20"  # the user's grant of time; the bundle may ask for more and not get it
 VARIANTS = variants()
@@ -230,6 +231,9 @@ def cli_args(command: str, path: Path, out: Path) -> list[str]:
         return base + ["lock", str(path), "--python", "3.11", "--platform", "manylinux2014_x86_64", "--json"]
     if command == "diff-gh":  # the bundle against itself: every section read, escaped for GitHub
         return base + ["diff", str(path), str(path), "--venue", "gh", "--strict"]
+    if command == "bisect":  # the bundle read, its pins checked and the release range planned (an empty index)
+        return base + ["bisect", str(path), "--package", "six", "--bad", "99.0", "--backend", "docker", "--no-write",
+                       "--json", "--timeout", REPLAY_TIMEOUT]
     if command == "share":  # --force: the upload path runs on whatever the bundle holds
         return base + ["share", str(path), out.parent.joinpath("shared").as_uri(), "--force", "--json"]
     return base + ["replay", str(path), "--backend", "docker", "--timeout", REPLAY_TIMEOUT, "--json"]
@@ -283,6 +287,11 @@ def judge_cli(sweep: Sweep, variant, command: str, rc, out: str, err: str, out_p
         elif command == "lock":  # 0: resolved, 3: no build for the target, or trouble resolving
             if verdict is None or rc not in (0, 3):
                 cell.problems.append(f"expected a lock result, got exit {rc}: {(err or out).strip()[:300]}")
+        elif command == "bisect":  # 1: no first bad; 3: its pins refused like replay's (one line, no replay)
+            lines = [line for line in err.splitlines() if line.strip()]
+            one_line = len(lines) == 1 and lines[0].startswith("reprex: error:")
+            if rc not in (0, 1, 3) or rc == 3 and not one_line:
+                cell.problems.append(f"expected a bisect answer or one line, got exit {rc}: {(err or out).strip()[:300]}")
         elif rc != 0:
             cell.problems.append(f"expected success or a one-line refusal, got exit {rc}: {(err or out).strip()[:300]}")
     if variant.expect == CONTAINED and refused and command in ("show", "render-gh", "render-text"):
