@@ -75,7 +75,7 @@ def cli(*args, cwd=None, timeout=600):
 
 def test_shrinks_script_inputs_and_pins_and_the_result_replays_locally(captured, tmp_path):
     out = tmp_path / "small.reprex.zip"
-    proc = cli("shrink", captured, "-o", out, "--strict", "--json")
+    proc = cli("shrink", captured, "-o", out, "--backend", "local", "--strict", "--json")
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["written"] == str(out) and report["kept"] == "shrunk"
@@ -107,7 +107,8 @@ def test_shrinks_script_inputs_and_pins_and_the_result_replays_locally(captured,
     verdict = replay(small, ReplayOptions(backend="local", strict=True))
     assert verdict.verdict == "reproduced", verdict.reason
     # the human summary: a before/after table and where it went
-    proc = cli("shrink", out, "-o", tmp_path / "again.reprex.zip", "--keep-inputs", "--keep-pins")
+    proc = cli("shrink", out, "-o", tmp_path / "again.reprex.zip", "--backend", "local", "--keep-inputs",
+               "--keep-pins")
     assert proc.returncode == 0, proc.stderr
     assert "statements" in proc.stderr and "wrote " in proc.stderr
     again = Bundle.read(tmp_path / "again.reprex.zip")
@@ -173,11 +174,28 @@ def test_a_bundle_that_does_not_reproduce_is_refused_in_one_line(tmp_path, cache
                             f"    open({str(flag)!r}, 'w').close()\n    raise KeyError('first run only')\n")
     path = capture_command([PY, "once.py"], CaptureOptions(tee=False), cwd=str(root)).bundle.write(
         tmp_path / "once.reprex.zip")
-    proc = cli("shrink", path)
+    proc = cli("shrink", path, "--backend", "local")
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1].startswith("reprex: error: the original bundle does not reproduce "
                                                            "here (fixed in 3 runs)"), proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "once.shrunk.reprex.zip").exists()
+
+
+@pytest.mark.docker
+def test_without_a_backend_named_a_strangers_bundle_is_judged_in_docker(tmp_path, cache, base_image):
+    """auto picks docker when a daemon answers, as replay does: a maintainer's plain
+    `reprex shrink issue.reprex.zip` never runs the bundle on the host."""
+    root = tmp_path / "proj"
+    marker = tmp_path / "ran-on-the-host"
+    write(root / "app.py", f"try:\n    open({str(marker)!r}, 'w').close()\nexcept OSError:\n    pass\n"
+                           "raise KeyError('k')\n")
+    path = capture_command([PY, "app.py"], CaptureOptions(tee=False), cwd=str(root)).bundle.write(
+        tmp_path / "app.reprex.zip")
+    marker.unlink()
+    proc = cli("shrink", path, "--image", base_image, "--budget", "3", "--verify-runs", "1", "--json", timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["backend"] == "docker"
+    assert not marker.exists(), "a candidate ran on the host"
 
 
 @pytest.mark.parametrize("args, message", [

@@ -39,8 +39,9 @@ def default_output(source: str) -> Path:
               help="Judge this many candidates at once.")
 @click.option("--keep-inputs", is_flag=True, help="Leave the bundled input files as they are.")
 @click.option("--keep-pins", is_flag=True, help="Leave requirements.txt as it is.")
-@click.option("--backend", type=click.Choice(["local", "docker"]), default=None,
-              help="Where each candidate runs (default: local; with --ray: docker). local: RUNS THE BUNDLE'S CODE "
+@click.option("--backend", type=click.Choice(["auto", "local", "docker"]), default="auto", show_default=True,
+              help="Where each candidate runs (auto: docker when a daemon answers, as `reprex replay` picks; with "
+                   "--ray: docker on the nodes). local: RUNS THE BUNDLE'S CODE "
                    "ON THIS MACHINE (with --ray: on the nodes), many times (a virtualenv, your user): only for a "
                    "bundle you trust, e.g. your own. docker: a sandboxed container per candidate (no network), "
                    "for anyone else's bundle.")
@@ -67,8 +68,8 @@ def shrink(bundle, output, budget, time_s, jobs, keep_inputs, keep_pins, backend
     new bundle under original/.
 
     \b
-      reprex shrink app.reprex.zip                      # local: your own bundle
-      reprex shrink issue-123.reprex.zip --backend docker --jobs 4
+      reprex shrink app.reprex.zip --backend local      # your own bundle: fast
+      reprex shrink issue-123.reprex.zip --jobs 4       # docker: a stranger's
       reprex shrink app.reprex.zip --time 120 --json
       reprex shrink issue-123.reprex.zip --ray 10.0.0.5:6379 --jobs 8
     """
@@ -81,8 +82,9 @@ def shrink(bundle, output, budget, time_s, jobs, keep_inputs, keep_pins, backend
 
         if address_error(ray_address):
             raise click.BadParameter(address_error(ray_address), param_hint="--ray")
-    backend = backend or ("docker" if ray_address is not None else "local")
     loaded = load_bundle(bundle)
+    if backend == "auto":
+        backend = "docker" if ray_address is not None else _auto_backend()
     target = output or default_output(bundle)
     options = ShrinkOptions(backend=backend, image=image, jobs=jobs, budget=budget, time_s=time_s,
                             keep_inputs=keep_inputs, keep_pins=keep_pins, force=force, verify_runs=verify_runs,
@@ -174,3 +176,15 @@ def _print_summary(summary: dict, written: str | None) -> None:
         lines.append("the shrunk bundle did not reproduce when verified: nothing written")
     for line in lines:
         console.print(Text(terminal(line, False)))
+
+
+def _auto_backend() -> str:
+    """Docker when a daemon answers (a stranger's bundle stays sandboxed), else local, said aloud:
+    the same choice `reprex replay` makes."""
+    from reprex.replay import docker_available
+
+    ok, why = docker_available()
+    if ok:
+        return "docker"
+    click.echo(f"reprex shrink: no Docker ({why}); candidates run on this machine (--backend local)", err=True)
+    return "local"
