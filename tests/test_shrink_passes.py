@@ -25,7 +25,8 @@ import pytest
 
 from reprex.shrink.inputs import drop_unread, kind_of, shrink_input
 from reprex.shrink.reduce import Judge, reduce_chunks
-from reprex.shrink.script import shrink_script
+from reprex.shrink.script import pins_of, shrink_script
+from reprex.signature import normalize_message
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -149,6 +150,48 @@ def test_script_synthetic_100_statements_to_the_10_needed():
     assert sum(not c.startswith("reg = ") for c in oracle.asked) <= 2  # everything, then 0..6
     for candidate in oracle.asked:
         compile(candidate, "candidate", "exec")  # every candidate compiles
+
+
+def test_script_literals_the_message_shows_are_not_asked_about():
+    """The oracle compares the message, which lists every appended number: trying one as 0 or
+    dropping it is answered no, so with the message's pins those questions aren't asked; the
+    result is the same and what isn't in the message (`len(reg) < 8`, `[]`) is still tried."""
+    source = synthetic()
+    want = outcome(source)
+    plain = Recording(lambda c: outcome(c) == want)
+    out_plain, stats_plain = shrink_script(source, plain)
+    pinned = Recording(lambda c: outcome(c) == want)
+    out, stats = shrink_script(source, pinned, pinned=pins_of(want[1]))
+    assert out == out_plain and outcome(out) == want
+    assert stats.calls <= stats_plain.calls - 10 and stats.calls <= 52  # halving's ~62 for n=100, m=10
+    assert not any("reg.append()" in c or "reg.append(0)" in c for c in pinned.asked)
+    assert any("assert 0" in c for c in pinned.asked)  # `len(reg) < 8`: 8 isn't in the message
+
+
+def test_script_pins_spare_only_what_the_message_shows():
+    # 41 is in the message, 7 and 'spam' are not: those still shrink
+    source = "n = 7\nlabel = 'spam'\nraise ValueError(41, n * 0)\n"
+    want = outcome(source)
+    out, _ = shrink_script(source, lambda c: outcome(c) == want, pinned=pins_of(want[1]))
+    assert out == "raise ValueError(41, 0)"
+    # a pinned literal the message doesn't need after all is kept, never a wrong result
+    source = "raise KeyError('k', 'extra')\n"
+    out, _ = shrink_script(source, lambda c: (outcome(c) or ("",))[0] == "KeyError", pinned=pins_of("('k', 'extra')"))
+    assert outcome(out)[0] == "KeyError" and "'extra'" in out
+
+
+def test_pins_are_whole_tokens_and_follow_the_oracles_normalisation():
+    pinned = pins_of("records [3, 17] at 1.5: 'user_x' missing; -4 left")
+    assert pinned(17) and pinned(3) and pinned(1.5) and pinned("user_x") and pinned(-4)
+    assert not pinned(1) and not pinned(7) and not pinned(5) and not pinned("user") and not pinned("a")
+    assert not pinned(True) and not pinned(None) and not pinned("") and not pinned(" ")
+    assert not pins_of(None)(17) and not pins_of("")("x")
+    assert pins_of("unknown key: ']'")("]")  # punctuation: a plain substring
+    # replay --strict compares normalized messages: numbers and paths are placeholders there,
+    # so they can change freely and are never pinned; words that survive normalisation are
+    strict = pins_of(normalize_message("no column 'user_id' in /home/me/data/table_17.csv (17 rows)"),
+                     normalize_message)
+    assert strict("user_id") and not strict(17) and not strict("/home/me/data/table_17.csv")
 
 
 def test_core_gallop_finds_a_needed_last_chunk_in_one_call_after_the_probe():

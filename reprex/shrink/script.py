@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import re
 import warnings
 from collections.abc import Callable
 
@@ -77,13 +78,38 @@ def render(tree: ast.AST) -> str | None:
     return source
 
 
+def pins_of(message: str | None, normalize: Callable[[str], str] | None = None) -> Callable[[object], bool]:
+    """Which literals the failure's message shows: a predicate for `shrink_script(pinned=...)`.
+
+    For an oracle that compares the message (replay --strict, or a hand-written one), a literal
+    whose text appears in that message as a whole token almost surely can't change or go
+    without changing the message: asking costs a call each and is answered no. `normalize`: the
+    oracle's own normalisation (reprex's puts numbers, paths and ids as placeholders); a
+    literal it would rewrite is never pinned, since the oracle doesn't see it.
+    """
+    text = message or ""
+
+    def pinned(value: object) -> bool:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)) or not text:
+            return False
+        token = value if isinstance(value, str) else repr(value)
+        if not token.strip() or (normalize is not None and normalize(token) != token):
+            return False
+        # a whole token: `17` is in "[3, 17]" but not in "170" or "1.17"; `a` not in "and"
+        return re.search(r"(?<![\w.])" + re.escape(token) + r"(?!\w|\.\d)", text) is not None \
+            if re.match(r"[\w.]", token[0]) or re.search(r"\w$", token) else token in text
+
+    return pinned
+
+
 def shrink_script(source: str, interesting: Callable[[str], bool], *, jobs: int = 1, budget: int | None = None,
                   deadline: float | None = None, on_progress: Callable[[dict], None] | None = None,
-                  ) -> tuple[str, Stats]:
+                  pinned: Callable[[object], bool] | None = None) -> tuple[str, Stats]:
     """The smallest source the oracle still calls interesting, and what finding it cost.
 
     The normalised (`ast.unparse`) form of the source is asked first; if the oracle
     rejects it (formatting mattered) or the source doesn't parse, the source comes back as is.
+    `pinned` (see pins_of): literals the oracle's message shows, never replaced or dropped.
     """
     def reduce(judge: Judge) -> str:
         try:
@@ -95,7 +121,7 @@ def shrink_script(source: str, interesting: Callable[[str], bool], *, jobs: int 
         # a source that differs from its normal form only by trailing whitespace runs the same: not asked
         if normal is None or (normal != source.rstrip() and not judge.ask(normal)):
             return source
-        best = _Reducer(tree, normal, judge).run()
+        best = _Reducer(tree, normal, judge, pinned).run()
         return best if judge.known(best) else source  # only what the oracle accepted, or the source
 
     stats = Stats(statements_before=count_statements(source))
@@ -112,10 +138,12 @@ class _Reducer:
     its answer, and expressions are most calls); a statement kept once stays kept while the
     names it binds are still read."""
 
-    def __init__(self, tree: ast.Module, source: str, judge: Judge):
+    def __init__(self, tree: ast.Module, source: str, judge: Judge,
+                 pinned: Callable[[object], bool] | None = None):
         self.tree = tree
         self.source = source
         self.judge = judge
+        self.pinned = pinned or (lambda value: False)
         self.dense = False  # after the first round most lists are already minimal
         self.rejected: set[tuple[str, str]] = set()
         self.needed: set[str] = set()  # list items kept by an earlier round, as text
@@ -176,6 +204,13 @@ class _Reducer:
             return False
         self._accept(valid[hit], cands[hit], path)
         return True
+
+    def _is_pinned(self, node: object) -> bool:
+        """A literal the compared message shows (`-1` included: a minus and a constant in the tree)."""
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant) \
+                and isinstance(node.operand.value, (int, float)) and not isinstance(node.operand.value, bool):
+            return self.pinned(-node.operand.value)
+        return isinstance(node, ast.Constant) and self.pinned(node.value)
 
     # passes -------------------------------------------------------------------------
 
@@ -244,8 +279,8 @@ class _Reducer:
         keys = [_key(item) for item in items]
         # kept last round, binding no name or only names still read elsewhere (a binding may have
         # lost its last use since)
-        known = [i for i, item in enumerate(items) if keys[i] in self.needed
-                 and (not _binds(item) or _still_read(item, self.tree))]
+        known = [i for i, item in enumerate(items) if (keys[i] in self.needed
+                 and (not _binds(item) or _still_read(item, self.tree))) or self._is_pinned(item)]
         kept = reduce_chunks(items, build, self.judge, dense=dense, keep=known, gallop=name in _BLOCKS)
         self.needed.update(_key(item) for item in kept)
         if len(kept) < len(items):
@@ -264,7 +299,8 @@ class _Reducer:
             new.keys, new.values = [k for k, _ in kept], [v for _, v in kept]
             return _replace_at(self.tree, path, new)
 
-        kept = reduce_chunks(pairs, lambda kept: render(dict_with(kept)), self.judge, dense=self.dense)
+        known = [i for i, (k, v) in enumerate(pairs) if self._is_pinned(k) or self._is_pinned(v)]
+        kept = reduce_chunks(pairs, lambda kept: render(dict_with(kept)), self.judge, dense=self.dense, keep=known)
         if len(kept) < len(pairs):
             tree = dict_with(kept)
             self._accept(tree, render(tree) or self.source, path)
@@ -291,6 +327,8 @@ class _Reducer:
                 return  # calling a constant: never the same failure
             if isinstance(node, ast.Attribute) and not self.sweep:
                 return  # an attribute as its object rarely is; as 0, in the sweeps only
+            if self._is_pinned(node):
+                return  # the message shows it
             self.judge.phase = "expressions"
             statement = isinstance(parent, ast.Expr)
             options, keys = [], []

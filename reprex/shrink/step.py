@@ -95,7 +95,8 @@ def shrink(bundle: Bundle, options: ShrinkOptions | None = None,
 def _shrink(bundle: Bundle, options: ShrinkOptions, progress: Callable[[str], None]) -> ShrinkReport:
     from reprex.redact import Redactor
     from reprex.shrink.inputs import shrink_input
-    from reprex.shrink.script import shrink_script
+    from reprex.shrink.script import pins_of, shrink_script
+    from reprex.signature import normalize_message
 
     started = time.monotonic()
     deadline = started + options.time_s if options.time_s else None
@@ -120,6 +121,8 @@ def _shrink(bundle: Bundle, options: ShrinkOptions, progress: Callable[[str], No
             return on_progress
 
         common = {"jobs": max(1, options.jobs), "deadline": deadline}
+        # --strict compares the normalized message: the literals it shows are not asked about
+        pinned = pins_of(oracle.expected.message, normalize_message) if options.strict else None
         for name in script_targets(bundle):
             if stop():
                 break
@@ -129,7 +132,8 @@ def _shrink(bundle: Bundle, options: ShrinkOptions, progress: Callable[[str], No
                 continue
             progress(f"script {name}: {oracle.calls} calls")
             text, stats = shrink_script(source, lambda s, n=name: oracle.interesting({n: s.encode()}),
-                                        budget=left(), on_progress=shown(f"script {name}"), **common)
+                                        budget=left(), on_progress=shown(f"script {name}"), pinned=pinned,
+                                        **common)
             if text != source and oracle.interesting({name: text.encode()}):
                 oracle.accept({name: text.encode()})
             phases[name] = _stats(stats)
