@@ -36,6 +36,7 @@ from pathlib import Path
 from pytest_reprex.plan import make_plan
 from pytest_reprex.plan import script_name as script_name_for
 from pytest_reprex.script import write
+from pytest_reprex.session_args import carried_options
 from reprex.capture.failed_test import Forms, build_test_bundle, scratch_environ
 from reprex.capture.inputs import DEFAULT_MAX_FILE
 from reprex.capture.tests import (Secrets, Tree, carried_secrets, materialize, paths_in, rename_test_tmp,
@@ -321,13 +322,29 @@ def pytest_form(config, raw_nodeid: str, nodeid: str, tree: Tree, secrets: Secre
             return None, "pytest's config file lies outside the rootdir"
         args += ["-c", rel]
     args += _session_options(config)
-    if any(secrets.redact(arg) != arg for arg in args):
-        return None, "redaction changed an option of the session, so the test can't run as it did"
+    changed = [i for i, arg in enumerate(args) if secrets.redact(arg) != arg]
+    if changed:
+        return None, f"redaction changed {_option_named(args, changed[0], secrets)}, so the test can't run as it did"
     return args + ["-q", nodeid], ""
 
 
+def _option_named(args: list[str], i: int, secrets: Secrets) -> str:
+    """Which option redaction changed, by its name when the name itself holds no secret."""
+    arg = args[i]
+    if arg.startswith("--") and "=" in arg:
+        name = arg.split("=", 1)[0]
+    elif i > 0 and args[i - 1].startswith("-") and not arg.startswith("-"):
+        name = args[i - 1]
+    else:
+        name = ""
+    if name and secrets.redact(name) == name:
+        return f"the value of the session's option {name}"
+    return "an option of the session"
+
+
 def _session_options(config) -> list[str]:
-    """The session's options that change a test's outcome or message (addopts come with -c)."""
+    """The session's options that change a test's outcome or message (addopts come with -c;
+    `carried_options` says which of the typed ones, beyond these, go too)."""
     option = config.option
     out: list[str] = []
     for name in getattr(option, "plugins", None) or ():  # -p NAME / -p no:NAME
@@ -347,7 +364,11 @@ def _session_options(config) -> list[str]:
         out += ["-n", "0"]  # addopts may ask for workers; the recorder sees failures in this process only
     if hasattr(config, "get_verbosity"):  # pytest 8.1+: assertion messages as verbose as the session's
         out += ["-o", f"verbosity_assertions={config.get_verbosity('assertions')}"]
-    return out
+    else:  # before, they follow -v: the session's level, plus the one the form's closing -q takes off
+        verbose = getattr(option, "verbose", 0)
+        if isinstance(verbose, int) and verbose != -1:
+            out.append(f"--verbosity={verbose + 1}")
+    return out + carried_options(config)  # --runslow, --env=staging: the conftest's and plugins' own
 
 
 def _config_files(config, tree: Tree) -> list[str]:

@@ -145,9 +145,9 @@ def bundle(root: Path, stem: str) -> tuple[Path, Bundle]:
     return path, Bundle.read(path)
 
 
-def replay(path: Path, *extra: str) -> dict:
+def replay(path: Path, *extra: str, env: dict | None = None) -> dict:
     proc = subprocess.run([PY, "-m", "reprex", "replay", str(path), "--json", *extra],
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600, env=env)
     assert proc.stdout, proc.stderr
     return {"exit": proc.returncode, **json.loads(proc.stdout)}
 
