@@ -6,7 +6,8 @@ run the test skipped, or passing, and say `fixed` for a bug that is still there.
 command line carries what the conftest (or a plugin) registered, as typed, and never what only
 selects or stops the session (-k, -x, --lf, --maxfail) nor reprex's own options. Each case runs
 the bundle's own command line without the carried options too: the test then skips, passes or
-xfails, which is what the replay would have judged before they were carried.
+xpasses, which the replay would have judged `fixed` before they were carried. On pytest 7.x (no
+verbosity_assertions) the session's -v is what shapes an assertion message: it goes as well.
 """
 
 import os
@@ -19,8 +20,11 @@ import pytest
 
 from bisect_cases import make_venv
 from bisect_index import bisect_index  # noqa: F401 (the fixture)
+from pytest_reprex.session_args import carried_options
 from reprex.bundle import Bundle
 from test_plugin_fidelity import replay
+
+pytest_plugins = ["pytester"]
 
 PY = sys.executable
 
@@ -136,22 +140,51 @@ def test_a_secret_in_an_option_value_means_no_pytest_form(tmp_path, cache):
             "as it did") in test["mode_reason"]
 
 
+SHAPES = """
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true")
+    parser.addoption("--env", default="dev")
+    parser.addoption("-Q", "--queue", action="append", default=[])
+    parser.addoption("-Z", dest="zone")
+    parser.addoption("-R", "--remote", action="store_true")
+    parser.addoption("--tags", nargs="*")
+    parser.addoption("--level", nargs="?", const="high")
+    parser.addoption("--pair", nargs=2)
+"""
+
+
+def test_options_are_read_as_argparse_reads_them(pytester, monkeypatch):
+    """Every shape an option takes on the command line, in the order typed, PYTEST_ADDOPTS first
+    (the replay's environment has none); pytest's own options that select, stop or report, an
+    installed plugin's workers (xdist's -n) and reprex's own stay out."""
+    pytester.makeconftest(SHAPES)
+    pytester.makepyfile(test_x="def test_a():\n    pass\n")
+    monkeypatch.setenv("PYTEST_ADDOPTS", "--env=prod")
+    config = pytester.parseconfigure(
+        "--runslow", "-xv", "-Qa", "-Q", "b", "-RQc", "--env=-x", "-Z", "north", "--tags", "a", "b", "--level",
+        "-k", "a or b", "--pair", "x", "y", "-n", "2", "--lf", "--maxfail", "3", "--runxfail",
+        "--reprex-capture", "out", "test_x.py::test_a", "--", "--runslow")
+    assert carried_options(config) == [
+        "--env=prod", "--runslow", "--queue=a", "--queue=b", "-R", "--queue=c", "--env=-x", "-Znorth",
+        "--tags", "a", "b", "--level", "--pair", "x", "y", "--runxfail"]
+
+
 # -- pytest < 8.1: assertion messages follow -v -------------------------------------------------
 
-OLD_PYTEST = "7.4.4"
+# the plugin's floor (the pins tests/test_footprint.py holds it to), and the last 7.x
+OLD_PYTESTS = {"7.0.0": {"pluggy": "1.0.0", "iniconfig": "1.1.1", "py": "1.11.0", "tomli": "2.0.1"},
+               "7.4.4": {"pluggy": "1.0.0", "iniconfig": "2.0.0", "packaging": "23.2"}}
 
 
-@pytest.fixture(scope="module")
-def old_pytest(bisect_index, tmp_path_factory):  # noqa: F811
-    """A venv with pytest 7.4 from the loopback index (fetched once), and reprex (this checkout
-    and the dependencies it runs with here) on its path after it."""
-    import importlib.metadata
+@pytest.fixture(scope="module", params=sorted(OLD_PYTESTS))
+def old_pytest(request, bisect_index, tmp_path_factory):  # noqa: F811
+    """(python, version): a venv with an old pytest from the loopback index (fetched once), and
+    reprex (this checkout and the dependencies it runs with here) on its path after it."""
     import sysconfig
 
     import reprex
 
-    pins = {"pytest": OLD_PYTEST, **{name: importlib.metadata.version(name) for name in
-                                     ("pluggy", "iniconfig", "packaging")}}
+    pins = {"pytest": request.param, **OLD_PYTESTS[request.param]}
     for name, version in pins.items():
         bisect_index.add(name, [version])
     python = make_venv(bisect_index, pins, tmp_path_factory.mktemp("old-pytest") / "venv")
@@ -159,29 +192,33 @@ def old_pytest(bisect_index, tmp_path_factory):  # noqa: F811
                              capture_output=True, text=True, check=True).stdout.strip()
     Path(purelib, "reprex-checkout.pth").write_text(
         f"{Path(reprex.__file__).resolve().parents[1]}\n{sysconfig.get_paths()['purelib']}\n")
-    return python
+    return python, request.param
 
 
 def test_old_pytest_replays_the_sessions_verbosity(old_pytest, bisect_index, tmp_path, cache):  # noqa: F811
     """Before 8.1 there is no verbosity_assertions: under -v a list comparison's message is the
     full diff, and only the session's -v (carried as --verbosity, one up for the form's -q) gets
-    it back; the capture's own pytest re-run must fail with that message to reproduce."""
-    (tmp_path / "test_lists.py").write_text("def test_lists(pytestconfig):\n    assert [1, 2, 3] == [1, 2, 4]\n")
-    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    it back; the capture's own pytest re-run must fail with that message to reproduce. The
+    conftest's --runslow goes too: the parser internals it is read from hold on 7.x."""
+    (tmp_path / "conftest.py").write_text(CONFTEST)
+    (tmp_path / "test_lists.py").write_text(
+        "import pytest\n\n\n@pytest.mark.slow\ndef test_lists(pytestconfig):\n    assert [1, 2, 3] == [1, 2, 4]\n")
+    (tmp_path / "pytest.ini").write_text("[pytest]\nmarkers =\n    slow: needs --runslow\n")
+    python, old = old_pytest
     env = {k: v for k, v in _env().items() if k not in ("CI", "BUILD_NUMBER")}
-    version = subprocess.run([str(old_pytest), "-m", "pytest", "--version"], env=env, capture_output=True, text=True)
-    assert f"pytest {OLD_PYTEST}" in version.stdout + version.stderr
-    proc = subprocess.run([str(old_pytest), "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist", "-v",
-                           "--reprex-capture", "out"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=300)
+    version = subprocess.run([str(python), "-m", "pytest", "--version"], env=env, capture_output=True, text=True)
+    assert f"pytest {old}" in version.stdout + version.stderr
+    proc = subprocess.run([str(python), "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist", "-v",
+                           "--runslow", "--reprex-capture", "out"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert "1 failed" in proc.stdout, proc.stdout + proc.stderr
     path = tmp_path / "out" / "test_lists-test_lists.reprex.zip"
     b = Bundle.read(path)
     assert (b.manifest["test"]["mode"], b.manifest["test"]["reproduces"]) == ("pytest", True), b.manifest["test"]
-    assert b.manifest["test"]["pytest"] == OLD_PYTEST
+    assert b.manifest["test"]["pytest"] == old
     assert b.manifest["entry"]["python_args"] == [
         "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:reprex", "--rootdir=.", "-c", "pytest.ini",
-        "-p", "no:xdist", "--verbosity=2", "-q", "test_lists.py::test_lists"]
+        "-p", "no:xdist", "--verbosity=2", "--runslow", "-q", "test_lists.py::test_lists"]
     assert "Full diff:" in b.manifest["expect"]["signature"]["message"]
     for line in b.text("requirements.txt").splitlines():
         name, _, version = line.partition("==")
