@@ -21,6 +21,7 @@ import functools
 import os
 import re
 import shlex
+from pathlib import Path
 
 # pytest's own options that change what a single node does. The rest select tests, report, or
 # are carried by capture._session_options (-p, -W, -o, --import-mode, --capture, verbosity).
@@ -51,12 +52,14 @@ _NUMBER = re.compile(r"-\d+|-\d*\.\d+")
 def carried_options(config) -> list[str]:
     """Argv items (never one shell string) for the session's options a replay runs under."""
     try:
-        actions = _actions(config._parser)
+        argparser = _argparser(config._parser)
+        actions = dict(argparser._option_string_actions)
         core = _core_options()
         args = shlex.split(os.environ.get("PYTEST_ADDOPTS", ""))
     except Exception:  # pytest's internals moved, or an addopts pytest itself would refuse
         return []
     args += [os.fspath(arg) for arg in config.invocation_params.args]
+    args = _from_files(args, getattr(argparser, "fromfile_prefix_chars", None), config.invocation_params.dir)
     out: list[str] = []
     for used, action, values in _walk(args, actions):
         if _kept(action.option_strings, core):
@@ -64,11 +67,29 @@ def carried_options(config) -> list[str]:
     return out
 
 
-def _actions(parser) -> dict:
-    """Option string -> argparse action, for every option the session knows."""
-    build = getattr(parser, "_getparser", None)  # pytest < 9 builds its argparse parser on demand
-    argparser = build() if build is not None else parser.optparser
-    return dict(argparser._option_string_actions)
+def _argparser(parser):
+    """The argparse parser that knows every option of the session."""
+    build = getattr(parser, "_getparser", None)  # pytest < 9 builds it on demand
+    return build() if build is not None else parser.optparser
+
+
+def _from_files(args: list[str], prefixes: str | None, base, depth: int = 0) -> list[str]:
+    """`@FILE` arguments (pytest 8.2+) replaced by their lines, as argparse reads them: the
+    replay has no such file."""
+    if not prefixes:
+        return args
+    out: list[str] = []
+    for arg in args:
+        if arg[:1] and arg[0] in prefixes and depth < 8:
+            try:
+                lines = Path(base, arg[1:]).read_text(encoding="utf-8").splitlines()
+            except (OSError, ValueError):
+                out.append(arg)
+                continue
+            out += _from_files(lines, prefixes, base, depth + 1)
+        else:
+            out.append(arg)
+    return out
 
 
 @functools.lru_cache(maxsize=1)

@@ -160,13 +160,16 @@ def test_options_are_read_as_argparse_reads_them(pytester, monkeypatch):
     pytester.makeconftest(SHAPES)
     pytester.makepyfile(test_x="def test_a():\n    pass\n")
     monkeypatch.setenv("PYTEST_ADDOPTS", "--env=prod")
+    from_file = pytest.version_tuple >= (8, 2)  # `@FILE`: its lines are arguments
+    (pytester.path / "more-args.txt").write_text("--env\nfrom file\n-k\nb\n")
     config = pytester.parseconfigure(
+        *(["@more-args.txt"] if from_file else []),
         "--runslow", "-xv", "-Qa", "-Q", "b", "-RQc", "--env=-x", "-Z", "north", "--tags", "a", "b", "--level",
         "-k", "a or b", "--pair", "x", "y", "-n", "2", "--lf", "--maxfail", "3", "--runxfail",
         "--reprex-capture", "out", "test_x.py::test_a", "--", "--runslow")
     assert carried_options(config) == [
-        "--env=prod", "--runslow", "--queue=a", "--queue=b", "-R", "--queue=c", "--env=-x", "-Znorth",
-        "--tags", "a", "b", "--level", "--pair", "x", "y", "--runxfail"]
+        "--env=prod", *(["--env=from file"] if from_file else []), "--runslow", "--queue=a", "--queue=b", "-R",
+        "--queue=c", "--env=-x", "-Znorth", "--tags", "a", "b", "--level", "--pair", "x", "y", "--runxfail"]
 
 
 # -- pytest < 8.1: assertion messages follow -v -------------------------------------------------
