@@ -180,6 +180,24 @@ def test_script_pins_spare_only_what_the_message_shows():
     assert outcome(out)[0] == "KeyError" and "'extra'" in out
 
 
+def test_script_imports_from_the_shortest_module_that_still_has_the_name():
+    # json re-exports JSONDecodeError; collections stopped re-exporting the ABCs in 3.10
+    source = ("from json.decoder import JSONDecodeError\nfrom collections.abc import Mapping\n"
+              "raise JSONDecodeError(Mapping.__name__, 'doc', 0)\n")
+    want = outcome(source)
+    oracle = Recording(lambda c: outcome(c) == want)
+    out, stats = shrink_script(source, oracle, differential=True)
+    assert "from json import JSONDecodeError" in out and outcome(out) == want
+    assert "from collections.abc import Mapping" in out  # `from collections` fails: kept
+    assert "from collections import Mapping\n" in "\n".join(oracle.asked) + "\n"  # ...after asking
+    assert stats.passes.get("imports", 0) >= 2
+    # without a control the pass isn't asked: a name imported from where it never was raises the
+    # same ImportError on every version, another bug a signature-only oracle would take
+    plain = Recording(lambda c: outcome(c) == want)
+    out, stats = shrink_script(source, plain)
+    assert "from json.decoder import JSONDecodeError" in out and "imports" not in stats.passes
+
+
 def test_pins_are_whole_tokens_and_follow_the_oracles_normalisation():
     pinned = pins_of("records [3, 17] at 1.5: 'user_x' missing; -4 left")
     assert pinned(17) and pinned(3) and pinned(1.5) and pinned("user_x") and pinned(-4)

@@ -54,13 +54,18 @@ def default_output(source: str) -> Path:
 @click.option("--strict", is_flag=True,
               help="Keep the normalized message too, not only the signature (as `reprex replay --strict`): "
                    "without it a candidate may replace the failing data path with a bare raise of the same type.")
+@click.option("--fixed-with", "control", multiple=True, metavar="SPEC",
+              help="What fixes the bug, as `replay --with` takes it ('pkg==X', a path); repeatable. Each candidate "
+                   "that still fails must also not fail that way with it, so the result can't turn into another "
+                   "bug that fails everywhere (a name imported from where it never was); `reprex bisect` tells "
+                   "the last good release. Costs one more run per kept candidate.")
 @click.option("--force", is_flag=True, help="Shrink a bundle that reproduces too rarely (OR of several runs).")
 @click.option("--ray", "ray_address", is_flag=False, flag_value="auto", default=None, metavar="[auto|ADDRESS]",
               help="Judge each candidate as a task on a Ray cluster (auto: the running one, else a new local one; "
                    "or HOST:PORT, ray://HOST:PORT, local); with --jobs N, N at once there.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object: sizes before/after, calls, rate.")
 def shrink(bundle, output, budget, time_s, jobs, keep_inputs, keep_pins, backend, image, timeout, verify_runs,
-           strict, force, ray_address, as_json):
+           strict, control, force, ray_address, as_json):
     """Shrink BUNDLE to what its failure needs: the script, the inputs and the pins.
 
     Each candidate (a smaller script, input or requirements.txt) is replayed; it is kept
@@ -72,6 +77,7 @@ def shrink(bundle, output, budget, time_s, jobs, keep_inputs, keep_pins, backend
       reprex shrink issue-123.reprex.zip --jobs 4       # docker: a stranger's
       reprex shrink app.reprex.zip --time 120 --json
       reprex shrink issue-123.reprex.zip --ray 10.0.0.5:6379 --jobs 8
+      reprex shrink app.reprex.zip --fixed-with packaging==21.3
     """
     from reprex.interrupt import Interrupted, on_signals
     from reprex.shrink.step import ShrinkOptions
@@ -88,7 +94,7 @@ def shrink(bundle, output, budget, time_s, jobs, keep_inputs, keep_pins, backend
     target = output or default_output(bundle)
     options = ShrinkOptions(backend=backend, image=image, jobs=jobs, budget=budget, time_s=time_s,
                             keep_inputs=keep_inputs, keep_pins=keep_pins, force=force, verify_runs=verify_runs,
-                            strict=strict, timeout=timeout, ray=ray_address)
+                            strict=strict, timeout=timeout, ray=ray_address, control=list(control))
     stdout = sys.stdout
     try:
         with on_signals():
@@ -167,6 +173,10 @@ def _print_summary(summary: dict, written: str | None) -> None:
     lines = [f"{summary['calls']} candidates judged ({summary['cache_hits']} cached, {summary['runs']} runs) in "
              f"{summary['seconds']:.1f}s on {summary['backend']}{_on_ray(summary)}; the original reproduced in "
              f"{cal['reproduced']}/{cal['runs']} runs, the result in {verify['reproduced']}/{verify['runs']}"]
+    control = summary.get("control")
+    if control:
+        lines.append(f"with the fix ({' '.join(control['with'])}): {control['verdict']} "
+                     f"({control['runs']} runs with it in all)")
     if summary.get("stopped"):
         lines.append(f"stopped early: the {'--budget' if summary['stopped'] == 'budget' else '--time'} ran out; "
                      "what was accepted by then is kept")

@@ -5,7 +5,10 @@ requirements) or removed. It is run by a replay backend exactly as `reprex repla
 runs a bundle, and it is interesting only when the run's verdict is `reproduced`
 (the same signature; with `strict`, the same normalized message too, which keeps a
 reducer from trading the failing data path for a bare `raise`); every other verdict
-is logged and counts as not interesting.
+is logged and counts as not interesting. With a control (`--fixed-with SPEC`: what fixes the
+bug, as `replay --with` takes it) the oracle is differential: a candidate that reproduces must
+also not reproduce with the fix, or it shows another bug, one that fails everywhere (a name
+imported from where it never was raises the same ImportError in the same function).
 The bundle's code runs only in that backend: local runs it on this machine (the
 user's own bundles), docker in the sandbox (a stranger's). With `ray` (an address) each
 run is a task on that cluster instead (reprex.scale.judge): the candidate's bytes travel,
@@ -109,7 +112,7 @@ class Oracle:
     def __init__(self, bundle: Bundle, *, backend: str = "local", image: str | None = None, network: str = "none",
                  gpus: str = "none", allow_urls: bool = False, strict: bool = False, timeout: float | None = None,
                  progress: Callable[[str], None] = lambda m: None, log: Callable[[str], None] = lambda m: None,
-                 ray: str | None = None):
+                 ray: str | None = None, control: list[str] | None = None):
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose local or docker")
         from reprex.replay.base import ReplayOptions
@@ -122,6 +125,8 @@ class Oracle:
             raise ShrinkRefused("the bundle records no failure signature: nothing to keep while shrinking")
         self.options = ReplayOptions(backend=backend, image=image, network=network, gpus=gpus, allow_urls=allow_urls,
                                      timeout=timeout, strict=strict)
+        self.control = list(control or [])  # --with specs that fix the bug (a differential oracle)
+        self.control_runs = 0
         self.granted_timeout = timeout  # the user's: every run gets it (no calibrated timeout, a hang waits it)
         self.progress = progress
         self.log = log
@@ -172,11 +177,16 @@ class Oracle:
             if self._warm is not None:
                 self._warm.close()
 
-    def _env(self, candidate: Bundle):
-        """The prepared environment for the candidate's lock (prepared once, by one thread)."""
+    def _options(self, control: bool):
+        from dataclasses import replace
+
+        return replace(self.options, with_specs=list(self.control)) if control else self.options
+
+    def _env(self, candidate: Bundle, options):
+        """The prepared environment for the candidate's lock and --with specs (prepared once, by one thread)."""
         from reprex.replay.base import lock_hash
 
-        key = lock_hash(candidate)
+        key = lock_hash(candidate, *options.with_specs)
         with self._lock:
             gate = self._env_locks.setdefault(key, threading.Lock())
         with gate:
@@ -185,7 +195,7 @@ class Oracle:
                 from reprex.replay import InfraError, ReplayProblem
 
                 try:
-                    env = self._backend.prepare(candidate, self.options, self.progress)
+                    env = self._backend.prepare(candidate, options, self.progress)
                 except ReplayProblem as exc:
                     env = exc
                 except Exception as exc:  # the machinery broke on this lock: infra-error, never a traceback
@@ -196,18 +206,19 @@ class Oracle:
         return env
 
     # -- one run ----------------------------------------------------------------------------
-    def run(self, changes: Changes | None = None) -> tuple[str, object]:
-        """One run of base+changes: (verdict, Outcome or the reason it has none; on a cluster
-        None for a run that reproduced)."""
+    def run(self, changes: Changes | None = None, control: bool = False) -> tuple[str, object]:
+        """One run of base+changes (with the control's fix when `control`): (verdict, Outcome or
+        the reason it has none; on a cluster None for a run that reproduced)."""
         from reprex.replay import ReplayProblem, judge_run
 
+        options = self._options(control)
         if self.ray is not None:
-            return self._run_on_cluster(changes)
+            return self._run_on_cluster(changes, options)
 
         try:
             candidate = candidate_bundle(self.bundle, {**self.base, **(changes or {})})
-            env = self._env(candidate)
-            out = self._backend.run(env, candidate, self.options)
+            env = self._env(candidate, options)
+            out = self._backend.run(env, candidate, options)
         except ReplayProblem as exc:
             return exc.verdict, exc.reason
         except BundleError as exc:
@@ -220,14 +231,14 @@ class Oracle:
         verdict, _ = judge_run(self.expected, out.outcome, self.options.strict)
         return verdict, out.outcome
 
-    def _run_on_cluster(self, changes: Changes | None) -> tuple[str, object]:
+    def _run_on_cluster(self, changes: Changes | None, options) -> tuple[str, object]:
         from dataclasses import replace
 
         from reprex.scale.judge import replay_on_cluster
 
         try:
             candidate = candidate_bundle(self.bundle, {**self.base, **(changes or {})})
-            result = replay_on_cluster(candidate, replace(self.options, runs=1), self.ray)
+            result = replay_on_cluster(candidate, replace(options, runs=1), self.ray)
         except BundleError as exc:
             return "infra-error", f"not a valid bundle: {exc}"
         except Exception as exc:  # the cluster broke (gone, unreachable): infra-error, never a traceback
@@ -284,7 +295,22 @@ class Oracle:
             raise ShrinkRefused(f"the original reproduces in only {k} of {len(verdicts)} runs (under the "
                                 f"{floor:.0%} floor); --force shrinks it anyway with {cal.repeats} runs per candidate")
         self.repeats = cal.repeats
+        if self.control:
+            self._check_control()
         return cal
+
+    def _check_control(self) -> None:
+        """The fix must fix the original, or it can't tell this bug from another."""
+        fix = " ".join(self.control)
+        self.progress(f"calibrating: the original with the fix ({fix})")
+        verdict, detail = self.run(control=True)
+        self.control_runs += 1
+        if verdict == "reproduced":
+            raise ShrinkRefused(f"the original still fails the same way with --fixed-with {fix}: that doesn't fix it, "
+                                "so it can't tell this bug from another")
+        if verdict in ("infra-error", "env-incompatible"):
+            raise OracleUnavailable(f"the original could not be run with --fixed-with {fix} ({verdict}): "
+                                    f"{_one_line(detail)}")
 
     # -- the oracle the reducers call -----------------------------------------------------
     def interesting(self, changes: Changes) -> bool:
@@ -307,6 +333,12 @@ class Oracle:
             if verdict == "reproduced":
                 break
         ok = verdict == "reproduced"
+        if ok and self.control:  # the same failure with the fix too: another bug (or one it can't tell)
+            fixed, _detail = self.run(changes, control=True)
+            with self._lock:
+                self.control_runs += 1
+            if fixed in ("reproduced", "infra-error", "env-incompatible"):
+                ok, verdict = False, f"{fixed} with the fix"
         with self._lock:
             self._memo[key] = ok
             if not ok:

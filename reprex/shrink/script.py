@@ -6,7 +6,9 @@ back to front, each block is reduced by reprex.shrink.reduce (galloping from its
 script's failing statement usually is) and each statement tried as something smaller
 (if/with/try/for/while lifted to a body, an unread assignment or a `return` to its value);
 then the other lists (arguments, items, import names, defaults) and each expression as one
-of its children or a short constant (a short string as each of its characters). Shortcuts
+of its children or a short constant (a short string as each of its characters), and each
+`from a.b.c import x` as `from a import x`, then `from a.b import x` (with a differential
+oracle only: see shrink_script). Shortcuts
 (what a round kept or refused isn't asked again) hold until the rounds converge; sweeps
 without them follow. A candidate that doesn't compile costs no oracle call. The source is
 parsed, never run or imported here; the oracle (the caller's) runs it.
@@ -66,6 +68,21 @@ def count_statements(source: str) -> int:
     return sum(isinstance(n, ast.stmt) for n in ast.walk(tree))
 
 
+def count_tokens(source: str | bytes) -> int | None:
+    """Tokens, layout and comments left out: the size measure of the reduction literature
+    (C-Reduce, Perses), blind to formatting and to the length of names. None: not tokenizable."""
+    import io
+    import tokenize
+
+    layout = {tokenize.NEWLINE, tokenize.NL, tokenize.INDENT, tokenize.DEDENT, tokenize.COMMENT,
+              tokenize.ENDMARKER, tokenize.ENCODING}
+    data = source.encode("utf-8", "surrogatepass") if isinstance(source, str) else source
+    try:
+        return sum(t.type not in layout for t in tokenize.tokenize(io.BytesIO(data).readline))
+    except (tokenize.TokenError, SyntaxError, ValueError):
+        return None
+
+
 def render(tree: ast.AST) -> str | None:
     """Source for a tree, or None when it isn't valid Python (never asked of the oracle)."""
     try:
@@ -104,12 +121,14 @@ def pins_of(message: str | None, normalize: Callable[[str], str] | None = None) 
 
 def shrink_script(source: str, interesting: Callable[[str], bool], *, jobs: int = 1, budget: int | None = None,
                   deadline: float | None = None, on_progress: Callable[[dict], None] | None = None,
-                  pinned: Callable[[object], bool] | None = None) -> tuple[str, Stats]:
+                  pinned: Callable[[object], bool] | None = None, differential: bool = False) -> tuple[str, Stats]:
     """The smallest source the oracle still calls interesting, and what finding it cost.
 
     The normalised (`ast.unparse`) form of the source is asked first; if the oracle
     rejects it (formatting mattered) or the source doesn't parse, the source comes back as is.
     `pinned` (see pins_of): literals the oracle's message shows, never replaced or dropped.
+    `differential`: the oracle also refuses what fails with the bug's fix, so passes that can
+    trade the failure for one that fails everywhere (shorter import paths) are safe to ask.
     """
     def reduce(judge: Judge) -> str:
         try:
@@ -121,7 +140,7 @@ def shrink_script(source: str, interesting: Callable[[str], bool], *, jobs: int 
         # a source that differs from its normal form only by trailing whitespace runs the same: not asked
         if normal is None or (normal != source.rstrip() and not judge.ask(normal)):
             return source
-        best = _Reducer(tree, normal, judge, pinned).run()
+        best = _Reducer(tree, normal, judge, pinned, differential).run()
         return best if judge.known(best) else source  # only what the oracle accepted, or the source
 
     stats = Stats(statements_before=count_statements(source))
@@ -139,8 +158,9 @@ class _Reducer:
     names it binds are still read."""
 
     def __init__(self, tree: ast.Module, source: str, judge: Judge,
-                 pinned: Callable[[object], bool] | None = None):
+                 pinned: Callable[[object], bool] | None = None, differential: bool = False):
         self.tree = tree
+        self.differential = differential
         self.source = source
         self.judge = judge
         self.pinned = pinned or (lambda value: False)
@@ -320,6 +340,21 @@ class _Reducer:
                     bodies.append([ast.Expr(node.iter)])  # the loop's failure may be in making the iterable
                 options = [_splice(self.tree, parent_path, parent_field, index, body) for body in bodies]
                 self._try(options)
+            return
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module and "." in node.module \
+                and self.differential:
+            # `from urllib3.util.retry import Retry` as `from urllib3 import Retry`: packages re-export.
+            # Only with a control: `from packaging import LegacyVersion` fails as the removed name's
+            # import did, in the same frame, but on every version: another bug
+            self.judge.phase = "imports"
+            parts = node.module.split(".")
+            options, keys = [], []
+            for n in range(1, len(parts)):
+                shorter = copy.copy(node)
+                shorter.module = ".".join(parts[:n])
+                options.append(_replace_at(self.tree, path, shorter))
+                keys.append((_key(node), shorter.module))
+            self._try(options, keys, path)
             return
         if isinstance(node, ast.expr) and not isinstance(getattr(node, "ctx", None), (ast.Store, ast.Del)):
             parent = _at(self.tree, parent_path)

@@ -39,6 +39,7 @@ class ShrinkOptions:
     gpus: str = "none"
     allow_urls: bool = False
     ray: str | None = None  # a Ray cluster's address: each candidate is judged by a task there
+    control: list[str] = field(default_factory=list)  # --fixed-with: what fixes the bug (a differential oracle)
 
 
 @dataclass
@@ -105,7 +106,7 @@ def _shrink(bundle: Bundle, options: ShrinkOptions, progress: Callable[[str], No
     phases: dict[str, dict] = {}
     with Oracle(bundle, backend=options.backend, image=options.image, network=options.network, gpus=options.gpus,
                 allow_urls=options.allow_urls, strict=options.strict, timeout=options.timeout,
-                progress=progress, log=log.append, ray=options.ray) as oracle:
+                progress=progress, log=log.append, ray=options.ray, control=options.control) as oracle:
         calibration = oracle.calibrate(force=options.force)
 
         def left() -> int | None:
@@ -133,7 +134,7 @@ def _shrink(bundle: Bundle, options: ShrinkOptions, progress: Callable[[str], No
             progress(f"script {name}: {oracle.calls} calls")
             text, stats = shrink_script(source, lambda s, n=name: oracle.interesting({n: s.encode()}),
                                         budget=left(), on_progress=shown(f"script {name}"), pinned=pinned,
-                                        **common)
+                                        differential=bool(options.control), **common)
             if text != source and oracle.interesting({name: text.encode()}):
                 oracle.accept({name: text.encode()})
             phases[name] = _stats(stats)
@@ -154,10 +155,16 @@ def _shrink(bundle: Bundle, options: ShrinkOptions, progress: Callable[[str], No
         red = Redactor()  # what is verified is what gets written: the entries as redaction leaves them
         oracle.accept({name: None if data is None else red.bytes(data, name) for name, data in oracle.base.items()})
         verdicts, outcome = oracle.verify(options.verify_runs)
+        control = None
+        if options.control:  # the shrunk bundle with the fix, once: it must not fail that way there
+            fixed, _ = oracle.run(control=True)
+            oracle.control_runs += 1
+            control = {"with": list(options.control), "runs": oracle.control_runs, "verdict": fixed}
         reproduced = verdicts.count("reproduced")
         summary = {
             "backend": options.backend, "strict": options.strict,
             **({"ray": {"nodes": dict(oracle.nodes)}} if options.ray else {}),
+            **({"control": control} if control else {}),
             "before": before,
             "after": _sizes(bundle, oracle.base),
             "calls": oracle.calls, "cache_hits": oracle.cache_hits, "runs": oracle.runs,
@@ -250,7 +257,8 @@ def _sealed(bundle: Bundle, changes: dict, summary: dict, red, outcome) -> Bundl
                                                    "message": red.text(message[:20000], "traceback")[:2000]}
     draft.readme_notes.append(_readme_note(summary))
     draft.add("shrunk", {k: summary[k] for k in ("backend", "strict", "before", "after", "calls", "cache_hits",
-                                                  "runs", "calibration", "verify", "changed", "seconds")})
+                                                  "runs", "calibration", "verify", "changed", "seconds", "control")
+                         if k in summary})
     new = seal(draft)
     Bundle.from_entries(new.entries(), source="the shrunk bundle")  # the read-side checks, before it is kept
     return new

@@ -1,0 +1,94 @@
+"""`reprex shrink --fixed-with SPEC`: a differential oracle on real regressions.
+
+A signature-only oracle takes a candidate that fails with the same exception type in the
+same function, so `from packaging import LegacyVersion` (a name that was never there: an
+ImportError in `newest` on every version) passes for the removed name's ImportError. With
+the fix as a control a candidate must also not fail that way under it. Cases from
+tests/fixtures/fidelity (each cites its public issue): packaging 22.0 removed LegacyVersion
+(fixed by 21.3), urllib3 2.0 removed Retry(method_whitelist=) (fixed by 1.26.18), whose
+Retry urllib3 re-exports at the top, so there the shorter import is the same bug.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reprex.bundle import Bundle
+from reprex.replay import ReplayOptions, replay
+
+sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "fidelity"))
+from cases import CASES, capture  # noqa: E402
+
+PY = sys.executable
+
+
+@pytest.fixture(scope="module")
+def captured(tmp_path_factory, cache):
+    root = tmp_path_factory.mktemp("control")
+    return {name: capture(next(c for c in CASES if c.name == name), root).write(root / f"{name}.reprex.zip")
+            for name in ("legacy_version", "retry_whitelist")}
+
+
+def shrink_cli(*args, timeout=600):
+    return subprocess.run([PY, "-m", "reprex", "shrink", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env=os.environ.copy())
+
+
+def test_the_fix_keeps_a_removed_names_import_where_it_was(captured, tmp_path):
+    out = tmp_path / "legacy.shrunk.reprex.zip"
+    proc = shrink_cli(captured["legacy_version"], "--backend", "local", "--fixed-with", "packaging==21.3",
+                      "-o", out, "--json")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["control"]["with"] == ["packaging==21.3"] and summary["control"]["verdict"] == "fixed"
+    # `from packaging import LegacyVersion` reproduced, and was refused because it does with the fix too
+    assert summary["rejected"].get("reproduced with the fix", 0) >= 1, summary["rejected"]
+    small = Bundle.read(out)
+    script = small.text("files/app.py")
+    assert "from packaging.version import LegacyVersion" in script and summary["after"]["statements"] < 6
+    assert small.manifest["shrunk"]["control"]["verdict"] == "fixed"
+    assert replay(small, ReplayOptions(backend="local")).verdict == "reproduced"
+    assert replay(small, ReplayOptions(backend="local", with_specs=["packaging==21.3"])).verdict == "fixed"
+
+
+def test_the_fix_lets_a_reexported_name_come_from_the_top_and_replays_on_both_backends(captured, tmp_path,
+                                                                                      base_image):
+    out = tmp_path / "retry.shrunk.reprex.zip"
+    proc = shrink_cli(captured["retry_whitelist"], "--backend", "local", "--fixed-with", "urllib3==1.26.18",
+                      "-o", out, "--json")
+    assert proc.returncode == 0, proc.stderr
+    script = Bundle.read(out).text("files/app.py")
+    assert "from urllib3 import Retry" in script and "method_whitelist" in script, script
+    for backend, image in (("local", None), ("docker", base_image)):
+        small = Bundle.read(out)
+        assert replay(small, ReplayOptions(backend=backend, image=image)).verdict == "reproduced", backend
+        fixed = replay(small, ReplayOptions(backend=backend, image=image, with_specs=["urllib3==1.26.18"]))
+        assert fixed.verdict == "fixed", (backend, fixed.reason)
+
+
+def test_without_the_fix_the_import_path_is_not_shortened(captured, tmp_path):
+    """No control: the pass that could trade the bug for another is not asked at all."""
+    out = tmp_path / "plain.shrunk.reprex.zip"
+    proc = shrink_cli(captured["retry_whitelist"], "--backend", "local", "-o", out, "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert "control" not in json.loads(proc.stdout)
+    assert "from urllib3.util.retry import Retry" in Bundle.read(out).text("files/app.py")
+
+
+@pytest.mark.parametrize("spec, message, code", [
+    ("packaging==22.0", "still fails the same way with --fixed-with packaging==22.0: that doesn't fix it", 1),
+    ("packaging==0.0.0.dev999", "could not be run with --fixed-with packaging==0.0.0.dev999", 3),
+])
+def test_a_fix_that_doesnt_fix_or_doesnt_install_is_refused_in_one_line(captured, tmp_path, spec, message, code):
+    out = tmp_path / "never.reprex.zip"
+    proc = shrink_cli(captured["legacy_version"], "--backend", "local", "--fixed-with", spec, "-o", out)
+    assert proc.returncode == code, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and message in errors[0], proc.stderr
+    assert "Traceback" not in proc.stderr and not out.exists()
