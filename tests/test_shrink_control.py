@@ -92,3 +92,49 @@ def test_a_fix_that_doesnt_fix_or_doesnt_install_is_refused_in_one_line(captured
     errors = [line for line in proc.stderr.splitlines() if "error" in line]
     assert len(errors) == 1 and message in errors[0], proc.stderr
     assert "Traceback" not in proc.stderr and not out.exists()
+
+
+def _with_bisect(path: Path, out: Path, package, first_bad, last_good) -> Path:
+    """The bundle with a `bisect` section as `reprex bisect` writes it (reprex.bisect.section)."""
+    from reprex.bisect import BisectResult, Finding
+    from reprex.bisect.section import with_section
+
+    result = BisectResult(mode="package", findings=[Finding(package=package, first_bad=first_bad,
+                                                            last_good=last_good)])
+    return with_section(Bundle.read(path), result).write(out)
+
+
+def test_fixed_with_auto_takes_the_last_good_release_bisect_found(captured, tmp_path):
+    bisected = _with_bisect(captured["legacy_version"], tmp_path / "bisected.reprex.zip", "Packaging", "22.0", "21.3")
+    out = tmp_path / "auto.shrunk.reprex.zip"
+    proc = shrink_cli(bisected, "--backend", "local", "--fixed-with", "auto", "-o", out, "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert "the fix, from the bundle's bisect result: packaging==21.3" in proc.stderr
+    control = json.loads(proc.stdout)["control"]
+    assert control["with"] == ["packaging==21.3"] and control["verdict"] == "fixed"
+
+
+@pytest.mark.parametrize("package, last_good", [
+    ("x @ file:///etc/passwd", "1.0"),  # a spec that is a URL, not a name
+    ("packaging", "21.3 ; os_name == 'posix'"),  # not a version
+    ("../../outside", "1.0"),
+])
+def test_fixed_with_auto_refuses_a_crafted_bisect_section(captured, tmp_path, package, last_good):
+    """The section is the bundle's: what isn't a plain name and version never becomes a spec."""
+    bisected = tmp_path / "crafted.reprex.zip"
+    from reprex.draft import Draft, seal
+    from reprex.redact import Redactor
+
+    draft = Draft.of(Bundle.read(captured["legacy_version"]), Redactor())
+    draft.add("bisect", {"mode": "package", "findings": [{"package": package, "first_bad": "22.0",
+                                                          "last_good": last_good}]})
+    seal(draft).write(bisected)
+    proc = shrink_cli(bisected, "--backend", "local", "--fixed-with", "auto", "-o", tmp_path / "x.zip")
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("reprex: error: --fixed-with auto: the bundle's bisect")
+    assert "Traceback" not in proc.stderr and "installing" not in proc.stderr and not (tmp_path / "x.zip").exists()
+
+
+def test_fixed_with_auto_without_a_bisect_result_says_what_to_run(captured, tmp_path):
+    proc = shrink_cli(captured["legacy_version"], "--backend", "local", "--fixed-with", "auto", "-o", tmp_path / "x")
+    assert proc.returncode == 1 and "run `reprex bisect BUNDLE --package NAME` first" in proc.stderr

@@ -57,8 +57,8 @@ def default_output(source: str) -> Path:
 @click.option("--fixed-with", "control", multiple=True, metavar="SPEC",
               help="What fixes the bug, as `replay --with` takes it ('pkg==X', a path); repeatable. Each candidate "
                    "that still fails must also not fail that way with it, so the result can't turn into another "
-                   "bug that fails everywhere (a name imported from where it never was); `reprex bisect` tells "
-                   "the last good release. Costs one more run per kept candidate.")
+                   "bug that fails everywhere (a name imported from where it never was). `auto`: the last good "
+                   "release a `reprex bisect` of this bundle found. Costs one more run per kept candidate.")
 @click.option("--force", is_flag=True, help="Shrink a bundle that reproduces too rarely (OR of several runs).")
 @click.option("--ray", "ray_address", is_flag=False, flag_value="auto", default=None, metavar="[auto|ADDRESS]",
               help="Judge each candidate as a task on a Ray cluster (auto: the running one, else a new local one; "
@@ -89,6 +89,15 @@ def shrink(bundle, output, budget, time_s, jobs, keep_inputs, keep_pins, backend
         if address_error(ray_address):
             raise click.BadParameter(address_error(ray_address), param_hint="--ray")
     loaded = load_bundle(bundle)
+    if control == ("auto",):
+        from reprex.errors import ReprexError
+        from reprex.shrink.step import fix_from_bisect
+
+        try:
+            control = fix_from_bisect(loaded)
+        except ReprexError as exc:
+            fail(str(exc), exc.exit_code)
+        click.echo(f"reprex shrink: the fix, from the bundle's bisect result: {' '.join(control)}", err=True)
     if backend == "auto":
         backend = "docker" if ray_address is not None else _auto_backend()
     target = output or default_output(bundle)

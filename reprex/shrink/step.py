@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -60,6 +61,40 @@ def statements(source: bytes) -> int:
         return count_statements(source.decode("utf-8", "replace"))
     except (RecursionError, MemoryError):  # a hostile bundle's nesting
         return 0
+
+
+def fix_from_bisect(bundle: Bundle) -> list[str]:
+    """`--fixed-with auto`: the last good release of each package the bundle's `bisect` section
+    blames, as `name==version`. The section is the bundle's (a stranger's): a name or version
+    that isn't a plain PEP 508 name / PEP 440 version is refused, never passed on as a spec
+    (which could be a path or a URL)."""
+    from packaging.utils import canonicalize_name
+    from packaging.version import InvalidVersion, Version
+
+    from reprex.shrink.oracle import ShrinkRefused
+
+    section = bundle.manifest.get("bisect")
+    findings = section.get("findings") if isinstance(section, dict) else None
+    specs = []
+    for finding in findings if isinstance(findings, list) else []:
+        if not isinstance(finding, dict) or not finding.get("first_bad"):
+            continue
+        name, good = finding.get("package"), finding.get("last_good")
+        if not isinstance(name, str) or not isinstance(good, str) or not _PACKAGE.fullmatch(name):
+            raise ShrinkRefused("--fixed-with auto: the bundle's bisect section names no usable package and release")
+        try:
+            version = Version(good)
+        except InvalidVersion:
+            raise ShrinkRefused("--fixed-with auto: the bundle's bisect section has a last good release that "
+                                "isn't a version") from None
+        specs.append(f"{canonicalize_name(name)}=={version}")
+    if not specs:
+        raise ShrinkRefused("--fixed-with auto: the bundle has no bisect result with a last good release "
+                            "(run `reprex bisect BUNDLE --package NAME` first, or name the fix: --fixed-with pkg==X)")
+    return specs
+
+
+_PACKAGE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9])?")
 
 
 def script_targets(bundle: Bundle) -> list[str]:
