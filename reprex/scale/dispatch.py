@@ -19,6 +19,7 @@ from reprex.errors import ReprexError
 from reprex.replay.base import ReplayOptions
 from reprex.scale import needs as _needs
 from reprex.scale import cluster as _cluster
+from reprex.scale import liveness as _liveness
 from reprex.scale.cluster import ScaleError, connect
 from reprex.scale.remote import MAX_RETRIES, POLL_S, RemoteReplay, ScaleResult, _Settled
 
@@ -94,8 +95,8 @@ def replay_remote(bundle_bytes: bytes, options: ReplayOptions, *, address: str |
             return _Settled(_unreadable(source or "bundle", exc))
     finally:
         os.unlink(path)
-    item = submit(ray, source or bundle.name, bundle, options, _cluster.nodes(ray), num_cpus=num_cpus, prefer=prefer,
-                  max_retries=max_retries)
+    item = submit(ray, source or bundle.name, bundle, options, _liveness.nodes(ray), num_cpus=num_cpus,
+                  prefer=prefer, max_retries=max_retries)
     return item if isinstance(item, RemoteReplay) else _Settled(item)
 
 
@@ -122,7 +123,7 @@ def replay_many(bundles: Sequence[str | Path], options: ReplayOptions, *, addres
     prefer = {row["lock_hash"]: row["node"] for row in previous.values()
               if row.get("lock_hash") and row.get("node") and _built(row.get("verdict"))}
     ray = connect(address)
-    nodes = _cluster.nodes(ray)
+    nodes = _liveness.nodes(ray)
     if window is None:
         window = max(4, 2 * int(sum((n.get("Resources") or {}).get("CPU", 0) for n in _needs.alive_nodes(nodes))))
     writer = _results.Writer(Path(results)) if results is not None else None
@@ -139,7 +140,7 @@ def replay_many(bundles: Sequence[str | Path], options: ReplayOptions, *, addres
         if on_result is not None:
             on_result(item)
 
-    checked = time.monotonic()
+    checked, seen = time.monotonic(), _liveness.generation()
     try:
         while todo or inflight:
             while todo and len(inflight) < window:
@@ -172,13 +173,17 @@ def replay_many(bundles: Sequence[str | Path], options: ReplayOptions, *, addres
                     inflight[item.ref] = item  # lost with its node: out again
                 else:
                     finish(settled)
-            if time.monotonic() - checked >= POLL_S:
-                checked, nodes = time.monotonic(), _cluster.nodes(ray)
+            if time.monotonic() - checked >= POLL_S or _liveness.generation() != seen:
+                # dead nodes: their tasks' errors may come late or never; one a task was told of, at once
+                checked, seen, nodes = time.monotonic(), _liveness.generation(), _liveness.nodes(ray)
                 for ref, item in list(inflight.items()):
-                    stuck = item.stranded(nodes)
-                    if stuck is not None:
+                    settled = item.check(nodes)
+                    if settled is not None or item.ref is not ref:
                         del inflight[ref]
-                        finish(stuck)
+                    if settled is not None:
+                        finish(settled)
+                    elif item.ref is not ref:
+                        inflight[item.ref] = item  # lost with its node: out again
     except BaseException:
         from reprex.interrupt import shielded
 

@@ -7,13 +7,26 @@ Why a process: Ray cancels a running task by raising KeyboardInterrupt between b
 which never comes while a replay waits on the daemon's socket; a real SIGTERM to this
 process does (reprex.interrupt unwinds the replay, its container removed), as it does for
 `reprex replay`. It then exits, and the worker's next task starts another.
+
+Ray usually takes this process down with its worker (the raylet kills a dead worker's process
+group; a worker whose raylet died kills its children on its way out). When raylet and worker
+are SIGKILLed together (`ray stop --force`, a node's processes killed at once) nobody does, and
+this process, orphaned, would replay on until the replay's own timeout, its container with it.
+So it watches its parent: once reparented, it sends itself SIGTERM and unwinds as for a cancel.
+The watch is here, on the node, because the driver may not reach that node's Docker daemon at
+all (a remote machine); a whole machine that dies takes its containers with it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import threading
+import time
+
+PARENT_POLL_S = 1.0
 
 
 def answer(request: dict) -> dict:
@@ -30,9 +43,22 @@ def answer(request: dict) -> dict:
     return {"result": replay(bundle, options).to_dict()}
 
 
+def watch_parent(poll_s: float = PARENT_POLL_S) -> None:
+    """SIGTERM to this process once its parent (the Ray worker) is gone."""
+    parent = os.getppid()
+
+    def run() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=run, name="reprex-parent-watch", daemon=True).start()
+
+
 def main() -> int:
     from reprex.interrupt import Interrupted, on_signals
 
+    watch_parent()
     import reprex.replay.docker.backend  # noqa: F401  (imported once, ahead of the first request)
 
     # the answers get a descriptor of their own; fd 1 (what a replay's tools inherit) is stderr

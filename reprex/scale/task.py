@@ -8,8 +8,10 @@ unpickled here. Before the replay the task leaves a mark in the cluster's key-va
 
 Cancelling: `ray.cancel` raises KeyboardInterrupt in this task, which sends the runner
 SIGTERM (it unwinds the replay and removes its container) and waits for it; a forced cancel
-or a dead node kills the worker and the runner with it, and the docker backend's host
-watchdog removes the container when its pipe closes.
+kills the worker and the runner with it (the raylet kills the worker's process group), and
+the docker backend's host watchdog removes the container when its pipe closes. A runner
+orphaned with nobody left to kill it (raylet and worker SIGKILLed at once: `ray stop
+--force`) sees its parent gone and unwinds by itself (runner.watch_parent).
 """
 
 from __future__ import annotations

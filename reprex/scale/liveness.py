@@ -1,0 +1,50 @@
+"""Which nodes are gone, as soon as anything says so.
+
+`ray.nodes()` is the GCS's view, and the GCS learns of a raylet's death from missed health
+checks: about 15 s after a node is killed (ray.cluster_utils.Cluster, Ray 2.60, idle machine;
+more on a loaded one), while a task's owner hears in under a second (its worker's connection
+closes and Ray raises NodeDiedError naming the node). A node some task was told is dead is
+remembered here (node ids are never reused), and the driver's view of the cluster is
+ray.nodes() with those marked dead: bundles only that node could run are said at once, and
+no lost bundle is sent back to it.
+"""
+
+from __future__ import annotations
+
+import re
+
+from reprex.scale import cluster as _cluster
+
+_dead: set[str] = set()
+_NODE_IN_ERROR = re.compile(r"node ID: ([0-9a-f]{16,})")
+
+
+def node_in_error(exc: BaseException) -> str:
+    """The node id a Ray error names ("" when it names none)."""
+    m = _NODE_IN_ERROR.search(str(exc))
+    return m.group(1) if m else ""
+
+
+def mark_dead(node_id: str) -> None:
+    if node_id:
+        _dead.add(node_id)
+
+
+def generation() -> int:
+    """Changes when a node is newly known dead (a driver then looks at its other tasks now)."""
+    return len(_dead)
+
+
+def view(nodes: list[dict]) -> list[dict]:
+    """`nodes` with every node known dead said dead."""
+    out = []
+    for n in nodes:
+        if n.get("NodeID") in _dead and (n.get("Alive") or n.get("alive")):
+            n = {k: v for k, v in n.items() if k != "alive"}
+            n["Alive"] = False
+        out.append(n)
+    return out
+
+
+def nodes(ray) -> list[dict]:
+    return view(_cluster.nodes(ray))
