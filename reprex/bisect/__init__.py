@@ -28,6 +28,7 @@ class BisectOptions:
     image: str | None = None
     strict: bool = False
     ray: str | None = None  # a Ray cluster's address: each probe's replay is a task there
+    index_url: str | None = None  # the index releases are listed from and probes install from (else configured)
 
 
 @dataclass
@@ -155,7 +156,19 @@ def bisect(bundle, *, package: str | None = None, good: str | None = None, bad: 
             by_lock(oracle, result, dict(good_pins), options=options, progress=progress)
         else:
             by_date(oracle, result, start=start, options=options, progress=progress)
+    except BaseException as exc:
+        if not isinstance(exc, Exception):  # Ctrl-C: the probes running elsewhere stop before it goes on
+            from reprex.interrupt import shielded
+
+            with shielded():
+                oracle.cancel()
+            from reprex.bisect.interim import so_far
+
+            exc.partial = so_far(list(oracle.probes), plan)  # what was learned, for the one line said
+        raise
     finally:
         result.probes = list(oracle.probes)
         result.duration_s = time.monotonic() - started
+        oracle.close()
     return result
+

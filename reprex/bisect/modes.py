@@ -20,7 +20,12 @@ def make_oracle(bundle, options: BisectOptions, progress: Callable[[str], None])
 
     replay_options = ReplayOptions(backend=options.backend, image=options.image, timeout=options.timeout,
                                    strict=options.strict, network="none", gpus=None)
-    return Oracle(bundle, replay_options, progress)
+    oracle = Oracle(bundle, replay_options, progress)
+    if options.jobs > 1 and options.ray is None:
+        from reprex.bisect.runners import Runners
+
+        oracle.runners = Runners()  # parallel probes in processes a Ctrl-C can stop
+    return oracle
 
 
 def _version(text: str | None, what: str):

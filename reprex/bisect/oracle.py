@@ -85,6 +85,7 @@ class Oracle:
         self.options = replace(options, runs=1)
         self.progress = progress
         self.ray = ray  # a cluster's address: replays are its tasks
+        self.runners = None  # runners.Runners: replay processes for probes off the main thread (--jobs N)
         self.target = target_of(bundle)
         self.lines = lines_of(bundle)
         self.repeat = 1
@@ -209,8 +210,11 @@ class Oracle:
         return verdict, reason
 
     def _replay_one(self, bundle: Bundle, options, progress: Callable[[str], None]):
-        """A ReplayResult: replayed here, or with `ray` as a task on the cluster."""
+        """A ReplayResult: replayed here (in a runner process when off the main thread, where a
+        signal can't reach it), or with `ray` as a task on the cluster."""
         if self.ray is None:
+            if self.runners is not None and threading.current_thread() is not threading.main_thread():
+                return self.runners.replay(bundle, options)
             from reprex.replay import replay
 
             return replay(bundle, options, progress=progress)
@@ -218,6 +222,16 @@ class Oracle:
 
         progress("replaying on the Ray cluster")
         return replay_on_cluster(bundle, options, self.ray)
+
+    def cancel(self) -> None:
+        """Stop the probes replaying in other threads (Ctrl-C): their processes and containers go,
+        and they log nothing."""
+        if self.runners is not None:
+            self.runners.cancel()
+
+    def close(self) -> None:
+        if self.runners is not None:
+            self.runners.close()
 
     def _log(self, probe: Probe) -> None:
         with self._lock:

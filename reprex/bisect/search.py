@@ -57,7 +57,9 @@ class Found:
 
 def run_batch(items: Sequence[T], test: Test, label: Callable[[T], str], jobs: int) -> list[Step]:
     """Judge `items` (in parallel up to `jobs`), one Step each in the order given. An exception
-    from `test` (the oracle's infra trouble) propagates once the batch's other probes end."""
+    from `test` (the oracle's infra trouble) propagates once the batch's other probes end; a
+    signal's (Ctrl-C: a BaseException in this thread) at once, without waiting for them: whoever
+    runs the probes stops them (Oracle.cancel), or the user would wait out every running replay."""
     def one(item: T) -> Step:
         start = time.monotonic()
         verdict, reason = test(item)
@@ -67,8 +69,17 @@ def run_batch(items: Sequence[T], test: Test, label: Callable[[T], str], jobs: i
 
     if jobs <= 1 or len(items) <= 1:
         return [one(item) for item in items]
-    with ThreadPoolExecutor(max_workers=min(jobs, len(items)), thread_name_prefix="reprex-bisect") as pool:
-        return list(pool.map(one, items))
+    pool = ThreadPoolExecutor(max_workers=min(jobs, len(items)), thread_name_prefix="reprex-bisect")
+    try:
+        steps = list(pool.map(one, items))
+    except Exception:
+        pool.shutdown(wait=True)
+        raise
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    return steps
 
 
 Judge = Callable[[list[int]], list[str]]  # indices -> verdicts, same order

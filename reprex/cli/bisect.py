@@ -138,7 +138,11 @@ def bisect(bundle, package, good, bad, pre, yanked, good_lock, by_date, start, b
                 sys.stdout = sys.stderr  # Ray's own messages (a node died) must not mix into the JSON
             result = _run(do_bisect, b, kwargs, as_json)
     except Interrupted as exc:
-        click.echo(f"reprex: {exc}; the bisection was stopped and its replays cleaned up", err=True)
+        from reprex.escape import terminal
+
+        learned = getattr(exc, "partial", "")
+        click.echo(f"reprex: {exc}; the bisection was stopped, its replays cleaned up and nothing written"
+                   + (f"; {terminal(learned, False)}" if learned else ""), err=True)
         sys.exit(exc.exit_code)
     except ReprexError:
         raise
