@@ -62,6 +62,7 @@ class BisectResult:
     backend: str = ""
     reason: str = ""  # why nothing was found
     duration_s: float = 0.0
+    index: str = ""  # where the releases were listed (credentials removed)
 
     @property
     def found(self) -> bool:
@@ -115,7 +116,8 @@ class BisectResult:
                 "probes": len(self.probes), "replays": self.replays,
                 "steps": [p.to_dict() for p in self.probes], "runs_per_probe": self.runs_per_probe,
                 "reproduction_rate": self.reproduction_rate, "backend": self.backend, "reason": self.reason,
-                "duration_s": round(self.duration_s, 2), "exit": self.exit_code}
+                "duration_s": round(self.duration_s, 2), "exit": self.exit_code,
+                **({"index": self.index} if self.index else {})}
 
 
 def _group_reasons(items: list[tuple[str, str]]) -> str:
@@ -131,22 +133,32 @@ def bisect(bundle, *, package: str | None = None, good: str | None = None, bad: 
            good_pins: Mapping[str, str] | None = None, date: bool = False, start=None,
            options: BisectOptions | None = None, progress: Callable[[str], None] = lambda _: None) -> BisectResult:
     """Bisect `bundle`'s failure: by `package` releases, from `good_pins`, or by `date`."""
-    import time
-
-    from reprex.bisect.modes import by_date, by_lock, by_package, make_oracle, plan_releases
+    from reprex.bisect.index import pointed_at
     from reprex.bisect.search import BisectError
 
     options = options or BisectOptions()
     chosen = [m for m, on in (("package", package), ("lock", good_pins is not None), ("date", date)) if on]
     if len(chosen) != 1:
         raise BisectError("choose one of --package NAME, --good-lock FILE / --good BUNDLE, or --date")
+    with pointed_at(options.index_url):  # the probes' installs look where the listing did
+        return _search(bundle, chosen[0], package=package, good=good, bad=bad, good_pins=good_pins, start=start,
+                       options=options, progress=progress)
+
+
+def _search(bundle, mode: str, *, package, good, bad, good_pins, start, options: BisectOptions,
+            progress: Callable[[str], None]) -> BisectResult:
+    import time
+
+    from reprex.bisect.modes import by_date, by_lock, by_package, make_oracle, plan_releases
+
     started = time.monotonic()
     oracle = make_oracle(bundle, options, progress)
     oracle.ray = options.ray
-    result = BisectResult(mode=chosen[0], backend=options.backend)
+    result = BisectResult(mode=mode, backend=options.backend)
     # bad input (an unknown package or release) is said before any replay
     plan = plan_releases(oracle, package, good=good, bad=bad, options=options, progress=progress) if package \
         else None
+    result.index = plan.listing.index if plan is not None else ""
     try:
         result.reproduction_rate = oracle.calibrate(options.runs)
         result.runs_per_probe = oracle.repeat

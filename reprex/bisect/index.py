@@ -10,6 +10,7 @@ Core metadata (PEP 658 `.metadata`) is read once per file per process.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -61,33 +62,119 @@ class Release:
         return min(times) if times else None
 
 
-def index_urls(environ: Mapping[str, str] | None = None) -> tuple[list[str], list[str]]:
-    """(index URLs, find-links directories) where a probe's install looks: uv's own index variables
-    when the user set them (they win over pip's, as in reprex.installer), else the host pip's."""
-    import os
+@dataclass
+class IndexConfig:
+    """Where releases are listed from: index URLs (the main one first), find-links directories,
+    and what chose the main index (said to the user: `--index-url`, `UV_INDEX_URL`, a uv.toml...)."""
 
+    urls: list[str]
+    links: list[str]
+    source: str
+
+    def shown(self) -> str:
+        """`http://host/simple/ (from PIP_INDEX_URL)`: no credentials."""
+        where = ", ".join(public(u) for u in self.urls + self.links) or "no index (no-index)"
+        return f"{where} (from {self.source})"
+
+
+def _on(value) -> bool:
+    return str(value if value is not None else "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def uv_toml(environ: Mapping[str, str]) -> tuple[str, dict] | None:
+    """(path, settings) of the uv.toml uv would read (UV_CONFIG_FILE, else the user's, else the
+    system's; none with UV_NO_CONFIG), its `[pip]` table over the top level. Read only."""
+    import tomllib
+
+    if _on(environ.get("UV_NO_CONFIG")):
+        return None
+    home = os.path.expanduser("~")
+    user = os.path.join(environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config"), "uv", "uv.toml")
+    for path in ([environ["UV_CONFIG_FILE"]] if environ.get("UV_CONFIG_FILE") else [user, "/etc/uv/uv.toml"]):
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.loads(fh.read(1 << 20).decode("utf-8"))
+        except (OSError, ValueError):  # absent, unreadable, not TOML: uv would say so itself
+            continue
+        pip = data.get("pip") if isinstance(data.get("pip"), dict) else {}
+        return path, {**data, **pip}
+    return None
+
+
+def _uv_toml_index(settings: dict) -> tuple[str | None, list[str], list[str], bool]:
+    """(main index, extra indexes, find-links, no-index) from uv.toml settings."""
+    def strings(value) -> list[str]:
+        value = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+        return [v for v in value if isinstance(v, str) and v.strip()]
+
+    main = next(iter(strings(settings.get("index-url"))), None)
+    extras = strings(settings.get("extra-index-url"))
+    for entry in settings.get("index") if isinstance(settings.get("index"), list) else []:
+        if isinstance(entry, dict) and isinstance(entry.get("url"), str):
+            if entry.get("default") is True and main is None:
+                main = entry["url"]
+            else:
+                extras.append(entry["url"])
+    return main, extras, strings(settings.get("find-links")), settings.get("no-index") is True
+
+
+def configured_index(environ: Mapping[str, str] | None = None, index_url: str | None = None) -> IndexConfig:
+    """Where a probe's install looks, the main index chosen in this order: `index_url` (bisect's
+    --index-url), UV_DEFAULT_INDEX / UV_INDEX_URL, PIP_INDEX_URL, a uv.toml, pip's configuration
+    files, then PyPI. Extra indexes and find-links come from the same family (uv's, or pip's)."""
     from reprex.installer import pip_settings
 
     env = os.environ if environ is None else environ
-    uv_main = (env.get("UV_DEFAULT_INDEX") or env.get("UV_INDEX_URL") or "").split()
+    uv_main = [(n, env[n].split()[0]) for n in ("UV_DEFAULT_INDEX", "UV_INDEX_URL") if (env.get(n) or "").split()]
     uv_extra = (env.get("UV_INDEX") or "").split() + (env.get("UV_EXTRA_INDEX_URL") or "").split()
-    uv_links = [p for p in (env.get("UV_FIND_LINKS") or "").replace(",", " ").split()]
-    if uv_main or uv_extra or uv_links or env.get("UV_NO_INDEX"):
-        no_index = (env.get("UV_NO_INDEX") or "").strip().lower() in ("1", "true", "yes", "on")
-        urls = [] if no_index else uv_main[:1] + [u.split("=", 1)[-1] if "=" in u.split("://")[0] else u
-                                                   for u in uv_extra]
-        if not no_index and not uv_main:
-            urls.append(DEFAULT_INDEX)
-        links = uv_links
+    uv_links = (env.get("UV_FIND_LINKS") or "").replace(",", " ").split()
+    toml = uv_toml(env)
+    if uv_main or uv_extra or uv_links or env.get("UV_NO_INDEX") or (toml and not env.get("PIP_INDEX_URL")):
+        t_main, t_extra, t_links, t_none = _uv_toml_index(toml[1]) if toml else (None, [], [], False)
+        no_index = _on(env.get("UV_NO_INDEX")) or (t_none and not uv_main)
+        main, source = (uv_main[0][1], uv_main[0][0]) if uv_main else \
+            (t_main, f"uv.toml {toml[0]}") if t_main else (DEFAULT_INDEX, "the default, PyPI")
+        extras = [u.split("=", 1)[-1] if "=" in u.split("://")[0] else u for u in uv_extra] or t_extra
+        urls, links = ([] if no_index else [main] + extras), uv_links or t_links
     else:
         pip = pip_settings(env)
-        no_index = (pip.get("no-index") or "").strip().lower() in ("1", "true", "yes", "on")
-        urls = [] if no_index else [(pip.get("index-url") or DEFAULT_INDEX).split()[0]]
-        if not no_index:
-            urls += (pip.get("extra-index-url") or "").split()
+        no_index = _on(pip.get("no-index"))
+        main = (pip.get("index-url") or "").split()
+        source = "PIP_INDEX_URL" if env.get("PIP_INDEX_URL") else "pip.conf" if main else "the default, PyPI"
+        urls = [] if no_index else [main[0] if main else DEFAULT_INDEX] + (pip.get("extra-index-url") or "").split()
         links = (pip.get("find-links") or "").split()
+    if index_url:
+        urls, source = [index_url] + urls[1:], "--index-url"
+    if no_index and not index_url:
+        source = "no-index"
     links = [p for p in links if not p.startswith(("http:", "https:"))]
-    return urls, [p[len("file://"):] if p.startswith("file://") else p for p in links]
+    return IndexConfig(urls, [p[len("file://"):] if p.startswith("file://") else p for p in links], source)
+
+
+def index_urls(environ: Mapping[str, str] | None = None) -> tuple[list[str], list[str]]:
+    """(index URLs, find-links directories) where a probe's install looks (configured_index)."""
+    found = configured_index(environ)
+    return found.urls, found.links
+
+
+@contextlib.contextmanager
+def pointed_at(index_url: str | None):
+    """While the block runs, the probes' installs (uv, pip) use `index_url` as their main index:
+    bisect's --index-url reaches them as the environment they read (never in an argv)."""
+    if not index_url:
+        yield
+        return
+    names = ("UV_DEFAULT_INDEX", "UV_INDEX_URL", "PIP_INDEX_URL")
+    saved = {n: os.environ.get(n) for n in names}
+    os.environ.update({n: index_url for n in names})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def public(url: str) -> str:
@@ -242,15 +329,18 @@ def _version_of(filename: str, name: str) -> str | None:
     return str(version) if dist == canonicalize_name(name) else None
 
 
-def fetch_releases(name: str, environ: Mapping[str, str] | None = None) -> tuple[list[Release], str]:
-    """Every release of `name` on the configured indexes and find-links, ascending, and where."""
+def fetch_releases(name: str, environ: Mapping[str, str] | None = None,
+                   index_url: str | None = None) -> tuple[list[Release], str]:
+    """Every release of `name` on the configured indexes and find-links (configured_index),
+    ascending, and where they were read (the URLs, credentials removed)."""
     from packaging.utils import canonicalize_name
     from packaging.version import InvalidVersion, Version
 
     if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,200}[A-Za-z0-9])?", name or ""):
         raise ReprexError(f"{name!r} is not a package name")
     project = canonicalize_name(name)
-    urls, links = index_urls(environ)
+    config = configured_index(environ, index_url)
+    urls, links = config.urls, config.links
     by_version: dict[str, Release] = {}
     seen: set[str] = set()
     for files in [*(_page_files(u, project, environ) for u in urls), *(_link_files(d, project) for d in links)]:

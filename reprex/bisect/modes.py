@@ -70,6 +70,7 @@ class ReleasePlan:
 def plan_releases(oracle: Oracle, name: str, *, good: str | None, bad: str | None, options: BisectOptions,
                   progress: Callable[[str], None]) -> ReleasePlan:
     """The releases of `name` up to the bad one (default: the bundle's pin), and where --good sits."""
+    from reprex.bisect.index import configured_index
     from reprex.bisect.probe import exact_pins
     from reprex.bisect.releases import list_releases
     from reprex.bisect.search import BisectError
@@ -81,9 +82,10 @@ def plan_releases(oracle: Oracle, name: str, *, good: str | None, bad: str | Non
     bad_v, good_v = _version(bad, "--bad"), _version(good, "--good")
     if good_v is not None and good_v >= bad_v:
         raise BisectError(f"--good {good} must be older than the bad release {bad}")
-    progress(f"listing the releases of {name}")
+    progress(f"listing the releases of {name} from {configured_index(index_url=options.index_url).shown()}")
     listing = list_releases(name, python=oracle.target.python, machine=oracle.target.machine, pre=options.pre,
-                            yanked=options.yanked, keep=tuple(v for v in (good, bad) if v))
+                            yanked=options.yanked, keep=tuple(v for v in (good, bad) if v),
+                            index_url=options.index_url)
     versions = listing.versions()
     bad_i = _index_of(versions, bad_v, name, listing, "bad")
     good_i = _index_of(versions, good_v, name, listing, "good") if good_v is not None else None

@@ -81,14 +81,14 @@ def _why_not(release: Release, python_full: str, python: str, wanted: set, machi
 
 def list_releases(name: str, *, python: str, machine: str, glibc: str = "2.36", pre: bool = False,
                   yanked: bool = False, keep: tuple[str, ...] = (), environ: Mapping[str, str] | None = None,
-                  releases: list[Release] | None = None) -> Listing:
+                  releases: list[Release] | None = None, index_url: str | None = None) -> Listing:
     """The releases of `name` a probe can install for CPython `python` (X.Y or X.Y.Z) on `machine`,
     ascending, and the rest with why. Versions in `keep` (the bundle's own pin, a --good/--bad the
     user named) pass the yanked and pre-release filters: they are known or asked for."""
     from packaging.version import Version
 
     if releases is None:
-        releases, where = fetch_releases(name, environ)
+        releases, where = fetch_releases(name, environ, index_url)
     else:
         where = ""
     python_full = python if python.count(".") >= 2 else python + ".0"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 
 import click
@@ -70,9 +71,12 @@ def _start(value: str | None):
               help="Replay each probe as a task on a Ray cluster (auto: the running one, else a new local one; or "
                    "HOST:PORT, ray://HOST:PORT, local); with --jobs N a round's probes run at once there. "
                    "The backend on the nodes is docker unless --backend local.")
+@click.option("--index-url", metavar="URL",
+              help="The package index to list releases from and install probes from (default: UV_DEFAULT_INDEX / "
+                   "UV_INDEX_URL, PIP_INDEX_URL, a uv.toml, pip.conf, then PyPI).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the result.")
 def bisect(bundle, package, good, bad, pre, yanked, good_lock, by_date, start, backend, image, jobs, runs, timeout,
-           strict, output, no_write, ray_address, as_json):
+           strict, output, no_write, ray_address, index_url, as_json):
     """Find which release, set of changed pins, or day brought BUNDLE's failure.
 
     Each probe replays the bundle with other pins: `reproduced` is bad, `fixed` is good,
@@ -104,6 +108,8 @@ def bisect(bundle, package, good, bad, pre, yanked, good_lock, by_date, start, b
         raise click.UsageError("--start goes with --date")
     if output and no_write:
         raise click.UsageError("-o and --no-write contradict each other")
+    if index_url is not None and not re.fullmatch(r"(https?|file)://[^\s]+", index_url):
+        raise click.BadParameter("an index URL is http://, https:// or file://", param_hint="--index-url")
     good_pins = _good_lock(good_lock) if good_lock else None
     if good and not package:
         from reprex.bisect.probe import exact_pins, lines_of
@@ -125,7 +131,7 @@ def bisect(bundle, package, good, bad, pre, yanked, good_lock, by_date, start, b
         where = "the cluster's nodes" if ray_address is not None else "this machine"
         click.echo(f"reprex: warning: --backend local runs this bundle's code on {where}", err=True)
     options = BisectOptions(backend=backend, jobs=jobs, runs=runs, pre=pre, yanked=yanked, timeout=timeout,
-                            image=image, strict=strict, ray=ray_address)
+                            image=image, strict=strict, ray=ray_address, index_url=index_url)
     kwargs = dict(package=package, good=good if package else None, bad=bad, good_pins=good_pins, date=by_date,
                   start=when, options=options)
     stdout = sys.stdout
@@ -164,8 +170,9 @@ def bisect(bundle, package, good, bad, pre, yanked, good_lock, by_date, start, b
 def _run(do_bisect, bundle, kwargs, as_json):
     from reprex.escape import terminal
 
-    if as_json:
-        return do_bisect(bundle, **kwargs)
+    if as_json:  # only where the releases come from is said on stderr
+        return do_bisect(bundle, progress=lambda msg: click.echo(f"reprex: {terminal(msg, False)}", err=True)
+                         if msg.startswith("listing the releases") else None, **kwargs)
     if sys.stderr.isatty():
         from rich.text import Text
 

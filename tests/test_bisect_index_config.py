@@ -1,0 +1,136 @@
+"""Which package index `reprex bisect` lists releases from: the user's own, in this order:
+--index-url, UV_DEFAULT_INDEX / UV_INDEX_URL, PIP_INDEX_URL, a uv.toml, pip.conf, then PyPI;
+said on stderr (and in --json) without credentials.
+
+Two loopback indexes (tests/bisect_index.py) stand in for the user's: `right` serves
+itsdangerous, `decoy` serves nothing and is configured at every lower-precedence place, so a
+listing read from the wrong place shows up in `decoy.requests`. A release that is on no index
+(--bad 9.9.9) ends each run right after the listing, before any replay.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from bisect_index import FileCache, IndexServer, cache_dir
+from test_bisect_cli import RELEASES, REPRO, _capture
+
+CONFIG_VARS = ("UV_DEFAULT_INDEX", "UV_INDEX_URL", "PIP_INDEX_URL", "UV_NO_CONFIG", "UV_CONFIG_FILE",
+               "PIP_CONFIG_FILE")
+
+
+@pytest.fixture(scope="module")
+def indexes(tmp_path_factory):
+    right = IndexServer(FileCache(cache_dir())).start()
+    decoy = IndexServer(FileCache(cache_dir())).start()
+    try:
+        right.add("itsdangerous", RELEASES)
+        env = right.environ()
+        env["REPREX_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+        bundle = _capture(env, tmp_path_factory.mktemp("index-config"), REPRO)
+        yield {"right": right, "decoy": decoy, "bundle": bundle, "env": env,
+               "dir": tmp_path_factory.mktemp("configs")}
+    finally:
+        right.stop()
+        decoy.stop()
+
+
+def _pip_conf(indexes, name: str, url: str) -> str:
+    path = indexes["dir"] / f"{name}.conf"
+    path.write_text(f"[global]\nindex-url = {url}\n")
+    return str(path)
+
+
+def _uv_toml(indexes, name: str, body: str) -> str:
+    path = indexes["dir"] / f"{name}.toml"
+    path.write_text(body)
+    return str(path)
+
+
+def _env(indexes, **settings: str) -> dict[str, str]:
+    env = {k: v for k, v in indexes["env"].items() if k not in CONFIG_VARS}
+    env["PIP_CONFIG_FILE"] = _pip_conf(indexes, "decoy-pip", indexes["decoy"].url)  # the lowest: pip.conf
+    env.update(settings)
+    return env
+
+
+def _bisect(indexes, env, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "reprex", "bisect", str(indexes["bundle"]), "--package",
+                           "itsdangerous", "--backend", "local", "--no-write", *extra], env=env, capture_output=True,
+                          text=True, timeout=600, stdin=subprocess.DEVNULL)
+
+
+def _listed_from_right_only(indexes, before: tuple[int, int]) -> None:
+    right, decoy = indexes["right"], indexes["decoy"]
+    assert "/simple/itsdangerous/" in right.requests[before[0]:], right.requests[before[0]:]
+    assert decoy.requests[before[1]:] == [], decoy.requests[before[1]:]
+
+
+def _marks(indexes) -> tuple[int, int]:
+    return len(indexes["right"].requests), len(indexes["decoy"].requests)
+
+
+def _each_way(indexes):
+    right, decoy = indexes["right"].url, indexes["decoy"].url
+    decoy_toml = _uv_toml(indexes, "decoy-uv", f'index-url = "{decoy}"\n')
+    return {
+        "UV_DEFAULT_INDEX": dict(UV_DEFAULT_INDEX=right, PIP_INDEX_URL=decoy, UV_CONFIG_FILE=decoy_toml),
+        "UV_INDEX_URL": dict(UV_INDEX_URL=right, PIP_INDEX_URL=decoy, UV_CONFIG_FILE=decoy_toml),
+        "PIP_INDEX_URL": dict(PIP_INDEX_URL=right, UV_CONFIG_FILE=decoy_toml),
+        "uv.toml (index-url)": dict(UV_CONFIG_FILE=_uv_toml(indexes, "right-uv", f'index-url = "{right}"\n')),
+        "uv.toml ([[index]] default)": dict(UV_CONFIG_FILE=_uv_toml(
+            indexes, "right-uv-index", f'[[index]]\nname = "ours"\nurl = "{right}"\ndefault = true\n')),
+        "uv.toml ([pip] index-url)": dict(UV_CONFIG_FILE=_uv_toml(
+            indexes, "right-uv-pip", f'index-url = "{decoy}"\n[pip]\nindex-url = "{right}"\n')),
+        "pip.conf": dict(PIP_CONFIG_FILE=_pip_conf(indexes, "right-pip", right), UV_NO_CONFIG="1"),
+    }
+
+
+@pytest.mark.parametrize("way", ["UV_DEFAULT_INDEX", "UV_INDEX_URL", "PIP_INDEX_URL", "uv.toml (index-url)",
+                                 "uv.toml ([[index]] default)", "uv.toml ([pip] index-url)", "pip.conf"])
+def test_the_listing_comes_from_the_users_configured_index(indexes, way):
+    settings = _each_way(indexes)[way]
+    before = _marks(indexes)
+    proc = _bisect(indexes, _env(indexes, **settings), "--bad", "9.9.9")
+    assert proc.returncode == 2, proc.stderr
+    source = way.split(" (")[0]
+    said = f"{indexes['right'].url} (from {source}"
+    assert f"reprex: listing the releases of itsdangerous from {said}" in proc.stderr, proc.stderr
+    assert f"itsdangerous 9.9.9 (the bad end) is not on the index ({indexes['right'].url})" in proc.stderr
+    assert "replaying" not in proc.stderr and "Traceback" not in proc.stderr
+    _listed_from_right_only(indexes, before)
+
+
+def test_index_url_wins_and_the_probes_install_from_it(indexes):
+    """--index-url over every other setting, for the listing and for each probe's install: with
+    the environment pointing uv and pip at the empty decoy, the bisection still finds 2.1.0."""
+    decoy = indexes["decoy"].url
+    env = _env(indexes, UV_INDEX_URL=decoy, UV_DEFAULT_INDEX=decoy, PIP_INDEX_URL=decoy, UV_NO_CONFIG="1")
+    before = _marks(indexes)
+    proc = _bisect(indexes, env, "--index-url", indexes["right"].url, "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    data = json.loads(proc.stdout)
+    assert (data["findings"][0]["first_bad"], data["findings"][0]["last_good"]) == ("2.1.0", "2.0.1")
+    assert data["index"] == indexes["right"].url
+    assert f"listing the releases of itsdangerous from {indexes['right'].url} (from --index-url)" in proc.stderr
+    _listed_from_right_only(indexes, before)
+
+
+def test_credentials_in_the_index_url_are_never_shown(indexes):
+    right = indexes["right"]
+    secret_url = right.url.replace("http://", "http://alice:s3cr3t-token@")
+    before = _marks(indexes)
+    proc = _bisect(indexes, _env(indexes, UV_NO_CONFIG="1"), "--index-url", secret_url, "--bad", "9.9.9")
+    assert proc.returncode == 2, proc.stderr
+    assert "s3cr3t-token" not in proc.stderr and "alice" not in proc.stderr, proc.stderr
+    assert f"from {right.url} (from --index-url)" in proc.stderr
+    _listed_from_right_only(indexes, before)
+
+
+def test_a_url_that_is_not_an_index_is_one_line(indexes):
+    proc = _bisect(indexes, _env(indexes, UV_NO_CONFIG="1"), "--index-url", "ftp://example.invalid/simple")
+    assert proc.returncode == 2 and "--index-url" in proc.stderr and "http://, https:// or file://" in proc.stderr
+    assert "Traceback" not in proc.stderr and "listing the releases" not in proc.stderr
