@@ -11,12 +11,16 @@ listing read from the wrong place shows up in `decoy.requests`. A release that i
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+from email.parser import HeaderParser
 
 import pytest
 from bisect_index import FileCache, IndexServer, cache_dir
 from test_bisect_cli import RELEASES, REPRO, _capture
+
+from reprex.bisect.releases import changelog_url, list_releases
 
 CONFIG_VARS = ("UV_DEFAULT_INDEX", "UV_INDEX_URL", "PIP_INDEX_URL", "UV_NO_CONFIG", "UV_CONFIG_FILE",
                "PIP_CONFIG_FILE")
@@ -134,3 +138,75 @@ def test_a_url_that_is_not_an_index_is_one_line(indexes):
     proc = _bisect(indexes, _env(indexes, UV_NO_CONFIG="1"), "--index-url", "ftp://example.invalid/simple")
     assert proc.returncode == 2 and "--index-url" in proc.stderr and "http://, https:// or file://" in proc.stderr
     assert "Traceback" not in proc.stderr and "listing the releases" not in proc.stderr
+
+
+# -- the changelog link from the index's JSON API (no PEP 658 metadata served) -----------------------
+
+class JsonApiIndex(IndexServer):
+    """An index that serves no `.metadata` files but Warehouse's JSON API beside /simple/, its
+    `project_urls` taken from each wheel's own Project-URL lines (as PyPI builds them), or
+    `override` for a test that needs a hostile one."""
+
+    override: dict | None = None
+
+    def respond(self, path: str, accept: str) -> tuple[int, str, bytes]:
+        match = re.fullmatch(r"/pypi/([^/]+)/([^/]+)/json", path)
+        if not match:
+            return super().respond(path, accept)
+        found = [f for f in self.projects.get(match.group(1), {}).values() if f.version == match.group(2)]
+        if not found:
+            return 404, "application/json", b'{"message": "Not Found"}'
+        urls = self.override
+        if urls is None:
+            meta = HeaderParser().parsestr(self._metadata[found[0].filename].decode())
+            urls = {label.strip(): link.strip() for label, _, link in
+                    (e.partition(",") for e in meta.get_all("Project-URL") or [])}
+        return 200, "application/json", json.dumps({"info": {"project_urls": urls}}).encode()
+
+    def add(self, *args, **kwargs):
+        added = super().add(*args, **kwargs)
+        self._metadata = getattr(self, "_metadata", {})
+        for f in added:
+            self._metadata[f.filename], f.metadata = f.metadata, None  # no PEP 658: the JSON API is asked
+        return added
+
+
+@pytest.fixture()
+def json_api_index():
+    index = JsonApiIndex(FileCache(cache_dir())).start()
+    index.add("itsdangerous", ["2.1.0", "2.1.2"])
+    yield index
+    index.stop()
+
+
+def test_the_changelog_link_comes_from_the_indexs_json_api(json_api_index):
+    index = json_api_index
+    env = index.environ()
+    listing = list_releases("itsdangerous", python="3.11", machine="x86_64", environ=env)
+    release = listing.candidates[-1]
+    assert release.version == "2.1.2" and not any(f.metadata for f in release.files)
+    assert changelog_url(release, "itsdangerous", environ=env) == "https://itsdangerous.palletsprojects.com/changes/"
+    assert "/pypi/itsdangerous/2.1.2/json" in index.requests
+    assert not any(r.endswith(".metadata") for r in index.requests)
+    # the same through --index-url (with a credential, sent as Basic auth and never in the link)
+    env = {**env, "UV_INDEX_URL": "http://127.0.0.1:9/simple/", "PIP_INDEX_URL": "http://127.0.0.1:9/simple/"}
+    secret = index.url.replace("http://", "http://bob:pw@")
+    assert changelog_url(release, "itsdangerous", environ=env, index_url=secret) == \
+        "https://itsdangerous.palletsprojects.com/changes/"
+
+
+@pytest.mark.parametrize("urls", [{"Changelog": "javascript:alert(1)"}, {"Changes": "https://x.org/<script>"},
+                                  {"Homepage": "https://example.org/"}, {"Changes": "http://plain.example/changes"}])
+def test_a_json_api_link_that_is_not_a_plain_https_changelog_is_dropped(json_api_index, urls):
+    json_api_index.override = urls
+    env = json_api_index.environ()
+    release = list_releases("itsdangerous", python="3.11", machine="x86_64", environ=env).candidates[-1]
+    assert changelog_url(release, "itsdangerous", environ=env) is None
+    assert "/pypi/itsdangerous/2.1.2/json" in json_api_index.requests
+
+
+def test_no_json_api_is_no_link_and_no_error(json_api_index):
+    env = json_api_index.environ()
+    release = list_releases("itsdangerous", python="3.11", machine="x86_64", environ=env).candidates[0]
+    json_api_index.remove("itsdangerous", "2.1.0")  # its JSON now 404s
+    assert changelog_url(release, "itsdangerous", environ=env) is None

@@ -129,7 +129,8 @@ def search_releases(oracle: Oracle, plan: ReleasePlan, *, options: BisectOptions
     if between:
         ambiguous = sorted({*ambiguous, *between, found.first_bad}, key=Version)
     release = next((r for r in listing.candidates if r.version == found.first_bad), None)
-    link = changelog_url(release, name=name) if release is not None else None  # one metadata read
+    link = changelog_url(release, name=name, index_url=options.index_url) if release is not None \
+        else None  # one metadata read
     lo_i = versions.index(found.last_good) if found.last_good in versions else 0
     return Finding(package=name, first_bad=found.first_bad, last_good=found.last_good, skipped=skipped,
                    ambiguous=ambiguous, candidates=bad_i - lo_i + 1, changelog=link)

@@ -122,22 +122,41 @@ def requires_dist(release: Release, environ: Mapping[str, str] | None = None) ->
     return None if meta is None else [str(r) for r in meta.get_all("Requires-Dist") or []]
 
 
-def changelog_url(release: Release, name: str = "", environ: Mapping[str, str] | None = None) -> str | None:
+def changelog_url(release: Release, name: str = "", environ: Mapping[str, str] | None = None,
+                  index_url: str | None = None) -> str | None:
     """The release notes / changelog URL the release's metadata names (Project-URL), read from its
-    PEP 658 `.metadata` file when the index serves one, else, for files hosted by PyPI, from
-    PyPI's JSON API; None otherwise (never a wheel download just for a link)."""
+    PEP 658 `.metadata` file when the index serves one, else from the index's JSON API (PyPI's
+    `/pypi/NAME/VERSION/json`, beside `/simple/`) when the files are the index's own or PyPI's;
+    None otherwise (never a wheel download just for a link)."""
     meta = core_metadata(release, environ)
     if meta is not None:
         return _pick({label: link for label, _, link in (str(e).partition(",") for e in
                                                          meta.get_all("Project-URL") or [])})
-    if name and any(urllib.parse.urlsplit(f.url).hostname == "files.pythonhosted.org" for f in release.files):
-        url = f"https://pypi.org/pypi/{urllib.parse.quote(name)}/{urllib.parse.quote(release.version)}/json"
-        try:
-            body, _, _ = fetch(url, accept="application/json", limit=MAX_PAGE, environ=environ)
-            urls = (json.loads(body).get("info") or {}).get("project_urls") or {}
-        except (urllib.error.URLError, OSError, ValueError, AttributeError, IndexUnreachable):
-            return None
-        return _pick(urls) if isinstance(urls, dict) else None
+    url = _json_api(release, name, environ, index_url) if name else None
+    if url is None:
+        return None
+    try:
+        body, _, _ = fetch(url, accept="application/json", limit=MAX_PAGE, environ=environ)
+        urls = (json.loads(body).get("info") or {}).get("project_urls") or {}
+    except (urllib.error.URLError, OSError, ValueError, AttributeError, IndexUnreachable):
+        return None
+    return _pick(urls) if isinstance(urls, dict) else None
+
+
+def _json_api(release: Release, name: str, environ: Mapping[str, str] | None, index_url: str | None) -> str | None:
+    """Where the release's JSON (Warehouse's API) is: beside the configured index's `/simple/`
+    when the files come from that index's host; PyPI's for files hosted by PyPI."""
+    from reprex.bisect.index import configured_index
+
+    hosts = {urllib.parse.urlsplit(f.url).hostname for f in release.files}
+    path = f"pypi/{urllib.parse.quote(name)}/{urllib.parse.quote(release.version)}/json"
+    for index in configured_index(environ, index_url).urls[:1]:
+        parts = urllib.parse.urlsplit(index)
+        root = parts.path.rstrip("/")
+        if parts.scheme in ("http", "https") and root.endswith("/simple") and hosts == {parts.hostname}:
+            return urllib.parse.urlunsplit(parts._replace(path=root[:-len("simple")] + path, query="", fragment=""))
+    if hosts == {"files.pythonhosted.org"}:
+        return f"https://pypi.org/{path}"
     return None
 
 
