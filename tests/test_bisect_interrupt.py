@@ -97,18 +97,19 @@ def _containers(docker_client) -> set[str]:
 
 
 @pytest.mark.parametrize("backend, jobs", [("local", 1), ("local", 2), ("docker", 2)])
-def test_ctrl_c_stops_the_probes_says_the_bounds_and_exits_130(slow_case, backend, jobs, request):
+def test_ctrl_c_stops_the_probes_says_the_bounds_and_exits_130(slow_case, backend, jobs, request, tmp_path):
     docker_client = request.getfixturevalue("docker_client") if backend == "docker" else None
-    if docker_client is not None:
-        request.getfixturevalue("base_image")
+    image = request.getfixturevalue("base_image") if docker_client is not None else None
     before_containers = _containers(docker_client) if docker_client else set()
     bundle: Path = slow_case["bundle"]
     original = bundle.read_bytes()
     argv = [sys.executable, "-m", "reprex", "bisect", str(bundle), "--package", "itsdangerous",
             "--backend", backend, "--jobs", str(jobs), "--timeout", "300"]
-    if backend == "docker":
-        argv += ["--image", os.environ.get("REPREX_TEST_IMAGE", "python:3.11-slim")]
-    proc = subprocess.Popen(argv, env=slow_case["env"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+    if image:
+        argv += ["--image", image]
+    tmp = tmp_path / "tmp"  # the run's temp files (probe bundles, records, inputs): none may be left
+    tmp.mkdir()
+    proc = subprocess.Popen(argv, env={**slow_case["env"], "TMPDIR": str(tmp)}, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     stderr: list[str] = []
     reader = threading.Thread(target=lambda: stderr.extend(iter(proc.stderr.readline, "")), daemon=True)
@@ -144,8 +145,9 @@ def test_ctrl_c_stops_the_probes_says_the_bounds_and_exits_130(slow_case, backen
     assert "so far: itsdangerous 2.1.2 is bad" in last or "so far: itsdangerous broke after" in last, last
     assert f"{len([1 for l in stderr if ': good (' in l or ': bad (' in l or ': skip (' in l])} probe" in last, last
     assert proc.stdout.read() == ""  # no result printed: the search did not end
-    # nothing half-done: the bundle is as it was
+    # nothing half-done: the bundle is as it was, no temp file of the run's is left
     assert bundle.read_bytes() == original
+    assert not [p.name for p in tmp.iterdir() if p.name.startswith(("reprex-", ".reprex-"))]
     # nothing left running: the sleeping programs, this run's processes, its containers
     time.sleep(0.5)  # a killed orphan is reaped by init
     left = _procs()
