@@ -156,3 +156,28 @@ def test_ctrl_c_stops_the_probes_says_the_bounds_and_exits_130(slow_case, backen
     assert not (set(left) & ours), [left[p][2][:200] for p in set(left) & ours]
     if docker_client:
         assert not (_containers(docker_client) & running), "a probe's container was left behind"
+
+
+def test_the_bounds_line_names_the_last_good_and_first_bad_so_far():
+    """What the interrupted search knew, from the probes logged (skips and the bundle's own replay
+    are no bound), with the flags that start it again from there."""
+    from reprex.bisect.index import Release
+    from reprex.bisect.interim import so_far
+    from reprex.bisect.modes import ReleasePlan
+    from reprex.bisect.oracle import Probe
+    from reprex.bisect.releases import Listing
+
+    versions = ["1.0", "1.1", "1.2", "1.3", "1.4", "2.0"]
+    plan = ReleasePlan(name="pkg", listing=Listing("pkg", [Release(v) for v in versions], []), bad="2.0",
+                       good=None, bad_i=5, good_i=None)
+    own = Probe("the bundle's own pins", "bad", "reproduced")
+    probes = [own, Probe("pkg 1.1", "good", "fixed"), Probe("pkg 1.4", "bad", "reproduced"),
+              Probe("pkg 1.2", "skip", "different"), Probe("pkg 1.0", "good", "fixed")]
+    assert so_far(probes, plan) == ("so far: pkg broke after 1.1, by 1.4 (2 releases in between); 4 probes judged "
+                                    "(2 good, 1 bad, 1 skipped) (resume with --good 1.1 --bad 1.4)")
+    assert so_far([own, Probe("pkg 1.3", "good", "fixed"), Probe("pkg 1.4", "bad", "reproduced")], plan).startswith(
+        "so far: pkg broke after 1.3, by 1.4 (first bad pkg 1.4)")
+    assert so_far([own], plan) == "so far: pkg 2.0 is bad, no good release found yet; 0 probes judged " \
+                                  "(0 good, 0 bad, 0 skipped)"
+    assert so_far([own, Probe("good + pkg 2.0", "bad", "reproduced")]) == \
+        "so far: 1 probe judged (0 good, 1 bad, 0 skipped)"
