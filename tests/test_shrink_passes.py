@@ -475,3 +475,21 @@ def test_core_keep_is_never_asked_about():
     kept = reduce_chunks(list("abc"), lambda k: "".join(k), Judge(oracle), keep=[2])
     assert kept == ["a", "c"]
     assert all("c" in cand for cand in oracle.asked)
+
+
+def test_script_drops_a_parameter_nothing_reads_with_its_argument_at_every_call():
+    source = ("def quoted(path, extra=1):\n    import no_such_module_here\n\n"
+              "class Box:\n    def put(self, item):\n        quoted(item, extra=2)\n\n"
+              "Box().put('x')\nquoted('/reports/2023 q4.csv', 3)\n")
+    want = outcome(source)
+    oracle = Recording(lambda c: outcome(c) == want)
+    out, stats = shrink_script(source, oracle)
+    assert outcome(out) == want and "def quoted():" in out and "quoted()" in out, out
+    assert stats.passes.get("params", 0) >= 1
+    # only plain functions: a method is called through its object, a decorated one by its wrapper,
+    # a function passed around by whoever holds it
+    from reprex.shrink.script import _plain_functions
+
+    tree = ast.parse(source + "import functools\n@functools.cache\ndef g(y):\n    pass\n"
+                              "def h(z):\n    pass\nmap(h, [1])\n")
+    assert _plain_functions(tree) == ["quoted"]

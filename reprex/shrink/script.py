@@ -175,6 +175,7 @@ class _Reducer:
                 before = self.source
                 self._drop_annotations()
                 self._drop_unused()
+                self._drop_params()
                 self._visit((), statements=True)
                 self._visit((), statements=False)
                 self.dense = True
@@ -246,6 +247,21 @@ class _Reducer:
         if found:
             self.judge.phase = "annotations"
             self._try([tree])
+
+    def _drop_params(self) -> None:
+        """A function's parameter its body never reads, with the argument every call passes for
+        it (one call each): `def quoted(path)` ... `quoted('')` as `def quoted()` ... `quoted()`.
+        Only functions called by their plain name, with no *args at the call or in the def."""
+        for name in _plain_functions(self.tree):
+            params = _unread_params(self.tree, name)
+            for param in reversed(params):
+                key = ("param", f"{name}.{param}")
+                if key in self.rejected:
+                    continue
+                tree = _without_param(self.tree, name, param)
+                if tree is not None:
+                    self.judge.phase = "params"
+                    self._try([tree], [key])
 
     def _drop_unused(self) -> None:
         """Every top-level def/class/import/plain assignment whose names nothing reads, at once."""
@@ -380,6 +396,65 @@ class _Reducer:
 
 
 # helpers ---------------------------------------------------------------------------------
+
+
+def _plain_functions(tree: ast.AST) -> list[str]:
+    """Names of functions defined once (not as a method, undecorated) and never used other than
+    by a plain call (a name passed around may be called with any arguments)."""
+    defs: dict[str, int] = {}
+    methods = {id(item) for node in ast.walk(tree) if isinstance(node, ast.ClassDef) for item in node.body}
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            # a method is called through its object, a decorated function by whatever wraps it
+            plain = id(node) not in methods and not node.decorator_list
+            defs[node.name] = defs.get(node.name, 0) + (1 if plain else 2)
+    called = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            called.add(id(node.func))
+    other = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and id(n) not in called}
+    return [name for name, count in defs.items() if count == 1 and name not in other]
+
+
+def _unread_params(tree: ast.AST, name: str) -> list[str]:
+    """Plain positional parameters of function `name` that nothing in it reads."""
+    func = next(n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == name)
+    if func.args.vararg or func.args.posonlyargs:
+        return []
+    read = {n.id for n in ast.walk(func) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    if any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in ("locals", "vars", "eval")
+           for n in ast.walk(func)):
+        return []
+    return [a.arg for a in func.args.args if a.arg not in read]
+
+
+def _without_param(tree: ast.Module, name: str, param: str) -> ast.Module | None:
+    """A copy without the parameter and its argument at every call; None when a call's
+    arguments can't be matched to it (a *args or **kwargs there)."""
+    new = copy.deepcopy(tree)
+    for node in ast.walk(new):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == name:
+            args = node.args
+            index = [a.arg for a in args.args].index(param)
+            first_default = len(args.args) - len(args.defaults)
+            if index >= first_default:
+                del args.defaults[index - first_default]
+            elif args.defaults:
+                return None  # a parameter without a default before ones with: positions would shift
+            del args.args[index]
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name:
+            if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
+                return None
+            position = _param_index(tree, name, param)
+            if position < len(node.args):
+                del node.args[position]
+            node.keywords = [k for k in node.keywords if k.arg != param]
+    return new
+
+
+def _param_index(tree: ast.AST, name: str, param: str) -> int:
+    func = next(n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == name)
+    return [a.arg for a in func.args.args].index(param)
 
 
 def _dead_assignment(node: ast.stmt, tree: ast.AST) -> bool:
