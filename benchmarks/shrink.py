@@ -6,14 +6,20 @@ the case's program in a subprocess and compares the failure with the original's
 (exception type, the innermost 3 frames as file:function, and the message for the
 synthetic cases). Each oracle run appends a line to a counter file, so "oracle calls" is
 counted the same way for all three. Wall time is the whole tool process (its start too).
-Sizes are given raw and normalised: a Python result as `ast.unparse` writes it, a JSON one
-as `json.dumps(..., separators=(",", ":"))` (formatting is not reduction: Shrink Ray deletes
-spaces and newlines that reprex keeps readable); the size target is on the normalised one.
+Sizes are given in bytes, raw and normalised (a Python result as `ast.unparse` writes it, a
+JSON one as `json.dumps(..., separators=(",", ":"))`), and in tokens (Python's tokenizer,
+layout and comments left out), the size measure of the reduction literature (C-Reduce,
+Perses): it counts neither formatting (Shrink Ray deletes spaces and newlines that reprex
+keeps readable) nor the length of names (Shrink Ray renames `reg` to `a`; reprex keeps the
+reporter's names). The size target is read on tokens. The fidelity cases' oracle is differential: a candidate
+must also not fail that way under the pins that fix the bug (else it shows another bug, one
+that fails everywhere: `from . import a` for the removed name's ImportError, `0()` for a
+call's TypeError, both of which a types-and-frames oracle alone accepts).
 All tools run sequentially (parallelism 1), so calls and time compare like for like.
 
 Cases: a synthetic script (100 top-level statements, 10 scattered ones needed), a JSON
 input (1,000 records, 3 matter), and real failures from examples/ and the fidelity corpus
-(tests/fixtures/fidelity; `invalid_version` runs under packaging==22.0 in a scratch venv).
+(tests/fixtures/fidelity: four cases, each under the pins that break it in a scratch venv).
 
     .venv/bin/python benchmarks/shrink.py [--case NAME ...] [--tool T ...] [--json out.json] [--peers DIR]
                                           [--cache DIR]
@@ -33,8 +39,8 @@ from __future__ import annotations
 import os
 import sys
 
-# benchmarks/bisect.py would shadow the standard library's bisect (random imports it), so this
-# folder comes off the import path before anything imports random
+# a script here named like a standard module (there was a benchmarks/bisect.py) would shadow
+# it (random imports bisect), so this folder comes off the import path before anything else
 _HERE = os.path.dirname(os.path.realpath(__file__))
 sys.path[:] = [p for p in sys.path if not p or os.path.realpath(p) != _HERE]
 
@@ -97,7 +103,7 @@ def make_cases(work: Path, python: str) -> list[dict]:
     cases = []
 
     def case(name: str, target: str, argv: list[str], files: dict[str, str | Path], *, kind: str,
-             message: bool = False, interpreter: str = python) -> None:
+             message: bool = False, interpreter: str = python, control: str | None = None) -> None:
         d = work / name
         d.mkdir(parents=True)
         for rel, content in files.items():
@@ -109,7 +115,8 @@ def make_cases(work: Path, python: str) -> list[dict]:
                 dest.write_text(content)
         # a case on the host's interpreter needs only the standard library: no site, like a bare run
         flags = ["-I", "-S"] if interpreter == python else ["-E", "-s", "-P"]  # -P: see the note above
-        spec = {"target": target, "argv": argv, "python": interpreter, "flags": flags, "message": message}
+        spec = {"target": target, "argv": argv, "python": interpreter, "flags": flags, "message": message,
+                **({"control": control} if control else {})}
         (d / ".case.json").write_text(json.dumps(spec))
         subprocess.run(oracle_command(d) + [str(d / target)], capture_output=True)  # records .expected.json
         expected = json.loads((d / ".expected.json").read_text())
@@ -131,12 +138,34 @@ def make_cases(work: Path, python: str) -> list[dict]:
          dict(emb_files), kind="script")
     case("examples/embedding_dim_mismatch index.json", "index.json", ["search.py", "reset my account password"],
          dict(emb_files), kind="input")
-    venv = _case_venv(work / ".venv-packaging22", ["packaging==22.0"])
-    if venv:
-        fid = ROOT / "tests" / "fixtures" / "fidelity" / "invalid_version" / "app.py"
-        case("fidelity invalid_version (packaging 22.0)", "app.py", ["app.py"], {"app.py": fid}, kind="script",
-             interpreter=venv)
+    # real failures from public issue trackers (tests/fixtures/fidelity/cases.py cites each), each
+    # under the pins that break it, in a scratch venv
+    # under the pins that fix it (the control: the oracle refuses a candidate that fails there too)
+    venvs: dict[tuple[str, ...], str | None] = {}
+
+    def venv(pins: tuple[str, ...]) -> str | None:
+        if pins not in venvs:
+            venvs[pins] = _case_venv(work / f".venv-{len(venvs)}", list(pins))
+        return venvs[pins]
+
+    for name, pins, fixed in FIDELITY_CASES:
+        if venv(pins) and venv(fixed):
+            fid = ROOT / "tests" / "fixtures" / "fidelity" / name / "app.py"
+            label = ", ".join(p.replace("==", " ") for p in pins)
+            case(f"fidelity {name} ({label})", "app.py", ["app.py"], {"app.py": fid}, kind="script",
+                 interpreter=venv(pins), control=venv(fixed))
     return cases
+
+
+# (case, the pins it fails under, the pins that fix it), as tests/fixtures/fidelity/cases.py has them
+FIDELITY_CASES = [
+    ("invalid_version", ("packaging==22.0",), ("packaging==21.3",)),  # github.com/pypa/packaging/issues/530
+    ("legacy_version", ("packaging==22.0",), ("packaging==21.3",)),  # github.com/SciQLop/speasy/issues/78
+    ("retry_whitelist", ("urllib3==2.0.7",), ("urllib3==1.26.18",)),
+    # ^ github.com/georgestarcher/Splunk-Class-httpevent/issues/27
+    ("url_quote", ("werkzeug==3.0.1", "markupsafe==2.1.5"), ("werkzeug==2.2.3", "markupsafe==2.1.5")),
+    # ^ github.com/Neurotech-HQ/heyoo/issues/106
+]
 
 
 def _uv() -> str:
@@ -238,6 +267,7 @@ def run_tool(tool: str, case: dict, peers: dict[str, str], scratch: Path, timeou
     row["size"] = len(final)
     row["final"] = final[:4000].decode("utf-8", "replace")  # for --json: what each tool ended with
     row["normalized"] = normalized_size(case["target"], final)
+    row["tokens"] = token_count(final)
     row["still_fails"] = _still_fails(d, final)
     return row
 
@@ -255,14 +285,47 @@ def normalized_size(target: str, content: bytes) -> int | None:
     return None
 
 
+def token_count(content: bytes) -> int | None:
+    """Tokens of a result, layout and comments left out (JSON tokenizes as Python does)."""
+    sys.path.insert(0, str(ROOT))
+    from reprex.shrink.script import count_tokens
+
+    return count_tokens(content)
+
+
+def verdicts(results: list[dict]) -> list[str]:
+    """The issue's targets, case by case: calls (on the synthetic script), tokens and wall time
+    against the best peer's."""
+    out = []
+    for res in results:
+        mine = res["tools"].get("reprex") or {}
+        peers = [r for t, r in res["tools"].items() if t != "reprex" and r.get("still_fails")]
+        if not mine.get("still_fails") or not peers:
+            continue
+        best_tokens = min((r["tokens"] for r in peers if r.get("tokens") is not None), default=None)
+        best_time = min(r["seconds"] for r in peers)
+        checks = []
+        if best_tokens is not None and mine.get("tokens") is not None:
+            checks.append(f"tokens {mine['tokens']} vs {best_tokens} "
+                          f"{'PASS' if mine['tokens'] <= best_tokens else 'FAIL'}")
+        checks.append(f"time {mine['seconds']} s vs {best_time} s ({best_time / max(mine['seconds'], 1e-9):.1f}x) "
+                      f"{'PASS' if mine['seconds'] <= best_time else 'FAIL'}")
+        if res["case"].startswith("synthetic script"):
+            checks.append(f"calls {mine['calls']} vs halving's ~62 {'PASS' if mine['calls'] <= 62 else 'FAIL'}")
+        out.append(f"{res['case']}: " + "; ".join(checks))
+    return out
+
+
 def cached_run(cache: Path | None, tool: str, case: dict, limit: float, run) -> dict:
     """A peer's row from the cache when this tool, case, input and time limit ran before; else
-    run and keep it (the interpreter's path is left out of the key: a scratch venv's changes)."""
+    run and keep it (the interpreters' paths are left out of the key: a scratch venv's changes)."""
     if cache is None or tool == "reprex":
         return run()
     import hashlib
     spec = json.loads((case["dir"] / ".case.json").read_text())
     spec.pop("python")
+    if "control" in spec:
+        spec["control"] = True
     data = (case["dir"] / case["target"]).read_bytes()
     key = hashlib.sha256(json.dumps([tool, PEERS, case["name"], spec, limit]).encode() + data).hexdigest()[:20]
     path = cache / f"{key}.json"
@@ -310,13 +373,16 @@ def _oracle_callable(case_dir: Path):
 def _run_reprex(case_dir: Path, out_file: Path) -> None:
     sys.path.insert(0, str(ROOT))
     from reprex.shrink.inputs import shrink_input
-    from reprex.shrink.script import shrink_script
+    from reprex.shrink.script import pins_of, shrink_script
 
     spec = json.loads((case_dir / ".case.json").read_text())
     data = (case_dir / spec["target"]).read_bytes()
     oracle = _oracle_callable(case_dir)
+    # reprex reads the failure it must keep from the bundle; here, from what the oracle recorded
+    expected = json.loads((case_dir / ".expected.json").read_text())
+    pinned = pins_of(expected["message"]) if spec["message"] else None
     if spec["target"].endswith(".py"):
-        out, _ = shrink_script(data.decode(), oracle)
+        out, _ = shrink_script(data.decode(), oracle, pinned=pinned, differential=bool(spec.get("control")))
         out_file.write_text(out)
     else:
         out_b, _ = shrink_input(spec["target"], data, oracle)
@@ -335,17 +401,19 @@ def _run_pysource(case_dir: Path, out_file: Path) -> None:
 
 
 def table(results: list[dict]) -> str:
-    lines = ["| case | original bytes | tool | oracle calls | wall s | final bytes | normalised bytes | still fails |",
-             "|---|---:|---|---:|---:|---:|---:|---|"]
+    lines = ["| case | original bytes | tool | oracle calls | wall s | final bytes | normalised bytes | tokens "
+             "| still fails |",
+             "|---|---:|---|---:|---:|---:|---:|---:|---|"]
     for res in results:
         for tool, row in res["tools"].items():
             if "size" not in row:
                 lines.append(f"| {res['case']} | {res['before']} | {tool} | {row.get('calls', '')} | "
-                             f"{row.get('seconds', '')} | — | — | {row.get('note', '')} |")
+                             f"{row.get('seconds', '')} | — | — | — | {row.get('note', '')} |")
                 continue
             fails = "yes" if row["still_fails"] else "NO"
             lines.append(f"| {res['case']} | {res['before']} | {tool} | {row['calls']} | {row['seconds']} | "
-                         f"{row['size']} | {row.get('normalized') or '—'} | {fails} {row.get('note', '')}"
+                         f"{row['size']} | {row.get('normalized') or '—'} | {row.get('tokens') or '—'} | "
+                         f"{fails} {row.get('note', '')}"
                          f"{' (cached)' if row.get('cached') else ''} |")
     return "\n".join(lines)
 
@@ -393,9 +461,14 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{case['name']}: {tool} ...", file=sys.stderr, flush=True)
                 res["tools"][tool] = cached_run(args.cache, tool, case, args.timeout,
                                                 lambda: run_tool(tool, case, peers, scratch, args.timeout))
-                print(f"  {res['tools'][tool]}", file=sys.stderr, flush=True)
+                row = res["tools"][tool]
+                if "final" in row and "tokens" not in row:  # a row cached before tokens were counted
+                    row["tokens"] = token_count(row["final"].encode())
+                print(f"  {row}", file=sys.stderr, flush=True)
             results.append(res)
     print(table(results))
+    print()
+    print("\n".join(f"- {line}" for line in verdicts(results)))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0

@@ -7,7 +7,10 @@ Copies the case's files into a fresh directory with CANDIDATE_FILE as the case's
 runs the case's program in this interpreter (benchmarks/shrink.py starts the oracle with the
 case's own; a 30 s timeout) and compares the failure:
 exception type, the innermost 3 frames as file:function, and the message when the case
-asks for it. That is reprex's signature written by hand, as a user of the peers would.
+asks for it. That is reprex's signature written by hand, as a user of the peers would. A
+case with a `control` interpreter (the pins that fix the bug) is differential, as C-Reduce's
+tests for a miscompilation are: a candidate that fails the same way there too shows a bug
+that isn't this one, and is refused (one more run, only for candidates that pass the first).
 Appends a line to $SHRINK_ORACLE_COUNTER per run so every tool's calls are counted alike.
 """
 
@@ -19,6 +22,7 @@ import os
 import runpy
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import traceback
@@ -73,7 +77,29 @@ def same(a: dict | None, b: dict | None, message: bool) -> bool:
     return all(a[k] == b[k] for k in keys)
 
 
+def controlled(case_dir: Path, spec: dict, candidate: Path, expected: dict) -> bool:
+    """Does the candidate also fail this way under the pins that fix the bug? Then it shows
+    another bug (one that fails everywhere), not this one: `from packaging import LegacyVersion`
+    fails the same way on 21.3 as on 22.0."""
+    control = spec.get("control")
+    if not control:
+        return False
+    proc = subprocess.run([control, *spec["flags"], __file__, "--outcome", str(case_dir), str(candidate)],
+                          capture_output=True, text=True, timeout=60)
+    try:
+        return same(json.loads(proc.stdout.strip().splitlines()[-1]), expected, spec["message"])
+    except (ValueError, IndexError):
+        return False
+
+
 def main(argv: list[str]) -> int:
+    if argv and argv[0] == "--outcome":  # the control run: this interpreter's outcome on stdout
+        case_dir, candidate = Path(argv[1]), Path(argv[2])
+        spec = json.loads((case_dir / ".case.json").read_text())
+        got = outcome(case_dir, spec, candidate.read_bytes())
+        sys.stdout.write(json.dumps(got) + "\n")
+        sys.stdout.flush()
+        os._exit(0)
     case_dir, candidate = Path(argv[0]), Path(argv[1])
     counter = os.environ.get("SHRINK_ORACLE_COUNTER")
     if counter:
@@ -90,7 +116,8 @@ def main(argv: list[str]) -> int:
         tmp.write_text(json.dumps(expected))
         os.replace(tmp, expected_path)
         return 0
-    verdict = same(outcome(case_dir, spec, candidate_bytes), expected, spec["message"])
+    got = outcome(case_dir, spec, candidate_bytes)
+    verdict = same(got, expected, spec["message"]) and not controlled(case_dir, spec, candidate, expected)
     os._exit(0 if verdict else 1)  # the candidate's threads and atexit hooks are not waited for
 
 
