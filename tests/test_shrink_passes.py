@@ -488,8 +488,8 @@ def test_script_drops_a_parameter_nothing_reads_with_its_argument_at_every_call(
     assert stats.passes.get("params", 0) >= 1
     # only plain functions: a method is called through its object, a decorated one by its wrapper,
     # a function passed around by whoever holds it
-    from reprex.shrink.script import _plain_functions
+    from reprex.shrink.ast_edits import plain_functions
 
     tree = ast.parse(source + "import functools\n@functools.cache\ndef g(y):\n    pass\n"
                               "def h(z):\n    pass\nmap(h, [1])\n")
-    assert _plain_functions(tree) == ["quoted"]
+    assert plain_functions(tree) == ["quoted"]

@@ -25,9 +25,11 @@ import re
 import warnings
 from collections.abc import Callable
 
+from reprex.shrink.ast_edits import (PURE, Path, binds, binds_only, dead_assignment, dunder_all, liftable, node_at,
+                                       node_key, plain_functions, replace_at, skip_field, smaller, splice,
+                                       still_read, unread_params, with_items, without_param)
 from reprex.shrink.reduce import Exhausted, Judge, Stats, reduce_chunks, run_reduction, size_of
 
-Path = tuple[tuple[str, int | None], ...]
 
 # list fields worth reducing, per node type; the rest (comparators, targets...) rarely shrink alone
 _LISTS = {
@@ -55,9 +57,6 @@ _LISTS = {
 if hasattr(ast, "TryStar"):
     _LISTS[ast.TryStar] = _LISTS[ast.Try]
 _BLOCKS = ("body", "orelse", "finalbody", "handlers")
-_PURE = (ast.Name, ast.Attribute, ast.Constant)  # as an expression statement: a no-op
-_CONSTANTS = (0,)  # one short stand-in; more cost a call each, for every expression
-_SHORT_STRING = 4  # strings up to this long are tried as each of their characters
 
 
 def count_statements(source: str) -> int:
@@ -198,9 +197,9 @@ class _Reducer:
         kept last round stays kept when only its insides shrank: its text changed, not its role)."""
         if path:
             for depth in range(1, len(path) + 1):
-                before = _at(self.tree, path[:depth])
-                if isinstance(before, ast.stmt) and _key(before) in self.needed:
-                    self.needed.add(_key(_at(tree, path[:depth])))
+                before = node_at(self.tree, path[:depth])
+                if isinstance(before, ast.stmt) and node_key(before) in self.needed:
+                    self.needed.add(node_key(node_at(tree, path[:depth])))
         self.tree, self.source = tree, source
         self.judge.improved(size_of(source))
 
@@ -252,13 +251,13 @@ class _Reducer:
         """A function's parameter its body never reads, with the argument every call passes for
         it (one call each): `def quoted(path)` ... `quoted('')` as `def quoted()` ... `quoted()`.
         Only functions called by their plain name, with no *args at the call or in the def."""
-        for name in _plain_functions(self.tree):
-            params = _unread_params(self.tree, name)
+        for name in plain_functions(self.tree):
+            params = unread_params(self.tree, name)
             for param in reversed(params):
                 key = ("param", f"{name}.{param}")
                 if key in self.rejected:
                     continue
-                tree = _without_param(self.tree, name, param)
+                tree = without_param(self.tree, name, param)
                 if tree is not None:
                     self.judge.phase = "params"
                     self._try([tree], [key])
@@ -269,18 +268,18 @@ class _Reducer:
         loaded = {n.id for n in ast.walk(self.tree) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Store)}
         loaded |= {n.value.id for n in ast.walk(self.tree)
                    if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)}
-        exported = _dunder_all(self.tree)
-        keep = [s for s in self.tree.body if not _binds_only(s) or _binds_only(s) & (loaded | exported)]
+        exported = dunder_all(self.tree)
+        keep = [s for s in self.tree.body if not binds_only(s) or binds_only(s) & (loaded | exported)]
         if len(keep) < len(self.tree.body):
-            self._try([_with(self.tree, (), "body", keep or [ast.Pass()])])
+            self._try([with_items(self.tree, (), "body", keep or [ast.Pass()])])
 
     def _visit(self, path: Path, *, statements: bool) -> None:
         """statements=True: blocks and lifts only; False: expressions and the other lists."""
         self.judge.check()
-        node = _at(self.tree, path)
+        node = node_at(self.tree, path)
         if path:
             self._replace(path, node, statements)
-            node = _at(self.tree, path)
+            node = node_at(self.tree, path)
         if node is None or isinstance(node, ast.JoinedStr):
             return
         for name in _LISTS.get(type(node), ()):
@@ -288,19 +287,19 @@ class _Reducer:
                 self._reduce_list(path, name)
         if isinstance(node, ast.Dict) and not statements:
             self._reduce_dict(path)
-        node = _at(self.tree, path)
+        node = node_at(self.tree, path)
         for name, value in reversed(list(ast.iter_fields(node))):
             if isinstance(value, list):
                 for i in reversed(range(len(value))):
-                    current = getattr(_at(self.tree, path), name, None)
+                    current = getattr(node_at(self.tree, path), name, None)
                     if isinstance(current, list) and i < len(current) and isinstance(current[i], ast.AST):
                         if not statements or isinstance(current[i], (ast.stmt, ast.excepthandler)):
                             self._visit(path + ((name, i),), statements=statements)
-            elif isinstance(value, ast.AST) and not statements and not _skip_field(node, name):
+            elif isinstance(value, ast.AST) and not statements and not skip_field(node, name):
                 self._visit(path + ((name, None),), statements=statements)
 
     def _reduce_list(self, path: Path, name: str) -> None:
-        node = _at(self.tree, path)
+        node = node_at(self.tree, path)
         items = getattr(node, name, None)
         if not isinstance(items, list) or not items:
             return
@@ -308,32 +307,32 @@ class _Reducer:
         empty = [ast.Pass()] if name == "body" else []
 
         def build(kept: list) -> str | None:
-            return render(_with(self.tree, path, name, kept or empty))
+            return render(with_items(self.tree, path, name, kept or empty))
 
         # short argument/item lists are mostly needed: one at a time beats bisecting them
         dense = self.dense or (name not in _BLOCKS and len(items) <= 4)
-        keys = [_key(item) for item in items]
+        keys = [node_key(item) for item in items]
         # kept last round, binding no name or only names still read elsewhere (a binding may have
         # lost its last use since)
         known = [i for i, item in enumerate(items) if (keys[i] in self.needed
-                 and (not _binds(item) or _still_read(item, self.tree))) or self._is_pinned(item)]
+                 and (not binds(item) or still_read(item, self.tree))) or self._is_pinned(item)]
         kept = reduce_chunks(items, build, self.judge, dense=dense, keep=known, gallop=name in _BLOCKS)
-        self.needed.update(_key(item) for item in kept)
+        self.needed.update(node_key(item) for item in kept)
         if len(kept) < len(items):
-            tree = _with(self.tree, path, name, kept or empty)
+            tree = with_items(self.tree, path, name, kept or empty)
             self._accept(tree, render(tree) or self.source, path if name not in _BLOCKS else None)
 
     def _reduce_dict(self, path: Path) -> None:
-        node = _at(self.tree, path)
+        node = node_at(self.tree, path)
         pairs = list(zip(node.keys, node.values))
         if not pairs:
             return
         self.judge.phase = "lists"
 
         def dict_with(kept: list) -> ast.Module:
-            new = copy.copy(_at(self.tree, path))
+            new = copy.copy(node_at(self.tree, path))
             new.keys, new.values = [k for k, _ in kept], [v for _, v in kept]
-            return _replace_at(self.tree, path, new)
+            return replace_at(self.tree, path, new)
 
         known = [i for i, (k, v) in enumerate(pairs) if self._is_pinned(k) or self._is_pinned(v)]
         kept = reduce_chunks(pairs, lambda kept: render(dict_with(kept)), self.judge, dense=self.dense, keep=known)
@@ -348,13 +347,13 @@ class _Reducer:
         if statements:
             if isinstance(node, ast.stmt) and index is not None:
                 self.judge.phase = "lift"
-                bodies = _liftable(node)
-                if _dead_assignment(node, self.tree) or (isinstance(node, ast.Return) and node.value is not None
-                                                         and not isinstance(node.value, _PURE)):
+                bodies = liftable(node)
+                if dead_assignment(node, self.tree) or (isinstance(node, ast.Return) and node.value is not None
+                                                         and not isinstance(node.value, PURE)):
                     bodies.append([ast.Expr(node.value)])  # `total = f()` nobody reads, `return f()`: `f()`
-                if isinstance(node, (ast.For, ast.AsyncFor)) and not isinstance(node.iter, _PURE):
+                if isinstance(node, (ast.For, ast.AsyncFor)) and not isinstance(node.iter, PURE):
                     bodies.append([ast.Expr(node.iter)])  # the loop's failure may be in making the iterable
-                options = [_splice(self.tree, parent_path, parent_field, index, body) for body in bodies]
+                options = [splice(self.tree, parent_path, parent_field, index, body) for body in bodies]
                 self._try(options)
             return
         if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module and "." in node.module \
@@ -368,12 +367,12 @@ class _Reducer:
             for n in range(1, len(parts)):
                 shorter = copy.copy(node)
                 shorter.module = ".".join(parts[:n])
-                options.append(_replace_at(self.tree, path, shorter))
-                keys.append((_key(node), shorter.module))
+                options.append(replace_at(self.tree, path, shorter))
+                keys.append((node_key(node), shorter.module))
             self._try(options, keys, path)
             return
         if isinstance(node, ast.expr) and not isinstance(getattr(node, "ctx", None), (ast.Store, ast.Del)):
-            parent = _at(self.tree, parent_path)
+            parent = node_at(self.tree, parent_path)
             if isinstance(parent, ast.Call) and parent_field == "func":
                 return  # calling a constant: never the same failure
             if isinstance(node, ast.Attribute) and not self.sweep:
@@ -384,262 +383,12 @@ class _Reducer:
             statement = isinstance(parent, ast.Expr)
             options, keys = [], []
             text = ast.unparse(node)
-            smaller = _smaller(node)
+            stand_ins = smaller(node)
             if isinstance(node, ast.Attribute) or (self.sweep and isinstance(node, ast.Name) and len(node.id) > 1):
-                smaller = [ast.Constant(0)]
-            for child in smaller:
-                if statement and isinstance(child, _PURE):
+                stand_ins = [ast.Constant(0)]
+            for child in stand_ins:
+                if statement and isinstance(child, PURE):
                     continue  # `f(x)` as `x` on its own line is the statement dropped, already tried
-                options.append(_replace_at(self.tree, path, child))
+                options.append(replace_at(self.tree, path, child))
                 keys.append((text, ast.unparse(child)))
             self._try(options, keys, path)
-
-
-# helpers ---------------------------------------------------------------------------------
-
-
-def _plain_functions(tree: ast.AST) -> list[str]:
-    """Names of functions defined once (not as a method, undecorated) and never used other than
-    by a plain call (a name passed around may be called with any arguments)."""
-    defs: dict[str, int] = {}
-    methods = {id(item) for node in ast.walk(tree) if isinstance(node, ast.ClassDef) for item in node.body}
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            # a method is called through its object, a decorated function by whatever wraps it
-            plain = id(node) not in methods and not node.decorator_list
-            defs[node.name] = defs.get(node.name, 0) + (1 if plain else 2)
-    called = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-            called.add(id(node.func))
-    other = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and id(n) not in called}
-    return [name for name, count in defs.items() if count == 1 and name not in other]
-
-
-def _unread_params(tree: ast.AST, name: str) -> list[str]:
-    """Plain positional parameters of function `name` that nothing in it reads."""
-    func = next(n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == name)
-    if func.args.vararg or func.args.posonlyargs:
-        return []
-    read = {n.id for n in ast.walk(func) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
-    if any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in ("locals", "vars", "eval")
-           for n in ast.walk(func)):
-        return []
-    return [a.arg for a in func.args.args if a.arg not in read]
-
-
-def _without_param(tree: ast.Module, name: str, param: str) -> ast.Module | None:
-    """A copy without the parameter and its argument at every call; None when a call's
-    arguments can't be matched to it (a *args or **kwargs there)."""
-    new = copy.deepcopy(tree)
-    for node in ast.walk(new):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == name:
-            args = node.args
-            index = [a.arg for a in args.args].index(param)
-            first_default = len(args.args) - len(args.defaults)
-            if index >= first_default:
-                del args.defaults[index - first_default]
-            elif args.defaults:
-                return None  # a parameter without a default before ones with: positions would shift
-            del args.args[index]
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name:
-            if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
-                return None
-            position = _param_index(tree, name, param)
-            if position < len(node.args):
-                del node.args[position]
-            node.keywords = [k for k in node.keywords if k.arg != param]
-    return new
-
-
-def _param_index(tree: ast.AST, name: str, param: str) -> int:
-    func = next(n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == name)
-    return [a.arg for a in func.args.args].index(param)
-
-
-def _dead_assignment(node: ast.stmt, tree: ast.AST) -> bool:
-    """An assignment to plain names that nothing reads, of a value that may do something."""
-    if not isinstance(node, (ast.Assign, ast.AnnAssign)) or node.value is None or isinstance(node.value, _PURE):
-        return False
-    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-    if not all(isinstance(t, ast.Name) for t in targets):
-        return False
-    names = {t.id for t in targets}
-    return not any(isinstance(n, ast.Name) and n.id in names and not isinstance(n.ctx, ast.Store)
-                   for n in ast.walk(tree))
-
-
-def _still_read(stmt: ast.AST, tree: ast.AST) -> bool:
-    """Does something outside this statement read every name it binds (plain bindings only)?"""
-    if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-        names = {stmt.name}
-    elif isinstance(stmt, (ast.Import, ast.ImportFrom)):
-        names = {(a.asname or a.name).split(".")[0] for a in stmt.names}
-    elif isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
-        targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
-        if not all(isinstance(t, ast.Name) for t in targets) or any(isinstance(n, ast.NamedExpr)
-                                                                      for n in ast.walk(stmt)):
-            return False
-        names = {t.id for t in targets}
-    else:
-        return False
-    inside = {id(n) for n in ast.walk(stmt)}
-    read = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
-            and id(n) not in inside}
-    return "*" not in names and names <= read
-
-
-def _key(node: ast.AST) -> str:
-    try:
-        return type(node).__name__ + ":" + ast.unparse(node)
-    except Exception:
-        return ast.dump(node)
-
-
-def _binds(node: ast.AST) -> bool:
-    """Does this list item bind a name (a def, class, import, assignment target, parameter)?"""
-    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom,
-                         ast.arg, ast.alias, ast.Global, ast.Nonlocal)):
-        return True
-    return any(isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store) or isinstance(n, ast.NamedExpr)
-               for n in ast.walk(node))
-
-
-def _skip_field(node: ast.AST, name: str) -> bool:
-    return isinstance(node, (ast.Name, ast.Constant)) or name in ("ctx",)
-
-
-def _binds_only(stmt: ast.stmt) -> set[str]:
-    """Names a top-level statement binds, when binding is all it does (else empty)."""
-    if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-        return {stmt.name}
-    if isinstance(stmt, ast.Import):
-        return {(a.asname or a.name).split(".")[0] for a in stmt.names}
-    if isinstance(stmt, ast.ImportFrom) and stmt.module != "__future__":
-        names = {a.asname or a.name for a in stmt.names}
-        return set() if "*" in names else names
-    if isinstance(stmt, (ast.Assign, ast.AnnAssign)):
-        targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
-        value = stmt.value
-        if value is not None and not _side_effect_free(value):
-            return set()
-        if all(isinstance(t, ast.Name) for t in targets):
-            return {t.id for t in targets}
-    return set()
-
-
-def _side_effect_free(expr: ast.expr) -> bool:
-    return all(isinstance(n, (ast.Constant, ast.Name, ast.Load, ast.Tuple, ast.List, ast.Dict, ast.Set,
-                              ast.UnaryOp, ast.BinOp, ast.operator, ast.unaryop, ast.Lambda, ast.arguments,
-                              ast.arg, ast.expr_context))
-               for n in ast.walk(expr))
-
-
-def _dunder_all(tree: ast.Module) -> set[str]:
-    for stmt in tree.body:
-        if isinstance(stmt, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in stmt.targets):
-            return {"__all__"} | {e.value for e in getattr(stmt.value, "elts", []) if isinstance(e, ast.Constant)
-                                  and isinstance(e.value, str)}
-    return set()
-
-
-def _liftable(node: ast.stmt) -> list[list[ast.stmt]]:
-    """Bodies a compound statement could be replaced by, shortest-looking first."""
-    out: list[list[ast.stmt]] = []
-    if isinstance(node, (ast.If, ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith)):
-        out.append(node.body)
-        if getattr(node, "orelse", None):
-            out.append(node.orelse)
-    elif isinstance(node, (ast.Try, getattr(ast, "TryStar", ast.Try))):
-        out.append(node.body)
-        out.extend(h.body for h in node.handlers)
-        if node.orelse:
-            out.append(node.body + node.orelse)
-        if node.finalbody:
-            out.append(node.finalbody)
-            out.append(node.body + node.finalbody)
-    return out
-
-
-def _smaller(node: ast.expr) -> list[ast.expr]:
-    """Replacements for an expression: its child expressions, then short constants."""
-    out: list[ast.expr] = []
-    if isinstance(node, ast.Call) and not node.args and not node.keywords:
-        out.append(node.func)  # `raise E()` as `raise E`
-    for child in ast.iter_child_nodes(node):
-        if isinstance(node, ast.Call) and child is node.func:
-            continue
-        if isinstance(child, ast.expr) and not isinstance(getattr(child, "ctx", None), (ast.Store, ast.Del)):
-            out.append(child)
-        elif isinstance(child, ast.comprehension):
-            out.append(child.iter)
-    if isinstance(node, ast.Constant):
-        out.extend(_simpler_literal(node.value))
-    elif not isinstance(node, ast.Name):
-        out.extend(ast.Constant(value=c) for c in _CONSTANTS)
-    width = len(ast.unparse(node))
-    seen, kept = set(), []
-    for cand in out:
-        text = ast.unparse(cand)
-        if len(text) < width and text not in seen:
-            seen.add(text)
-            kept.append(cand)
-    # shortest first; at equal width the stand-in before a child (`assert 0` reads as a placeholder,
-    # `assert 8` as a value that matters)
-    return sorted(kept, key=lambda c: (len(ast.unparse(c)), not (isinstance(c, ast.Constant) and c.value == 0)))
-
-
-def _simpler_literal(value: object) -> list[ast.expr]:
-    """Few stand-ins per literal: each extra guess costs a call for every literal in the script."""
-    if isinstance(value, bool) or value is None or value is Ellipsis:
-        return []
-    if isinstance(value, (int, float)):
-        return [ast.Constant(0)] if value else []
-    if isinstance(value, (str, bytes)):  # empty, else one character (a value that must be non-empty)
-        # a short string is tried as each of its characters (`'1.0'` fails as `'d'`? then as `'.'`),
-        # a long one as its first only: a call per character
-        chars = [value[i:i + 1] for i in range(len(value) if len(value) <= _SHORT_STRING else 1)]
-        return [ast.Constant(v) for v in dict.fromkeys([value[:0], *chars]) if len(v) < len(value)]
-    return []
-
-
-def _at(tree: ast.AST, path: Path) -> ast.AST | None:
-    node = tree
-    for name, index in path:
-        node = getattr(node, name, None)
-        if index is not None:
-            if not isinstance(node, list) or index >= len(node):
-                return None
-            node = node[index]
-        if node is None:
-            return None
-    return node
-
-
-def _replace_at(tree: ast.AST, path: Path, value: object) -> ast.AST:
-    """A copy of the tree with the node at path replaced, sharing everything off the path."""
-    if not path:
-        return value  # type: ignore[return-value]
-    (name, index), rest = path[0], path[1:]
-    new = copy.copy(tree)
-    child = getattr(tree, name)
-    if index is None:
-        setattr(new, name, _replace_at(child, rest, value))
-    else:
-        items = list(child)
-        items[index] = _replace_at(items[index], rest, value)
-        setattr(new, name, items)
-    return new
-
-
-def _with(tree: ast.AST, path: Path, name: str, items: list) -> ast.AST:
-    """A copy of the tree with a list field of the node at path replaced."""
-    node = copy.copy(_at(tree, path))
-    setattr(node, name, list(items))
-    return _replace_at(tree, path, node)
-
-
-def _splice(tree: ast.AST, path: Path, name: str, index: int, items: list) -> ast.AST:
-    """A copy with list element `index` of the node at path replaced by several."""
-    current = getattr(_at(tree, path), name)
-    return _with(tree, path, name, current[:index] + list(items) + current[index + 1:])
