@@ -1,6 +1,6 @@
 """Which package index `reprex bisect` lists releases from: the user's own, in this order:
 --index-url, UV_DEFAULT_INDEX / UV_INDEX_URL, PIP_INDEX_URL, a uv.toml, pip.conf, then PyPI;
-said on stderr (and in --json) without credentials.
+said on stderr (in --json, by its `index` field) without credentials.
 
 Two loopback indexes (tests/bisect_index.py) stand in for the user's: `right` serves
 itsdangerous, `decoy` serves nothing and is configured at every lower-precedence place, so a
@@ -119,7 +119,7 @@ def test_index_url_wins_and_the_probes_install_from_it(indexes):
     data = json.loads(proc.stdout)
     assert (data["findings"][0]["first_bad"], data["findings"][0]["last_good"]) == ("2.1.0", "2.0.1")
     assert data["index"] == indexes["right"].url
-    assert f"listing the releases of itsdangerous from {indexes['right'].url} (from --index-url)" in proc.stderr
+    assert "listing the releases" not in proc.stderr  # under --json stderr has errors only: one line each
     _listed_from_right_only(indexes, before)
 
 

@@ -170,9 +170,8 @@ def bisect(bundle, package, good, bad, pre, yanked, good_lock, by_date, start, b
 def _run(do_bisect, bundle, kwargs, as_json):
     from reprex.escape import terminal
 
-    if as_json:  # only where the releases come from is said on stderr
-        return do_bisect(bundle, progress=lambda msg: click.echo(f"reprex: {terminal(msg, False)}", err=True)
-                         if msg.startswith("listing the releases") else None, **kwargs)
+    if as_json:  # stdout's object says it all (where the releases came from: `index`); stderr only errors
+        return do_bisect(bundle, progress=lambda msg: None, **kwargs)
     if sys.stderr.isatty():
         from rich.text import Text
 
