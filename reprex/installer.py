@@ -131,8 +131,12 @@ def _truthy(value: str | None) -> bool:
 
 
 def _has_uv_config(environ: Mapping[str, str]) -> bool:
+    """Does uv have settings of its own here (then pip's are not passed to it)? A uv.toml counts
+    unless UV_NO_CONFIG tells uv not to read one."""
     if any(environ.get(name) for name in _UV_OWN):
         return True
+    if _truthy(environ.get("UV_NO_CONFIG")):
+        return False
     home = os.path.expanduser("~")
     user = os.path.join(environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config"), "uv", "uv.toml")
     return os.path.exists(user) or os.path.exists("/etc/uv/uv.toml")

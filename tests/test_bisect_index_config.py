@@ -1,5 +1,6 @@
 """Which package index `reprex bisect` lists releases from: the user's own, in this order:
---index-url, UV_DEFAULT_INDEX / UV_INDEX_URL, PIP_INDEX_URL, a uv.toml, pip.conf, then PyPI;
+--index-url, UV_DEFAULT_INDEX / UV_INDEX_URL, a uv.toml, PIP_INDEX_URL, pip.conf, then PyPI (as
+the installs through uv take them);
 said on stderr (in --json, by its `index` field) without credentials.
 
 Two loopback indexes (tests/bisect_index.py) stand in for the user's: `right` serves
@@ -83,7 +84,11 @@ def _each_way(indexes):
     return {
         "UV_DEFAULT_INDEX": dict(UV_DEFAULT_INDEX=right, PIP_INDEX_URL=decoy, UV_CONFIG_FILE=decoy_toml),
         "UV_INDEX_URL": dict(UV_INDEX_URL=right, PIP_INDEX_URL=decoy, UV_CONFIG_FILE=decoy_toml),
-        "PIP_INDEX_URL": dict(PIP_INDEX_URL=right, UV_CONFIG_FILE=decoy_toml),
+        "PIP_INDEX_URL": dict(PIP_INDEX_URL=right, UV_NO_CONFIG="1"),
+        # the installs go through uv, which reads its uv.toml and not PIP_*: the listing does the same
+        "uv.toml (over PIP_INDEX_URL)": dict(UV_CONFIG_FILE=_uv_toml(indexes, "right-uv-over-pip",
+                                                                      f'index-url = "{right}"\n'),
+                                             PIP_INDEX_URL=decoy),
         "uv.toml (index-url)": dict(UV_CONFIG_FILE=_uv_toml(indexes, "right-uv", f'index-url = "{right}"\n')),
         "uv.toml ([[index]] default)": dict(UV_CONFIG_FILE=_uv_toml(
             indexes, "right-uv-index", f'[[index]]\nname = "ours"\nurl = "{right}"\ndefault = true\n')),
@@ -94,7 +99,8 @@ def _each_way(indexes):
 
 
 @pytest.mark.parametrize("way", ["UV_DEFAULT_INDEX", "UV_INDEX_URL", "PIP_INDEX_URL", "uv.toml (index-url)",
-                                 "uv.toml ([[index]] default)", "uv.toml ([pip] index-url)", "pip.conf"])
+                                 "uv.toml ([[index]] default)", "uv.toml ([pip] index-url)",
+                                 "uv.toml (over PIP_INDEX_URL)", "pip.conf"])
 def test_the_listing_comes_from_the_users_configured_index(indexes, way):
     settings = _each_way(indexes)[way]
     before = _marks(indexes)

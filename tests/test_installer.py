@@ -142,6 +142,21 @@ def test_pip_settings_follow_pips_precedence(tmp_path, pip_conf, monkeypatch):
     assert "--index-strategy" not in installer.uv_config_args()
 
 
+def test_a_uv_toml_counts_as_uvs_own_config_unless_uv_is_told_to_read_none(tmp_path, pip_conf, monkeypatch):
+    """A user's uv.toml: uv reads it, so pip's index isn't passed on (bisect's listing follows the
+    same rule); with UV_NO_CONFIG uv reads no uv.toml, so pip's index is its only one."""
+    pip_conf.write_text("[global]\nindex-url = http://127.0.0.1:9/simple\n")
+    for name in ("UV_INDEX_URL", "UV_DEFAULT_INDEX", "UV_INDEX", "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS",
+                 "UV_NO_INDEX", "UV_CONFIG_FILE", "UV_NO_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    (tmp_path / "config" / "uv").mkdir(parents=True)
+    (tmp_path / "config" / "uv" / "uv.toml").write_text('index-url = "http://127.0.0.1:8/uvs"\n')
+    assert "UV_INDEX_URL" not in installer.uv_environ()
+    monkeypatch.setenv("UV_NO_CONFIG", "1")
+    assert installer.uv_environ()["UV_INDEX_URL"] == "http://127.0.0.1:9/simple"
+
+
 def test_uv_installs_from_the_indexes_and_find_links_pip_is_configured_with(tmp_path, index, pip_conf,
                                                                              monkeypatch):
     """pip.conf names two loopback indexes, PIP_FIND_LINKS a folder: uv installs from all three, and

@@ -120,8 +120,10 @@ def _uv_toml_index(settings: dict) -> tuple[str | None, list[str], list[str], bo
 
 def configured_index(environ: Mapping[str, str] | None = None, index_url: str | None = None) -> IndexConfig:
     """Where a probe's install looks, the main index chosen in this order: `index_url` (bisect's
-    --index-url), UV_DEFAULT_INDEX / UV_INDEX_URL, PIP_INDEX_URL, a uv.toml, pip's configuration
-    files, then PyPI. Extra indexes and find-links come from the same family (uv's, or pip's)."""
+    --index-url), UV_DEFAULT_INDEX / UV_INDEX_URL, a uv.toml, PIP_INDEX_URL, pip's configuration
+    files, then PyPI. Extra indexes and find-links come from the same family (uv's, or pip's).
+    The same rule as reprex.installer's: the installs go through uv, which reads its own settings
+    and, only when it has none, is given pip's; so a uv.toml wins over PIP_INDEX_URL for both."""
     from reprex.installer import pip_settings
 
     env = os.environ if environ is None else environ
@@ -129,7 +131,7 @@ def configured_index(environ: Mapping[str, str] | None = None, index_url: str | 
     uv_extra = (env.get("UV_INDEX") or "").split() + (env.get("UV_EXTRA_INDEX_URL") or "").split()
     uv_links = (env.get("UV_FIND_LINKS") or "").replace(",", " ").split()
     toml = uv_toml(env)
-    if uv_main or uv_extra or uv_links or env.get("UV_NO_INDEX") or (toml and not env.get("PIP_INDEX_URL")):
+    if uv_main or uv_extra or uv_links or env.get("UV_NO_INDEX") or toml:
         t_main, t_extra, t_links, t_none = _uv_toml_index(toml[1]) if toml else (None, [], [], False)
         no_index = _on(env.get("UV_NO_INDEX")) or (t_none and not uv_main)
         main, source = (uv_main[0][1], uv_main[0][0]) if uv_main else \
