@@ -138,3 +138,11 @@ def test_fixed_with_auto_refuses_a_crafted_bisect_section(captured, tmp_path, pa
 def test_fixed_with_auto_without_a_bisect_result_says_what_to_run(captured, tmp_path):
     proc = shrink_cli(captured["legacy_version"], "--backend", "local", "--fixed-with", "auto", "-o", tmp_path / "x")
     assert proc.returncode == 1 and "run `reprex bisect BUNDLE --package NAME` first" in proc.stderr
+
+
+@pytest.mark.parametrize("specs", [[""], ["  "], ["auto", "packaging==21.3"]])
+def test_a_malformed_fixed_with_is_a_usage_error_before_anything_runs(captured, tmp_path, specs):
+    args = [a for spec in specs for a in ("--fixed-with", spec)]
+    proc = shrink_cli(captured["legacy_version"], "--backend", "local", *args, "-o", tmp_path / "x.zip")
+    assert proc.returncode == 2 and "--fixed-with" in proc.stderr, proc.stderr
+    assert "calibrating" not in proc.stderr and "Traceback" not in proc.stderr

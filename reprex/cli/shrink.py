@@ -88,6 +88,12 @@ def shrink(bundle, output, budget, time_s, jobs, keep_inputs, keep_pins, backend
 
         if address_error(ray_address):
             raise click.BadParameter(address_error(ray_address), param_hint="--ray")
+    if any(not spec.strip() for spec in control):
+        raise click.BadParameter("an empty spec; name what fixes the bug: 'pkg==X', a path, or auto",
+                                 param_hint="--fixed-with")
+    if "auto" in control and len(control) > 1:
+        raise click.BadParameter("auto stands alone (it takes every release the bisect section names)",
+                                 param_hint="--fixed-with")
     loaded = load_bundle(bundle)
     if control == ("auto",):
         from reprex.errors import ReprexError
