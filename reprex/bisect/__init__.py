@@ -153,7 +153,6 @@ def _search(bundle, mode: str, *, package, good, bad, good_pins, start, options:
 
     started = time.monotonic()
     oracle = make_oracle(bundle, options, progress)
-    oracle.ray = options.ray
     result = BisectResult(mode=mode, backend=options.backend)
     # bad input (an unknown package or release) is said before any replay
     plan = plan_releases(oracle, package, good=good, bad=bad, options=options, progress=progress) if package \

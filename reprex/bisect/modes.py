@@ -20,7 +20,7 @@ def make_oracle(bundle, options: BisectOptions, progress: Callable[[str], None])
 
     replay_options = ReplayOptions(backend=options.backend, image=options.image, timeout=options.timeout,
                                    strict=options.strict, network="none", gpus=None)
-    oracle = Oracle(bundle, replay_options, progress)
+    oracle = Oracle(bundle, replay_options, progress, ray=options.ray)
     if options.jobs > 1 and options.ray is None:
         from reprex.bisect.runners import Runners
 

@@ -44,7 +44,7 @@ class Runners:
     def replay(self, bundle, options):
         """`bundle` replayed with `options` in a runner process: a ReplayResult (infra-error when
         the process died on its own); Cancelled when cancel() stopped it."""
-        from reprex.scale.judge import _sealed
+        from reprex.scale.judge import sealed
 
         proc = self._take()
         with self._lock:
@@ -53,7 +53,7 @@ class Runners:
         started = time.monotonic()
         try:
             with os.fdopen(fd, "wb") as fh:
-                fh.write(_sealed(bundle).to_zip_bytes())
+                fh.write(sealed(bundle).to_zip_bytes())
             doc = self._ask(proc, {"path": path, "options": dataclasses.asdict(options)})
         finally:
             with contextlib.suppress(OSError):  # close() may have removed the folder already

@@ -52,7 +52,7 @@ def replay_on_cluster(bundle, options, address: str | None = "auto", *, source: 
     from reprex.scale.dispatch import cancel_all, replay_remote
 
     options = replace(options, backend=cluster_backend(options.backend))
-    item = replay_remote(_sealed(bundle).to_zip_bytes(), options, address=address, source=source or bundle.name)
+    item = replay_remote(sealed(bundle).to_zip_bytes(), options, address=address, source=source or bundle.name)
     try:
         done = item.result()
     except BaseException:  # Ctrl-C: the task stops and removes its container before this propagates
@@ -64,7 +64,7 @@ def replay_on_cluster(bundle, options, address: str | None = "auto", *, source: 
     return from_scale(done, bundle)
 
 
-def _sealed(bundle):
+def sealed(bundle):
     """The bundle with an id that matches its content: a node reads it with every check, and a
     bisect probe (the bundle with other pins) is made in memory without one. A copy: the
     caller's manifest is shared with the original's."""
