@@ -15,7 +15,12 @@ CUT_MARK = "[... earlier output cut by reprex ...]"
 
 class Tail:
     """The last `limit` bytes of stdout and stderr as [[stream, bytes], ...] in the order they
-    arrived, adjacent chunks of one stream joined."""
+    arrived, adjacent chunks of one stream joined, lines kept whole.
+
+    Two pipes keep no order between them (the docker daemon copies each in its own goroutine),
+    and an unbuffered print() is several writes: "MARKER", " ", "False\n" can arrive with a
+    traceback from the other pipe between them. The rest of a line one stream left open goes
+    onto that line, so each stream's lines read whole; each stream's own bytes stay in order."""
 
     truncated = False
 
@@ -27,11 +32,17 @@ class Tail:
     def add(self, stream: str, data: bytes) -> None:
         if not data:
             return
-        if self.chunks and self.chunks[-1][0] == stream:
-            self.chunks[-1][1] += data
-        else:
-            self.chunks.append([stream, bytearray(data)])
         self.size += len(data)
+        if self.chunks and self.chunks[-1][0] != stream:
+            own = next((c for c in reversed(self.chunks) if c[0] == stream), None)
+            if own is not None and own[1] and own[1][-1:] not in (b"\n", b"\r"):
+                end = _line_end(data)
+                own[1] += data[:end]
+                data = data[end:]
+        if data and self.chunks and self.chunks[-1][0] == stream:
+            self.chunks[-1][1] += data
+        elif data:
+            self.chunks.append([stream, bytearray(data)])
         while self.size > self.limit and self.chunks:
             head = self.chunks[0]
             excess = self.size - self.limit
@@ -71,3 +82,9 @@ class Tail:
             first = chunks[0][1]
             chunks[0][1] = CUT_MARK + "\n" + (first.split("\n", 1)[1] if "\n" in first else "")
         return chunks
+
+
+def _line_end(data: bytes) -> int:
+    """Where the line open at data's start ends (past its newline or carriage return), or len."""
+    ends = [i for i in (data.find(b"\n"), data.find(b"\r")) if i >= 0]
+    return min(ends) + 1 if ends else len(data)
