@@ -27,15 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-for path in (ROOT, ROOT / "tests" / "fixtures" / "fidelity"):
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
-
-os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-
-from cases import CASES, capture  # noqa: E402
+from corpus import CASES, capture  # puts the checkout and the corpus on sys.path first
 
 from reprex.shrink.script import count_tokens as tokens  # noqa: E402
 
