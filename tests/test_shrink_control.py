@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -146,3 +147,36 @@ def test_a_malformed_fixed_with_is_a_usage_error_before_anything_runs(captured, 
     proc = shrink_cli(captured["legacy_version"], "--backend", "local", *args, "-o", tmp_path / "x.zip")
     assert proc.returncode == 2 and "--fixed-with" in proc.stderr, proc.stderr
     assert "calibrating" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_capture_fixed_with_shrinks_the_fresh_bundle_against_the_fix(tmp_path, cache):
+    # `capture --fixed-with` implies --shrink and judges with the fix as a control: the removed
+    # name's import stays where it was (a signature-only judge may take `from packaging import ...`).
+    from cases import HERE, make_env
+
+    case = next(c for c in CASES if c.name == "legacy_version")
+    python = make_env(case, tmp_path)
+    work = tmp_path / "work"
+    shutil.copytree(HERE / case.name, work)
+    out = tmp_path / "legacy.reprex.zip"
+    proc = subprocess.run([PY, "-m", "reprex", "capture", "-q", "--fixed-with", "packaging==21.3", "-o", str(out),
+                           "--", str(python), "app.py"], cwd=work, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1, proc.stderr  # the program's own status
+    assert "shrink: " in proc.stderr and "not shrunk" not in proc.stderr, proc.stderr
+    bundle = Bundle.read(out)
+    assert bundle.manifest["shrunk"]["control"]["with"] == ["packaging==21.3"]
+    assert bundle.manifest["shrunk"]["control"]["verdict"] == "fixed"
+    script = bundle.text("files/app.py")
+    assert "from packaging.version import LegacyVersion" in script
+    assert bundle.manifest["shrunk"]["after"]["statements"] < bundle.manifest["shrunk"]["before"]["statements"]
+    assert replay(bundle, ReplayOptions(backend="local", with_specs=["packaging==21.3"])).verdict == "fixed"
+
+
+@pytest.mark.parametrize("specs, message", [(["auto"], "a fresh capture has none"), ([" "], "an empty spec")])
+def test_capture_fixed_with_refuses_auto_and_empty_before_running(tmp_path, specs, message):
+    marker = tmp_path / "ran"
+    args = [a for spec in specs for a in ("--fixed-with", spec)]
+    proc = subprocess.run([PY, "-m", "reprex", "capture", *args, "--", PY, "-c", f"open({str(marker)!r}, 'w')"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert not marker.exists()  # refused before the program ran

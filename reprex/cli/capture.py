@@ -31,12 +31,15 @@ from reprex.cli._common import CONTEXT, Command, fail, make_console, size
 @click.option("--extract", is_flag=True, help="Also extract the minimal failing call (see `reprex extract`).")
 @click.option("--shrink", "shrink_after", is_flag=True,
               help="Also shrink the bundle in place (see `reprex shrink`; judged on this machine).")
+@click.option("--fixed-with", "control", multiple=True, metavar="SPEC",
+              help="What fixes the bug ('pkg==X', a path; repeatable), for the shrinking: a candidate must also "
+                   "not fail that way with it (see `reprex shrink --fixed-with`). Implies --shrink.")
 @click.option("-q", "--quiet", is_flag=True, help="Don't echo the program's output.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object describing the result.")
 @click.option("--exit-zero", is_flag=True,
               help="Exit 0 once the bundle is written, whatever the program's own exit status.")
 def capture(command, output, name, timeout, allow_success, include, exclude, max_file_size, max_total, network,
-            from_traceback, last, preview, extract, shrink_after, quiet, as_json, exit_zero):
+            from_traceback, last, preview, extract, shrink_after, control, quiet, as_json, exit_zero):
     """Run COMMAND under the recorder; if it fails, write NAME.reprex.zip.
 
     Exits with the program's own status (128+N for a signal, 124 for a --timeout hang), so a
@@ -52,6 +55,11 @@ def capture(command, output, name, timeout, allow_success, include, exclude, max
 
     if timeout is not None and timeout <= 0:
         raise click.BadParameter("must be a positive number of seconds", param_hint="--timeout")
+    if control:
+        from reprex.cli.shrink import check_fixed_with
+
+        check_fixed_with(control, auto=False)
+        shrink_after = True
 
     options = CaptureOptions(output=output, name=name, timeout=timeout, allow_success=allow_success,
                              include=include, exclude=exclude, max_file_size=size(max_file_size),
@@ -94,11 +102,11 @@ def capture(command, output, name, timeout, allow_success, include, exclude, max
                     fail(f"{exc} while extracting; {result.path} is the full capture", exc.exit_code)
                 click.echo(click.style("extract:", bold=True) + f" {message}", err=True)  # data: no markup
             if shrink_after and result.bundle is not None and result.path is not None:
-                from reprex.shrink.step import shrink_into
+                from reprex.shrink.step import ShrinkOptions, shrink_into
 
                 try:  # the user's own fresh capture: its candidates are judged on this machine
                     with on_signals():
-                        result.bundle, message = shrink_into(result.path)
+                        result.bundle, message = shrink_into(result.path, ShrinkOptions(control=list(control)))
                 except Interrupted as exc:  # the bundle stays as captured
                     fail(f"{exc} while shrinking; {result.path} is the full capture", exc.exit_code)
                 click.echo(click.style("shrink:", bold=True) + f" {message}", err=True)  # data: no markup

@@ -27,6 +27,19 @@ def default_output(source: str) -> Path:
     return path.with_name(stem) if "://" not in source else Path(stem)
 
 
+def check_fixed_with(control, auto: bool = True) -> None:
+    """--fixed-with's specs as usage errors, before anything runs (shrink's and capture's)."""
+    if any(not spec.strip() for spec in control):
+        raise click.BadParameter("an empty spec; name what fixes the bug: 'pkg==X', a path"
+                                 + (", or auto" if auto else ""), param_hint="--fixed-with")
+    if "auto" in control and not auto:
+        raise click.BadParameter("auto takes the fix from a bisect result, which a fresh capture has none of: "
+                                 "name the fix ('pkg==X', a path)", param_hint="--fixed-with")
+    if "auto" in control and len(control) > 1:
+        raise click.BadParameter("auto stands alone (it takes every release the bisect section names)",
+                                 param_hint="--fixed-with")
+
+
 @click.command(cls=Command, context_settings=CONTEXT)
 @click.argument("bundle")
 @click.option("-o", "--output", type=click.Path(path_type=Path),
@@ -88,12 +101,7 @@ def shrink(bundle, output, budget, time_s, jobs, keep_inputs, keep_pins, backend
 
         if address_error(ray_address):
             raise click.BadParameter(address_error(ray_address), param_hint="--ray")
-    if any(not spec.strip() for spec in control):
-        raise click.BadParameter("an empty spec; name what fixes the bug: 'pkg==X', a path, or auto",
-                                 param_hint="--fixed-with")
-    if "auto" in control and len(control) > 1:
-        raise click.BadParameter("auto stands alone (it takes every release the bisect section names)",
-                                 param_hint="--fixed-with")
+    check_fixed_with(control)
     loaded = load_bundle(bundle)
     if control == ("auto",):
         from reprex.errors import ReprexError
