@@ -776,3 +776,20 @@ def test_a_sealed_draft_of_a_finished_bundle_describes_its_final_manifest(app):
     assert bundle.manifest["name"] != "renamed-by-the-draft"  # the finished bundle is left as it was
     back = Bundle.from_entries(sealed.entries())
     assert back.id == sealed.id == sealed.content_id()
+
+
+@pytest.mark.parametrize("tail, code", [("", 0), ("sys.exit(3)", 3)])
+def test_capture_exits_with_the_programs_own_status_when_only_a_thread_failed(tmp_path, tail, code):
+    # A thread's exception leaves the program's status as the program set it: `reprex capture`
+    # in a CI job must not fail a run that passed (nor pass one that failed).
+    write(tmp_path / "app.py", f"""
+        import sys, threading
+        def worker():
+            raise ValueError("in a thread")
+        t = threading.Thread(target=worker); t.start(); t.join()
+        {tail}
+    """)
+    proc = reprex_cli("capture", "-q", "-o", str(tmp_path / "app.reprex.zip"), "--", PY, "app.py",
+                      cwd=tmp_path, code=code)
+    assert "ValueError" in Bundle.read(tmp_path / "app.reprex.zip").manifest["expect"]["signature"]["types"]
+    assert "captured" in proc.stderr

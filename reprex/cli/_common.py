@@ -86,3 +86,16 @@ def size(value: str) -> int:
         return parse_size(value)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a size (e.g. 500k, 5M)") from None
+
+
+def check_fixed_with(control, auto: bool = True) -> None:
+    """--fixed-with's specs as usage errors, before anything runs (shrink's and capture's)."""
+    if any(not spec.strip() for spec in control):
+        raise click.BadParameter("an empty spec; name what fixes the bug: 'pkg==X', a path"
+                                 + (", or auto" if auto else ""), param_hint="--fixed-with")
+    if "auto" in control and not auto:
+        raise click.BadParameter("auto takes the fix from a bisect result, which a fresh capture has none of: "
+                                 "name the fix ('pkg==X', a path)", param_hint="--fixed-with")
+    if "auto" in control and len(control) > 1:
+        raise click.BadParameter("auto stands alone (it takes every release the bisect section names)",
+                                 param_hint="--fixed-with")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from reprex.cli._common import CONTEXT, Command, fail, make_console, size
+from reprex.cli._common import CONTEXT, Command, check_fixed_with, fail, make_console, size
 
 
 @click.command(cls=Command,
@@ -56,8 +56,6 @@ def capture(command, output, name, timeout, allow_success, include, exclude, max
     if timeout is not None and timeout <= 0:
         raise click.BadParameter("must be a positive number of seconds", param_hint="--timeout")
     if control:
-        from reprex.cli.shrink import check_fixed_with
-
         check_fixed_with(control, auto=False)
         shrink_after = True
 
@@ -165,7 +163,7 @@ def program_status(outcome) -> int:
         return 1
     if code < 0:
         return min(128 - code, 255)
-    return min(code, 255) or 1
+    return min(code, 255)  # 0 too: a failure only in a thread left the program's own status 0
 
 
 def _read_text(path: str) -> str:

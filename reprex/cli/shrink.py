@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from reprex.cli._common import CONTEXT, Command, fail, load_bundle, make_console
+from reprex.cli._common import CONTEXT, Command, check_fixed_with, fail, load_bundle, make_console
 from reprex.escape import terminal
 
 LOG_EVERY_S = 10.0
@@ -25,19 +25,6 @@ def default_output(source: str) -> Path:
             break
     stem = f"{name or 'bundle'}.shrunk.reprex.zip"
     return path.with_name(stem) if "://" not in source else Path(stem)
-
-
-def check_fixed_with(control, auto: bool = True) -> None:
-    """--fixed-with's specs as usage errors, before anything runs (shrink's and capture's)."""
-    if any(not spec.strip() for spec in control):
-        raise click.BadParameter("an empty spec; name what fixes the bug: 'pkg==X', a path"
-                                 + (", or auto" if auto else ""), param_hint="--fixed-with")
-    if "auto" in control and not auto:
-        raise click.BadParameter("auto takes the fix from a bisect result, which a fresh capture has none of: "
-                                 "name the fix ('pkg==X', a path)", param_hint="--fixed-with")
-    if "auto" in control and len(control) > 1:
-        raise click.BadParameter("auto stands alone (it takes every release the bisect section names)",
-                                 param_hint="--fixed-with")
 
 
 @click.command(cls=Command, context_settings=CONTEXT)
