@@ -276,5 +276,11 @@ def install(python: str | Path, *args: str, timeout: float | None) -> subprocess
 def last_error(proc: subprocess.CompletedProcess) -> str:
     """The line that says why pip or uv failed: its last `error...` line, else its last line."""
     lines = [l.strip() for l in (proc.stderr or proc.stdout or "").splitlines() if l.strip()]
-    errors = [l for l in lines if l.lower().startswith("error")]
-    return (errors[-1] if errors else (lines[-1] if lines else f"exit status {proc.returncode}"))[:400]
+    errors = [i for i, l in enumerate(lines) if l.lower().startswith("error")]
+    if not errors:
+        return (lines[-1] if lines else f"exit status {proc.returncode}")[:400]
+    line = lines[errors[-1]]
+    # uv says the why on the lines after: "  cause: Because there is no version of x==9 ..."
+    causes = [l.split(":", 1)[1].strip() if l.startswith("cause:") else l.lstrip("╰─▶ ")
+              for l in lines[errors[-1] + 1:] if l.startswith(("cause:", "╰─▶"))]
+    return (line.rstrip(":") + ": " + " ".join(causes) if causes else line)[:400]
