@@ -216,3 +216,116 @@ def test_no_json_api_is_no_link_and_no_error(json_api_index):
     release = list_releases("itsdangerous", python="3.11", machine="x86_64", environ=env).candidates[0]
     json_api_index.remove("itsdangerous", "2.1.0")  # its JSON now 404s
     assert changelog_url(release, "itsdangerous", environ=env) is None
+
+
+# -- --index-url reaches the installs as their processes' environment, never this one's -----------
+
+DUMPING = """\
+import json, os
+with open(os.path.join({folder!r}, "env-%d.json" % os.getpid()), "w") as fh:
+    json.dump(dict(os.environ), fh)
+from itsdangerous import TimedJSONWebSignatureSerializer
+print(TimedJSONWebSignatureSerializer)
+"""
+
+
+@pytest.fixture(scope="module")
+def dumping(indexes, tmp_path_factory):
+    """A bundle whose program writes its whole environment to a file outside its work dir (where
+    the test reads it) before failing as REPRO does under itsdangerous 2.1.2."""
+    import uuid
+
+    folder = tmp_path_factory.mktemp("environments")
+    bundle = _capture(indexes["env"], tmp_path_factory.mktemp("dumping"), DUMPING.format(folder=str(folder)))
+    secret, user = "s3cr3t-" + uuid.uuid4().hex, "rxuser" + uuid.uuid4().hex[:6]
+    url = indexes["right"].url.replace("http://", f"http://{user}:{secret}@")
+    return {"bundle": bundle, "folder": folder, "url": url, "secret": secret, "user": user}
+
+
+def _decoy_env(indexes) -> dict[str, str]:
+    decoy = indexes["decoy"].url
+    return _env(indexes, UV_INDEX_URL=decoy, UV_DEFAULT_INDEX=decoy, PIP_INDEX_URL=decoy, UV_NO_CONFIG="1")
+
+
+def test_a_library_caller_keeps_its_environment_while_index_url_reaches_the_installs(indexes, dumping,
+                                                                                      monkeypatch):
+    """bisect() with an index_url, in this process (as the pytest plugin or a thread calls it): its
+    environment, read while the probes run, is what it was, and the probes still install from the
+    index given (the environment points uv and pip at the empty decoy)."""
+    import os
+
+    from reprex.bisect import BisectOptions, bisect
+    from reprex.bundle import Bundle
+
+    for name in [n for n in os.environ if n.startswith(("PIP_", "UV_"))]:
+        monkeypatch.delenv(name)
+    for name, value in _decoy_env(indexes).items():
+        monkeypatch.setenv(name, value)
+    before = dict(os.environ)
+    seen: list[dict] = []
+    result = bisect(Bundle.read(indexes["bundle"]), package="itsdangerous",
+                    options=BisectOptions(backend="local", jobs=2, index_url=dumping["url"]),
+                    progress=lambda msg: seen.append(dict(os.environ)))
+    assert seen and all(env == before for env in seen), [
+        {k: v for k, v in env.items() if before.get(k) != v} for env in seen if env != before][:1]
+    assert dict(os.environ) == before
+    assert (result.findings[0].first_bad, result.findings[0].last_good) == ("2.1.0", "2.0.1"), result.summary()
+    assert result.index == indexes["right"].url
+
+
+def test_credentials_in_the_index_url_reach_neither_the_program_nor_any_file(indexes, dumping, tmp_path):
+    """--index-url with a user and password: the probes install from it (the first bad is found),
+    yet the replayed program's environment never holds them, nor does anything written: the
+    bundle's bisect section, stdout's JSON, stderr, reprex's cache (the probes' venvs) or temp files."""
+    import zipfile
+
+    env = _decoy_env(indexes)
+    env["REPREX_CACHE_DIR"] = str(tmp_path / "cache")  # fresh: the probes' venvs are made by this run
+    env["TMPDIR"] = str(tmp_path / "tmp")
+    (tmp_path / "tmp").mkdir()
+    out = tmp_path / "bisected.reprex.zip"
+    folder = dumping["folder"]
+    dumps_before = set(folder.iterdir())
+    proc = subprocess.run([sys.executable, "-m", "reprex", "bisect", str(dumping["bundle"]), "--package",
+                           "itsdangerous", "--backend", "local", "--jobs", "2", "--index-url", dumping["url"],
+                           "--json", "-o", str(out)], env=env, capture_output=True, text=True, timeout=600,
+                          stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    data = json.loads(proc.stdout)
+    assert (data["findings"][0]["first_bad"], data["findings"][0]["last_good"]) == ("2.1.0", "2.0.1")
+    secret, user = dumping["secret"], dumping["user"]
+    # the replayed programs (the bundle's own replay and every probe) ran, and saw no credential
+    dumps = set(folder.iterdir()) - dumps_before
+    assert len(dumps) >= data["replays"] >= 3, (len(dumps), data["replays"])
+    for path in dumps:
+        text = path.read_text()
+        assert secret not in text and user not in text, path
+    # nothing written or said holds them
+    assert secret not in proc.stdout + proc.stderr and user not in proc.stdout + proc.stderr
+    with zipfile.ZipFile(out) as zf:
+        assert "reprex.json" in zf.namelist()
+        for name in zf.namelist():
+            body = zf.read(name)
+            assert secret.encode() not in body and user.encode() not in body, name
+    written = [p for root in (tmp_path / "cache", tmp_path / "tmp") for p in root.rglob("*") if p.is_file()]
+    assert written  # the probes' venvs are there
+    for path in written:
+        body = path.read_bytes()
+        assert secret.encode() not in body and user.encode() not in body, path
+
+
+def test_the_redactor_takes_every_form_of_the_credentials_out():
+    """What bisect says, returns and writes goes through it (uv hides a URL's password itself; a
+    pip fallback's or another tool's message might not)."""
+    from reprex.bisect.index import redactor
+
+    url = "https://al%40ice:p%2Fss-w0rd@index.example/simple/"
+    scrub = redactor(url)
+    text = f"GET {url}pkg/ failed; as user al%40ice:p%2Fss-w0rd@host; token p/ss-w0rd; token p%2Fss-w0rd"
+    out = scrub(text)
+    assert "p/ss-w0rd" not in out and "p%2Fss-w0rd" not in out and "al%40ice" not in out, out
+    assert out.startswith("GET https://index.example/simple/pkg/ failed; as user host;"), out
+    assert redactor("https://index.example/simple/")(text) == text
+    assert redactor(None)("x") == "x"
+    token_only = redactor("https://tok3n-abc@index.example/simple/")
+    assert "tok3n-abc" not in token_only("https://tok3n-abc@index.example/simple/ and tok3n-abc")

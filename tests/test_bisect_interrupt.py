@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from bisect_index import FileCache, IndexServer, cache_dir
-from test_bisect_cli import RELEASES, _capture
+from test_bisect_cli import RELEASES, REPRO, _capture
 
 SLOW = """\
 import time
@@ -96,8 +96,49 @@ def _containers(docker_client) -> set[str]:
     return {c.id for c in docker_client.containers.list(all=True, filters={"label": "org.reprex"})}
 
 
-@pytest.mark.parametrize("backend, jobs", [("local", 1), ("local", 2), ("docker", 2)])
-def test_ctrl_c_stops_the_probes_says_the_bounds_and_exits_130(slow_case, backend, jobs, request, tmp_path):
+def _launch(argv: list[str], env: dict, tmp: Path) -> tuple[subprocess.Popen, list[str]]:
+    """`reprex bisect` started with its temp files under `tmp`, its stderr lines gathered as they come."""
+    proc = subprocess.Popen(argv, env={**env, "TMPDIR": str(tmp)}, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    stderr: list[str] = []
+    proc.reader = threading.Thread(target=lambda: stderr.extend(iter(proc.stderr.readline, "")), daemon=True)
+    proc.reader.start()
+    return proc, stderr
+
+
+def _ctrl_c(proc: subprocess.Popen, stderr: list[str], wait_s: float = 120) -> float:
+    """SIGINT, as Ctrl-C sends it; the seconds until the run ended."""
+    interrupted = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=wait_s)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"bisect still running {wait_s:.0f} s after Ctrl-C; stderr:\n{''.join(stderr)[-3000:]}")
+    took = time.monotonic() - interrupted
+    proc.reader.join(timeout=10)
+    return took
+
+
+def _stopped_cleanly(proc: subprocess.Popen, stderr: list[str], bundle: Path, original: bytes, tmp: Path) -> str:
+    """Exit 130, no traceback, no result, the bundle as it was, no temp file of the run's left:
+    the last line of stderr (the bounds line), checked for its form."""
+    text = "".join(stderr)
+    assert proc.returncode == 130, text[-3000:]
+    assert "Traceback" not in text, text[-3000:]
+    last = text.strip().splitlines()[-1]
+    assert last.startswith("reprex: interrupted by SIGINT;") and "nothing written" in last, last
+    assert proc.stdout.read() == ""  # no result printed: the search did not end
+    assert bundle.read_bytes() == original
+    assert not [p.name for p in tmp.iterdir() if p.name.startswith(("reprex-", ".reprex-"))]
+    return last
+
+
+@pytest.mark.parametrize("backend, jobs, index_url", [("local", 1, False), ("local", 2, False), ("docker", 2, False),
+                                                     ("local", 1, True)])
+def test_ctrl_c_stops_the_probes_says_the_bounds_and_exits_130(slow_case, backend, jobs, index_url, request,
+                                                               tmp_path):
+    """(With --index-url every replay is a runner process's, started with the index in its
+    environment, the main thread's too: Ctrl-C stops that one as it stops the others.)"""
     docker_client = request.getfixturevalue("docker_client") if backend == "docker" else None
     image = request.getfixturevalue("base_image") if docker_client is not None else None
     before_containers = _containers(docker_client) if docker_client else set()
@@ -107,13 +148,11 @@ def test_ctrl_c_stops_the_probes_says_the_bounds_and_exits_130(slow_case, backen
             "--backend", backend, "--jobs", str(jobs), "--timeout", "300"]
     if image:
         argv += ["--image", image]
+    if index_url:
+        argv += ["--index-url", slow_case["env"]["UV_INDEX_URL"]]
     tmp = tmp_path / "tmp"  # the run's temp files (probe bundles, records, inputs): none may be left
     tmp.mkdir()
-    proc = subprocess.Popen(argv, env={**slow_case["env"], "TMPDIR": str(tmp)}, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    stderr: list[str] = []
-    reader = threading.Thread(target=lambda: stderr.extend(iter(proc.stderr.readline, "")), daemon=True)
-    reader.start()
+    proc, stderr = _launch(argv, slow_case["env"], tmp)
     try:
         # the probes are under way (progress says so), then their programs are asleep
         _until("a probe's replay", lambda: any(": replaying" in l and "probe itsdangerous" in l for l in stderr),
@@ -128,26 +167,14 @@ def test_ctrl_c_stops_the_probes_says_the_bounds_and_exits_130(slow_case, backen
         running = _containers(docker_client) - before_containers if docker_client else set()
         if docker_client:
             assert running, "the docker probes' containers were not found"
-        interrupted = time.monotonic()
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=60)
-        took = time.monotonic() - interrupted
-        reader.join(timeout=10)
+        took = _ctrl_c(proc, stderr, 60)
     finally:
         if proc.poll() is None:
             proc.kill()
-    text = "".join(stderr)
-    assert proc.returncode == 130, text[-3000:]
     assert took < 20, f"took {took:.1f}s to stop after Ctrl-C (the probes sleep 60 s)"
-    assert "Traceback" not in text, text[-3000:]
-    last = text.strip().splitlines()[-1]
-    assert last.startswith("reprex: interrupted by SIGINT;") and "nothing written" in last, last
+    last = _stopped_cleanly(proc, stderr, bundle, original, tmp)
     assert "so far: itsdangerous 2.1.2 is bad" in last or "so far: itsdangerous broke after" in last, last
     assert f"{len([1 for l in stderr if ': good (' in l or ': bad (' in l or ': skip (' in l])} probe" in last, last
-    assert proc.stdout.read() == ""  # no result printed: the search did not end
-    # nothing half-done: the bundle is as it was, no temp file of the run's is left
-    assert bundle.read_bytes() == original
-    assert not [p.name for p in tmp.iterdir() if p.name.startswith(("reprex-", ".reprex-"))]
     # nothing left running: the sleeping programs, this run's processes, its containers
     time.sleep(0.5)  # a killed orphan is reaped by init
     left = _procs()
@@ -181,3 +208,97 @@ def test_the_bounds_line_names_the_last_good_and_first_bad_so_far():
                                   "(0 good, 0 bad, 0 skipped)"
     assert so_far([own, Probe("good + pkg 2.0", "bad", "reproduced")]) == \
         "so far: 1 probe judged (0 good, 1 bad, 0 skipped)"
+
+
+# -- Ctrl-C while a probe's pins are being resolved (`uv pip compile`) ----------------------------
+
+class StallingIndex(IndexServer):
+    """An index that lists every release but never answers for a file of any release other than
+    the bundle's own (2.1.2): a resolution that needs one hangs there, as on an index that stopped
+    answering. It serves no PEP 658 metadata, so bisect can't tell a release's requirements and
+    has every probe resolved by uv (a release whose requirements fit is otherwise installed as is)."""
+
+    def __init__(self, files_from):
+        super().__init__(files_from)
+        self.stalled: list[str] = []
+        self._gate = threading.Event()
+
+    def add(self, *args, **kwargs):
+        added = super().add(*args, **kwargs)
+        for f in added:
+            f.metadata = None
+        return added
+
+    def respond(self, path: str, accept: str):
+        import re
+        from urllib.parse import unquote
+
+        match = re.fullmatch(r"/files/[^/]+/([^/?]+)", unquote(path.split("?", 1)[0]))
+        if match and "-2.1.2-" not in match.group(1) and "-2.1.2." not in match.group(1):
+            self.stalled.append(path)
+            self._gate.wait()  # until stop(): the client gives up first, or is killed
+            return 503, "text/plain", b"stopped\n"
+        return super().respond(path, accept)
+
+    def start(self) -> "StallingIndex":
+        super().start()
+        self._server.handle_error = lambda request, address: None  # a killed client's broken pipe
+        return self
+
+    def stop(self) -> None:
+        self._gate.set()
+        super().stop()
+
+
+@pytest.fixture(scope="module")
+def stalling_case(tmp_path_factory):
+    index = StallingIndex(FileCache(cache_dir())).start()
+    try:
+        index.add("itsdangerous", RELEASES)
+        env = index.environ()
+        env["REPREX_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+        env["UV_HTTP_TIMEOUT"] = "900"  # uv waits on the stalled file far longer than the test does
+        bundle = _capture(env, tmp_path_factory.mktemp("stalling-case"), REPRO)
+        yield {"bundle": bundle, "env": env, "index": index}
+    finally:
+        index.stop()
+
+
+def _resolvers(pids: set[int], procs: dict) -> set[int]:
+    """The `uv pip compile` processes among `pids`."""
+    return {p for p in pids if p in procs and b"\0compile\0" in procs[p][2] and procs[p][0] == "uv"}
+
+
+@pytest.mark.parametrize("mode, jobs", [("package", 1), ("package", 2), ("date", 2)])
+def test_ctrl_c_kills_a_resolution_that_hangs(stalling_case, mode, jobs, tmp_path):
+    """The probes' resolutions hang on the index (the main thread's with --jobs 1, the worker
+    threads' with --jobs 2, in both the releases and the dates modes; 2.1.2, the bundle's own pin,
+    was uploaded on 2022-03-24, so the dates search's first steps back resolve to 2.1.1): Ctrl-C
+    ends the run at once all the same, with no uv process left behind, nothing written, and the
+    bounds line."""
+    index: StallingIndex = stalling_case["index"]
+    bundle: Path = stalling_case["bundle"]
+    original = bundle.read_bytes()
+    how = ["--package", "itsdangerous"] if mode == "package" else ["--date", "--start", "2022-03-25"]
+    argv = [sys.executable, "-m", "reprex", "bisect", str(bundle), *how, "--backend", "local", "--jobs", str(jobs)]
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    stalled_before = len(index.stalled)
+    proc, stderr = _launch(argv, stalling_case["env"], tmp)
+    try:
+        # every running probe's resolution is waiting on the index (jobs of them at once)
+        _until(f"{jobs} stalled resolution(s)", lambda: len(index.stalled) - stalled_before >= jobs, 600, proc, stderr)
+        resolvers = _until("the uv resolvers", lambda: _resolvers(_descendants(proc.pid, _procs()), _procs()),
+                           60, proc, stderr)
+        ours = _descendants(proc.pid, _procs())
+        took = _ctrl_c(proc, stderr)  # uv itself would wait 900 s on the index
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert took < 60, f"took {took:.1f}s to stop after Ctrl-C"
+    last = _stopped_cleanly(proc, stderr, bundle, original, tmp)
+    assert "so far:" in last and "0 probes judged" in last, last  # a killed resolution is no probe, no skip
+    time.sleep(0.5)  # a killed orphan is reaped by init
+    left = _procs()
+    assert not (set(left) & resolvers), "a uv resolution is still running"
+    assert not (set(left) & ours), [left[p][2][:200] for p in set(left) & ours]

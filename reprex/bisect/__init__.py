@@ -133,16 +133,42 @@ def bisect(bundle, *, package: str | None = None, good: str | None = None, bad: 
            good_pins: Mapping[str, str] | None = None, date: bool = False, start=None,
            options: BisectOptions | None = None, progress: Callable[[str], None] = lambda _: None) -> BisectResult:
     """Bisect `bundle`'s failure: by `package` releases, from `good_pins`, or by `date`."""
-    from reprex.bisect.index import pointed_at
+    from reprex.bisect.index import redactor
     from reprex.bisect.search import BisectError
+    from reprex.errors import ReprexError
 
     options = options or BisectOptions()
     chosen = [m for m, on in (("package", package), ("lock", good_pins is not None), ("date", date)) if on]
     if len(chosen) != 1:
         raise BisectError("choose one of --package NAME, --good-lock FILE / --good BUNDLE, or --date")
-    with pointed_at(options.index_url):  # the probes' installs look where the listing did
-        return _search(bundle, chosen[0], package=package, good=good, bad=bad, good_pins=good_pins, start=start,
-                       options=options, progress=progress)
+    # the probes' installs look where the listing did (--index-url reaches their processes as
+    # environment, modes.make_oracle); its credentials never in what is said, returned or written
+    scrub = redactor(options.index_url)
+    try:
+        result = _search(bundle, chosen[0], package=package, good=good, bad=bad, good_pins=good_pins, start=start,
+                         options=options, progress=lambda msg: progress(scrub(msg)))
+    except ReprexError as exc:
+        if scrub(str(exc)) != str(exc):
+            exc.args = (scrub(str(exc)),)
+        raise
+    except BaseException as exc:
+        if isinstance(getattr(exc, "partial", None), str):
+            exc.partial = scrub(exc.partial)
+        raise
+    _scrub_result(result, scrub)
+    return result
+
+
+def _scrub_result(result: BisectResult, scrub: Callable[[str], str]) -> None:
+    """Every text of `result` (uv's messages in a probe's reason may hold the index URL) scrubbed."""
+    for probe in result.probes:
+        probe.reason = scrub(probe.reason)
+    for finding in result.findings:
+        finding.reason = scrub(finding.reason)
+        finding.changelog = scrub(finding.changelog) if finding.changelog else finding.changelog
+        finding.skipped = [(v, scrub(r)) for v, r in finding.skipped]
+    result.reason = scrub(result.reason)
+    result.index = scrub(result.index)
 
 
 def _search(bundle, mode: str, *, package, good, bad, good_pins, start, options: BisectOptions,

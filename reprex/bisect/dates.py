@@ -11,10 +11,9 @@ pins that reprex.bisect.pindiff narrows next.
 from __future__ import annotations
 
 import datetime as dt
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, NamedTuple, Sequence
 
-from reprex.bisect.search import SKIP, BisectError, Step, Test, run_batch, search
+from reprex.bisect.search import SKIP, BisectError, Step, Test, pool_map, run_batch, search
 
 Pins = dict  # canonical name -> version
 Resolve = Callable[..., Pins]
@@ -72,28 +71,31 @@ def stamp(when: dt.datetime) -> str:
 
 
 def resolve_as_of(requirements: list[str], when: dt.datetime, *, python: str, platform: str | None = None,
-                  timeout: float = 300.0) -> Pins:
+                  timeout: float = 300.0, compile=None) -> Pins:
     """`uv pip compile --exclude-newer WHEN` of `requirements` (checked, on stdin) for `python`
     (X.Y) and `platform` (uv's --python-platform; None: this machine), wheels only, with the host
-    pip's indexes (reprex.installer). Raises Unresolvable with uv's reason."""
+    pip's indexes (reprex.installer). Raises Unresolvable with uv's reason. `compile`:
+    runners.Resolutions.compile of the bisection (its environment; Ctrl-C stops it)."""
     import subprocess
 
     from reprex import installer
+    from reprex.bisect.runners import Resolutions
     from reprex.pins import canonical, parse_requirements
 
     args = ["-", "--quiet", "--no-header", "--no-annotate", "--exclude-newer", stamp(when),
             "--python-version", python, "--only-binary", ":all:"]
     if platform:
         args += ["--python-platform", platform]
-    cmd = installer.compile_argv(*args)
-    if cmd is None:
+    if installer.uv() is None:
         raise BisectError("resolving as of a date needs uv (--exclude-newer), and uv can't run here")
     lines = [line for line in requirements if line.strip()]
     for line in lines:
         if "$" in line or not line.isprintable() or line.lstrip().startswith("-"):
             raise BisectError(f"refusing requirement {line[:120]!r} for a dated resolution")
     try:
-        proc = installer.run(cmd, timeout, input="\n".join(lines) + "\n")
+        proc = (compile or Resolutions().compile)(args, timeout, "\n".join(lines) + "\n")
+        if proc is None:
+            raise BisectError("resolving as of a date needs uv (--exclude-newer), and uv can't run here")
     except subprocess.TimeoutExpired:
         raise Unresolvable(f"uv took longer than {timeout:.0f}s to resolve as of {stamp(when)}") from None
     except OSError as exc:
@@ -130,11 +132,7 @@ def first_bad_date(requirements: Sequence[str], test_pins: Test, *, start: dt.da
 
     def judge(indices: list[int]) -> list[str]:
         todo = [i for i in indices if i not in resolved]
-        if jobs > 1 and len(todo) > 1:
-            with ThreadPoolExecutor(max_workers=min(jobs, len(todo))) as pool:
-                resolved.update(zip(todo, pool.map(resolve_day, todo)))
-        else:
-            resolved.update((i, resolve_day(i)) for i in todo)
+        resolved.update(zip(todo, pool_map(resolve_day, todo, jobs)))  # Ctrl-C: Oracle.cancel stops the rest
         fresh: dict[tuple, int] = {}
         for i in indices:
             pins = resolved[i]

@@ -10,7 +10,6 @@ Core metadata (PEP 658 `.metadata`) is read once per file per process.
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import os
 import re
@@ -159,24 +158,40 @@ def index_urls(environ: Mapping[str, str] | None = None) -> tuple[list[str], lis
     return found.urls, found.links
 
 
-@contextlib.contextmanager
-def pointed_at(index_url: str | None):
-    """While the block runs, the probes' installs (uv, pip) use `index_url` as their main index:
-    bisect's --index-url reaches them as the environment they read (never in an argv)."""
-    if not index_url:
-        yield
-        return
-    names = ("UV_DEFAULT_INDEX", "UV_INDEX_URL", "PIP_INDEX_URL")
-    saved = {n: os.environ.get(n) for n in names}
-    os.environ.update({n: index_url for n in names})
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+INDEX_VARIABLES = ("UV_DEFAULT_INDEX", "UV_INDEX_URL", "PIP_INDEX_URL")
+
+
+def index_environ(index_url: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """`environ` (default: this process's, copied) with `index_url` as the main index of the
+    installs (uv's and pip's variables): bisect's --index-url, handed to the processes that
+    resolve and install (never in an argv, never set in this process: a library caller's
+    environment, and its other threads', stay as they were)."""
+    out = dict(os.environ if environ is None else environ)
+    out.update({name: index_url for name in INDEX_VARIABLES})
+    return out
+
+
+def redactor(url: str | None):
+    """A function that takes `url`'s credentials out of a text (uv's and pip's messages may show
+    the URL they fetched): the URL as public() shows it, `user:password@` dropped, the password
+    alone (as typed or percent-decoded) replaced by `****`. The identity without credentials."""
+    parts = urllib.parse.urlsplit(url or "")
+    if not (parts.username or parts.password):
+        return lambda text: text
+    userinfo = parts.netloc.rsplit("@", 1)[0] + "@"
+    secrets = {s for s in (parts.password, urllib.parse.unquote(parts.password or "")) if s}
+    if not secrets:  # a token given as the user name alone
+        secrets = {s for s in (parts.username, urllib.parse.unquote(parts.username or "")) if s}
+
+    def scrub(text: str) -> str:
+        if not isinstance(text, str):
+            return text
+        text = text.replace(url, public(url)).replace(userinfo, "")
+        for secret in sorted(secrets, key=len, reverse=True):
+            text = text.replace(secret, "****")
+        return text
+
+    return scrub
 
 
 def public(url: str) -> str:

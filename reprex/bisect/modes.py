@@ -20,11 +20,16 @@ def make_oracle(bundle, options: BisectOptions, progress: Callable[[str], None])
 
     replay_options = ReplayOptions(backend=options.backend, image=options.image, timeout=options.timeout,
                                    strict=options.strict, network="none", gpus=None)
-    oracle = Oracle(bundle, replay_options, progress, ray=options.ray)
-    if options.jobs > 1 and options.ray is None:
+    environ = None
+    if options.index_url:
+        from reprex.bisect.index import index_environ
+
+        environ = index_environ(options.index_url)  # for the resolvers and replays started, never set here
+    oracle = Oracle(bundle, replay_options, progress, ray=options.ray, environ=environ)
+    if (options.jobs > 1 or environ is not None) and options.ray is None:
         from reprex.bisect.runners import Runners
 
-        oracle.runners = Runners()  # parallel probes in processes a Ctrl-C can stop
+        oracle.runners = Runners(environ)  # parallel probes in processes a Ctrl-C can stop
     return oracle
 
 
@@ -199,9 +204,10 @@ def by_lock(oracle: Oracle, result: BisectResult, good_pins: dict[str, str], *, 
 def by_date(oracle: Oracle, result: BisectResult, *, start, options: BisectOptions,
             progress: Callable[[str], None]) -> None:
     """Resolve the roots as of earlier days until one passes, then bisect the two days' pin diff."""
+    import functools
     from datetime import datetime, timezone
 
-    from reprex.bisect.dates import first_bad_date
+    from reprex.bisect.dates import first_bad_date, resolve_as_of
     from reprex.bisect.probe import exact_pins, roots
 
     if start is None:
@@ -216,8 +222,10 @@ def by_date(oracle: Oracle, result: BisectResult, *, start, options: BisectOptio
     progress(f"resolving {', '.join(names[:5])}{' ...' if len(names) > 5 else ''} as of earlier dates "
              f"from {start.date()}")
     label = _diff_label(exact_pins(oracle.lines))
+    resolve = functools.partial(resolve_as_of, compile=oracle.resolutions.compile)
     found = first_bad_date(names, lambda pins: oracle.pins(pins, "a day's pins, " + label(pins)), start=start,
-                           python=oracle.target.python, platform=oracle.target.uv_platform, jobs=options.jobs)
+                           python=oracle.target.python, platform=oracle.target.uv_platform, jobs=options.jobs,
+                           resolve=resolve)
     last_good, first_bad_day, good_pins, bad_pins, _steps = found
     result.dates = {"last_good": _iso(last_good), "first_bad": _iso(first_bad_day), "start": _iso(start)}
     if last_good is None or first_bad_day is None:

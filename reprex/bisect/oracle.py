@@ -78,14 +78,19 @@ class Oracle:
     """Judges probes of one bundle on one backend; thread-safe (probes may run in parallel)."""
 
     def __init__(self, bundle: Bundle, options, progress: Callable[[str], None] = lambda _: None,
-                 ray: str | None = None):
+                 ray: str | None = None, environ: dict[str, str] | None = None):
         from reprex.bisect.probe import lines_of, target_of
+        from reprex.bisect.runners import Resolutions
 
         self.bundle = bundle
         self.options = replace(options, runs=1)
         self.progress = progress
         self.ray = ray  # a cluster's address: replays are its tasks
         self.runners = None  # runners.Runners: replay processes for probes off the main thread (--jobs N)
+        # the installs' environment (--index-url's; None: this process's): with one, every replay
+        # here is a runner's, started with it (this process's own environment is never changed)
+        self.environ = environ
+        self.resolutions = Resolutions(environ)  # the probes' `uv pip compile` runs, stopped by cancel()
         self.target = target_of(bundle)
         self.lines = lines_of(bundle)
         self.repeat = 1
@@ -134,7 +139,7 @@ class Oracle:
                 release = (releases or {}).get(version)
                 requires = requires_dist(release) if release is not None else None
                 lines = quick_lines(self.bundle, name, version, requires, self.target) or \
-                    resolve_release(self.bundle, name, version, self.target)
+                    resolve_release(self.bundle, name, version, self.target, compile=self.resolutions.compile)
             except Unresolvable as exc:
                 self._log(Probe(label=label, verdict=SKIP, replay="unresolvable", reason=str(exc),
                                 seconds=time.monotonic() - started))
@@ -211,9 +216,11 @@ class Oracle:
 
     def _replay_one(self, bundle: Bundle, options, progress: Callable[[str], None]):
         """A ReplayResult: replayed here (in a runner process when off the main thread, where a
-        signal can't reach it), or with `ray` as a task on the cluster."""
+        signal can't reach it, or when the installs have an environment of their own), or with
+        `ray` as a task on the cluster."""
         if self.ray is None:
-            if self.runners is not None and threading.current_thread() is not threading.main_thread():
+            if self.runners is not None and (self.environ is not None
+                                             or threading.current_thread() is not threading.main_thread()):
                 return self.runners.replay(bundle, options)
             from reprex.replay import replay
 
@@ -224,8 +231,9 @@ class Oracle:
         return replay_on_cluster(bundle, options, self.ray)
 
     def cancel(self) -> None:
-        """Stop the probes replaying in other threads (Ctrl-C): their processes and containers go,
-        and they log nothing."""
+        """Stop the probes resolving and replaying in other threads (Ctrl-C): their processes and
+        containers go, and they log nothing."""
+        self.resolutions.cancel()
         if self.runners is not None:
             self.runners.cancel()
 

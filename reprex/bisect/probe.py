@@ -106,24 +106,30 @@ def roots(bundle: Bundle) -> list[str]:
 
 
 def resolve_release(bundle: Bundle, name: str, version: str, target: Target, *,
-                    timeout: float = RESOLVE_TIMEOUT) -> list[str]:
-    """The bundle's pins with `name==version`, re-resolved around it; Unresolvable says why not."""
+                    timeout: float = RESOLVE_TIMEOUT, compile=None) -> list[str]:
+    """The bundle's pins with `name==version`, re-resolved around it; Unresolvable says why not.
+    `compile`: runners.Resolutions.compile of the bisection (its environment; Ctrl-C stops it)."""
+    from reprex.bisect.runners import Resolutions
+
     lines = lines_of(bundle)
     name = canonical(name)
     current = exact_pins(lines)
     if current.get(name) == version:
         return lines  # the bundle itself
     wanted = [r for r in roots(bundle) if r != name] + [f"{name}=={version}"]
-    cmd = installer.compile_argv("-", "--quiet", "--no-header", "--no-annotate", "--only-binary", ":all:",
-                                 "--python-version", target.python, "--python-platform", target.uv_platform)
-    if cmd is None:
+    if installer.uv() is None:
         return _pip_fallback(lines, name, version)
+    compile = compile or Resolutions().compile
+    args = ["-", "--quiet", "--no-header", "--no-annotate", "--only-binary", ":all:", "--python-version",
+            target.python, "--python-platform", target.uv_platform]
     with tempfile.TemporaryDirectory(prefix="reprex-bisect-") as tmp:
         prefs = Path(tmp) / "requirements.txt"
         # the existing output file: uv keeps these versions wherever the new requirement allows
         prefs.write_text("\n".join(l for l in lines if not l.startswith(f"{name}==")) + "\n")
         try:
-            proc = installer.run([*cmd, "-o", str(prefs)], timeout, input="\n".join(wanted) + "\n")
+            proc = compile([*args, "-o", str(prefs)], timeout, "\n".join(wanted) + "\n")
+            if proc is None:
+                return _pip_fallback(lines, name, version)
         except subprocess.TimeoutExpired:
             raise Unresolvable(f"resolving {name}=={version} took longer than {timeout:.0f}s") from None
         except OSError as exc:

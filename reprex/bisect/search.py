@@ -56,10 +56,8 @@ class Found:
 
 
 def run_batch(items: Sequence[T], test: Test, label: Callable[[T], str], jobs: int) -> list[Step]:
-    """Judge `items` (in parallel up to `jobs`), one Step each in the order given. An exception
-    from `test` (the oracle's infra trouble) propagates once the batch's other probes end; a
-    signal's (Ctrl-C: a BaseException in this thread) at once, without waiting for them: whoever
-    runs the probes stops them (Oracle.cancel), or the user would wait out every running replay."""
+    """Judge `items` (in parallel up to `jobs`), one Step each in the order given; an exception
+    from `test` as pool_map says."""
     def one(item: T) -> Step:
         start = time.monotonic()
         verdict, reason = test(item)
@@ -67,11 +65,22 @@ def run_batch(items: Sequence[T], test: Test, label: Callable[[T], str], jobs: i
             raise ValueError(f"a bisect test returned {verdict!r}, not one of {VERDICTS}")
         return Step(label(item), verdict, reason or "", time.monotonic() - start)
 
+    return pool_map(one, items, jobs)
+
+
+R = TypeVar("R")
+
+
+def pool_map(fn: Callable[[T], R], items: Sequence[T], jobs: int) -> list[R]:
+    """`fn` of each item, in up to `jobs` threads, in the order given. An exception from `fn` (the
+    oracle's infra trouble) propagates once the others end; a signal's (Ctrl-C: a BaseException
+    in this thread) at once, without waiting for them: whoever runs the probes stops them
+    (Oracle.cancel), or the user would wait out every running replay and resolution."""
     if jobs <= 1 or len(items) <= 1:
-        return [one(item) for item in items]
+        return [fn(item) for item in items]
     pool = ThreadPoolExecutor(max_workers=min(jobs, len(items)), thread_name_prefix="reprex-bisect")
     try:
-        steps = list(pool.map(one, items))
+        out = list(pool.map(fn, items))
     except Exception:
         pool.shutdown(wait=True)
         raise
@@ -79,7 +88,7 @@ def run_batch(items: Sequence[T], test: Test, label: Callable[[T], str], jobs: i
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
-    return steps
+    return out
 
 
 Judge = Callable[[list[int]], list[str]]  # indices -> verdicts, same order

@@ -67,26 +67,13 @@ def replay_bundle(bundle_bytes: bytes, options, key: str) -> dict:
 
 
 def _ask(request: dict) -> dict:
-    """One request to the runner and its answer, waited for in short steps (Ray's
-    KeyboardInterrupt comes between bytecodes, never inside one long wait)."""
+    """One request to this worker's runner (started, or started again, as needed) and its answer."""
     global _runner
     if _runner is None or _runner.poll() is not None:
-        _runner = subprocess.Popen([sys.executable, "-m", "reprex.scale.runner"], stdin=subprocess.PIPE,
-                                   stdout=subprocess.PIPE, cwd=tempfile.gettempdir())
+        _runner = start_runner()
     proc = _runner
-    buf = b""
     try:
-        proc.stdin.write(json.dumps(request).encode() + b"\n")
-        proc.stdin.flush()
-        fd = proc.stdout.fileno()
-        while not buf.endswith(b"\n"):
-            if select.select([fd], [], [], 0.5)[0]:
-                chunk = os.read(fd, 1 << 16)
-                if not chunk:
-                    break
-                buf += chunk
-    except BrokenPipeError:
-        pass
+        doc = ask(proc, request)
     except BaseException:  # ray.cancel's KeyboardInterrupt: the replay unwinds, then the task ends
         _runner = None
         proc.send_signal(signal.SIGTERM)
@@ -95,11 +82,48 @@ def _ask(request: dict) -> dict:
         except subprocess.TimeoutExpired:
             proc.kill()
         raise
-    if not buf.endswith(b"\n"):
+    if doc is None:
         _runner = None
         proc.kill()
         raise RunnerGone(f"the replay process on this node died (exit {proc.wait()})")
-    return json.loads(buf)
+    return doc
+
+
+def start_runner(**popen) -> subprocess.Popen:
+    """A replay process (reprex.scale.runner) waiting for requests on its stdin; `popen`: more of
+    Popen's arguments (bisect's: its own session, the environment its installs read)."""
+    return subprocess.Popen([sys.executable, "-m", "reprex.scale.runner"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, cwd=tempfile.gettempdir(), **popen)
+
+
+def ask(proc: subprocess.Popen, request: dict) -> dict | None:
+    """One request line to a runner and its answer line, parsed: None when the runner ended
+    without a whole answer (it died, or was stopped), {"error": ...} for a line that is not a
+    JSON object. The Ray task's and bisect's client, one protocol.
+
+    The answer is waited for in short steps: Ray's KeyboardInterrupt comes between bytecodes,
+    never inside one long wait (a signal handler's exception, Ctrl-C in bisect's main thread,
+    comes either way); it propagates, and the caller stops the runner."""
+    buf = b""
+    try:
+        proc.stdin.write(json.dumps(request).encode() + b"\n")
+        proc.stdin.flush()
+        fd = proc.stdout.fileno()
+        while not buf.endswith(b"\n") and not proc.stdout.closed:  # closed: bisect's cancel() is done with it
+            if select.select([fd], [], [], 0.5)[0]:
+                chunk = os.read(fd, 1 << 16)
+                if not chunk:
+                    break
+                buf += chunk
+    except (OSError, ValueError):  # a pipe the runner closed, or one closed here after it was stopped
+        pass
+    if not buf.endswith(b"\n"):
+        return None
+    try:
+        doc = json.loads(buf)
+    except ValueError:
+        doc = None
+    return doc if isinstance(doc, dict) else {"error": "the replay process answered garbage"}
 
 
 def _mark(key: str, node: str) -> None:
