@@ -19,7 +19,7 @@ from typing import Callable
 from reprex.bundle import Bundle, BundleError
 from reprex.extract_oracle import DEFAULT_TIMEOUT, JudgeOptions, JudgeUnavailable, Oracle, extracted_entry
 from reprex.extract_propose import ExtractError, build_script, bundle_json, candidate_frames, clean, frames_of
-from reprex.signature import frame_key, innermost, type_list
+from reprex.signature import chain, frame_key, innermost, type_list
 
 MAX_CANDIDATES = 4
 _REQ_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -77,6 +77,29 @@ def _same_failure(original: dict, candidate_outcome, function: str) -> bool:
     return names(want.get("frames")) == names(got.get("frames"))
 
 
+def _frames_running(original: dict, frames: list[dict], function: str) -> list[tuple[int, dict]]:
+    """(index, frame) of the frames running `function`: in the innermost exception's frames, else
+    in an outer one's of the chain (`raise X from Y` in the caller: the function that called the
+    failing code is only in the outer traceback). Extraction reruns the whole call either way."""
+    def running(fs):
+        return [(i, f) for i, f in enumerate(fs) if isinstance(f, dict)
+                and function in (f.get("qualname"), f.get("function"))]
+
+    found = running(frames)
+    if found:
+        return found
+    try:
+        links = chain(original)
+    except (AttributeError, TypeError, RecursionError):
+        return []
+    for link in reversed(links):
+        if isinstance(link, dict) and isinstance(link.get("frames"), list):
+            found = running(link["frames"])
+            if found:
+                return found
+    return []
+
+
 def _observed(outcome) -> str:
     """What a judged run did, in a few words fit to show (it is bundle code's output)."""
     try:
@@ -119,8 +142,7 @@ def extract(bundle: Bundle, *, frame: int | None = None, function: str | None = 
             return ExtractReport("original", f"--frame {frame} is out of range (0..{len(frames) - 1})")
         candidates = [(index, frames[index])]
     elif function is not None:
-        candidates = [(i, f) for i, f in enumerate(frames) if f.get("qualname") == function
-                      or f.get("function") == function]
+        candidates = _frames_running(original, frames, function)
         if not candidates:
             return ExtractReport("original", f"no frame runs a function named {clean(function, 100)!r}")
     else:

@@ -170,3 +170,29 @@ def test_extract_fetches_a_url_pin_only_with_allow_urls(project, tmp_path, base_
     proc = subprocess.run(command + ["--allow-urls"], capture_output=True, text=True, timeout=300,
                           env=os.environ.copy())
     assert listener.wait_for_hit(), "the granted URL pin was not fetched: " + (proc.stdout + proc.stderr)[-2000:]
+
+
+def test_function_is_found_in_an_outer_exception_of_the_chain(tmp_path, cache):
+    # `raise X from Y` inside the called code: the caller (`reset_schema`) is only in the outer
+    # exception's traceback, not in the root cause's (SQLAlchemy 2.0's ObjectNotExecutableError
+    # from an AttributeError, sqlalchemy/sqlalchemy#9155, is that shape).
+    write(tmp_path / "app.py", """
+        def lookup(table, key):
+            try:
+                return table[key]
+            except KeyError as err:
+                raise LookupError("no such column: " + key) from err
+
+        def reset_schema(table, key):
+            return lookup(table, key)
+
+        reset_schema({"id": 1}, "name")
+    """)
+    result = capture_command([PY, "app.py"], CaptureOptions(tee=False), cwd=str(tmp_path))
+    assert result.bundle.manifest["expect"]["signature"]["types"] == ["LookupError", "KeyError"]
+    report = extract(result.bundle, function="reset_schema", backend="local")
+    assert report.kept == "extracted", report.message
+    assert report.function.endswith("reset_schema")
+    assert "reset_schema({'id': 1}, 'name')" in report.bundle.text("repro.py")
+    assert replay(report.bundle, ReplayOptions(backend="local")).verdict == "reproduced"
+    assert extract(result.bundle, function="no_such_function", backend="local").kept == "original"
