@@ -112,3 +112,26 @@ def test_pytest_form_runs_under_filterwarnings_error(tmp_path, cache):
     assert test["reproduces"] is True, test["mode_reason"]
     result = replay(path, "--strict")
     assert (result["verdict"], result["exit"]) == ("reproduced", 0), result
+
+
+@pytest.mark.xfail(strict=True, reason="the bundle's copy of the project's own package (files/src/mypkg) comes "
+                                       "first on sys.path and shadows the --with checkout")
+def test_with_the_fixed_checkout_is_fixed(tmp_path, cache):
+    """README's loop: `--reprex-expect fixed --reprex-with .` for the pull request that fixes it.
+    Found on Flask 2.0.1 (editable, src/ layout): `--with` a Flask 2.0.3 checkout said reproduced."""
+    for name, value in (("proj", 1), ("fixed", 2)):
+        root = tmp_path / name
+        (root / "src" / "mypkg").mkdir(parents=True)
+        (root / "src" / "mypkg" / "__init__.py").write_text(f"def f():\n    return {value}\n")
+        (root / "tests").mkdir()
+        (root / "tests" / "test_f.py").write_text("import mypkg\n\n\ndef test_f():\n    assert mypkg.f() == 2\n")
+        (root / "pytest.ini").write_text("[pytest]\npythonpath = src\n")
+        (root / "pyproject.toml").write_text(
+            '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n'
+            '[project]\nname = "mypkg"\nversion = "1.0"\n')
+    proc = capture(tmp_path / "proj")
+    assert "1 failed" in proc.stdout, proc.stdout + proc.stderr
+    path = tmp_path / "proj" / "out" / "tests-test_f-test_f.reprex.zip"
+    assert replay(path)["verdict"] == "reproduced"
+    result = replay(path, "--with", str(tmp_path / "fixed"), "--expect", "fixed")
+    assert (result["verdict"], result["exit"]) == ("fixed", 0), result
