@@ -11,6 +11,8 @@
 2. A project with `filterwarnings = error` (Flask's setup.cfg): the pytest form of a bundle loads
    the recorder as a plugin, pytest warns `Module already imported so cannot be rewritten:
    sitecustomize`, the warning is an error, and pytest never starts.
+3. `--with` a checkout that fixes the project under test: the bundle's own copy of the project's
+   package is first on sys.path, so the replay still runs the old code and says `reproduced`.
 
 The xfail(strict) tests flip to failures once those are fixed: drop the mark then.
 """
