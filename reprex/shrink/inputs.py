@@ -19,7 +19,22 @@ from typing import Any
 
 from reprex.shrink.reduce import Exhausted, Judge, Stats, reduce_chunks, run_reduction, size_of
 
-MAX_PIECES = 4096  # a text/bytes pass splits into at most this many pieces per round
+MAX_PIECES = 4096  # a text/bytes pass starts from at most this many pieces
+# and never splits into more than this many in a round: a round's candidates are built in O(pieces)
+# each, and a file of one repeated byte has the memo answer thousands of them without a call, so a
+# 64 MiB input split to bytes was gigabytes of pieces and hours of building (past any --budget);
+# files up to this size still go down to single characters
+MAX_ROUND_PIECES = 4 * MAX_PIECES
+# a file over this is never parsed as a tree or table, nor split into lines (a 64 MiB JSON or YAML
+# is gigabytes of objects and, in PyYAML, minutes of parsing): it is shrunk in pieces
+MAX_PARSED_BYTES = 4 * 1024 * 1024
+# a JSON/YAML tree is walked (recursively) only within these bounds, else it is shrunk as text:
+# nesting past MAX_DEPTH would overflow the walk's stack, and YAML aliases can make a small file a
+# tree of 9**9 nodes (a billion laughs: a walk that never ends). A tree written out has at most
+# about one node per byte; one whose nodes, an alias's counted each time it is reached (as the
+# walk visits them), outnumber NODES_PER_BYTE times its bytes is an alias bomb, not data
+MAX_DEPTH = 100  # as a bundle's own JSON (reprex.bundle.MAX_JSON_DEPTH)
+NODES_PER_BYTE = 10
 _JSON_NAMES = (".json", ".geojson", ".ipynb")
 _CSV = {".csv": ",", ".tsv": "\t"}
 _YAML = (".yaml", ".yml")
@@ -57,11 +72,13 @@ def kind_of(name: str, data: bytes) -> str:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         return "bytes"
+    if len(data) > MAX_PARSED_BYTES:
+        return "text"
     if ext in _JSON_NAMES or (ext not in _CSV and ext not in _YAML and text.lstrip()[:1] in ("{", "[")):
         try:
             json.loads(text)
             return "json"
-        except ValueError:
+        except (ValueError, RecursionError, MemoryError):  # RecursionError: nested past json's stack
             pass
     if ext in _CSV:
         return ext[1:]
@@ -118,8 +135,10 @@ def _structured(kind: str, data: bytes, judge: Judge) -> bytes | None:
     judge.phase = "roundtrip"
     try:
         value, dump = _codec(kind, data)
+        if not _walkable(value, max_nodes=NODES_PER_BYTE * len(data) + 1000):  # too deep, or an alias bomb
+            return None
         normal = dump(value)
-    except Exception:  # malformed or exotic (yaml tags): shrink it as text instead
+    except Exception:  # malformed or exotic (yaml tags), nested past the parser's stack: shrink it as text
         return None
     if normal != data and not judge.ask(normal):
         return None
@@ -201,6 +220,22 @@ def _simpler(value: Any) -> list[Any]:
     return []
 
 
+def _walkable(value: Any, *, max_nodes: int, max_depth: int = MAX_DEPTH) -> bool:
+    """Is the tree within the walk's bounds? Counted without recursion, an aliased node each time
+    it is reached (so a billion laughs stops the count at max_nodes, not at 9**9)."""
+    stack, nodes = [(value, 0)], 0
+    while stack:
+        node, depth = stack.pop()
+        nodes += 1
+        if nodes > max_nodes or depth > max_depth:
+            return False
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+    return True
+
+
 def _get(value: Any, path: tuple) -> Any:
     for key in path:
         value = value[key]
@@ -262,7 +297,9 @@ def _table(kind: str, data: bytes, judge: Judge) -> bytes | None:
 
 
 def _text(text: str, judge: Judge) -> str:
-    """Lines, then runs of characters."""
+    """Lines, then runs of characters (a file over MAX_PARSED_BYTES: runs of characters only)."""
+    if len(text) > MAX_PARSED_BYTES:
+        return _pieces(text, judge, "chars")
     judge.phase = "lines"
     lines = text.splitlines(keepends=True)
     kept = reduce_chunks(lines, lambda k: "".join(k).encode("utf-8"), judge)
@@ -272,18 +309,20 @@ def _text(text: str, judge: Judge) -> str:
 
 
 def _pieces(data: Any, judge: Judge, phase: str) -> Any:
-    """Runs of characters or bytes, coarse to fine (at most MAX_PIECES per round)."""
+    """Runs of characters or bytes, coarse to fine: MAX_PIECES at first, halved each round down to
+    single ones, but never more than MAX_ROUND_PIECES in a round."""
     judge.phase = phase
     encode = (lambda s: s.encode("utf-8")) if isinstance(data, str) else bytes
     empty = data[:0]
     step = -(-len(data) // MAX_PIECES)
-    while data:
+    while data and not judge.out_of_time():  # memo answers cost no call: only the clock stops them
         pieces = [data[i:i + step] for i in range(0, len(data), step)]
         kept = reduce_chunks(pieces, lambda k: encode(empty.join(k)), judge)
         if len(kept) < len(pieces):
             data = empty.join(kept)
             judge.improved(len(encode(data)))
-        if step == 1:
+        finer = max(1, min(step // 2, -(-len(data) // MAX_PIECES)), -(-len(data) // MAX_ROUND_PIECES))
+        if step == 1 or finer >= step:
             break
-        step = max(1, min(step // 2, -(-len(data) // MAX_PIECES)))
+        step = finer
     return data

@@ -99,6 +99,11 @@ class Judge:
         if self._left() <= 0:
             raise Exhausted()
 
+    def out_of_time(self) -> bool:
+        """Has the deadline passed? A walk answered from the memo alone asks no call, so only this
+        stops it (an input of one repeated byte: every candidate of a size is the same bytes)."""
+        return self.deadline is not None and time.monotonic() >= self.deadline
+
     def _call(self, candidate: Candidate) -> bool:
         try:
             ok = bool(self.interesting(candidate))
@@ -297,7 +302,7 @@ def reduce_chunks(chunks: Sequence[T], build: Callable[[list[T]], Candidate | No
     state = _Split(tuple(i for i in range(len(work.chunks)) if i not in fixed), kept=fixed, found=1 if dense else 0,
                    gallop=gallop)
     try:
-        while not state.done():
+        while not state.done() and not judge.out_of_time():
             known = _verdict(state, work, judge)
             if known is None:
                 _speculate(state, work, judge)

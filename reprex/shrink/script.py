@@ -57,12 +57,20 @@ _LISTS = {
 if hasattr(ast, "TryStar"):
     _LISTS[ast.TryStar] = _LISTS[ast.Try]
 _BLOCKS = ("body", "orelse", "finalbody", "handlers")
+# a source over this is neither parsed nor shrunk: ast.parse holds ~250 bytes of objects per byte of
+# source (10 MB of `v1=1` lines: 2.5 GB, 90 s), and a bundle's module may be 64 MiB
+MAX_SOURCE_BYTES = 2 * 1024 * 1024
 
 
 def count_statements(source: str) -> int:
+    """Statements in a Python source (0: it doesn't parse, or nests past what the parser or this
+    stack takes: a hostile bundle's `x = ----...1` is a MemoryError in ast.parse; or is over
+    MAX_SOURCE_BYTES, never parsed)."""
+    if size_of(source) > MAX_SOURCE_BYTES:
+        return 0
     try:
         tree = ast.parse(source)
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         return 0
     return sum(isinstance(n, ast.stmt) for n in ast.walk(tree))
 
@@ -130,16 +138,22 @@ def shrink_script(source: str, interesting: Callable[[str], bool], *, jobs: int 
     trade the failure for one that fails everywhere (shorter import paths) are safe to ask.
     """
     def reduce(judge: Judge) -> str:
+        if size_of(source) > MAX_SOURCE_BYTES:
+            return source  # too big to parse here: kept as it is
         try:
             tree = ast.parse(source)
-        except (SyntaxError, ValueError, RecursionError):
+        except (SyntaxError, ValueError, RecursionError, MemoryError):  # MemoryError: nesting the parser refuses
             return source
         normal = render(tree)
         judge.phase = "roundtrip"
         # a source that differs from its normal form only by trailing whitespace runs the same: not asked
         if normal is None or (normal != source.rstrip() and not judge.ask(normal)):
             return source
-        best = _Reducer(tree, normal, judge, pinned, differential).run()
+        reducer = _Reducer(tree, normal, judge, pinned, differential)
+        try:
+            best = reducer.run()
+        except RecursionError:  # a tree deeper than this stack walks (a 300-branch elif chain): what was
+            best = reducer.source  # accepted before the walk got too deep stands
         return best if judge.known(best) else source  # only what the oracle accepted, or the source
 
     stats = Stats(statements_before=count_statements(source))
@@ -236,6 +250,10 @@ class _Reducer:
 
     def _drop_annotations(self) -> None:
         """All parameter and return annotations at once (one call, and no `x: 0` stand-ins later)."""
+        if not any((isinstance(n, ast.arg) and n.annotation is not None)
+                   or (isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.returns is not None)
+                   for n in ast.walk(self.tree)):
+            return  # nothing to drop: no deep copy (a deep tree's copy is deep recursion)
         tree = copy.deepcopy(self.tree)
         found = False
         for node in ast.walk(tree):
