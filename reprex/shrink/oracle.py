@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import statistics
 import threading
 import time
@@ -77,6 +78,31 @@ class Calibration:
                 "repeats": self.repeats, "verdicts": self.verdicts}
 
 
+class BundlePin(str):
+    """A `name==version` fix the bundle chose (`--fixed-with auto`: the last good release its
+    `bisect` section names). It is run as one of the candidate's own pins, replacing that
+    package's line in requirements.txt, so replay's rules for a stranger's pins hold (checked,
+    wheels only, nothing built on the host or a Ray node), never as a `--with` spec: those are the
+    user's own, and a `--with` release with no wheel is built from its sdist, running its code
+    there. (An auto release with no wheel makes the control env-incompatible: refused.)"""
+
+
+def with_pins(requirements: str, pins: list[str]) -> bytes:
+    """requirements.txt with each of `pins` (`name==version`) in place of that name's line."""
+    from reprex.pins import canonical
+
+    names = {canonical(_REQ_NAME.match(p).group(0)) for p in pins}
+    kept = []
+    for line in requirements.splitlines():
+        m = _REQ_NAME.match(line.strip())
+        if m is None or line.strip().startswith("#") or canonical(m.group(0)) not in names:
+            kept.append(line)
+    return ("\n".join([*kept, *pins]) + "\n").encode()
+
+
+_REQ_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
 def repeats_for(rate: float, miss: float = 0.05) -> int:
     """Runs per candidate so that a candidate failing like the original is missed at most
     `miss` of the time (OR of r runs), capped at MAX_REPEATS."""
@@ -125,7 +151,10 @@ class Oracle:
             raise ShrinkRefused("the bundle records no failure signature: nothing to keep while shrinking")
         self.options = ReplayOptions(backend=backend, image=image, network=network, gpus=gpus, allow_urls=allow_urls,
                                      timeout=timeout, strict=strict)
-        self.control = list(control or [])  # --with specs that fix the bug (a differential oracle)
+        self.control = list(control or [])  # what fixes the bug (a differential oracle)
+        # the user's --with specs, and the bundle's own choice (BundlePin), which runs as a pin
+        self._control_specs = [str(c) for c in self.control if not isinstance(c, BundlePin)]
+        self._control_pins = [str(c) for c in self.control if isinstance(c, BundlePin)]
         self.control_runs = 0
         self.granted_timeout = timeout  # the user's: every run gets it (no calibrated timeout, a hang waits it)
         self.progress = progress
@@ -180,7 +209,16 @@ class Oracle:
     def _options(self, control: bool):
         from dataclasses import replace
 
-        return replace(self.options, with_specs=list(self.control)) if control else self.options
+        return replace(self.options, with_specs=list(self._control_specs)) if control else self.options
+
+    def _control_changes(self, changes: Changes | None) -> Changes:
+        """`changes` with the bundle-chosen fix pins (BundlePin) in the candidate's requirements.txt."""
+        changes = dict(changes or {})
+        if self._control_pins:
+            current = {**self.bundle.files, **self.base, **changes}.get("requirements.txt")
+            text = (current or b"").decode("utf-8", "replace")
+            changes["requirements.txt"] = with_pins(text, self._control_pins)
+        return changes
 
     def _env(self, candidate: Bundle, options):
         """The prepared environment for the candidate's lock and --with specs (prepared once, by one thread)."""
@@ -212,6 +250,8 @@ class Oracle:
         from reprex.replay import ReplayProblem, judge_run
 
         options = self._options(control)
+        if control:
+            changes = self._control_changes(changes)
         if self.ray is not None:
             return self._run_on_cluster(changes, options)
 

@@ -67,11 +67,12 @@ def fix_from_bisect(bundle: Bundle) -> list[str]:
     """`--fixed-with auto`: the last good release of each package the bundle's `bisect` section
     blames, as `name==version`. The section is the bundle's (a stranger's): a name or version
     that isn't a plain PEP 508 name / PEP 440 version is refused, never passed on as a spec
-    (which could be a path or a URL)."""
+    (which could be a path or a URL), and the release is installed as the bundle's pins are
+    (wheels only: oracle.BundlePin), never built from an sdist on the host."""
     from packaging.utils import canonicalize_name
     from packaging.version import InvalidVersion, Version
 
-    from reprex.shrink.oracle import ShrinkRefused
+    from reprex.shrink.oracle import BundlePin, ShrinkRefused
 
     section = bundle.manifest.get("bisect")
     findings = section.get("findings") if isinstance(section, dict) else None
@@ -87,7 +88,8 @@ def fix_from_bisect(bundle: Bundle) -> list[str]:
         except InvalidVersion:
             raise ShrinkRefused("--fixed-with auto: the bundle's bisect section has a last good release that "
                                 "isn't a version") from None
-        specs.append(f"{canonicalize_name(name)}=={version}")
+        # a pin of the candidates' own, never a --with spec (which builds an sdist on the host)
+        specs.append(BundlePin(f"{canonicalize_name(name)}=={version}"))
     if not specs:
         raise ShrinkRefused("--fixed-with auto: the bundle has no bisect result with a last good release "
                             "(run `reprex bisect BUNDLE --package NAME` first, or name the fix: --fixed-with pkg==X)")
