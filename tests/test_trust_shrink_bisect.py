@@ -341,3 +341,33 @@ def test_fixed_with_auto_runs_a_wheel_release_as_a_pin_in_docker(import_bundle, 
     assert control["with"] == [f"{FIX}==1.0"] and control["verdict"] == "fixed", control
     shrunk = Bundle.read(out)
     assert FIX not in shrunk.text("requirements.txt")  # the fix judged candidates; it is not the bundle's pin
+
+
+# -- bisect: what its resolver reads besides the bundle --------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="reprex/bisect/dates.py (resolve_as_of) and probe.py (resolve_release) run "
+                   "`uv pip compile` in the caller's working directory, and uv reads a uv.toml / pyproject.toml "
+                   "[tool.uv] there and above it: a directory bundle may carry both at its top level, so `reprex "
+                   "bisect .` inside one resolves from (and connects to) an index the bundle chose. Fix: run uv "
+                   "with cwd= a fresh temp dir in both (installer.run(..., cwd=tmp)); the user's own uv.toml "
+                   "(UV_CONFIG_FILE, ~/.config/uv, /etc/uv) is still read from there")
+def test_bisects_resolver_ignores_a_directory_bundles_uv_config(tmp_path, cache, listener, monkeypatch):
+    import datetime as dt
+
+    from reprex.bisect.dates import resolve_as_of
+    from reprex.bisect.search import BisectError
+
+    base = captured(tmp_path / "proj", {"app.py": "import json\njson.loads('{')\n"}, tmp_path / "base.reprex.zip")
+    index = f"http://127.0.0.1:{listener.port}/simple"
+    folder = tmp_path / "stranger"
+    Bundle.read(crafted(base, tmp_path / "uv.reprex.zip", {
+        "uv.toml": f'[[index]]\nurl = "{index}"\n'.encode(),
+        "pyproject.toml": f'[project]\nname = "x"\nversion = "0"\n[[tool.uv.index]]\nurl = "{index}"\n'.encode(),
+    })).write(folder)
+    monkeypatch.chdir(folder)  # `reprex bisect . --date` from inside the unzipped bundle
+    try:
+        resolve_as_of(["six"], dt.datetime.now(dt.timezone.utc), python="3.11", timeout=120)
+    except BisectError:
+        pass  # unresolvable is fine; asking the bundle's index is not
+    assert listener.hits == [], listener.hits[:1]
