@@ -227,6 +227,26 @@ def test_a_big_input_is_neither_parsed_as_a_tree_nor_split_past_a_rounds_bound(m
     assert rounds and max(rounds) <= inputs.MAX_ROUND_PIECES, rounds
 
 
+def test_yaml_tags_in_an_input_are_never_constructed_on_the_host(tmp_path, cache):
+    """The defence that holds: an input's `!!python/object/apply:os.system` is parsed with the safe
+    loader only, refused there, and the file shrunk as text (the host never runs the tag)."""
+    pytest.importorskip("yaml")
+    marker = tmp_path / "pwned-yaml-tag"
+    config = (f"name: job\nrun: !!python/object/apply:os.system ['touch {marker}']\n"
+              f"also: !!python/object/new:subprocess.Popen [['touch', '{marker}']]\nretries: 3\n")
+    app = "with open('config.yaml') as fh:\n    raise ValueError(fh.read())\n"  # --strict: the input must stay
+    bundle = captured(tmp_path / "proj", {"app.py": app, "config.yaml": config}, tmp_path / "tags.reprex.zip")
+    out = tmp_path / "tags.shrunk.reprex.zip"
+    proc = cli("shrink", bundle, "--backend", "local", "--strict", "--keep-pins", "--budget", "30", "-o", out,
+               "--json")
+    one_line_or_report(proc)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert not marker.exists()
+    phases = json.loads(proc.stdout)["phases"]["files/config.yaml"]["passes"]
+    assert phases and set(phases) <= {"roundtrip", "lines", "chars"}, phases  # as text: the tags were refused
+    assert b"retries" in Bundle.read(out).files["files/config.yaml"]
+
+
 # -- `--fixed-with auto`: the release a bundle names is installed as its pins are ---------------------
 
 
