@@ -47,6 +47,11 @@ class Outcome:
     output_tail: list[list[str]] = field(default_factory=list)  # [[stream, text], ...] in arrival order
     recorded: bool = False  # did a Python process claim the record dir?
     test_failures: list[dict] = field(default_factory=list)  # pytest/unittest: [{test, when, exception}]
+    # Python child processes of the run (record dir's children/): module -> distributions for
+    # what they imported, versions of those, and how many import sets / whether capped.
+    child_module_dists: dict[str, list[str]] = field(default_factory=dict)
+    child_versions: dict[str, str] = field(default_factory=dict)
+    children: dict = field(default_factory=dict)
 
     @property
     def failed(self) -> bool:
@@ -135,6 +140,7 @@ def load_outcome(record_dir: Path, returncode: int | None, *, timed_out: bool = 
     events = read_events(record_dir)
     out = Outcome(outcome="success", exit_code=returncode, duration_s=duration_s,
                   output_tail=output_tail or [])
+    child_exception = None  # a child's failure the recorded process passed on without raising
     exited_normally = False
     opened: set[str] = set()  # linear in the events: a record is the program's to fill (32 MiB cap)
     for ev in events:
@@ -164,6 +170,8 @@ def load_outcome(record_dir: Path, returncode: int | None, *, timed_out: bool = 
         elif kind == "test_failure" and isinstance(ev.get("exception"), dict) and len(out.test_failures) < 100:
             out.test_failures.append({"test": str(ev.get("test")), "when": ev.get("when"),
                                       "exception": ev["exception"]})
+        elif kind == "child_exception" and isinstance(ev.get("exception"), dict):
+            child_exception = ev["exception"]
         elif kind == "exception" and ev.get("exception"):
             if ev.get("thread") == "MainThread":
                 out.exception = ev["exception"]
@@ -202,10 +210,85 @@ def load_outcome(record_dir: Path, returncode: int | None, *, timed_out: bool = 
         if parsed is not None:
             parsed["from_output"] = True
             out.exception = parsed
+        if child_exception is not None:
+            out.exception = _with_child(out.exception, child_exception)
     elif out.thread_exceptions:
         out.outcome = "exception"
         out.exception = out.thread_exceptions[0]
+    _read_children(Path(record_dir), out)
     return out
+
+
+def _same_failure(a: dict, b: dict) -> bool:
+    from reprex.signature import innermost
+
+    x, y = innermost(a) or a, innermost(b) or b
+    return x.get("type") == y.get("type") and (x.get("message") or "").strip() == (y.get("message") or "").strip()
+
+
+def _with_child(parsed: dict | None, child: dict) -> dict:
+    """A run that exited non-zero without raising, with a child that failed: the child's
+    recorded exception when nothing else was printed (or what was printed is the child's own
+    traceback), else the printed traceback with the child as the cause of its CalledProcessError."""
+    if parsed is None or _same_failure(parsed, child):
+        return child
+    link, depth = parsed, 0
+    while link is not None and depth < 20:
+        if link.get("type", "").rpartition(".")[2] == "CalledProcessError" and not link.get("cause"):
+            link["cause"] = child
+            break
+        link = link.get("cause") or (None if link.get("suppress_context") else link.get("context"))
+        depth += 1
+    return parsed
+
+
+MAX_CHILD_FILES = 300  # import sets read from children/ (the recorder keeps at most 256)
+
+
+def _read_children(record_dir: Path, out: Outcome) -> None:
+    """What the run's Python child processes imported (children/m-*.json): their modules join
+    the run's, so the pins take them, and a child's own script counts as an input it read."""
+    import os
+    import stat as _stat
+
+    folder = record_dir / "children"
+    try:
+        if not _stat.S_ISDIR(os.lstat(folder).st_mode):
+            return
+        names = sorted(n for n in os.listdir(folder) if n.startswith("m-") and n.endswith(".json"))
+        capped = (folder / "capped").exists()
+        failures = sum(1 for n in os.listdir(folder) if n.startswith("x-") and n.endswith(".json"))
+    except OSError:
+        return
+    sets = 0
+    listed = set(out.opened)
+    for name in names[:MAX_CHILD_FILES]:
+        try:
+            item = json.loads(read_record_file(folder / name, 1 << 20) or "null")
+        except json.JSONDecodeError:
+            continue
+        if not isinstance(item, dict) or not isinstance(item.get("modules"), dict):
+            continue
+        sets += 1
+        preloaded = set(x for x in item.get("preloaded") or () if isinstance(x, str))
+        for module, path in list(item["modules"].items())[:2000]:
+            if isinstance(module, str) and module not in preloaded and (path is None or isinstance(path, str)):
+                if out.modules.get(module) is None:
+                    out.modules[module] = path
+        for module, dists in (item.get("module_dists") or {}).items():
+            if isinstance(module, str) and isinstance(dists, list):
+                known = out.child_module_dists.setdefault(module, [])
+                known.extend(d for d in dists if isinstance(d, str) and d not in known)
+        for dist, version in (item.get("versions") or {}).items():
+            if isinstance(dist, str) and isinstance(version, str):
+                out.child_versions.setdefault(dist, version)
+        read = [item.get("main_file")] + list(item.get("opened") or [])[:500]
+        for path in read:
+            if isinstance(path, str) and path not in listed and len(out.opened) < MAX_LISTED:
+                listed.add(path)
+                out.opened.append(path)
+    if sets or failures or capped:
+        out.children = {"import_sets": sets, "failures": failures, "capped": capped}
 
 
 # -- faulthandler -----------------------------------------------------------------
@@ -333,6 +416,10 @@ def format_exception(exc: dict | None, *, _depth: int = 0) -> str:
     elif exc.get("context") and not exc.get("suppress_context"):
         parts.append(format_exception(exc["context"], _depth=_depth + 1))
         parts.append("\nDuring handling of the above exception, another exception occurred:\n\n")
+    child = exc.get("child")
+    if isinstance(child, dict):
+        argv = " ".join(str(a) for a in (child.get("argv") or [])[:20]).replace("\n", "\\n")
+        parts.append(f"In child process {child.get('pid')} ({argv[:300]}):\n")
     if exc.get("frames"):
         parts.append("Traceback (most recent call last):\n")
         for frame in exc["frames"]:

@@ -5,8 +5,13 @@ container or venv only the bundle's pins are installed, not reprex. Capture and
 replay inject this same file, so outcomes are recorded the same way everywhere.
 
 It is inert unless REPREX_RECORD_DIR is set. The first Python process that
-claims the directory (an O_EXCL file) is the one recorded; children (multiprocessing,
-Ray workers) see the claim and only chain to the next sitecustomize.
+claims the directory (an O_EXCL file) is the one recorded. Python children of the run
+(subprocess, `python -m tool`, a shell wrapper's python, their own children) see the
+claim and record only two things, under children/ and never into the main record: the
+modules they imported (one file per distinct set, for the pins) and their own uncaught
+exception (one file per process, the newest _MAX_CHILD_FAILURES kept). A recorded
+process whose CalledProcessError came from such a child takes the child's exception as
+its cause, so the signature names the child's failure, not only `check=True`.
 
 Everything is written ahead, one JSON line per event with os.write on a descriptor
 opened at start, so a crash still leaves what happened before it; faulthandler
@@ -24,11 +29,19 @@ import os
 import sys
 
 _DIR = os.environ.get("REPREX_RECORD_DIR")
+_CHILD = None
 _MAX_REPR = 300
 _MAX_ARG_REPR = 20000
 _MAX_PICKLE = 65536
 _MAX_LOCALS = 40
 _MAX_FRAMES = 200
+_CHILD_DIR = "children"  # in the record dir; made by the recorded process, written by its children
+_PARENT_VAR = "REPREX_RECORD_PARENT"  # pid of the nearest recorded ancestor (set for our children)
+_MAX_CHILD_FAILURES = 64  # child exception files kept (the newest); a run may spawn thousands
+_MAX_CHILD_MODULE_SETS = 256  # distinct imported-module sets kept
+_MAX_CHILD_RECORD = 512 * 1024  # bytes of one child file
+_MAX_SPAWNS = 200  # process starts remembered by one process (for matching a CalledProcessError)
+_SPAWN_EVENTS = ("subprocess.Popen", "os.system", "os.posix_spawn", "os.spawn")
 
 
 def _chain_next_sitecustomize():
@@ -66,6 +79,9 @@ class Recorder:
         self.stdlib, self.site_dirs = self._layout()
         self.install_roots = {}
         self.done_final = False
+        self.children_dir = None  # where this run's child processes leave their failures
+        self.spawns = []  # [(time, argv)] of the processes this one started
+        self.used_children = set()  # child failure files already made a cause
 
     # -- writing -----------------------------------------------------------
     def emit(self, event, **data):
@@ -256,7 +272,100 @@ class Recorder:
         remote = _ray_remote_record(self, exc)
         if remote is not None:
             rec["remote"] = remote
+        if self.children_dir and rec["cause"] is None and _is_called_process_error(exc):
+            child = self.child_failure(self.spawn_time(getattr(exc, "cmd", None)))
+            if child is not None:
+                rec["cause"] = child
         return rec
+
+    # -- child processes ------------------------------------------------------------
+    def note_spawn(self, event, args):
+        """A process this one starts: when, and its argv (to match a CalledProcessError's cmd)."""
+        try:
+            if event == "subprocess.Popen":
+                argv = args[1]
+            elif event == "os.system":
+                argv = ["/bin/sh", "-c", args[0]]
+            elif event == "os.posix_spawn":
+                argv = args[1]
+            else:
+                argv = args[2]
+            if isinstance(argv, (str, bytes)) or not hasattr(argv, "__iter__"):
+                argv = [argv]
+            argv = [os.fsdecode(a) if isinstance(a, bytes) else str(a) for a in list(argv)[:100]]
+            import time
+
+            if len(self.spawns) >= _MAX_SPAWNS:
+                del self.spawns[0]
+            self.spawns.append((time.time(), argv))
+            # A file in the working tree the command names (`sh run.sh`, `python tool.py`,
+            # its input): the child will read it, and no recorder may see it do so.
+            here = os.getcwd() + os.sep
+            envs = tuple(os.path.realpath(p) + os.sep for p in {sys.prefix, sys.base_prefix, sys.exec_prefix})
+            for arg in argv[:50]:
+                if arg and not arg.startswith("-") and len(arg) < 1000:
+                    path = os.path.abspath(arg)
+                    if path.startswith(here) and not os.path.realpath(path).startswith(envs) \
+                            and os.path.isfile(path):
+                        self.saw_file(path)
+        except Exception:
+            pass
+
+    def saw_file(self, path):
+        if path not in self.seen_opens:
+            self.seen_opens.add(path)
+            self.emit("open", path=path)
+
+    def spawn_time(self, cmd):
+        """When the process a CalledProcessError names was started (the latest start with that
+        command line), or None when it can't be told."""
+        try:
+            if isinstance(cmd, (str, bytes)) or not hasattr(cmd, "__iter__"):
+                want = os.fsdecode(cmd) if isinstance(cmd, bytes) else str(cmd)
+                wanted = None
+            else:
+                want = None
+                wanted = [os.fsdecode(a) if isinstance(a, bytes) else str(a) for a in list(cmd)[:100]]
+            for when, argv in reversed(self.spawns):
+                if argv == wanted or (want is not None and (argv[-1:] == [want] or argv[:1] == [want])):
+                    return when
+        except Exception:
+            pass
+        return None
+
+    def child_failure(self, since=None):
+        """The newest uncaught exception of a Python child this process started (directly or
+        through a shell or another non-Python process), started at or after `since`."""
+        try:
+            names = [n for n in os.listdir(self.children_dir) if n.startswith("x-") and n.endswith(".json")]
+        except OSError:
+            return None
+        best = None
+        for name in names[:4 * _MAX_CHILD_FAILURES]:
+            if name in self.used_children:
+                continue
+            data = _read_small(os.path.join(self.children_dir, name), _MAX_CHILD_RECORD)
+            try:
+                item = self.json.loads(data) if data else None
+            except Exception:
+                continue
+            if not isinstance(item, dict) or not isinstance(item.get("exception"), dict):
+                continue
+            if str(item.get("parent")) != str(self.pid):
+                continue
+            ended = item.get("ended") if isinstance(item.get("ended"), (int, float)) else 0
+            started = item.get("started") if isinstance(item.get("started"), (int, float)) else 0
+            if since is not None and started < since:
+                continue
+            if best is None or ended > best[0]:
+                best = (ended, name, item)
+        if best is None:
+            return None
+        _, name, item = best
+        self.used_children.add(name)
+        exc = item["exception"]
+        exc["child"] = {"pid": item.get("pid"), "argv": item.get("argv") or []}
+        return exc
 
     # -- hooks -------------------------------------------------------------------
     def excepthook(self, etype, value, tb):
@@ -306,6 +415,8 @@ class Recorder:
                               family=int(family) if family is not None else None)
             except Exception:
                 pass
+        elif event in _SPAWN_EVENTS:
+            self.note_spawn(event, args)
         elif event == "import":
             try:
                 top = args[0].partition(".")[0]
@@ -324,6 +435,16 @@ class Recorder:
         if self.done_final or os.getpid() != self.pid:
             return
         self.done_final = True
+        if self.children_dir:
+            try:
+                # A run that exits non-zero without an exception of its own may be passing on
+                # a child's failure (sys.exit(subprocess.call(...))): the reader decides. Only
+                # a child of the last command started: one that failed earlier was handled.
+                child = self.child_failure(self.spawns[-1][0] if self.spawns else None)
+                if child is not None:
+                    self.emit("child_exception", exception=child)
+            except Exception:
+                pass
         try:
             self.emit("modules", why=why, modules=self.imported_modules(), package_modules=self.package_modules())
             # REPREX_RECORD_FACTS=0: the replayer knows the environment already (docker
@@ -921,6 +1042,302 @@ def _module_distributions(dists):
     return found
 
 
+# -- child processes of a recorded run ----------------------------------------------------
+
+def _is_called_process_error(exc):
+    return any(c.__name__ == "CalledProcessError" and getattr(c, "__module__", "") == "subprocess"
+               for c in type(exc).__mro__)
+
+
+def _read_small(path, limit):
+    """A regular file's text, at most `limit` bytes: no links, FIFOs or devices."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return ""
+    try:
+        import stat
+
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return ""
+        return os.read(fd, limit).decode("utf-8", "surrogateescape")
+    except OSError:
+        return ""
+    finally:
+        os.close(fd)
+
+
+def _write_new(path, data):
+    """Write a file that did not exist (O_EXCL: never over another's), through a temp name
+    when `path` may exist already (the same pid after an exec), so a reader sees it whole."""
+    tmp = "%s.%d.tmp" % (path, os.getpid())
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def _strip_exception(exc, depth=0, frames=None):
+    """An exception record made smaller: no locals or argument values (and at most `frames`
+    frames of each exception), the chain and children kept."""
+    if not isinstance(exc, dict) or depth > 40:
+        return exc
+    out = dict(exc)
+    kept = out.get("frames") or []
+    if frames is not None:
+        kept = kept[-frames:]
+        out["message"] = cut_between_tokens(str(out.get("message") or ""), 2000)
+    out["frames"] = [{k: v for k, v in f.items() if k not in ("locals", "arg_values")} for f in kept]
+    for key in ("cause", "context"):
+        if out.get(key):
+            out[key] = _strip_exception(out[key], depth + 1, frames)
+    if out.get("children"):
+        out["children"] = [_strip_exception(c, depth + 1, frames) for c in out["children"]]
+    return out
+
+
+class _Child:
+    """What a child process of a recorded run keeps: its imports and its uncaught exception,
+    each written once, under the record dir's children/."""
+
+    def __init__(self, children_dir, parent):
+        import time
+
+        self.dir = children_dir
+        self.parent = parent
+        self.pid = os.getpid()
+        self.started = time.time()
+        self.imports = set()
+        self.spawns = []
+        self.files = set()  # files in its working tree it read, or named to a command it ran
+        self.cwd = os.getcwd() + os.sep
+        self.preloaded = {n for n, m in list(sys.modules.items()) if "." not in n and m is not None
+                          and "-packages" in (getattr(m, "__file__", None) or "")}
+        self.done = False
+
+    def audit(self, event, args):
+        if event == "import":
+            try:
+                if len(self.imports) < 5000:
+                    self.imports.add(args[0].partition(".")[0])
+            except Exception:
+                pass
+        elif event == "open":
+            try:
+                path, mode, flags = args
+                if isinstance(path, int) or path is None or len(self.files) >= 500:
+                    return
+                reading = ("r" in mode and "+" not in mode) if mode is not None else (flags or 0) & 3 == os.O_RDONLY
+                if reading:
+                    path = os.path.abspath(os.fsdecode(path))
+                    if path.startswith(self.cwd) and not path.endswith((".pyc", ".so")):
+                        self.files.add(path)
+            except Exception:
+                pass
+        elif event in _SPAWN_EVENTS:
+            Recorder.note_spawn(self, event, args)
+
+    def saw_file(self, path):
+        if len(self.files) < 500:
+            self.files.add(path)
+
+    def recorder(self):
+        rec = Recorder(None)
+        rec.children_dir = self.dir
+        rec.spawns = self.spawns
+        return rec
+
+    def excepthook(self, etype, value, tb):
+        if os.getpid() != self.pid or value is None:
+            return  # a forked copy: not the process that started under this recorder
+        try:
+            import json
+            import time
+
+            if value.__traceback__ is None:
+                value = value.with_traceback(tb)
+            exc = self.recorder().exception_record(value)
+            argv = [cut_between_tokens(str(a), 2000) for a in list(getattr(sys, "orig_argv", None) or sys.argv)[:50]]
+            item = {"pid": self.pid, "parent": self.parent, "argv": argv, "executable": sys.executable,
+                    "started": self.started, "ended": time.time(), "exception": exc}
+            data = json.dumps(item, default=repr, ensure_ascii=False).encode("utf-8", "surrogateescape")
+            for frames in (None, 30, 5):
+                if len(data) <= _MAX_CHILD_RECORD:
+                    break
+                item["exception"] = _strip_exception(exc, frames=frames)
+                data = json.dumps(item, default=repr, ensure_ascii=False).encode("utf-8", "surrogateescape")
+            if len(data) > _MAX_CHILD_RECORD:
+                item["exception"] = {"type": exc.get("type"), "message": str(exc.get("message"))[:2000],
+                                     "notes": [], "frames": [], "cause": None, "context": None,
+                                     "suppress_context": False}
+                data = json.dumps(item, default=repr, ensure_ascii=False).encode("utf-8", "surrogateescape")
+            _write_new(os.path.join(self.dir, "x-%d.json" % self.pid), data)
+            self.evict()
+        except Exception:
+            pass
+
+    def evict(self):
+        """Keep the newest _MAX_CHILD_FAILURES failure files: the one a parent's error came from
+        is among the latest written."""
+        names = [n for n in os.listdir(self.dir) if n.startswith("x-") and n.endswith(".json")]
+        if len(names) <= _MAX_CHILD_FAILURES:
+            return
+        dated = []
+        for name in names:
+            try:
+                dated.append((os.stat(os.path.join(self.dir, name)).st_mtime, name))
+            except OSError:
+                continue
+        dated.sort()
+        for _, name in dated[:len(dated) - _MAX_CHILD_FAILURES]:
+            if name != "x-%d.json" % self.pid:
+                try:
+                    os.unlink(os.path.join(self.dir, name))
+                except OSError:
+                    pass
+
+    def modules(self):
+        """At exit: the non-stdlib modules this child imported, once per distinct set."""
+        if self.done or os.getpid() != self.pid:
+            return
+        self.done = True
+        try:
+            import hashlib
+            import json
+
+            stdlib = getattr(sys, "stdlib_module_names", ())
+            stdlib_dir = os.path.dirname(getattr(os, "__file__", "") or "") + os.sep
+            mods = {}
+            for name, module in list(sys.modules.items()):
+                if "." in name or module is None or name in stdlib or name in self.preloaded \
+                        or name in ("__main__", "sitecustomize", "_reprex_warm"):
+                    continue
+                try:
+                    path = object.__getattribute__(module, "__dict__").get("__file__")
+                    if not path:
+                        path = next(iter(object.__getattribute__(module, "__dict__").get("__path__") or ()), None)
+                except Exception:
+                    path = None
+                if isinstance(path, str) and path.startswith(stdlib_dir) and "-packages" not in path:
+                    continue  # the standard library (names sys.stdlib_module_names misses)
+                mods[name] = path if isinstance(path, str) else None
+            for name in self.imports:  # a failed import is gone from sys.modules
+                if name not in mods and name not in sys.modules and name not in stdlib and name not in self.preloaded and name != "__main__":
+                    mods[name] = None
+            if len(mods) > 2000:
+                mods = dict(sorted(mods.items())[:2000])
+            main_file = None
+            main = sys.modules.get("__main__")
+            path = getattr(main, "__file__", None)
+            if isinstance(path, str) and os.path.isfile(path):
+                path = os.path.abspath(path)
+                prefixes = tuple(os.path.realpath(p) + os.sep for p in {sys.prefix, sys.base_prefix, sys.exec_prefix})
+                if not os.path.realpath(path).startswith(prefixes):
+                    main_file = path
+            files = sorted(self.files)
+            if not mods and main_file is None and not files:
+                return
+            key = hashlib.sha256(json.dumps([sorted(mods.items()), main_file, files, sys.executable]).encode(
+                "utf-8", "surrogateescape")).hexdigest()[:24]
+            path = os.path.join(self.dir, "m-%s.json" % key)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+            except OSError:
+                return  # another child imported the same set (or we can't write): nothing new
+            try:
+                count = sum(1 for n in os.listdir(self.dir) if n.startswith("m-"))
+                if count > _MAX_CHILD_MODULE_SETS:
+                    os.close(fd)
+                    fd = None
+                    os.unlink(path)
+                    try:
+                        os.close(os.open(os.path.join(self.dir, "capped"), os.O_WRONLY | os.O_CREAT, 0o600))
+                    except OSError:
+                        pass
+                    return
+                item = {"pid": self.pid, "parent": self.parent, "executable": sys.executable,
+                        "prefix": sys.prefix, "modules": mods, "main_file": main_file, "opened": files,
+                        "preloaded": sorted(self.preloaded)[:2000]}
+                item.update(_child_distributions(mods))
+                data = json.dumps(item, default=repr, ensure_ascii=False).encode("utf-8", "surrogateescape")
+                if len(data) > _MAX_CHILD_RECORD:
+                    item["modules"] = {k: None for k in list(mods)[:2000]}
+                    data = json.dumps(item, default=repr, ensure_ascii=False).encode("utf-8", "surrogateescape")
+                os.write(fd, data[:_MAX_CHILD_RECORD])
+            finally:
+                if fd is not None:
+                    os.close(fd)
+        except Exception:
+            pass
+
+
+def _child_distributions(mods):
+    """{module_dists, versions}: the distributions that provide a child's site-packages modules
+    (top_level.txt, else RECORD), read only by the first child with a new set of imports."""
+    from importlib import metadata
+
+    wanted = {n for n, p in mods.items() if p and ("site-packages" in p or "dist-packages" in p)}
+    found = {}
+    versions = {}
+    if not wanted:
+        return {"module_dists": found, "versions": versions}
+    dists = []
+    for dist in metadata.distributions():
+        try:
+            top = dist.read_text("top_level.txt")
+            name = dist.metadata["Name"]
+        except Exception:
+            continue
+        if not name:
+            continue
+        dists.append((dist, name, top))
+        for t in (top or "").split():
+            if t in wanted:
+                found.setdefault(t, []).append(name)
+                versions[name] = dist.version
+    missing = wanted - set(found)
+    for dist, name, top in dists:
+        if not missing:
+            break
+        if top:
+            continue
+        try:
+            record = dist.read_text("RECORD") or ""
+        except Exception:
+            continue
+        heads = {line.split(",", 1)[0].split("/", 1)[0] for line in record.splitlines()}
+        for mod in list(missing):
+            if mod in heads or mod + ".py" in heads or any(h.startswith(mod + ".") and h.endswith((".so", ".pyd"))
+                                                             for h in heads):
+                found.setdefault(mod, []).append(name)
+                versions[name] = dist.version
+                missing.discard(mod)
+    return {"module_dists": found, "versions": versions}
+
+
+def _start_child(directory):
+    """A Python child of a recorded run: keep its imports and its uncaught exception."""
+    children_dir = os.path.join(directory, _CHILD_DIR)
+    if not os.path.isdir(children_dir):
+        return None  # a recorder that keeps no children (or no run) made this record dir
+    import atexit
+
+    child = _Child(children_dir, os.environ.get(_PARENT_VAR))
+    os.environ[_PARENT_VAR] = str(child.pid)  # this child's own children name it
+    previous_hook = sys.excepthook
+
+    def excepthook(etype, value, tb):
+        child.excepthook(etype, value, tb)
+        previous_hook(etype, value, tb)
+
+    sys.excepthook = excepthook
+    sys.addaudithook(child.audit)
+    atexit.register(child.modules)
+    return child
+
+
 def _start(directory, preloaded=None):
     """Arm the recorder. `preloaded`: for a warm start (reprex/_inject/_reprex_warm.py), the
     site-packages modules a cold start of this interpreter would find loaded already."""
@@ -933,6 +1350,11 @@ def _start(directory, preloaded=None):
         try:
             with open(claim_path) as fh:
                 if fh.read().strip() != str(os.getpid()):
+                    global _CHILD
+                    try:
+                        _CHILD = _start_child(directory)
+                    except Exception:
+                        _CHILD = None
                     return None
         except OSError:
             return None
@@ -946,6 +1368,13 @@ def _start(directory, preloaded=None):
     import threading
 
     rec = Recorder(directory)
+    try:
+        children_dir = os.path.join(directory, _CHILD_DIR)
+        os.makedirs(children_dir, mode=0o700, exist_ok=True)
+        rec.children_dir = children_dir
+        os.environ[_PARENT_VAR] = str(os.getpid())
+    except OSError:
+        pass
     # Modules .pth files loaded before the program started: the environment's, not the program's.
     if preloaded is None:
         preloaded = sorted(n for n, m in list(sys.modules.items()) if "." not in n and m is not None

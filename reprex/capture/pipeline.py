@@ -58,6 +58,30 @@ def _fallback_facts(python: str | None, modules: dict) -> dict:
     return facts
 
 
+def _with_child_dists(facts: dict, outcome: Outcome) -> dict:
+    """The facts with the run's child processes' module -> distribution map beside the recorded
+    process's own (which wins), so what only a child imported is pinned too."""
+    if not outcome.child_module_dists:
+        return facts
+    merged = {m: list(d) for m, d in outcome.child_module_dists.items()}
+    merged.update(facts.get("module_dists") or {})
+    return {**facts, "module_dists": merged}
+
+
+def _child_dists_not_installed(facts: dict, outcome: Outcome) -> list[str]:
+    """Distributions a child imported that the recorded interpreter's environment lacks (or
+    has at another version): the child ran another Python, and its pin can't be written."""
+    installed = {canonical(d.get("name", "")): d.get("version") for d in facts.get("distributions") or ()}
+    if not installed:
+        return []
+    out = []
+    for dist, version in sorted(outcome.child_versions.items()):
+        have = installed.get(canonical(dist), "<missing>")
+        if have != version:
+            out.append(f"{dist}=={version}")
+    return out
+
+
 def _entry(outcome: Outcome, argv: list[str], cwd: Path, inputs: Inputs) -> dict:
     """How replay re-runs the program: Python arguments relative to files/."""
     facts = outcome.facts
@@ -239,8 +263,13 @@ def assemble(outcome: Outcome, *, argv: list[str], cwd: Path, environ: dict, pyt
 
     progress("pinning what the run imported")
     preloaded = set(outcome.start.get("preloaded") or ())
-    roots = roots_for(facts, {m: f for m, f in outcome.modules.items() if m not in preloaded})
+    pin_facts = _with_child_dists(facts, outcome)
+    roots = roots_for(pin_facts, {m: f for m, f in outcome.modules.items() if m not in preloaded})
     pins = closure(facts, roots)
+    unpinned = _child_dists_not_installed(facts, outcome)
+    if unpinned:
+        progress("warning: a child process imported " + ", ".join(unpinned[:5])
+                 + " from another environment than the recorded one's: not pinned")
 
     main_file = facts.get("main_file") or _script_from_argv(outcome.start.get("orig_argv") or [], cwd)
     if script is None and main_file and not str(main_file).startswith("<"):
@@ -326,6 +355,8 @@ def assemble(outcome: Outcome, *, argv: list[str], cwd: Path, environ: dict, pyt
         "pickles_dropped": red.obj(pickles_dropped, "locals"),
         "probes": {k: v.get("status") for k, v in sorted(probes.items())},
     }
+    if outcome.children:  # the run's Python child processes were recorded too
+        manifest["children"] = dict(outcome.children)
     from reprex.capture.sections import sections
 
     for key, value in sections(outcome, cwd=cwd, environ=environ).items():
