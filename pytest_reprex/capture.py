@@ -31,11 +31,12 @@ import dataclasses
 import os
 import re
 import sys
+import traceback
 from pathlib import Path
 
 from pytest_reprex.plan import make_plan
 from pytest_reprex.plan import script_name as script_name_for
-from pytest_reprex.script import write
+from pytest_reprex.script import HELPER, write
 from pytest_reprex.session_args import carried_options
 from reprex.capture.failed_test import Forms, build_test_bundle, scratch_environ
 from reprex.capture.inputs import DEFAULT_MAX_FILE
@@ -106,11 +107,14 @@ class Captured:
 
 
 class CaptureState:
-    def __init__(self, directory: Path, max_count: int, timeout: float, session_opened: set | None = None):
+    def __init__(self, directory: Path, max_count: int, timeout: float, session_opened: set | None = None,
+                 every: bool = False):
         self.directory = directory
         self.max_count = max_count
         self.timeout = timeout
+        self.every = every  # --reprex-capture-all: also failures with the signature of one already captured
         self.count = 0
+        self.firsts: dict[str, str] = {}  # signature id -> the node id captured for it
         self.results: list[Captured] = []
         self.session_opened = session_opened if session_opened is not None else set()
         self.names: dict[str, str] = {}  # bundle name -> the node id it was given to
@@ -283,6 +287,99 @@ def capture_collect_error(collector, excinfo, state: CaptureState) -> Captured:
     return Captured(collector.nodeid, built.path, built.reproduces, mode=built.mode, reason=built.reason)
 
 
+# The conftest form's script takes the name of the standalone script's machinery, whose frame
+# reprex.capture.same_failure leaves out when it compares a re-run with pytest's failure.
+CONFTEST_SCRIPT = HELPER
+
+_CONFTEST_HEAD = '''"""reprex: pytest could not import {conftest} (it exits 4 before running any test).
+
+This script imports that file the way pytest did (import mode {mode}): the ini's pythonpath
+first on sys.path, then the import itself.
+"""
+import importlib
+import importlib.util
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+for entry in reversed({pythonpath!r}):
+    sys.path.insert(0, os.path.join(HERE, entry))
+'''
+_CONFTEST_IMPORT = {
+    "prepend": "sys.path.insert(0, os.path.join(HERE, {root!r}))\nimportlib.import_module({name!r})\n",
+    "append": "sys.path.append(os.path.join(HERE, {root!r}))\nimportlib.import_module({name!r})\n",
+    "importlib": ("spec = importlib.util.spec_from_file_location({name!r}, os.path.join(HERE, {conftest!r}))\n"
+                  "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"),
+}
+
+
+def conftest_script(config, path: Path, tree: Tree) -> tuple[str | None, str]:
+    """The text of a script that imports the conftest.py at `path` as pytest imports it, or
+    None and why there is none."""
+    rel = tree.rel(path)
+    if rel is None:
+        return None, "the conftest.py lies outside pytest's rootdir"
+    mode = str(getattr(config.known_args_namespace, "importmode", None) or "prepend")
+    try:
+        from _pytest.pathlib import CouldNotResolvePathError, resolve_pkg_root_and_module_name
+    except ImportError:  # pytest < 8.1: a conftest without __init__.py beside it (the common case)
+        root, name = Path(path).parent, Path(path).stem
+        if (root / "__init__.py").exists():
+            return None, "this pytest can't say under which name it imports the conftest.py"
+    else:
+        try:
+            root, name = resolve_pkg_root_and_module_name(Path(path))
+        except CouldNotResolvePathError:
+            root, name = Path(path).parent, Path(path).stem
+    root_rel = tree.rel(root)
+    if root_rel is None:
+        return None, "the conftest.py's package root lies outside pytest's rootdir"
+    try:
+        entries = [tree.rel(p) for p in config.getini("pythonpath")]
+    except (ValueError, KeyError):
+        entries = []
+    if mode not in _CONFTEST_IMPORT:
+        return None, f"unknown import mode {mode!r}"
+    fields = {"conftest": rel, "mode": mode, "name": name, "root": root_rel,
+              "pythonpath": [e for e in entries if e is not None]}
+    return (_CONFTEST_HEAD + _CONFTEST_IMPORT[mode]).format(**fields), ""
+
+
+def capture_conftest_error(config, path: Path, cause: BaseException, state: CaptureState) -> Captured:
+    """A bundle for a conftest.py that failed to import while pytest loaded its initial
+    conftests: pytest exits 4 before any collection or test hook, and its runs record no
+    failure, so there is no pytest form; the repro is the import itself (`conftest_script`),
+    an ordinary exception with the conftest's frames."""
+    tree, env, secrets = _context(config, path)
+    nodeid = tree.rel(path) or Path(path).name
+    text, why = conftest_script(config, Path(path), tree)
+    if text is None or secrets.redact(text) != text:
+        why = why or "redaction changed the script that imports it"
+        return Captured(nodeid, None, error=f"no bundle for the conftest's import error: {why}")
+    forms = Forms(nodeid=nodeid, when="collect", write_script=lambda target: target.write_text(text, "utf-8"),
+                  script_name=CONFTEST_SCRIPT, no_pytest="pytest exits 4 on a conftest.py that does not import, "
+                                                         "before it reports a failure a replay could record")
+    name = bundle_name(nodeid.removesuffix(".py") + " (collect)", state.names)
+    name = name if name.endswith("-collect") else f"{name}-collect"
+    frames = [f for f, _ in traceback.walk_tb(cause.__traceback__)]
+    extra = [r for r in (tree.rel(f.f_code.co_filename) for f in frames) if r not in (None, ".")]
+    copied = work_files(path, tree, _read(state, set()), extra + _config_files(config, tree))
+    test = {"nodeid": nodeid, "script": CONFTEST_SCRIPT, "pytest": _pytest_version()}
+    built = build_test_bundle(base=tree.base, work_files=copied, tmp_files={}, forms=forms, name=name,
+                              expected=_record_exc(cause), env=env, timeout=state.timeout, test=test,
+                              output=state.directory / f"{name}.reprex.zip", warm=state.warm)
+    return Captured(nodeid, built.path, built.reproduces, mode=built.mode, reason=built.reason)
+
+
+def failure_key(excinfo, when: str) -> str:
+    """The signature (reprex.signature: exception types and top in-app frames, no message) of a
+    failure in this session, with the phase it failed in: failures that share it are one."""
+    from reprex.signature import innermost, top_frames, type_list
+
+    record = _record(excinfo)
+    return repr((when, type_list(record), top_frames((innermost(record) or {}).get("frames") or [])))
+
+
 def _context(config, path, old_base: Path | None = None, carried=()) -> tuple[Tree, dict, Secrets]:
     base = Path(config.rootpath)
     if not under(Path(path).resolve(), base.resolve()):
@@ -301,9 +398,13 @@ def _read(state: CaptureState, opened: set) -> set:
 
 
 def _record(excinfo) -> dict:
+    return _record_exc(excinfo.value)
+
+
+def _record_exc(exc: BaseException) -> dict:
     from reprex.record import recorder
 
-    return recorder().exception_record(excinfo.value)
+    return recorder().exception_record(exc)
 
 
 def pytest_form(config, raw_nodeid: str, nodeid: str, tree: Tree, secrets: Secrets) -> tuple[list[str] | None, str]:

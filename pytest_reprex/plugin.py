@@ -10,6 +10,7 @@ Options (each has an ini twin named with underscores, e.g. `reprex_backend`):
   --reprex-runs N                      --reprex-with SPEC (repeatable; `.` = the project)
   --reprex-expect reproduced|fixed     --reprex-strict           --reprex-timeout SECONDS
   --reprex-network none|bridge         --reprex-capture DIR      --reprex-capture-max N
+  --reprex-capture-all (a bundle for each failing test, also when several share one signature)
   --reprex-allow-urls (command line and ini only: a sidecar, marker or bundle can't grant it)
   --reprex-ray [ADDRESS]  replay the collected bundles as tasks on a Ray cluster (pytest_reprex.cluster)
 Per bundle: a sidecar `NAME.reprex.toml` / `NAME.reprex.json`, the manifest field
@@ -20,6 +21,7 @@ own isolation), or `@pytest.mark.reprex(...)`; see pytest_reprex.options for pre
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -42,11 +44,77 @@ def bundle_dir_around(path: Path) -> Path | None:
     return None
 
 
-@pytest.hookimpl(tryfirst=True)
+@pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_load_initial_conftests(early_config, parser, args):
     """pytest imports conftest.py from each directory named on the command line before any
     collection hook runs; inside a directory bundle that file is the bundle author's code.
-    Refuse such an argument (its parent directory collects the bundle safely)."""
+    Refuse such an argument (its parent directory collects the bundle safely).
+
+    With --reprex-capture, a conftest.py that fails to import here ends the session (exit 4)
+    before pytest_configure: its bundle is written here, and said so on stderr."""
+    _refuse_bundle_conftests(early_config)
+    audit = None
+    if _capture_settings(early_config, early_config.known_args_namespace) is not None:
+        from pytest_reprex.capture import install_audit_hook
+
+        audit = install_audit_hook(Path(early_config.rootpath))  # what the conftests read goes in the bundle
+    try:
+        return (yield)
+    except Exception as exc:
+        path, cause = getattr(exc, "path", None), getattr(exc, "cause", None) or exc.__cause__
+        if (audit is not None and type(exc).__name__ == "ConftestImportFailure" and path is not None
+                and isinstance(cause, Exception)):
+            _capture_conftest(early_config, Path(path), cause, audit)
+        raise
+
+
+def _capture_conftest(config, path: Path, cause: BaseException, audit: set) -> None:
+    from pytest_reprex.capture import Captured, CaptureState, capture_conftest_error
+
+    directory, _, timeout = _capture_settings(config, config.known_args_namespace)
+    state = CaptureState(directory, 1, timeout, audit)
+    try:
+        result = capture_conftest_error(config, path, cause, state)
+    except Exception as exc:  # the conftest's own error is what the user must see
+        result = Captured(str(path), None, error=f"{type(exc).__name__}: {exc}")
+    finally:
+        state.close()
+    if result.path is None:
+        lines = [f"{result.nodeid}: could not write a bundle: {result.error}"]
+    else:
+        lines = [f"{result.nodeid}: wrote {result.path}", f"replay it: reprex replay {result.path}"]
+        if not result.reproduces:
+            lines.append(f"  warning: {NOT_REPRODUCED}: {result.reason} (marked reproduces: false)")
+    sys.stderr.write("\n".join([f"{'-' * 36} reprex {'-' * 36}", *lines]) + "\n")
+    sys.stderr.flush()
+
+
+def _capture_settings(config, ns) -> tuple[Path, int, float] | None:
+    """(directory, most bundles, timeout) when capturing, from the command line (`ns`: the
+    parsed options, or the early namespace before pytest_configure) or the ini file; else None."""
+    directory = getattr(ns, "reprex_capture", None)
+    base = Path(config.invocation_params.dir)
+    if not directory and config.getini("reprex_capture"):
+        directory = config.getini("reprex_capture")
+        base = Path(config.inipath).parent if config.inipath else Path(config.rootpath)
+    if not directory:
+        return None
+    most = getattr(ns, "reprex_capture_max", None)
+    if most is None:
+        text = str(config.getini("reprex_capture_max") or "20")
+        if not text.isdigit():
+            raise pytest.UsageError(f"reprex: ini reprex_capture_max = {text!r}: not a whole number")
+        most = int(text)
+    try:
+        timeout = getattr(ns, "reprex_timeout", None) or opts.check_value(
+            "timeout", config.getini("reprex_timeout") or None, "ini", "ini reprex_timeout =") or 120.0
+    except opts.OptionError as exc:
+        raise pytest.UsageError(f"reprex: {exc}") from None
+    path = Path(os.path.expanduser(directory))
+    return (base / path).resolve() if not path.is_absolute() else path, most, timeout
+
+
+def _refuse_bundle_conftests(early_config) -> None:
     ns = early_config.known_args_namespace
     if getattr(ns, "noconftest", False) or not early_config.getini("reprex_collect"):
         return
@@ -101,6 +169,9 @@ def pytest_addoption(parser):
                     help="write a bundle for each failing test into DIR.")
     group.addoption("--reprex-capture-max", dest="reprex_capture_max", metavar="N", type=int, default=None,
                     help="capture at most N failing tests per process (default 20).")
+    group.addoption("--reprex-capture-all", dest="reprex_capture_all", action="store_true", default=None,
+                    help="a bundle for every failing test; by default a failure with the signature of one already "
+                         "captured is counted, not captured again.")
     parser.addini("reprex_backend", "reprex: replay backend (auto, local, docker)", default="")
     parser.addini("reprex_image", "reprex: base image for the docker backend", default="")
     parser.addini("reprex_gpus", "reprex: GPUs for the replay (none, all, N)", default="")
@@ -121,6 +192,8 @@ def pytest_addoption(parser):
                   default="")
     parser.addini("reprex_capture", "reprex: write a bundle for each failing test into this directory", default="")
     parser.addini("reprex_capture_max", "reprex: capture at most N failing tests per process", default="")
+    parser.addini("reprex_capture_all", "reprex: a bundle for every failing test, also those whose failure has the "
+                  "signature of one already captured", type="bool", default=False)
 
 
 def pytest_configure(config):
@@ -152,24 +225,14 @@ def pytest_configure(config):
         except opts.OptionError as exc:
             raise pytest.UsageError(f"reprex: {exc}") from None
     config.pluginmanager.register(_ReportWatcher(state), "reprex-report-watcher")
-    directory = config.getoption("reprex_capture", None)
-    base = Path(config.invocation_params.dir)
-    if not directory and config.getini("reprex_capture"):
-        directory = config.getini("reprex_capture")
-        base = Path(config.inipath).parent if config.inipath else Path(config.rootpath)
-    if directory:
+    settings = _capture_settings(config, config.option)
+    if settings is not None:
         from pytest_reprex.capture import CaptureState, install_audit_hook
 
-        most = config.getoption("reprex_capture_max", None)
-        if most is None:
-            text = str(config.getini("reprex_capture_max") or "20")
-            if not text.isdigit():
-                raise pytest.UsageError(f"reprex: ini reprex_capture_max = {text!r}: not a whole number")
-            most = int(text)
-        timeout = state.cli_layer.get("timeout") or state.ini_layer.get("timeout") or 120.0
-        path = Path(os.path.expanduser(directory))
-        state.capture = CaptureState((base / path).resolve() if not path.is_absolute() else path, most, timeout,
-                                     install_audit_hook(Path(config.rootpath)))
+        directory, most, timeout = settings
+        state.capture = CaptureState(directory, most, timeout, install_audit_hook(Path(config.rootpath)),
+                                     every=bool(config.getoption("reprex_capture_all", None)
+                                                or config.getini("reprex_capture_all")))
 
 
 # -- collection ---------------------------------------------------------------------------
@@ -262,6 +325,11 @@ def pytest_runtest_makereport(item, call):
             and call.when in ("setup", "call", "teardown") and not item.stash.get(_CAPTURED, False)):
         item.stash[_CAPTURED] = True  # one bundle a test: a teardown error after a failure is its echo
         _capture(item, call, report, state)
+    elif (state is not None and state.capture is not None and report.failed and call.excinfo is None
+            and call.when == "call" and str(report.longrepr).startswith("[XPASS(strict)]")
+            and not item.stash.get(_CAPTURED, False)):
+        item.stash[_CAPTURED] = True
+        report.user_properties.append(("reprex_capture_error", XPASS_STRICT))
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -279,13 +347,29 @@ def pytest_make_collect_report(collector):
 
 
 def _capture(node, call, report, state: State) -> None:
-    from pytest_reprex.capture import Captured, capture_collect_error, capture_failure
+    from pytest_reprex.capture import Captured, capture_collect_error, capture_failure, failure_key
 
     cap = state.capture
-    if cap.count >= cap.max_count:
-        return
     if isinstance(call.excinfo.value, (KeyboardInterrupt, SystemExit)):
         return
+    if not hasattr(report, "user_properties"):
+        report.user_properties = []  # a collect report (xdist sends it to the controller with its attributes)
+    props = getattr(node, "user_properties", None)  # a test's, for junitxml; reports copy them
+    key = None
+    if not cap.every:
+        try:
+            key = failure_key(call.excinfo, call.when)
+        except Exception:  # no key: captured on its own
+            key = None
+    first = cap.firsts.get(key) if key is not None else None
+    if first is not None or cap.count >= cap.max_count:
+        why = ("reprex_same_as", first) if first is not None else ("reprex_uncaptured", "max")
+        report.user_properties.append(why)  # the summary counts them (also from xdist workers)
+        if props is not None:
+            props.append(why)
+        return
+    if key is not None:
+        cap.firsts[key] = node.nodeid
     cap.count += 1
     try:
         if isinstance(node, pytest.Function):
@@ -296,9 +380,6 @@ def _capture(node, call, report, state: State) -> None:
     except Exception as exc:  # a failed capture must not hide the test's own failure
         result = Captured(node.nodeid, None, error=f"{type(exc).__name__}: {exc}")
     cap.results.append(result)
-    if not hasattr(report, "user_properties"):
-        report.user_properties = []  # a collect report (xdist sends it to the controller with its attributes)
-    props = getattr(node, "user_properties", None)  # a test's, for junitxml; reports copy them
     if result.path is None:
         report.sections.append(("reprex bundle", f"could not write a bundle: {result.error}"))
         report.user_properties.append(("reprex_capture_error", result.error))
@@ -321,6 +402,10 @@ def _capture(node, call, report, state: State) -> None:
 
 
 NOT_REPRODUCED = "re-run alone, the test did not fail as it did in this session"
+# A strict xfail that passed raises nothing, and a replay's recorder sees only exceptions: its
+# run would end `exit:1` with no failing test, which any other failure of pytest also gives.
+XPASS_STRICT = ("a strict xfail that passed ([XPASS(strict)]) raises no exception, and a replay records no "
+                "failure for it, so no bundle could tell it from another failure")
 
 
 class _ReportWatcher:
@@ -344,6 +429,10 @@ class _ReportWatcher:
 
     def _bundle(self, report) -> None:
         props = dict(getattr(report, "user_properties", None) or [])
+        if props.get("reprex_same_as"):
+            self.state.same_as.setdefault(props["reprex_same_as"], set()).add(report.nodeid)
+        elif props.get("reprex_uncaptured"):
+            self.state.uncaptured.add(report.nodeid)
         if "reprex_bundle" in props or "reprex_capture_error" in props:
             entry = (report.nodeid, props.get("reprex_bundle"), props.get("reprex_reproduces"),
                      props.get("reprex_capture_error"), props.get("reprex_mode"))
@@ -377,6 +466,15 @@ def remove_containers(bundle_ids) -> int:
         return 0
 
 
+def _more(n: int) -> str:
+    return f"{n} more failing test" + ("" if n == 1 else "s")
+
+
+def _names(nodeids, shown: int = 3) -> str:
+    names = sorted(nodeids)
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     state = config.stash.get(STATE, None)
     if state is None:
@@ -395,8 +493,14 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         lines.append(f"re-runs: {warm.stats['warm']} forked warm, {warm.stats['cold']} cold"
                      + (f", {warm.stats['fallback']} fell back to cold" if warm.stats["fallback"] else "")
                      + " (REPREX_WARM=0: all cold)")
-    if state.capture is not None and state.capture.count >= state.capture.max_count:
-        lines.append(f"stopped capturing after {state.capture.max_count} failing tests (--reprex-capture-max)")
+    for first, others in state.same_as.items():
+        lines.append(f"{first}: {_more(len(others))} with its signature, not captured again "
+                     f"({_names(others)}; --reprex-capture-all writes a bundle for each)")
+    if state.uncaptured:
+        most = state.capture.max_count if state.capture is not None else "N"
+        lines.append(f"stopped capturing at --reprex-capture-max {most}: {_more(len(state.uncaptured))} "
+                     f"without a bundle ({_names(state.uncaptured)}); raise the cap with "
+                     "--reprex-capture-max N or ini reprex_capture_max")
     if state.verdicts:
         counts = ", ".join(f"{n} {v}" for v, n in sorted(state.verdicts.items()))
         lines.append(f"replayed bundles: {counts}")

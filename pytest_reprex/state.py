@@ -22,6 +22,8 @@ class State:
     capture: object = None  # pytest_reprex.capture.CaptureState when --reprex-capture is given
     bundles: list = field(default_factory=list)  # (nodeid, path, reproduces, error, mode) seen in reports
     capture_errors: list = field(default_factory=list)
+    same_as: dict = field(default_factory=dict)  # captured node id -> failing node ids with its signature
+    uncaptured: set = field(default_factory=set)  # failing node ids past --reprex-capture-max
     pass_env: dict = field(default_factory=dict)  # --reprex-env / ini reprex_env: never from a bundle
 
 
