@@ -243,6 +243,32 @@ def compute(outcome: Any) -> Signature:
     return Signature("exit", [f"exit:{outcome.exit_code}"], [])
 
 
+def without_children(exc: dict | None, _depth: int = 0) -> dict | None:
+    """The chain as a reprex that didn't record child processes saw it: each cause taken from a
+    Python child (marked `child` by the recorder) dropped. For comparing with a bundle captured
+    before children were recorded, whose signature stops at the CalledProcessError."""
+    if not isinstance(exc, dict) or _depth > 20:
+        return exc
+    out = dict(exc)
+    for key in ("cause", "context"):
+        link = exc.get(key)
+        if isinstance(link, dict) and link.get("child") and key == "cause":
+            out[key] = None
+        elif link:
+            out[key] = without_children(link, _depth + 1)
+    return out
+
+
+def compute_without_children(outcome: Any) -> Signature:
+    """compute() of the outcome with no child-process causes (see without_children): equal to
+    compute() for a run whose failure took nothing from a child."""
+    from dataclasses import replace
+
+    if not getattr(outcome, "exception", None) or getattr(outcome, "test_failures", None):
+        return compute(outcome)
+    return compute(replace(outcome, exception=without_children(outcome.exception)))
+
+
 def redacted_signature(outcome, red, where: str = "traceback") -> Signature:
     """The signature to store: types and frames as computed (so ids match replays),
     the message taken from the redacted text. Normalizing first would break a

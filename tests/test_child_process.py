@@ -26,7 +26,7 @@ from reprex.bundle import Bundle
 from reprex.capture.pipeline import CaptureOptions, capture_command
 from reprex.record import load_outcome
 from reprex.replay import ReplayOptions, replay
-from reprex.signature import compute
+from reprex.signature import compute, compute_without_children
 
 PY = sys.executable
 # The signature id reprex gave the run in test_a_run_without_children_keeps_its_signature before
@@ -142,6 +142,18 @@ def test_what_only_the_child_imported_is_pinned_and_its_exception_is_the_cause(c
     text = child_bundle.text("traceback.txt")
     assert "In child process" in text and text.index("AttributeError") < text.index("CalledProcessError")
     assert child_bundle.manifest["children"]["failures"] == 1
+
+
+def test_the_signature_without_children_is_what_reprex_gave_before(child_bundle):
+    """For a bundle captured before children were recorded: its signature stopped at the
+    CalledProcessError in app.py, which compute_without_children gives back."""
+    from reprex.record import Outcome
+
+    run = child_bundle.json("run.json")
+    outcome = Outcome(outcome="exception", exit_code=1, exception=run["exception"])
+    assert compute(outcome).types == ["subprocess.CalledProcessError", "AttributeError"]
+    old = compute_without_children(outcome)
+    assert old.types == ["subprocess.CalledProcessError"] and old.frames == ["subprocess.py:run", "app.py:<module>"]
 
 
 def test_replay_reproduced_with_the_pin_fixed_with_the_old_release(child_bundle):
