@@ -226,3 +226,16 @@ def test_capture_shrink_rewrites_the_fresh_bundle(tmp_path, cache):
     assert verdict.verdict == "reproduced", verdict.reason
     if "original_expect" in bundle.manifest:  # the message changed with the script: both are kept
         assert bundle.manifest["original_expect"]["signature"]["id"] == bundle.manifest["expect"]["signature"]["id"]
+
+
+def test_a_directory_bundle_named_dot_shrinks_beside_itself(captured, tmp_path):
+    # `reprex shrink .` inside an unzipped bundle: `.` has no name to build the output's from.
+    import zipfile
+
+    unpacked = tmp_path / "issue-77"
+    zipfile.ZipFile(captured).extractall(unpacked)
+    proc = cli("shrink", ".", "--backend", "local", "--budget", "5", "--verify-runs", "1", "--json", cwd=unpacked)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert json.loads(proc.stdout)["written"] == str(tmp_path / "issue-77.shrunk.reprex.zip")
+    assert Bundle.read(tmp_path / "issue-77.shrunk.reprex.zip").manifest["shrunk"]["calls"] <= 5

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -17,7 +18,7 @@ LOG_EVERY_S = 10.0
 
 def default_output(source: str) -> Path:
     """NAME.shrunk.reprex.zip beside a local bundle (in the current directory for a URI)."""
-    path = Path(source)
+    path = Path(os.path.abspath(source)) if "://" not in source else Path(source)  # `.` has no name
     name = path.name if "://" not in source else source.rstrip("/").rsplit("/", 1)[-1]
     for suffix in (".reprex.zip", ".zip"):
         if name.endswith(suffix):
