@@ -173,6 +173,34 @@ class FileCache:
                          metadata=metadata)
 
 
+def build_wheel(dest: Path, name: str, version: str, modules: Mapping[str, str],
+                requires: Iterable[str] = ()) -> Path:
+    """A pure-Python wheel of a made-up project (`modules`: path in the wheel -> source), byte for
+    byte the same for the same arguments (fixed timestamps), with its METADATA, WHEEL and RECORD."""
+    import base64
+
+    dest.mkdir(parents=True, exist_ok=True)
+    stem = f"{canonicalize_name(name).replace('-', '_')}-{version}"
+    info = f"{stem}.dist-info"
+    metadata = "Metadata-Version: 2.1\n" f"Name: {name}\n" f"Version: {version}\n" + \
+        "".join(f"Requires-Dist: {r}\n" for r in requires)
+    files = {**modules, f"{info}/METADATA": metadata,
+             f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: reprex-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    record = []
+    for path, text in files.items():
+        data = text.encode()
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{path},sha256={digest},{len(data)}")
+    files[f"{info}/RECORD"] = "\n".join([*record, f"{info}/RECORD,,"]) + "\n"
+    out = dest / f"{stem}-py3-none-any.whl"
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path, text in files.items():
+            entry = zipfile.ZipInfo(path, date_time=(2024, 1, 1, 0, 0, 0))
+            entry.external_attr = 0o644 << 16
+            zf.writestr(entry, text)
+    return out
+
+
 def _write_atomic(path: Path, text: str) -> None:
     """Other test sessions read the same cache: a reader sees the old file or the whole new one."""
     partial = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.part")
@@ -204,6 +232,17 @@ class IndexServer:
                 self.projects.setdefault(f.project, {})[f.filename] = f
                 added.append(f)
         return added
+
+    def add_built(self, path: Path, *, upload_time: str, yanked: bool | str = False) -> IndexFile:
+        """Serve a wheel made here (build_wheel): a made-up project, with the upload time a test needs."""
+        name, version, _, _ = parse_wheel_filename(path.name)
+        with zipfile.ZipFile(path) as zf:
+            meta = [n for n in zf.namelist() if re.fullmatch(r"[^/]+\.dist-info/METADATA", n)]
+            metadata = zf.read(meta[0])
+        f = IndexFile(project=str(name), version=str(version), path=path, upload_time=upload_time, yanked=yanked,
+                      metadata=metadata)
+        self.projects.setdefault(f.project, {})[f.filename] = f
+        return f
 
     def remove(self, project: str, version: str | None = None) -> None:
         """Stop serving a project (or one release of it)."""

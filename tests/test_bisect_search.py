@@ -372,6 +372,14 @@ def test_first_bad_date_steps_back_by_weeks_and_skips_days_without_a_resolution(
     assert found.reason == "no day back to 2022-10-31 (20 weeks) resolves to pins that pass"
     assert any(s.verdict == SKIP and "no release of lib" in s.reason for s in found.steps)
 
+    # the oldest day within the limit still resolves (and fails): the limit ended it, and the line says
+    # where to start to look further back
+    found = first_bad_date(["lib"], lambda pins: (BAD, "same"), start=dt.datetime(2023, 5, 10, tzinfo=UTC),
+                           python="3.11", resolve=timeline_resolve(), max_weeks=2)
+    assert found.last_good_day is None
+    assert found.reason == ("no day back to 2023-04-26 (2 weeks, the limit) resolves to pins that pass; "
+                            "to search further back, try --start 2023-04-26")
+
 
 def test_first_bad_date_does_not_walk_day_by_day_through_days_without_a_resolution():
     calls = []

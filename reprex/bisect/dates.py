@@ -154,8 +154,11 @@ def first_bad_date(requirements: Sequence[str], test_pins: Test, *, start: dt.da
         return _result(None, None, {}, pins_at.get(n - 1, {}), steps,
                        f"the resolution as of {start:%Y-%m-%d} judged {said}: nothing to bisect")
     if bounds.why:
-        return _result(None, days[bounds.hi], {}, pins_at.get(bounds.hi, {}), steps,
-                       f"no day back to {days[0]:%Y-%m-%d} ({max_weeks} weeks) resolves to pins that pass")
+        reason = f"no day back to {days[0]:%Y-%m-%d} ({max_weeks} weeks) resolves to pins that pass"
+        if 0 in pins_at:  # the oldest day still resolves: the limit, not the packages' history, ended it
+            reason = (f"no day back to {days[0]:%Y-%m-%d} ({max_weeks} weeks, the limit) resolves to pins that "
+                      f"pass; to search further back, try --start {days[0]:%Y-%m-%d}")
+        return _result(None, days[bounds.hi], {}, pins_at.get(bounds.hi, {}), steps, reason)
     return _result(days[bounds.lo], days[bounds.hi], pins_at[bounds.lo], pins_at[bounds.hi], steps, "")
 
 
@@ -177,3 +180,49 @@ def _result(good_day, bad_day, good_pins, bad_pins, steps, reason) -> DateResult
     result = DateResult(good_day, bad_day, dict(good_pins), dict(bad_pins), steps)
     result.reason = reason
     return result
+
+
+def newest_upload(pins: dict[str, str], *, index_url: str | None = None, environ=None,
+                  jobs: int = 4) -> tuple[dt.datetime, str] | None:
+    """(the end of that day, `name version`) of the newest first upload among `pins`' exact
+    releases, as the index lists them (PEP 691 `upload-time`; HTML pages and find-links have
+    none): the day the bundle's environment first existed, where a search back in time starts. None when no
+    pin's upload time is known. A release missing from the index, or an index that can't be
+    read, counts as unknown, never as an error."""
+    from packaging.version import InvalidVersion, Version
+
+    from reprex.bisect.index import fetch_releases
+    from reprex.errors import ReprexError
+
+    def one(item: tuple[str, str]) -> tuple[dt.datetime, str] | None:
+        name, version = item
+        try:
+            releases, _ = fetch_releases(name, environ, index_url)
+            wanted = Version(version)
+        except (ReprexError, InvalidVersion, OSError, ValueError):
+            return None
+        for release in releases:
+            try:
+                same = Version(release.version) == wanted
+            except InvalidVersion:
+                continue
+            if same and release.upload_time:
+                when = _parse_time(release.upload_time)
+                return (when, f"{name} {version}") if when is not None else None
+        return None
+
+    found = [r for r in pool_map(one, sorted(pins.items()), jobs) if r is not None]
+    if not found:
+        return None
+    when, which = max(found, key=lambda r: r[0])
+    # the end of that day: a release's other wheels often come minutes or hours after its first
+    return dt.datetime.combine(when.astimezone(dt.timezone.utc).date(), dt.time(23, 59, 59),
+                               tzinfo=dt.timezone.utc), which
+
+
+def _parse_time(text: str) -> dt.datetime | None:
+    try:
+        when = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)

@@ -124,12 +124,21 @@ class Oracle:
         return self.rate
 
     # -- probes -------------------------------------------------------------------------------
-    def release(self, name: str, releases: Mapping[str, object] | None = None) -> Callable[[str], tuple[str, str]]:
+    def release(self, name: str, releases: Mapping[str, object] | None = None, *, base: list[str] | None = None,
+                record: dict[str, list[str]] | None = None) -> Callable[[str], tuple[str, str]]:
         """A test of `name`'s releases: version -> (verdict, reason), for search.first_bad. With the
         listing's `releases` (version -> releases.Release), a release whose metadata says the pins
-        already fit is probed without a resolver run (probe.quick_lines)."""
-        from reprex.bisect.probe import Unresolvable, quick_lines, resolve_release
+        already fit is probed without a resolver run (probe.quick_lines).
+
+        `base`: the requirement lines the releases are probed over instead of the bundle's (a
+        culprit's releases over the lock where it alone flips the verdict); uv keeps them as
+        preferences, and a base pin the resolution no longer needs stays installed, so two probes
+        differ only where a release's metadata forces a move. `record`: version -> the lines its
+        probe installed (what the search's answer is checked against)."""
+        from reprex.bisect.probe import Unresolvable, keep_base, quick_lines, resolve_release, with_lines
         from reprex.bisect.releases import requires_dist
+
+        over = self.bundle if base is None else with_lines(self.bundle, base)
 
         def test(version: str) -> tuple[str, str]:
             label = f"{name} {version}"
@@ -137,9 +146,14 @@ class Oracle:
             started = time.monotonic()
             try:
                 release = (releases or {}).get(version)
-                requires = requires_dist(release) if release is not None else None
-                lines = quick_lines(self.bundle, name, version, requires, self.target) or \
-                    resolve_release(self.bundle, name, version, self.target, compile=self.resolutions.compile)
+                # quick_lines checks against the requirements capture recorded: the bundle's own versions
+                requires = requires_dist(release) if release is not None and base is None else None
+                lines = quick_lines(over, name, version, requires, self.target) or \
+                    resolve_release(over, name, version, self.target, compile=self.resolutions.compile)
+                if base is not None:
+                    lines = keep_base(lines, base, name)
+                if record is not None:
+                    record[version] = list(lines)
             except Unresolvable as exc:
                 self._log(Probe(label=label, verdict=SKIP, replay="unresolvable", reason=str(exc),
                                 seconds=time.monotonic() - started))

@@ -146,6 +146,25 @@ def resolve_release(bundle: Bundle, name: str, version: str, target: Target, *,
     return sorted(resolved + others)
 
 
+def keep_base(lines: list[str], base: list[str], name: str) -> list[str]:
+    """`lines` (a release resolved over `base`) with the base's exact pins that the resolution
+    dropped put back (a dependency the release no longer needs stays installed, as upgrading it
+    in place would leave it), so the probe differs from the base only where it had to."""
+    have = {canonical(_name(l)) for l in lines}
+    extra = [l for l in base
+             if _EXACT.match(l.strip()) and canonical(_name(l)) not in have | {canonical(name)}]
+    return sorted([*lines, *extra]) if extra else lines
+
+
+def moved_around(a: list[str], b: list[str], name: str) -> dict[str, tuple[str, str]]:
+    """{other name: (version in a, version in b)} of the pins both `a` and `b` hold at different
+    versions, `name` aside: the surroundings that moved between two probes of `name`'s releases
+    (a dependency one release adds or drops is part of that release, not a move)."""
+    pa, pb = exact_pins(a), exact_pins(b)
+    name = canonical(name)
+    return {n: (pa[n], pb[n]) for n in sorted(set(pa) & set(pb)) if n != name and pa[n] != pb[n]}
+
+
 def marker_env(target: Target) -> dict[str, str]:
     """PEP 508 marker values of the bundle's interpreter (CPython on Linux)."""
     return {"python_version": target.xy, "python_full_version": target.python, "implementation_name": "cpython",

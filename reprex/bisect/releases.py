@@ -17,6 +17,7 @@ from typing import Mapping
 from reprex.bisect.index import MAX_PAGE, IndexUnreachable, Release, core_metadata, fetch, fetch_releases
 
 PRE_RELEASE = "pre-release (use --pre)"
+LATER = "uploaded after the first bad day"  # a date search's culprit: not a release the break came between
 _CHANGELOG = re.compile(r"change|release|history|news|what'?s ?new", re.I)
 
 
