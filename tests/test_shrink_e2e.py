@@ -239,3 +239,83 @@ def test_a_directory_bundle_named_dot_shrinks_beside_itself(captured, tmp_path):
     assert "Traceback" not in proc.stderr
     assert json.loads(proc.stdout)["written"] == str(tmp_path / "issue-77.shrunk.reprex.zip")
     assert Bundle.read(tmp_path / "issue-77.shrunk.reprex.zip").manifest["shrunk"]["calls"] <= 5
+
+
+ROWS_APP = '''
+def parse(rows):
+    for row in rows:
+        if row["kind"] == "a":
+            raise ValueError("bad row of kind a")
+    raise ValueError("no rows at all")
+
+parse([{"kind": "b"}, {"kind": "a"}])
+'''
+
+
+def test_the_message_is_kept_by_default_and_only_loose_lets_it_go(tmp_path, cache):
+    # `parse([])` fails with the same type in the same frames: the signature alone takes it, and
+    # that is another bug (a field trial saw pydantic's `Data(x=1)` shrink to a missing-field `Data()`).
+    write(tmp_path / "proj" / "app.py", ROWS_APP)
+    bundle = capture_command([PY, "app.py"], CaptureOptions(tee=False), cwd=str(tmp_path / "proj")).bundle
+    path = bundle.write(tmp_path / "rows.reprex.zip")
+    results = {}
+    for mode in ("default", "--loose"):
+        out = tmp_path / f"{mode.strip('-')}.reprex.zip"
+        proc = cli("shrink", path, "--backend", "local", "-o", out, "--json", *([mode] if mode != "default" else []))
+        assert proc.returncode == 0, proc.stderr
+        results[mode] = (json.loads(proc.stdout), Bundle.read(out))
+    summary, kept = results["default"]
+    assert summary["strict"] is True
+    assert kept.manifest["expect"]["signature"]["message"] == bundle.manifest["expect"]["signature"]["message"]
+    assert replay(kept, ReplayOptions(backend="local", strict=True)).verdict == "reproduced"
+    summary, loose = results["--loose"]
+    assert summary["strict"] is False
+    # what --loose allows: the same type in the same frames, any message (here a bare `raise ValueError`)
+    assert "bad row of kind a" not in loose.text("files/app.py")
+    assert loose.manifest["original_expect"]["signature"]["message"] == "bad row of kind a"
+    assert "bad row of kind a" in kept.text("files/app.py") and len(kept.text("files/app.py")) < len(ROWS_APP)
+
+
+def test_a_message_that_varies_between_runs_is_judged_on_the_signature_and_said(tmp_path, cache):
+    write(tmp_path / "proj" / "app.py", "import random, string\n"
+          "word = ''.join(random.choice(string.ascii_letters) for _ in range(12))\n"
+          "unused = [1, 2, 3]\n"
+          "raise ValueError('session ' + word)\n")
+    bundle = capture_command([PY, "app.py"], CaptureOptions(tee=False), cwd=str(tmp_path / "proj")).bundle
+    path = bundle.write(tmp_path / "varies.reprex.zip")
+    proc = cli("shrink", path, "--backend", "local", "-o", tmp_path / "out.reprex.zip", "--json")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["strict"] is False and summary["calibration"]["reproduced"] == summary["calibration"]["runs"]
+    assert "unused" not in Bundle.read(tmp_path / "out.reprex.zip").text("files/app.py")
+    # --strict insists: the original itself no longer reproduces under it
+    proc = cli("shrink", path, "--backend", "local", "--strict", "-o", tmp_path / "s.reprex.zip", "--json")
+    assert proc.returncode != 0 and "does not reproduce" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("original_with_fix, candidate_with_fix, kept", [
+    ("fixed", "fixed", True),
+    ("fixed", "different", False),  # fails with the fix too, another way: a bug the fix doesn't touch
+    ("fixed", "reproduced", False),
+    ("different", "different", True),  # the fix changed the original's failure: only `reproduced` is refused
+    ("different", "reproduced", False),
+])
+def test_with_a_fix_a_candidate_must_do_there_what_the_original_did(tmp_path, cache, original_with_fix,
+                                                                     candidate_with_fix, kept):
+    # The judge's rule alone: the runs' verdicts are scripted (a real differential case is
+    # tests/test_shrink_control.py), the candidate reproduces without the fix.
+    write(tmp_path / "proj" / "app.py", ROWS_APP)
+    bundle = capture_command([PY, "app.py"], CaptureOptions(tee=False), cwd=str(tmp_path / "proj")).bundle
+
+    class Scripted(Oracle):
+        def run(self, changes=None, control=False):
+            if not control:
+                return "reproduced", None
+            return (candidate_with_fix if changes else original_with_fix), None
+
+    oracle = Scripted(bundle, backend="local", control=["somefix==1.0"])
+    oracle._check_control()
+    assert oracle.control_verdict == original_with_fix
+    assert oracle.interesting({"files/app.py": b"parse([])\n"}) is kept
+    if not kept:
+        assert oracle.rejected == {f"{candidate_with_fix} with the fix": 1}

@@ -52,12 +52,14 @@ def default_output(source: str) -> Path:
                    "its capture did, up to 300 s).")
 @click.option("--verify-runs", type=click.IntRange(1, 50), default=3, show_default=True,
               help="Runs of the shrunk bundle at the end; its reproduction rate is recorded.")
-@click.option("--strict", is_flag=True,
-              help="Keep the normalized message too, not only the signature (as `reprex replay --strict`): "
-                   "without it a candidate may replace the failing data path with a bare raise of the same type.")
+@click.option("--strict/--loose", default=None,
+              help="--strict: keep the normalized message too, not only the signature (as `reprex replay "
+                   "--strict`). --loose: the signature alone, so a candidate may swap the failing data path for "
+                   "another of the same type. Default: strict when the message holds steady over the calibration "
+                   "runs, else loose (said).")
 @click.option("--fixed-with", "control", multiple=True, metavar="SPEC",
               help="What fixes the bug, as `replay --with` takes it ('pkg==X', a path); repeatable. Each candidate "
-                   "that still fails must also not fail that way with it, so the result can't turn into another "
+                   "that still fails must pass with it, as the original does, so the result can't turn into another "
                    "bug that fails everywhere (a name imported from where it never was). `auto`: the last good "
                    "release a `reprex bisect` of this bundle found. Costs one more run per kept candidate.")
 @click.option("--force", is_flag=True, help="Shrink a bundle that reproduces too rarely (OR of several runs).")

@@ -136,7 +136,7 @@ class Oracle:
     """Judges candidates of one bundle; a context manager that lets go of its environments."""
 
     def __init__(self, bundle: Bundle, *, backend: str = "local", image: str | None = None, network: str = "none",
-                 gpus: str = "none", allow_urls: bool = False, strict: bool = False, timeout: float | None = None,
+                 gpus: str = "none", allow_urls: bool = False, strict: bool | None = False, timeout: float | None = None,
                  progress: Callable[[str], None] = lambda m: None, log: Callable[[str], None] = lambda m: None,
                  ray: str | None = None, control: list[str] | None = None):
         if backend not in BACKENDS:
@@ -150,7 +150,11 @@ class Oracle:
         if self.expected is None:
             raise ShrinkRefused("the bundle records no failure signature: nothing to keep while shrinking")
         self.options = ReplayOptions(backend=backend, image=image, network=network, gpus=gpus, allow_urls=allow_urls,
-                                     timeout=timeout, strict=strict)
+                                     timeout=timeout, strict=strict is not False)
+        # strict None: the message is kept too when it holds steady over the calibration runs (a
+        # candidate that fails the same way with another message is most often another bug)
+        self.strict_auto = strict is None
+        self.control_verdict: str | None = None  # the original's verdict with the fix
         self.control = list(control or [])  # what fixes the bug (a differential oracle)
         # the user's --with specs, and the bundle's own choice (BundlePin), which runs as a pin
         self._control_specs = [str(c) for c in self.control if not isinstance(c, BundlePin)]
@@ -307,7 +311,9 @@ class Oracle:
         timeout (10x the median, clamped; a hang keeps its captured wait) and the repeats."""
         from reprex.replay.base import run_timeout
 
-        verdicts, seconds = [], []
+        from reprex.replay import judge_run
+
+        verdicts, loose, seconds = [], [], []
         self.options.timeout = run_timeout(self.bundle, self.options)
         for i in range(max(1, runs)):
             self.progress(f"calibrating: run {i + 1}/{runs} of the original")
@@ -316,12 +322,19 @@ class Oracle:
             if verdict in ("infra-error", "env-incompatible"):
                 raise OracleUnavailable(f"the original bundle could not be run ({verdict}): {_one_line(detail)}")
             verdicts.append(verdict)
+            judged = verdict != "reproduced" and self.options.strict and hasattr(detail, "outcome")
+            loose.append(judge_run(self.expected, detail, False)[0] if judged else verdict)
             if i == 0:  # it prepared the environment: the later runs are timed, as candidates will run
                 self._warm_up(detail)
                 if runs > 1:
                     continue
             seconds.append(time.monotonic() - started)
         k = verdicts.count("reproduced")
+        if self.strict_auto and loose.count("reproduced") > k:  # the message itself varies from run to run
+            self.options.strict = False
+            verdicts, k = loose, loose.count("reproduced")
+            self.log(f"the message differs between runs of the original ({len(verdicts) - k} of {len(verdicts)}): "
+                     "candidates are judged on the signature alone")
         median = statistics.median(seconds)
         hang = (self.bundle.manifest.get("expect") or {}).get("outcome") == "timeout"
         if not hang and not self.granted_timeout:
@@ -345,6 +358,7 @@ class Oracle:
         self.progress(f"calibrating: the original with the fix ({fix})")
         verdict, detail = self.run(control=True)
         self.control_runs += 1
+        self.control_verdict = verdict
         if verdict == "reproduced":
             raise ShrinkRefused(f"the original still fails the same way with --fixed-with {fix}: that doesn't fix it, "
                                 "so it can't tell this bug from another")
@@ -377,7 +391,10 @@ class Oracle:
             fixed, _detail = self.run(changes, control=True)
             with self._lock:
                 self.control_runs += 1
-            if fixed in ("reproduced", "infra-error", "env-incompatible"):
+            # the fix must do to the candidate what it did to the original (`fixed`: pass): a candidate
+            # that fails with the fix too, in any way, fails everywhere, and is another bug
+            if fixed in ("reproduced", "infra-error", "env-incompatible") or \
+                    (self.control_verdict == "fixed" and fixed != "fixed"):
                 ok, verdict = False, f"{fixed} with the fix"
         with self._lock:
             self._memo[key] = ok

@@ -33,7 +33,7 @@ class ShrinkOptions:
     keep_inputs: bool = False
     keep_pins: bool = False
     force: bool = False
-    strict: bool = False  # the normalized message must stay too (replay --strict)
+    strict: bool | None = None  # the normalized message must stay too (replay --strict); None: when steady
     timeout: float | None = None  # seconds per run, the user's grant (None: 10x the calibrated median)
     verify_runs: int = VERIFY_RUNS
     network: str = "none"
@@ -160,7 +160,7 @@ def _shrink(bundle: Bundle, options: ShrinkOptions, progress: Callable[[str], No
 
         common = {"jobs": max(1, options.jobs), "deadline": deadline}
         # --strict compares the normalized message: the literals it shows are not asked about
-        pinned = pins_of(oracle.expected.message, normalize_message) if options.strict else None
+        pinned = pins_of(oracle.expected.message, normalize_message) if oracle.options.strict else None
         for name in script_targets(bundle):
             if stop():
                 break
@@ -199,7 +199,7 @@ def _shrink(bundle: Bundle, options: ShrinkOptions, progress: Callable[[str], No
             control = {"with": list(options.control), "runs": oracle.control_runs, "verdict": fixed}
         reproduced = verdicts.count("reproduced")
         summary = {
-            "backend": options.backend, "strict": options.strict,
+            "backend": options.backend, "strict": oracle.options.strict,
             **({"ray": {"nodes": dict(oracle.nodes)}} if options.ray else {}),
             **({"control": control} if control else {}),
             "before": before,
