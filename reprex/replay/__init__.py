@@ -36,6 +36,9 @@ class ReplayResult:
     logs: str = ""
     run_verdicts: list[str] = field(default_factory=list)
     message_diff: tuple[str, str] | None = None
+    # pins other than the --with releases' own that moved when the pins were re-resolved around
+    # them (reprex.replay.with_resolve): {name: [old or None, new]}
+    with_moved: dict[str, list] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
@@ -50,6 +53,7 @@ class ReplayResult:
             "duration_s": round(self.duration_s, 3),
             "reason": self.reason,
             "diff": self.diff,
+            "with_moved": self.with_moved,
         }
 
 
@@ -136,6 +140,16 @@ def replay(bundle: Bundle, options: ReplayOptions | None = None, progress: Progr
     try:
         backend = pick_backend(options.backend)
         result.backend = backend.name
+        original, with_note = bundle, ""
+        if options.with_specs:  # a release's own requirements move the pins they need, and say so
+            from dataclasses import replace as _replace
+
+            from reprex.replay.with_resolve import plan
+
+            planned = plan(bundle, options, wheels_only=backend.name == "docker", progress=progress)
+            bundle, options = planned.bundle, _replace(options, with_specs=planned.specs)
+            result.with_moved = {n: [old, new] for n, (old, new) in planned.moved.items()}
+            with_note = planned.note()
         env = backend.prepare(bundle, options, progress)
         info = backend.describe(env)
         result.image = info.get("image")
@@ -161,11 +175,12 @@ def replay(bundle: Bundle, options: ReplayOptions | None = None, progress: Progr
             result.reason = f"reproduced in {result.reproduced_runs} of {result.runs} runs"
         elif result.verdict == "different":
             result.reason = f"expected {expected.short()}; got {result.signature.short()}"
-        notes = [n for n in info.get("notes") or () if n]  # what the bundle asked for and was not granted
+        # what the bundle asked for and was not granted; the pins a --with release moved
+        notes = [n for n in [*(info.get("notes") or ()), with_note] if n]
         if notes:
             result.reason = "; ".join([result.reason, *notes] if result.reason else notes)
         last = outputs[-1].outcome
-        result.diff = environment_diff(bundle, last.facts, info)
+        result.diff = environment_diff(original, last.facts, info)
         if result.signature and expected.message != result.signature.message:
             result.message_diff = (expected.message, result.signature.message)
     except ReplayProblem as exc:
