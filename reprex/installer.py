@@ -252,6 +252,13 @@ def is_uv(argv: Sequence[str]) -> bool:
     return bool(argv) and argv[0] in {p for p in _probed.values() if p}
 
 
+# uv reads a uv.toml or pyproject.toml [tool.uv] in its working directory and the ones above it:
+# a directory bundle may carry both (an index of its choosing). uv runs from the root instead,
+# where no one but root writes; the user's own uv.toml (UV_CONFIG_FILE, ~/.config/uv, /etc/uv)
+# is read from anywhere.
+UV_CWD = "/"
+
+
 def run(argv: Sequence[str], timeout: float | None, *, cwd: str | None = None,
         input: str | None = None) -> subprocess.CompletedProcess:
     """Run to completion, output captured as text, stdin closed unless `input` is given (uv with
@@ -259,6 +266,8 @@ def run(argv: Sequence[str], timeout: float | None, *, cwd: str | None = None,
     program OSError, for the caller to word."""
     stdin = None if input is not None else subprocess.DEVNULL
     env = uv_environ() if is_uv(argv) else None
+    if cwd is None and is_uv(argv):
+        cwd = UV_CWD
     return subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, cwd=cwd, input=input,
                           stdin=stdin, env=env)
 

@@ -366,12 +366,6 @@ def test_fixed_with_auto_runs_a_wheel_release_as_a_pin_in_docker(import_bundle, 
 # -- bisect: what its resolver reads besides the bundle --------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="reprex/bisect/dates.py (resolve_as_of) and probe.py (resolve_release) run "
-                   "`uv pip compile` in the caller's working directory, and uv reads a uv.toml / pyproject.toml "
-                   "[tool.uv] there and above it: a directory bundle may carry both at its top level, so `reprex "
-                   "bisect .` inside one resolves from (and connects to) an index the bundle chose. Fix: run uv "
-                   "with cwd= a fresh temp dir in both (installer.run(..., cwd=tmp)); the user's own uv.toml "
-                   "(UV_CONFIG_FILE, ~/.config/uv, /etc/uv) is still read from there")
 def test_bisects_resolver_ignores_a_directory_bundles_uv_config(tmp_path, cache, listener, monkeypatch):
     import datetime as dt
 
@@ -390,4 +384,25 @@ def test_bisects_resolver_ignores_a_directory_bundles_uv_config(tmp_path, cache,
         resolve_as_of(["six"], dt.datetime.now(dt.timezone.utc), python="3.11", timeout=120)
     except BisectError:
         pass  # unresolvable is fine; asking the bundle's index is not
+    assert listener.hits == [], listener.hits[:1]
+
+
+def test_an_install_run_inside_a_directory_bundle_ignores_its_uv_config(tmp_path, cache, listener, monkeypatch):
+    # replay's installs (a local replay's venv, `--with`) go through installer.run too
+    from reprex import installer
+
+    if installer.uv() is None:
+        pytest.skip("uv can't run here: pip reads no project config from its working directory")
+    index = f"http://127.0.0.1:{listener.port}/simple"
+    folder = tmp_path / "stranger"
+    folder.mkdir()
+    (folder / "uv.toml").write_text(f'[[index]]\nurl = "{index}"\n')  # an extra index: asked first
+    venv = tmp_path / "venv"
+    assert installer.run(installer.venv_argv(sys.executable, venv), 120).returncode == 0
+    monkeypatch.chdir(folder)
+    # the host's own index: a closed loopback port; a name no find-links dir or cache has
+    for name in ("UV_INDEX_URL", "PIP_INDEX_URL"):
+        monkeypatch.setenv(name, "http://127.0.0.1:1/simple")
+    proc = installer.install(venv / "bin" / "python", "--no-deps", "reprex-no-such-dist-x9", timeout=120)
+    assert proc.returncode != 0
     assert listener.hits == [], listener.hits[:1]

@@ -161,7 +161,8 @@ class Resolutions:
             if self.cancelled.is_set():
                 raise Cancelled()
             proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    text=True, env=installer.uv_environ(environ), start_new_session=True)
+                                    text=True, env=installer.uv_environ(environ), start_new_session=True,
+                                    cwd=installer.UV_CWD)
             self._running.add(proc)
         with proc:  # its pipes closed and the process reaped, however this ends
             try:
