@@ -372,12 +372,16 @@ def capture_conftest_error(config, path: Path, cause: BaseException, state: Capt
 
 
 def failure_key(excinfo, when: str) -> str:
-    """The signature (reprex.signature: exception types and top in-app frames, no message) of a
-    failure in this session, with the phase it failed in: failures that share it are one."""
-    from reprex.signature import innermost, top_frames, type_list
+    """A failure of this session as its bundle would tell it apart: the phase, the signature
+    (reprex.signature: exception types, top in-app frames) and the normalized message. Failures
+    that share it are one (twenty modules failing to import one package); a parametrized test
+    failing with each parameter in its message is not."""
+    from reprex.signature import innermost, normalize_message, top_frames, type_list
 
     record = _record(excinfo)
-    return repr((when, type_list(record), top_frames((innermost(record) or {}).get("frames") or [])))
+    inner = innermost(record) or {}
+    return repr((when, type_list(record), top_frames(inner.get("frames") or []),
+                 normalize_message(inner.get("message"))))
 
 
 def _context(config, path, old_base: Path | None = None, carried=()) -> tuple[Tree, dict, Secrets]:

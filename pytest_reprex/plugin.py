@@ -44,7 +44,7 @@ def bundle_dir_around(path: Path) -> Path | None:
     return None
 
 
-@pytest.hookimpl(wrapper=True, tryfirst=True)
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)  # old style: pluggy before 1.2 (pytest 7) has no wrapper=True
 def pytest_load_initial_conftests(early_config, parser, args):
     """pytest imports conftest.py from each directory named on the command line before any
     collection hook runs; inside a directory bundle that file is the bundle author's code.
@@ -58,14 +58,13 @@ def pytest_load_initial_conftests(early_config, parser, args):
         from pytest_reprex.capture import install_audit_hook
 
         audit = install_audit_hook(Path(early_config.rootpath))  # what the conftests read goes in the bundle
-    try:
-        return (yield)
-    except Exception as exc:
-        path, cause = getattr(exc, "path", None), getattr(exc, "cause", None) or exc.__cause__
-        if (audit is not None and type(exc).__name__ == "ConftestImportFailure" and path is not None
-                and isinstance(cause, Exception)):
+    outcome = yield
+    exc = outcome.excinfo[1] if outcome.excinfo else None
+    if audit is not None and exc is not None and type(exc).__name__ == "ConftestImportFailure":
+        path = getattr(exc, "path", None)
+        cause = getattr(exc, "cause", None) or getattr(exc, "excinfo", (None, None))[1] or exc.__cause__
+        if path is not None and isinstance(cause, Exception):
             _capture_conftest(early_config, Path(path), cause, audit)
-        raise
 
 
 def _capture_conftest(config, path: Path, cause: BaseException, audit: set) -> None:
@@ -170,8 +169,8 @@ def pytest_addoption(parser):
     group.addoption("--reprex-capture-max", dest="reprex_capture_max", metavar="N", type=int, default=None,
                     help="capture at most N failing tests per process (default 20).")
     group.addoption("--reprex-capture-all", dest="reprex_capture_all", action="store_true", default=None,
-                    help="a bundle for every failing test; by default a failure with the signature of one already "
-                         "captured is counted, not captured again.")
+                    help="a bundle for every failing test; by default a failure with the signature and message of one "
+                         "already captured is counted, not captured again.")
     parser.addini("reprex_backend", "reprex: replay backend (auto, local, docker)", default="")
     parser.addini("reprex_image", "reprex: base image for the docker backend", default="")
     parser.addini("reprex_gpus", "reprex: GPUs for the replay (none, all, N)", default="")
@@ -193,7 +192,7 @@ def pytest_addoption(parser):
     parser.addini("reprex_capture", "reprex: write a bundle for each failing test into this directory", default="")
     parser.addini("reprex_capture_max", "reprex: capture at most N failing tests per process", default="")
     parser.addini("reprex_capture_all", "reprex: a bundle for every failing test, also those whose failure has the "
-                  "signature of one already captured", type="bool", default=False)
+                  "signature and message of one already captured", type="bool", default=False)
 
 
 def pytest_configure(config):
@@ -494,7 +493,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
                      + (f", {warm.stats['fallback']} fell back to cold" if warm.stats["fallback"] else "")
                      + " (REPREX_WARM=0: all cold)")
     for first, others in state.same_as.items():
-        lines.append(f"{first}: {_more(len(others))} with its signature, not captured again "
+        lines.append(f"{first}: {_more(len(others))} with its signature and message, not captured again "
                      f"({_names(others)}; --reprex-capture-all writes a bundle for each)")
     if state.uncaptured:
         most = state.capture.max_count if state.capture is not None else "N"

@@ -125,8 +125,8 @@ def test_failures_with_one_signature_are_captured_once_and_counted(tmp_path, cac
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["tests-test_a-collect.reprex.zip"]
     section = reprex_section(proc.stdout)
-    assert "tests/test_a.py: 2 more failing tests with its signature, not captured again (tests/test_b.py, " \
-           "tests/test_c.py; --reprex-capture-all writes a bundle for each)" in section, section
+    assert ("tests/test_a.py: 2 more failing tests with its signature and message, not captured again "
+            "(tests/test_b.py, tests/test_c.py; --reprex-capture-all writes a bundle for each)") in section, section
 
 
 def test_capture_all_writes_each(tmp_path, cache):
