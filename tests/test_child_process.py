@@ -176,6 +176,25 @@ def test_without_the_childs_package_the_replay_is_different(child_bundle):
     assert result.signature.types == ["subprocess.CalledProcessError", "ModuleNotFoundError"]
 
 
+def test_a_bundle_captured_before_children_were_recorded_still_reproduces(child_bundle):
+    """Its stored signature ends at the parent's CalledProcessError: a replay that now carries the
+    child's cause is judged against that too (and the same bundle without the child's package is
+    still `different` with the new signature: see above)."""
+    from reprex.record import Outcome
+
+    run = child_bundle.json("run.json")
+    old = compute_without_children(Outcome(outcome="exception", exit_code=1, exception=run["exception"]))
+    manifest = json.loads(json.dumps(child_bundle.manifest))
+    manifest["expect"]["signature"] = old.to_dict()
+    manifest["expect"]["signature"]["message"] = ""
+    older = Bundle(manifest=manifest, files=dict(child_bundle.files)).finalize()
+    result = replay(older, ReplayOptions(backend="local"))
+    assert result.verdict == "reproduced", result.reason
+    assert result.signature.types == ["subprocess.CalledProcessError"]
+    fixed = replay(older, ReplayOptions(backend="local", with_specs=["oldapi==1.0"]))
+    assert fixed.verdict == "fixed", fixed.reason
+
+
 def test_the_cli_says_it_too(child_bundle, tmp_path):
     path = child_bundle.write(tmp_path / "child.reprex.zip")
     reprex = [PY, "-m", "reprex"]

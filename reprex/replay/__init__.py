@@ -15,7 +15,7 @@ from reprex.replay.base import (EnvIncompatible, InfraError, Progress, ReplayOpt
                                 scrub_passed, scrub_run, scrub_tree)
 from reprex.replay.diff import environment_diff
 from reprex.interrupt import Interrupted, shielded
-from reprex.signature import VERDICT_EXIT, Signature, compute
+from reprex.signature import VERDICT_EXIT, Signature, compute, compute_without_children
 
 __all__ = ["replay", "ReplayOptions", "ReplayResult", "judge", "pick_backend", "exit_code", "EnvIncompatible",
            "InfraError", "ReplayProblem", "Interrupted"]
@@ -74,6 +74,11 @@ def judge_run(expected: Signature, outcome, strict: bool = False) -> tuple[str, 
         return "reproduced", observed
     if outcome.outcome == "success":
         return "fixed", observed
+    # a bundle captured before child processes were recorded: its signature ends at the parent's
+    # CalledProcessError, which this run now carries the child's failure under
+    older = compute_without_children(outcome)
+    if older.id != observed.id and older.matches(expected, strict=strict):
+        return "reproduced", older
     return "different", observed
 
 
