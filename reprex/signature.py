@@ -165,8 +165,12 @@ _NORMALIZERS = [
     (re.compile(r"0x[0-9a-fA-F]+"), "<addr>"),
     (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"), "<uuid>"),
     (re.compile(r"\b[0-9a-f]{32,64}\b"), "<hash>"),
-    (re.compile(r"\d+(?:\.\d+)*"), "<n>"),
+    # a number, not the digits of a name: urllib3, float64, py311 stay (float32 vs float64 is another bug)
+    (re.compile(r"\bv\d+(?:\.\d+)+"), "v<n>"),  # a version: v2.0.1
+    (re.compile(r"(?<![A-Za-z0-9.])\d+(?:\.\d+)*"), "<n>"),
 ]
+_DIGITS = re.compile(r"\d+(?:\.\d+)*")
+_LEGACY = re.compile(r"[A-Za-z]<n>")  # a message stored before names kept their digits
 
 
 def _path(match: re.Match) -> str:
@@ -213,8 +217,15 @@ class Signature:
     def matches(self, other: "Signature | None", strict: bool = False) -> bool:
         if other is None or self.id != other.id:
             return False
+        if not strict:
+            return True
         # Normalized again: a bundle written by an older reprex stored a less normalized message.
-        return normalize_message(self.message) == normalize_message(other.message) if strict else True
+        mine, theirs = normalize_message(self.message), normalize_message(other.message)
+        if mine == theirs:
+            return True
+        if _LEGACY.search(mine) or _LEGACY.search(theirs):  # stored when every digit run was <n>
+            return _DIGITS.sub("<n>", mine) == _DIGITS.sub("<n>", theirs)
+        return False
 
     def short(self) -> str:
         head = " <- ".join(self.types) or self.kind

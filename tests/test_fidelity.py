@@ -109,3 +109,20 @@ def test_local_replay_keeps_temp_paths_as_long_as_the_hosts(tmp_path):
     before = set(os.listdir(tempfile.gettempdir()))
     assert _strict_verdict(path, "local") == "reproduced"
     assert not [n for n in set(os.listdir(tempfile.gettempdir())) - before if n.startswith("reprex-replay-")]
+
+
+@pytest.mark.parametrize("stored, observed, same", [
+    ("No module named 'urllib3'", "No module named 'urllib2'", False),  # the digits of a name are the name
+    ("cannot cast float64 to int32", "cannot cast float32 to int32", False),
+    ("index 17 is out of bounds for size 4", "index 3 is out of bounds for size 9", True),  # numbers are data
+    ("pydantic v2.0.1: see https://errors.pydantic.dev/2.0.1/v/x", "pydantic v2.0.3: see https://errors.pydantic.dev/2.0.3/v/x", True),
+    ("No module named 'urllib<n>'", "No module named 'urllib3'", True),  # stored by an older reprex: <n> for any digits
+])
+def test_strict_messages_keep_the_digits_of_names(stored, observed, same):
+    """A field trial saw `urllib3` normalized to `urllib<n>`: `--strict` could not tell urllib2 from
+    urllib3, or float32 from float64."""
+    from reprex.signature import Signature, normalize_message
+
+    a = Signature("exception", ["ImportError"], ["app.py:<module>"], normalize_message(stored))
+    b = Signature("exception", ["ImportError"], ["app.py:<module>"], normalize_message(observed))
+    assert a.matches(b, strict=True) is same and b.matches(a, strict=True) is same
