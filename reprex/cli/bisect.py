@@ -54,7 +54,8 @@ def _start(value: str | None):
               help="Mode 2: a requirements file (pip freeze, uv pip compile) of an environment that works.")
 @click.option("--date", "by_date", is_flag=True,
               help="Mode 3: resolve the bundle's top-level requirements as of earlier dates until it passes.")
-@click.option("--start", metavar="DATE", help="With --date: search back from this day (default: the capture's).")
+@click.option("--start", metavar="DATE", help="With --date: search back from this day (default: the day the newest of the bundle's pins "
+                   "was uploaded, else the capture's).")
 @click.option("--backend", type=click.Choice(["auto", "local", "docker"]), default="auto", show_default=True,
               help="Where each probe is replayed. local RUNS THE BUNDLE'S CODE ON THIS MACHINE (your own bundles).")
 @click.option("--image", help="Base image for the docker backend.")

@@ -40,7 +40,8 @@ def _gpus(value: str | None) -> str | None:
 @click.option("--expect", type=click.Choice(["reproduced", "fixed"]), default="reproduced", show_default=True,
               help="With `fixed`, exit 0 means the failure is gone.")
 @click.option("--with", "with_specs", multiple=True, metavar="SPEC",
-              help="Install over the pins: 'pkg==X', a local checkout path, or 'pkg @ git+URL'. Repeatable.")
+              help="Install over the pins: 'pkg==X' or 'pkg>=2' (a release: the other pins it requires move too, "
+                   "said in the reason), a local checkout path or 'pkg @ git+URL' (over the pins as is). Repeatable.")
 @click.option("--env", "pass_env", multiple=True, metavar="NAME[=VALUE]",
               help="Pass NAME from this shell (or NAME=VALUE) into the replay: a credential the repro needs. "
                    "Never written anywhere; its value is scrubbed from the output. Repeatable.")
