@@ -8,6 +8,7 @@ item's last use. Items:
   wheels/<lock>-<target>/     pins' wheels downloaded on the host; wheels/with-<hash>/ for --with
   docker/<key>.lock           docker env images reprex-env:<key> (the image lives in the daemon)
   validated/xx/<hash>         schema checks that passed (tiny)
+  resolved/xx/<key>.json      `--with NAME==V` resolutions (tiny; reprex.replay.with_resolve)
   bundles/                    bundles written by reprex.install(): the user's, never pruned here
 
 A replay holds `<name>.inuse` shared while it uses an item (fsutil.hold_in_use); an item is
@@ -29,12 +30,13 @@ from pathlib import Path
 
 from reprex.fsutil import cache_root, lock_for, use_lock
 
-KINDS = ("env", "wheels", "image", "validated")
+KINDS = ("env", "wheels", "image", "validated", "resolved")
+MARKERS = {"validated": "schema checks", "resolved": "--with resolutions"}  # tiny files: one line each kind
 
 
 @dataclass
 class Item:
-    kind: str  # env | wheels | image | validated
+    kind: str  # env | wheels | image | validated | resolved
     name: str
     size: int
     last_used: float  # Unix time
@@ -88,15 +90,22 @@ def _dir_items(root: Path, kind: str) -> list[Item]:
     return items
 
 
-def _validated_items(root: Path) -> list[Item]:
+def _marker_items(root: Path, kind: str) -> list[Item]:
     if not root.is_dir():
         return []
     files = [p for p in root.glob("*/*") if p.is_file()]
     if not files:
         return []
-    # one line for all of them: thousands of 0-byte markers are not worth listing one by one
-    return [Item("validated", f"{len(files)} schema checks", 0, max(_mtime(p) or 0.0 for p in files),
-                 path=str(root))]
+    # one line for all of them: thousands of tiny markers are not worth listing one by one
+    return [Item(kind, f"{len(files)} {MARKERS[kind]}", sum(_size(p) for p in files),
+                 max(_mtime(p) or 0.0 for p in files), path=str(root))]
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def image_items(engine, cache: Path) -> list[Item]:
@@ -123,7 +132,7 @@ def inventory(cache: Path | None = None, *, engine=None, docker: bool = True) ->
     """(items, why docker images are missing or None)."""
     cache = cache or cache_root()
     items = _dir_items(cache / "envs", "env") + _dir_items(cache / "wheels", "wheels") + \
-        _validated_items(cache / "validated")
+        [i for kind in MARKERS for i in _marker_items(cache / kind, kind)]
     why = None
     if docker:
         try:
@@ -206,7 +215,7 @@ def prune(older_than_s: float, *, dry_run: bool = False, cache: Path | None = No
                     fh.close()
             continue
         path = Path(item.path)
-        if item.kind == "validated":
+        if item.kind in MARKERS:
             if not dry_run:
                 for marker in path.glob("*/*"):
                     if (_mtime(marker) or 0) <= cutoff:

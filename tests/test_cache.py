@@ -53,20 +53,26 @@ def test_prune_removes_unused_items_and_keeps_recent_and_held_ones(tmp_path):
     marker.parent.mkdir(parents=True)
     marker.touch()
     os.utime(marker, (time.time() - 40 * DAY,) * 2)
+    resolved = cache / "resolved" / "cd" / "cd34.json"  # a --with resolution (replay/with_resolve.py)
+    resolved.parent.mkdir(parents=True)
+    resolved.write_text('{"lines": null}')
+    os.utime(resolved, (time.time() - 40 * DAY,) * 2)
 
     items, _ = inventory(cache, docker=False)
     by_name = {i.name: i for i in items}
     assert by_name["py3.11-0ld0"].size == 1000 and by_name["1 schema checks"].kind == "validated"
+    assert by_name["1 --with resolutions"].kind == "resolved" and by_name["1 --with resolutions"].size == 15
 
     with hold_in_use(lock_for(held_env)):  # a replay is using it right now, as the backends hold it
         dry = prune(30 * DAY, dry_run=True, cache=cache, docker=False)
-        assert {i.name for i in dry.removed} == {"py3.11-0ld0", "abc-py3.11-x86_64-host-binary", "1 schema checks"}
+        assert {i.name for i in dry.removed} == {"py3.11-0ld0", "abc-py3.11-x86_64-host-binary", "1 schema checks",
+                                                 "1 --with resolutions"}
         assert old_env.exists() and marker.exists()  # a dry run removes nothing
         result = prune(30 * DAY, cache=cache, docker=False)
-    assert result.freed == 1500
+    assert result.freed == 1515
     assert not old_env.exists() and not old_wheels.exists()
     assert lock_for(old_env).exists() and use_lock(lock_for(old_env)).exists()  # kept: waiters rely on them
-    assert not marker.exists()
+    assert not marker.exists() and not resolved.exists()
     assert new_env.exists() and held_env.exists()
     assert dict((i.name, why) for i, why in result.kept) == {"py3.11-new0": "used recently", "py3.11-he1d": "in use"}
     # being built: the build lock alone keeps it too

@@ -9,7 +9,8 @@ import click
 
 from reprex.cli._common import CONTEXT, Group
 
-_LABELS = {"env": "local envs", "wheels": "wheel dirs", "image": "docker images", "validated": "schema checks"}
+_LABELS = {"env": "local envs", "wheels": "wheel dirs", "image": "docker images", "validated": "schema checks",
+           "resolved": "--with resolutions"}
 
 
 def _human(size: int) -> str:
@@ -55,7 +56,7 @@ def info(as_json):
         if kind == "image" and docker_error:
             click.echo(f"  {label}: unknown ({docker_error})")
             continue
-        if kind == "validated":
+        if kind in ("validated", "resolved"):
             count = mine[0].name.split()[0] if mine else "0"
             click.echo(f"  {label}: {count}")
             continue
