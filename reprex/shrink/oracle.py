@@ -30,7 +30,7 @@ import re
 import statistics
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from reprex.bundle import Bundle, BundleError, canonical_json
@@ -261,6 +261,11 @@ class Oracle:
 
         try:
             candidate = candidate_bundle(self.bundle, {**self.base, **(changes or {})})
+            if options.with_specs:  # a fix's release moves the pins it needs, as `replay --with` does
+                from reprex.replay.with_resolve import plan
+
+                planned = plan(candidate, options, wheels_only=self._backend.name == "docker")
+                candidate, options = planned.bundle, replace(options, with_specs=planned.specs)
             env = self._env(candidate, options)
             out = self._backend.run(env, candidate, options)
         except ReplayProblem as exc:
