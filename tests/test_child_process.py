@@ -7,8 +7,6 @@ releases (1.0 has `oldapi.legacy`, 2.0 removed it: the shape of numpy 1.24 dropp
 installed for real into the capture's virtualenv and the replays' environments. Nothing but
 loopback is contacted."""
 
-import base64
-import hashlib
 import http.server
 import json
 import os
@@ -16,10 +14,10 @@ import subprocess
 import sys
 import textwrap
 import threading
-import zipfile
 from pathlib import Path
 
 import pytest
+from bisect_index import build_wheel
 
 from reprex import installer
 from reprex.bundle import Bundle
@@ -41,33 +39,12 @@ RELEASES = {
 }
 
 
-def _wheel(folder: Path, name: str, version: str, source: str) -> Path:
-    info = f"{name}-{version}.dist-info"
-    files = {
-        f"{name}/__init__.py": source.encode(),
-        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
-        f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-    }
-    record = []
-    for path, data in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-        record.append(f"{path},sha256={digest},{len(data)}")
-    record.append(f"{info}/RECORD,,")
-    files[f"{info}/RECORD"] = ("\n".join(record) + "\n").encode()
-    folder.mkdir(parents=True, exist_ok=True)
-    out = folder / f"{name}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(out, "w") as zf:
-        for path, data in files.items():
-            zf.writestr(path, data)
-    return out
-
-
 @pytest.fixture(scope="module")
 def index(tmp_path_factory):
     """A PEP 503 index on loopback with oldapi 1.0 and 2.0; pip and uv see it and nothing else."""
     root = tmp_path_factory.mktemp("index")
     project = root / "simple" / "oldapi"
-    wheels = [_wheel(project, "oldapi", v, src) for v, src in RELEASES.items()]
+    wheels = [build_wheel(project, "oldapi", v, {"oldapi/__init__.py": src}) for v, src in RELEASES.items()]
     (project / "index.html").write_text(
         "<html><body>\n" + "".join(f'<a href="{w.name}">{w.name}</a>\n' for w in wheels) + "</body></html>\n")
 
