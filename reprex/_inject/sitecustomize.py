@@ -23,6 +23,9 @@ exception exactly as a recorded run would, `facts()` and `ray_runtime_env_summar
 
 Over 400 lines on purpose: a second file could not be injected as one `sitecustomize`,
 and reprex's own modules are not importable where it runs.
+
+PYTEST_DONT_REWRITE: loaded as a pytest plugin (`-p sitecustomize`) after Python imported it,
+so pytest would warn that it can't rewrite it, an error under `filterwarnings = error`.
 """
 
 import os
