@@ -24,6 +24,7 @@ from reprex.bundle import Bundle
 from reprex.fsutil import cache_root, hold_in_use, lock_for, locked
 from reprex.installer import last_error
 from reprex.recorded import run_recorded
+from reprex.replay import shadow
 from reprex.replay.base import (EnvIncompatible, InfraError, Progress, ReplayOptions, RunOutput, base_environ,
                                 entry_args, lock_hash, needs_gpu, python_xy, replay_environ, replay_pythonpath,
                                 requirements,
@@ -42,6 +43,8 @@ class LocalEnv:
     scratch: list[Path] = field(default_factory=list)
     hold: object = None  # the shared in-use lock on the venv (fsutil.hold_in_use), closed by close()
     facts: subprocess.Popen | None = None  # the env's facts being read beside its first run
+    provided: dict[str, list[str]] = field(default_factory=dict)  # local --with path -> the files it installed
+    replaced: shadow.Replaced | None = None  # the bundle's copies of those left out of the work dir
 
 
 def find_python(xy: str) -> str | None:
@@ -90,6 +93,8 @@ class LocalBackend:
             if not (venv / FACTS).exists():
                 env.facts = self._read_facts(env)
             self._overlay(env, options, progress)
+            if env.provided:
+                env.replaced = self._replaced(env, bundle, progress)
         except BaseException:
             self.close(env, options)
             raise
@@ -104,10 +109,22 @@ class LocalBackend:
             for spec in options.with_specs:
                 progress(f"installing --with {spec}")
                 target = str(Path(spec).resolve()) if os.path.exists(spec) else spec
+                before = shadow.dist_infos(env.overlay)
                 proc = installer.install(env_python, "--no-deps", "--target", str(env.overlay), target,
                                          timeout=options.setup_timeout)
                 if proc.returncode != 0:
                     raise InfraError(f"--with {spec}: install failed: {last_error(proc)}")
+                if shadow.is_local(spec):  # a checkout: its packages replace the bundle's copies of them
+                    env.provided[spec] = [p for d in sorted(shadow.dist_infos(env.overlay) - before)
+                                          for p in shadow.record_paths(env.overlay / d)]
+
+    @staticmethod
+    def _replaced(env: LocalEnv, bundle: Bundle, progress: Progress) -> shadow.Replaced:
+        files = work_files(bundle)
+        replaced = shadow.plan(files, env.provided, shadow.entry_files(entry_args(bundle), files))
+        for note in replaced.notes:
+            progress(note)
+        return replaced
 
     def _build(self, bundle: Bundle, python: str, venv: Path, options: ReplayOptions, progress: Progress) -> None:
         if venv.exists():
@@ -146,7 +163,10 @@ class LocalBackend:
         workdir = home / "work"
         workdir.mkdir()
         (home / "tmp").mkdir()
-        for rel, data in work_files(bundle).items():
+        files = work_files(bundle)
+        if env.replaced is not None:  # the scratch copy only: the bundle keeps its files
+            files = env.replaced.keep(files)
+        for rel, data in files.items():
             target = workdir / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
@@ -227,7 +247,8 @@ class LocalBackend:
 
     def describe(self, env: LocalEnv) -> dict:
         return {"backend": "local", "image": None, "venv": str(env.venv), "reused": env.reused,
-                "platform": {"system": platform.system(), "machine": platform.machine()}}
+                "platform": {"system": platform.system(), "machine": platform.machine()},
+                "notes": list(env.replaced.notes) if env.replaced is not None else []}
 
     def close(self, env: LocalEnv, options: ReplayOptions) -> None:
         if env.facts is not None:  # never waited for: no run

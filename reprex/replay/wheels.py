@@ -59,6 +59,8 @@ class WheelSet:
     directory: Path
     wheels: list[Path] = field(default_factory=list)
     temporary: bool = False  # remove after the build (local --with paths)
+    # a local --with path -> the files its wheel installs (reprex.replay.shadow: they replace the bundle's copies)
+    provided: dict[str, list[str]] = field(default_factory=dict)
 
     def digest(self) -> str:
         """Of the wheels' contents, not their zip bytes: a wheel rebuilt from an unchanged
@@ -389,9 +391,14 @@ def _with_wheel(spec: str, out: WheelSet, target: Target, cache: Path, timeout: 
                 progress: Progress) -> None:
     progress(f"getting --with {spec} on the host")
     if os.path.exists(spec):
+        from reprex.replay.shadow import wheel_paths
+
+        before = {p.name: p.stat().st_mtime_ns for p in out.directory.glob("*.whl")}
         proc = _pip("wheel", "--no-deps", "-w", str(out.directory), str(Path(spec).resolve()), timeout=timeout)
         if proc.returncode != 0:
             raise InfraError(f"--with {spec}: building a wheel on the host failed: {last_error(proc)}")
+        built = [p for p in sorted(out.directory.glob("*.whl")) if before.get(p.name) != p.stat().st_mtime_ns]
+        out.provided[spec] = [m for whl in built for m in wheel_paths(whl)]
         return
     key = hashlib.sha256(f"{spec}\0{target.key}".encode()).hexdigest()[:16]
     cached = cache / "wheels" / f"with-{key}"

@@ -73,6 +73,8 @@ from reprex.replay.docker.stream import RunStream
 from reprex.replay.docker.watchdog import watch
 from reprex.interrupt import shielded
 from reprex.replay.pin_rules import check_bundle_requirements, check_url_grant
+from reprex.replay.shadow import entry_files
+from reprex.replay.shadow import plan as plan_replaced
 from reprex.replay.target import Target
 from reprex.replay.wheels import pins_wheels, with_wheels
 
@@ -143,6 +145,12 @@ class DockerBackend:
         if options.with_specs:
             with_set = with_wheels(list(options.with_specs), target, cache, setup, progress)
             env.with_set = with_set  # cleaned up by close()
+            if with_set.provided:  # a checkout's packages replace the bundle's copies of them
+                files = work_files(bundle)
+                env.replaced = plan_replaced(files, with_set.provided, entry_files(entry_args(bundle), files))
+                for note in env.replaced.notes:
+                    env.notes.append(note)
+                    progress(note)
         recorder = recorder_bytes()
         labels = image_labels(base, xy, lock)
         key = _key(base_image["Id"], json.dumps(labels, sort_keys=True), machine, _sha256(recorder), recipe_digest())
@@ -234,7 +242,10 @@ class DockerBackend:
 
         engine = env.engine
         # checked and budgeted before anything is written
-        files = {safe_member_name(rel): data for rel, data in work_files(bundle).items()}
+        files = work_files(bundle)
+        if env.replaced is not None:  # the input mount only: the bundle keeps its files
+            files = env.replaced.keep(files)
+        files = {safe_member_name(rel): data for rel, data in files.items()}
         bind = inputs_mode(engine) == "bind"
         nonce = uuid.uuid4().hex
         name = f"reprex-{bundle_label(bundle)[:12]}-{nonce[:8]}"

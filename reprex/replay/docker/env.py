@@ -12,6 +12,7 @@ from pathlib import Path
 from reprex.replay.base import Progress
 from reprex.replay.docker.daemon import sdk_client
 from reprex.replay.docker.engine import Engine
+from reprex.replay.shadow import Replaced
 from reprex.replay.wheels import WheelSet
 
 
@@ -29,6 +30,7 @@ class DockerEnv:
     progress: Progress
     init: bool = True  # docker's init (tini) as pid 1: signals forwarded, zombies reaped
     with_set: WheelSet | None = None
+    replaced: Replaced | None = None  # the bundle's copies of what a local --with path provides: not mounted
     kept: list[str] = field(default_factory=list)
     scratch: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # for the verdict's reason (an ask not granted)
