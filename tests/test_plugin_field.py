@@ -14,6 +14,8 @@
    docstring says PYTEST_DONT_REWRITE, which pytest honours.)
 3. `--with` a checkout that fixes the project under test: the bundle's own copy of the project's
    package is first on sys.path, so the replay still runs the old code and says `reproduced`.
+   (Fixed: reprex/replay/shadow.py leaves the bundle's copies of what a local --with path
+   installs out of the replay's work files.)
 
 The xfail(strict) tests flip to failures once those are fixed: drop the mark then.
 """
@@ -115,8 +117,6 @@ def test_pytest_form_runs_under_filterwarnings_error(tmp_path, cache):
     assert (result["verdict"], result["exit"]) == ("reproduced", 0), result
 
 
-@pytest.mark.xfail(strict=True, reason="the bundle's copy of the project's own package (files/src/mypkg) comes "
-                                       "first on sys.path and shadows the --with checkout")
 def test_with_the_fixed_checkout_is_fixed(tmp_path, cache):
     """README's loop: `--reprex-expect fixed --reprex-with .` for the pull request that fixes it.
     Found on Flask 2.0.1 (editable, src/ layout): `--with` a Flask 2.0.3 checkout said reproduced."""
