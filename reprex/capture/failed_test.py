@@ -141,13 +141,41 @@ class _Scratch:
         self.work = self.root / "work"
         (self.root / "tmp").mkdir()
         self.env = {**env, "TMPDIR": str(self.root / "tmp")}  # what the runs make in tmp goes with the scratch
+        self.not_copied: dict[str, tuple[int, int]] = {}  # package dir -> (files, bytes) over the budget
 
     def copy(self, base: Path, work_files: list[str]) -> None:
+        """The project's files the session used, and the other source files of its packages
+        (reprex.capture.inputs.package_siblings), so the bundle can carry what only a fixed
+        run imports; those within the capture's default budgets, as the bundle takes them."""
+        from reprex.capture.inputs import DEFAULT_MAX_FILE, DEFAULT_MAX_TOTAL, package_siblings
+
         self.work.mkdir()
         for rel in work_files:
             target = self.work / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(base / rel, target)
+        root = base.resolve()
+        have = {(root / rel).as_posix() for rel in work_files}
+        total = 0
+        found, _ = package_siblings(root, [root / rel for rel in work_files])
+        package_of = {f: package for package, files in found.items() for f in files}
+        for path in sorted(package_of, key=lambda f: (len(f.parts), f)):
+            if path.as_posix() in have or path.is_symlink():
+                continue
+            try:
+                size = path.stat().st_size
+            except OSError:
+                continue
+            if size > DEFAULT_MAX_FILE or total + size > DEFAULT_MAX_TOTAL:
+                # the bundle could not carry it either: said in its skip list (see _write)
+                package = package_of[path].relative_to(root).as_posix() + "/"
+                count, nbytes = self.not_copied.get(package, (0, 0))
+                self.not_copied[package] = (count + 1, nbytes + size)
+                continue
+            target = self.work / path.relative_to(root)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+            total += size
 
     def run(self, python_args: list[str]):
         from reprex.recorded import run_recorded
@@ -225,6 +253,7 @@ def _pytest_entry(forms: Forms, base: Path) -> dict:
 def _write(scratch: _Scratch, outcome, entry: dict, test: dict, record: dict, name: str,
            output: Path) -> BuiltBundle:
     """Assemble the bundle from the chosen run (its pins, its files), change the draft, seal it."""
+    from reprex.capture.inputs import DEFAULT_MAX_TOTAL
     from reprex.capture.pipeline import CaptureOptions, assemble
     from reprex.draft import seal
     from reprex.escape import md_inline
@@ -257,6 +286,10 @@ def _write(scratch: _Scratch, outcome, entry: dict, test: dict, record: dict, na
     if files.get("skipped"):  # reads of the script's own copies of tmp_path: not inputs
         root = str(scratch.root)
         files["skipped"] = [f for f in files["skipped"] if not str(f.get("path", "")).startswith(root)]
+    for package, (count, size) in sorted(scratch.not_copied.items()):
+        files.setdefault("skipped", []).append(scratch.red.obj(
+            {"path": package, "size": size, "reason": f"{count} more source files of this package left out "
+                                                      f"(over the total budget ({DEFAULT_MAX_TOTAL} bytes))"}, "files"))
     drop_editable_pins(draft)
     return BuiltBundle(seal(draft).write(output), bool(record["reproduces"]), record["mode"], record["mode_reason"])
 

@@ -7,6 +7,14 @@ never pinned as a release): a checkout outside the working directory lands under
 `secrets/` directory, a file that is one token) are listed with the reason, never
 copied, unless the user includes them explicitly (then they are still redacted like
 every other carrier).
+
+The project's own packages come whole: for each package directory under the working dir
+(not site-packages, not a venv) that holds a module the run read or imported, its other
+`.py` files (sibling modules, subpackages) are bundled too, after everything the run read
+and within the same budgets. A failure at import time stops before the package's next
+import, which the fixed run reaches (requests-toolbelt 0.10.1 + urllib3 2: `from . import
+extra` after the import that failed): without the rest of the package that run fails
+another way, never `fixed`. What did not fit is listed in the skip list.
 """
 
 from __future__ import annotations
@@ -26,6 +34,9 @@ _RECORDER_DIR = (Path(__file__).parent.parent / "_inject").resolve()
 SKIP_DIRS = {".git", "__pycache__", ".venv", "venv", "node_modules", ".mypy_cache", ".pytest_cache", ".tox"}
 EDITABLE_DIR = "_reprex_editable"
 _MAX_TREE_FILES = 5000  # source files walked per editable package (the byte budget still applies)
+_NOT_PACKAGE_DIRS = frozenset({"site-packages", "dist-packages"})
+_MAX_SIBLING_LINES = 20  # skip-list lines naming left-out package files one by one; then one per package
+_SIBLING_NOTE = ": another source file of a package the run imported"
 
 
 @dataclass
@@ -57,8 +68,13 @@ def _matches(rel: str, patterns: Iterable[str]) -> bool:
 def collect_inputs(cwd: Path, *, script: Path | None, opened: Iterable[str], app_modules: Iterable[str] = (),
                    include: Iterable[str] = (), exclude: Iterable[str] = (),
                    max_file: int = DEFAULT_MAX_FILE, max_total: int = DEFAULT_MAX_TOTAL,
-                   editables: Iterable[EditableTree] = ()) -> Inputs:
+                   editables: Iterable[EditableTree] = (), siblings: bool = True) -> Inputs:
+    """The files for files/: the entry script, `include` matches, what the run opened and
+    imported (`opened`, `app_modules`), editable checkouts, then (`siblings`) the other source
+    files of the project's packages those lie in; each within `max_file` and `max_total`."""
     cwd = Path(cwd).resolve()
+    opened = list(opened)
+    app_modules = list(app_modules)
     include = list(include)
     exclude = list(exclude)
     out = Inputs()
@@ -73,14 +89,34 @@ def collect_inputs(cwd: Path, *, script: Path | None, opened: Iterable[str], app
         for match in sorted(cwd.glob(pattern)):
             if match.is_file():
                 candidates.append((match, True, False))
-    for path in list(opened) + list(app_modules):
+    for path in opened + app_modules:
         candidates.append((Path(path), False, False))
     candidates += [(f, False, True) for tree in editables for f in tree.files]
+    sibling_of: dict[Path, Path] = {}  # a package's other source file -> its top package dir
+    first_sibling = len(candidates)  # the candidates from here on are package files (sibling_of)
+    if siblings:
+        hints = ([script] if script is not None else []) + opened + app_modules
+        sources, truncated = package_siblings(cwd, hints)
+        for package, files in sources.items():
+            for f in files:
+                sibling_of.setdefault(f, package)
+        candidates += [(f, False, False) for f in sorted(sibling_of, key=lambda f: (len(f.parts), f))]
+        for package in truncated:
+            out.skipped.append({"path": package.relative_to(cwd).as_posix() + "/", "size": 0,
+                                "reason": f"more than {_MAX_TREE_FILES} source files in the package: "
+                                          "the rest were not looked at"})
     seen: set[Path] = set()
     over: list[int] = []  # sizes of package files that did not fit: one line for all of them
-    for path, explicit, package_file in candidates:
-        try:
-            real = path.resolve()
+    left_out: list[tuple[Path, dict]] = []  # package siblings not bundled: (their package, skip entry)
+    for i, (path, explicit, package_file) in enumerate(candidates):
+        sibling = sibling_of[path] if i >= first_sibling else None
+        if sibling is None:
+            skip = out.skipped.append
+        else:
+            def skip(entry: dict, package: Path = sibling) -> None:
+                left_out.append((package, entry))
+        try:  # a package file's folder is resolved already: only a link needs resolving
+            real = path.resolve() if sibling is None or path.is_symlink() else path
         except OSError:
             continue
         if real in seen or not real.is_file() or real.parent == _RECORDER_DIR:
@@ -93,33 +129,41 @@ def collect_inputs(cwd: Path, *, script: Path | None, opened: Iterable[str], app
             home = next(((root, h) for root, h in outside if _within(real, root)), None)
             if is_script:
                 rel = real.name  # the entry script from elsewhere: run it from the work dir
-            elif home is not None:  # an editable checkout elsewhere: beside the work dir
+            elif home is not None and sibling is None:  # an editable checkout elsewhere: beside the work dir
                 rel = f"{home[1]}/{real.relative_to(home[0]).as_posix()}"
+            elif sibling is not None:
+                continue  # a package file linked from outside the project: never bundled, nothing to say
             else:
-                out.skipped.append({"path": str(real), "size": _size(real), "reason": "outside the working directory"})
+                skip({"path": str(real), "size": _size(real), "reason": "outside the working directory"})
                 continue
         if any(part in SKIP_DIRS for part in rel.split("/")[:-1]):
             continue
         size = _size(real)
         if _matches(rel, exclude):
-            out.skipped.append({"path": rel, "size": size, "reason": "excluded"})
+            skip({"path": rel, "size": size, "reason": "excluded"})
+            continue
+        if sibling is not None and (size > max_file or out.total + size > max_total):
+            # before its content is read: a big package costs a stat per file once the budget is spent
+            limit = (f"over the per-file limit ({max_file} bytes)" if size > max_file
+                     else f"over the total budget ({max_total} bytes)")
+            skip({"path": rel, "size": size, "reason": limit + _SIBLING_NOTE})
             continue
         secret = None if (explicit and _matches(rel, include)) else secret_file_reason(rel, real, size)
         if secret:
-            out.skipped.append({"path": rel, "size": size, "reason": f"{secret} (use --include to add it)"})
+            skip({"path": rel, "size": size, "reason": f"{secret} (use --include to add it)"})
             continue
         if not (explicit and _matches(rel, include)) and _is_binary(real):
-            out.skipped.append({"path": rel, "size": size,
-                                "reason": "binary or compressed: can't be checked for secrets (use --include to add it)"})
+            skip({"path": rel, "size": size,
+                  "reason": "binary or compressed: can't be checked for secrets (use --include to add it)"})
             continue
         if package_file and (size > max_file or out.total + size > max_total):
             over.append(size)
             continue
         if size > max_file:
-            out.skipped.append({"path": rel, "size": size, "reason": f"over the per-file limit ({max_file} bytes)"})
+            skip({"path": rel, "size": size, "reason": f"over the per-file limit ({max_file} bytes)"})
             continue
         if out.total + size > max_total:
-            out.skipped.append({"path": rel, "size": size, "reason": f"over the total budget ({max_total} bytes)"})
+            skip({"path": rel, "size": size, "reason": f"over the total budget ({max_total} bytes)"})
             continue
         out.files["files/" + rel] = real
         out.total += size
@@ -128,12 +172,97 @@ def collect_inputs(cwd: Path, *, script: Path | None, opened: Iterable[str], app
     if over:
         out.skipped.append({"path": EDITABLE_DIR, "size": sum(over),
                             "reason": f"{len(over)} more source files of editable installs: over the budget"})
+    out.skipped.extend(_sibling_lines(left_out, cwd))
     copied = set(out.files)
     for root, home in homes.items():
         if home not in out.pythonpath and any(
                 k.startswith("files/" + ("" if home == "." else home + "/")) for k in copied):
             out.pythonpath.append(home)
     return out
+
+
+def package_siblings(cwd: Path, hints: Iterable) -> tuple[dict[Path, list[Path]], list[Path]]:
+    """The project's packages that hold one of `hints` (files the run read or imported), each
+    with all its `.py` files (sibling modules and subpackages, shallow ones first), and the
+    packages with more than _MAX_TREE_FILES of them (the rest not walked).
+
+    A package is the outermost directory with an `__init__.py` above a hint, strictly under
+    `cwd` (the working dir is never a package of its own here): never in site-packages, a
+    venv, a hidden or SKIP_DIRS directory. A `__pycache__/*.pyc` hint counts for its package."""
+    cwd = Path(cwd).resolve()
+    tops: dict[Path, Path | None] = {}  # a hint's directory -> its top package (None: not in one)
+    packages: set[Path] = set()
+    for hint in hints:
+        try:
+            folder = Path(hint).resolve().parent
+        except (OSError, ValueError, TypeError):
+            continue
+        if folder.name == "__pycache__":
+            folder = folder.parent
+        if folder not in tops:
+            tops[folder] = _top_package(folder, cwd)
+        if tops[folder] is not None:
+            packages.add(tops[folder])
+    found: dict[Path, list[Path]] = {}
+    truncated: list[Path] = []
+    for package in sorted(packages):
+        if any(_within(package, other) for other in packages if other != package):
+            continue
+        files, more = _package_sources(package)
+        found[package] = files
+        if more:
+            truncated.append(package)
+    return found, truncated
+
+
+def _top_package(folder: Path, cwd: Path) -> Path | None:
+    if folder == cwd or cwd not in folder.parents:
+        return None
+    parts = folder.relative_to(cwd).parts
+    if any(part in SKIP_DIRS or part in _NOT_PACKAGE_DIRS or part.startswith(".") for part in parts):
+        return None
+    if not (folder / "__init__.py").is_file():
+        return None
+    top = folder
+    while top.parent != cwd and (top.parent / "__init__.py").is_file():
+        top = top.parent
+    # a venv under the working dir (any name): its packages are installed ones, not the project's
+    here = cwd
+    for part in top.relative_to(cwd).parts:
+        here = here / part
+        if (here / "pyvenv.cfg").exists():
+            return None
+    return top
+
+
+def _package_sources(package: Path) -> tuple[list[Path], bool]:
+    """A package's .py files (not following links to directories), shallow ones first, at most
+    _MAX_TREE_FILES; and whether there were more."""
+    import os
+
+    out: list[Path] = []
+    for here, dirs, names in os.walk(package):
+        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and d not in _NOT_PACKAGE_DIRS
+                         and not d.startswith(".") and not os.path.exists(os.path.join(here, d, "pyvenv.cfg")))
+        out.extend(Path(here) / n for n in sorted(names) if n.endswith(".py"))
+        if len(out) > _MAX_TREE_FILES:
+            break
+    out.sort(key=lambda f: (len(f.parts), f))
+    return out[:_MAX_TREE_FILES], len(out) > _MAX_TREE_FILES
+
+
+def _sibling_lines(left_out: list[tuple[Path, dict]], cwd: Path) -> list[dict]:
+    """Skip-list lines for package files left out: the first few one by one, then one per package."""
+    lines = [entry for _, entry in left_out[:_MAX_SIBLING_LINES]]
+    rest: dict[Path, list[dict]] = {}
+    for package, entry in left_out[_MAX_SIBLING_LINES:]:
+        rest.setdefault(package, []).append(entry)
+    for package, entries in sorted(rest.items()):
+        reasons = sorted({e["reason"].split(" (", 1)[0].split(":", 1)[0] for e in entries})
+        lines.append({"path": package.relative_to(cwd).as_posix() + "/", "size": sum(e["size"] for e in entries),
+                      "reason": f"{len(entries)} more source files of this package left out "
+                                f"({'; '.join(reasons)})"})
+    return lines
 
 
 def _within(path: Path, root: Path) -> bool:
