@@ -7,7 +7,8 @@
    the fixed run reaches, is missing from it. The fix is stood in for by `--env`, read where the
    removed name was imported. With the fix the replay fails with an ImportError at the same
    frame ("cannot import name 'extra' from partially initialized module"): the same signature,
-   so the verdict says `reproduced` for a bug the fix removed.
+   so the verdict says `reproduced` for a bug the fix removed. (Fixed: capture bundles the other
+   `.py` files of the project's own packages the run imported, reprex/capture/inputs.py.)
 2. A project with `filterwarnings = error` (Flask's setup.cfg): the pytest form of a bundle loads
    the recorder as a plugin, pytest warns `Module already imported so cannot be rewritten:
    sitecustomize`, the warning is an error, and pytest never starts. (Fixed: the recorder's
@@ -17,7 +18,7 @@
    (Fixed: reprex/replay/shadow.py leaves the bundle's copies of what a local --with path
    installs out of the replay's work files.)
 
-The xfail(strict) tests flip to failures once those are fixed: drop the mark then.
+All three are fixed now; the tests keep them fixed.
 """
 
 import json
@@ -95,8 +96,6 @@ def test_strict_tells_the_fixed_runs_import_error_apart(import_error_bundle):
     assert result["verdict"] != "reproduced", result
 
 
-@pytest.mark.xfail(strict=True, reason="the bundle lacks pkg/extra.py, which only the fixed run imports: "
-                                       "the fixed run's ImportError has the failure's signature")
 def test_the_fix_is_not_called_reproduced(import_error_bundle):
     result = replay(import_error_bundle, "--env", "FIELD_DEP_FIXED=1", "--expect", "fixed")
     assert (result["verdict"], result["exit"]) == ("fixed", 0), result
