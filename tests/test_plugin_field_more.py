@@ -149,10 +149,8 @@ def test_the_cap_says_what_it_left_out(tmp_path, cache):
             "reprex_capture_max") in section, section
 
 
-# -- what the bundle says about its re-runs: these need the change to reprex/capture/failed_test.py
-# that pluginfix's report gives (not the plugin's file); drop the marks with it.
-NEEDS_FAILED_TEST = pytest.mark.xfail(strict=True, reason="needs the reprex/capture/failed_test.py change "
-                                                          "(scratch paths, the exception named, the skip reason)")
+# -- what the bundle says about its re-runs (reprex/capture/failed_test.py: scratch paths, the
+# exception named, the skip reason)
 
 # A plugin the session loads (-p) that raises, out of pytest's reach, in any other process: as the
 # filterwarnings=error shape's recorder warning did, the pytest form's re-run ends with an exception.
@@ -166,7 +164,6 @@ def pytest_load_initial_conftests(early_config, parser, args):
 """
 
 
-@NEEDS_FAILED_TEST
 def test_a_rerun_that_raised_names_the_exception(tmp_path, cache):
     (tmp_path / "fieldplug.py").write_text(SESSION_PLUGIN)
     (tmp_path / "test_c.py").write_text("def test_c(pytestconfig):\n    assert pytestconfig.getini('markers') == 1\n")
@@ -181,7 +178,6 @@ def test_a_rerun_that_raised_names_the_exception(tmp_path, cache):
     assert "\x1b" not in proc.stdout and said in proc.stdout, proc.stdout
 
 
-@NEEDS_FAILED_TEST
 def test_tracebacks_show_the_projects_paths(tmp_path, cache):
     make_package(tmp_path)
     (tmp_path / "pkg" / "_shim.py").write_text("def ratio(a, b):\n    return a / b\n")
@@ -207,7 +203,6 @@ def test_tracebacks_show_the_projects_paths(tmp_path, cache):
     assert (result["verdict"], result["exit"]) == ("reproduced", 0), result
 
 
-@NEEDS_FAILED_TEST
 def test_a_project_file_the_rerun_read_in_place_is_not_called_outside(tmp_path, cache):
     """Flask 2.0.3's src/Flask.egg-info/PKG-INFO, read through the editable install's path:
     inside the project, not 'outside the working directory'."""

@@ -108,7 +108,29 @@ def _ended(outcome, nodeid: str | None = None) -> str:
         return "it ran without the failure"
     if outcome.outcome == "exit":
         return f"it exited with status {outcome.exit_code} and no failure of the test"
+    if outcome.outcome == "exception" and outcome.exception:
+        return f"it raised {' <- '.join(type_list(outcome.exception))}{_said(outcome.exception)}"
+    if outcome.outcome == "signal":
+        return f"it was killed by {outcome.signal or 'a signal'}"
+    if outcome.outcome == "timeout":
+        return "it timed out"
     return f"it ended with {outcome.outcome}"
+
+
+_SAID = 300
+
+
+def _said(exc: dict) -> str:
+    """`: 'message'` of the exception (escaped, as repr shows it), whole or not at all: a cut
+    could leave a secret's fragment the bundle's redactor no longer recognizes."""
+    from reprex.signature import innermost
+
+    message = str((innermost(exc) or exc or {}).get("message") or "")
+    if not message:
+        return ""
+    if len(message) > _SAID:
+        return f" ({len(message)} characters of message)"
+    return f": {message!r}"
 
 
 def build_test_bundle(*, base: Path, work_files: list[str], tmp_files: dict[str, bytes], forms: Forms, name: str,
@@ -127,6 +149,7 @@ def build_test_bundle(*, base: Path, work_files: list[str], tmp_files: dict[str,
                        Redactor(env, extra_secrets=list(extra_secrets)), warm)
     try:
         scratch.copy(base, work_files)
+        scratch.base = Path(base)
         return scratch.bundle(tmp_files, base, test, name, output)
     finally:
         shutil.rmtree(scratch.root, ignore_errors=True)
@@ -138,6 +161,7 @@ class _Scratch:
     def __init__(self, forms: Forms, expected: dict, env: dict, timeout: float | None, red, warm=None):
         self.forms, self.expected, self.timeout, self.red, self.warm = forms, expected, timeout, red, warm
         self.root = Path(tempfile.mkdtemp(prefix="reprex-pytest-capture-"))
+        self.base: Path | None = None  # the project the scratch copy is of
         self.work = self.root / "work"
         (self.root / "tmp").mkdir()
         self.env = {**env, "TMPDIR": str(self.root / "tmp")}  # what the runs make in tmp goes with the scratch
@@ -261,6 +285,7 @@ def _write(scratch: _Scratch, outcome, entry: dict, test: dict, record: dict, na
 
     forms, work = scratch.forms, scratch.work
     pytest_mode = record["mode"] == "pytest"
+    outcome = _as_the_projects(outcome, work, scratch.base)
     # The entry's own file is always wanted: the script, or the test module pytest runs.
     script = work / (_test_file(forms.nodeid) if pytest_mode else forms.script_name)
     draft = assemble(outcome, argv=[sys.executable, *entry["python_args"]], cwd=work, environ=scratch.env,
@@ -286,12 +311,87 @@ def _write(scratch: _Scratch, outcome, entry: dict, test: dict, record: dict, na
     if files.get("skipped"):  # reads of the script's own copies of tmp_path: not inputs
         root = str(scratch.root)
         files["skipped"] = [f for f in files["skipped"] if not str(f.get("path", "")).startswith(root)]
+        for item in files["skipped"]:  # the check was against the scratch copy, not the project
+            if item.get("reason") == "outside the working directory" and _in_project(item.get("path"), scratch.base,
+                                                                                      draft.redactor):
+                item["reason"] = IN_PROJECT
     for package, (count, size) in sorted(scratch.not_copied.items()):
         files.setdefault("skipped", []).append(scratch.red.obj(
             {"path": package, "size": size, "reason": f"{count} more source files of this package left out "
                                                       f"(over the total budget ({DEFAULT_MAX_TOTAL} bytes))"}, "files"))
+    _opened_in_project(draft, work, scratch.base)
     drop_editable_pins(draft)
     return BuiltBundle(seal(draft).write(output), bool(record["reproduces"]), record["mode"], record["mode_reason"])
+
+
+IN_PROJECT = ("in the project, but the re-run read it there, not from the copy it ran in (an editable install's "
+              "path, or an absolute one): not included")
+
+
+def _in_project(path, base: Path | None, red) -> bool:
+    """Is `path` (as the manifest lists it: redacted) a file of the project at `base`?"""
+    if not isinstance(path, str) or base is None:
+        return False
+    for root in {str(base), str(base.resolve()), red.text(str(base), "files")}:
+        if path.startswith(root.rstrip("/") + "/"):
+            return True
+    return False
+
+
+def _as_the_projects(outcome, work: Path, base: Path | None):
+    """The run as if it ran in the project: the scratch copy's paths in its exceptions (frames,
+    messages, locals), test failures, crash dump and output made the project's (`base`), so a
+    bundle's traceback shows tests/test_x.py where the user has it, and `entry.cwd` (the
+    project) leads to the bundle's own copy of each frame's file. Frame keys are file names
+    and normalized messages keep a path's last part only: the signature does not change.
+    What the run opened and imported keeps the scratch paths the inputs are read from."""
+    if base is None:
+        return outcome
+    olds = sorted({str(work), str(work.resolve())}, key=len, reverse=True)
+    pattern = re.compile("|".join(re.escape(o) for o in olds) + r"(?=[/\\\s'\":,)\]]|$)")
+    new = str(base)
+
+    def walk(value, depth: int = 0):
+        if isinstance(value, str):
+            return pattern.sub(lambda _: new, value)
+        if depth > 60:
+            return value
+        if isinstance(value, list):
+            return [walk(v, depth + 1) for v in value]
+        if isinstance(value, dict):
+            return {k: walk(v, depth + 1) for k, v in value.items()}
+        return value
+
+    return dataclasses.replace(outcome, exception=walk(outcome.exception),
+                               thread_exceptions=walk(outcome.thread_exceptions),
+                               test_failures=walk(outcome.test_failures), fault_frames=walk(outcome.fault_frames),
+                               fault_text=walk(outcome.fault_text), output_tail=walk(outcome.output_tail))
+
+
+def _opened_in_project(draft, work: Path, base: Path | None) -> None:
+    """run.json's list of the files the run opened, with the project's paths for its scratch
+    copy's (the inputs were read from the copy by then). The project's path is redacted as
+    every path in the bundle is (the home directory)."""
+    import json
+
+    from reprex.bundle import canonical_json
+
+    raw = draft.files.get("run.json")
+    if base is None or raw is None:
+        return
+    run = json.loads(raw)
+    new = draft.redactor.text(str(base), "opened")
+    olds = sorted({str(work), str(work.resolve())}, key=len, reverse=True)
+
+    def rebased(path):
+        for old in olds:
+            if isinstance(path, str) and (path == old or path.startswith(old + "/")):
+                return new + path[len(old):]
+        return path
+
+    if isinstance(run.get("opened"), list):
+        run["opened"] = [rebased(p) for p in run["opened"]]
+        draft.files["run.json"] = canonical_json(run)
 
 
 def _test_file(nodeid: str) -> str:
