@@ -11,7 +11,7 @@ and tokens before and after, the pins before and after, the verification rate, a
 verdict of the shrunk bundle on each replay backend (it must be `reproduced` everywhere).
 
     .venv/bin/python benchmarks/shrink_bundles.py [--backend local] [--backend docker]
-                                                  [--case NAME ...] [--strict] [--fixed-with] [--json out.json]
+                                                  [--case NAME ...] [--strict|--loose] [--fixed-with] [--json out.json]
 
 Needs the package index (the case envs are real installs) and, for docker, an engine and
 the base image (REPREX_TEST_IMAGE, default python:3.11-slim).
@@ -35,7 +35,7 @@ DEFAULT_CASES = ("invalid_version", "legacy_version", "retry_whitelist", "url_qu
                  "pytest_retry")
 
 
-def shrink_case(name: str, bundle, backend: str, image: str | None, strict: bool, replay_on: list[str],
+def shrink_case(name: str, bundle, backend: str, image: str | None, strict: bool | None, replay_on: list[str],
                 out_dir: Path, control: list[str]) -> dict:
     from reprex.bundle import Bundle
     from reprex.replay import ReplayOptions, replay
@@ -53,11 +53,11 @@ def shrink_case(name: str, bundle, backend: str, image: str | None, strict: bool
                       sum(tokens(report.bundle.files[n]) or 0 for n in scripts if n in report.bundle.files)],
            "pins": [summary["before"]["pins"], summary["after"]["pins"]],
            "verify": summary["verify"]["rate"], "kept": summary["kept"],
-           "with_the_fix": (summary.get("control") or {}).get("verdict")}
+           "with_the_fix": (summary.get("control") or {}).get("verdict"), "strict": summary["strict"]}
     shrunk = report.bundle.write(out_dir / f"{name}.{backend}.shrunk.reprex.zip")
     row["replays"] = {}
     for target in replay_on:
-        options = {"backend": target, "timeout": 240, "setup_timeout": 900, "strict": strict}
+        options = {"backend": target, "timeout": 240, "setup_timeout": 900, "strict": summary["strict"]}
         if target == "docker" and image:
             options["image"] = image
         row["replays"][target] = replay(Bundle.read(shrunk), ReplayOptions(**options)).verdict
@@ -70,7 +70,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="shrink on these backends (default: both); each result is replayed on all of them")
     parser.add_argument("--image", default=os.environ.get("REPREX_TEST_IMAGE", "python:3.11-slim"))
     parser.add_argument("--case", action="append", help=f"only these cases (default: {', '.join(DEFAULT_CASES)})")
-    parser.add_argument("--strict", action="store_true", help="shrink and replay with --strict")
+    parser.add_argument("--strict", action="store_true", default=None,
+                        help="shrink and replay with --strict (default: as `reprex shrink`: the message too when it "
+                             "holds steady, and the replays judge as the shrinking did)")
+    parser.add_argument("--loose", dest="strict", action="store_false", help="the signature alone")
     parser.add_argument("--fixed-with", action="store_true",
                         help="shrink with each case's fixing pin as --fixed-with (a differential judge)")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON")
@@ -102,17 +105,17 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {rows[-1]}", file=sys.stderr, flush=True)
 
     print("| case | shrunk on | oracle calls | runs | wall s | statements | tokens | script bytes | pins "
-          "| verified | with the fix | shrunk bundle replays |")
-    print("|---|---|---:|---:|---:|---|---|---|---|---:|---|---|")
+          "| judged by | verified | with the fix | shrunk bundle replays |")
+    print("|---|---|---:|---:|---:|---|---|---|---|---|---:|---|---|")
     for r in rows:
         if "error" in r:
-            print(f"| {r['case']} | {r.get('backend', '')} | | | | | | | | | | {r['error']} |")
+            print(f"| {r['case']} | {r.get('backend', '')} | | | | | | | | | | | {r['error']} |")
             continue
         arrow = lambda pair: f"{pair[0]} → {pair[1]}"  # noqa: E731
         replays = ", ".join(f"{b}: {v}" for b, v in r["replays"].items())
         print(f"| {r['case']} | {r['backend']} | {r['calls']} | {r['runs']} | {r['seconds']} | "
               f"{arrow(r['statements'])} | {arrow(r['tokens'])} | {arrow(r['script_bytes'])} | {arrow(r['pins'])} | "
-              f"{r['verify']:.0%} | {r['with_the_fix'] or '—'} | {replays} |")
+              f"{'signature + message' if r['strict'] else 'signature'} | {r['verify']:.0%} | {r['with_the_fix'] or '—'} | {replays} |")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
     bad = [r for r in rows if "error" in r or any(v != "reproduced" for v in r["replays"].values())]
