@@ -319,3 +319,29 @@ def test_with_a_fix_a_candidate_must_do_there_what_the_original_did(tmp_path, ca
     assert oracle.interesting({"files/app.py": b"parse([])\n"}) is kept
     if not kept:
         assert oracle.rejected == {f"{candidate_with_fix} with the fix": 1}
+
+
+def test_package_modules_the_run_never_imported_go_in_one_candidate(tmp_path, cache):
+    # capture bundles a package's other modules (a fixed run may import them): the shrink drops
+    # them together instead of spending a pass on each
+    calls = {}
+    for extras in (0, 12):
+        root = tmp_path / f"proj{extras}"
+        write(root / "app.py", "from pkg import core\ncore.check({'qty': 'oops'})\n")
+        write(root / "pkg" / "__init__.py", "")
+        write(root / "pkg" / "core.py", "def check(row):\n    return int(row['qty'])\n")
+        for i in range(extras):
+            write(root / "pkg" / f"extra_{i}.py", f"def helper_{i}(x):\n    y = x + {i}\n    return y * 2\n")
+        bundle = capture_command([PY, "app.py"], CaptureOptions(tee=False), cwd=str(root)).bundle
+        assert ("files/pkg/extra_7.py" in bundle.files) is bool(extras)  # bundled for a fixed run
+        path = bundle.write(tmp_path / f"pkg{extras}.reprex.zip")
+        out = tmp_path / f"small{extras}.reprex.zip"
+        proc = cli("shrink", path, "--backend", "local", "-o", out, "--json")
+        assert proc.returncode == 0, proc.stderr
+        calls[extras] = json.loads(proc.stdout)["calls"]
+        small = Bundle.read(out)
+        assert not [n for n in small.files if n.startswith("files/pkg/extra_")]
+        assert "files/pkg/core.py" in small.files
+        assert replay(small, ReplayOptions(backend="local", strict=True)).verdict == "reproduced"
+    assert "original/files/pkg/extra_7.py" in small.files
+    assert calls[12] <= calls[0] + 1, calls  # one candidate for the twelve

@@ -161,9 +161,12 @@ def _shrink(bundle: Bundle, options: ShrinkOptions, progress: Callable[[str], No
         common = {"jobs": max(1, options.jobs), "deadline": deadline}
         # --strict compares the normalized message: the literals it shows are not asked about
         pinned = pins_of(oracle.expected.message, normalize_message) if oracle.options.strict else None
+        _drop_unimported(oracle, script_targets(bundle)[1:], progress)
         for name in script_targets(bundle):
             if stop():
                 break
+            if name in oracle.base:  # removed whole above
+                continue
             try:
                 source = bundle.files[name].decode("utf-8")
             except UnicodeDecodeError:
@@ -224,6 +227,25 @@ def _shrink(bundle: Bundle, options: ShrinkOptions, progress: Callable[[str], No
 
 def _stats(stats) -> dict:
     return stats.as_dict() if hasattr(stats, "as_dict") else dict(vars(stats))
+
+
+def _drop_unimported(oracle: Oracle, names: list[str], progress) -> None:
+    """Bundled modules the reproducing run neither imported nor opened (capture bundles a
+    package's other modules, for the fixed run): one candidate without all of them, so each
+    doesn't cost a pass of its own. Kept when the failure needs them after all."""
+    from reprex.shrink.inputs import drop_unread
+
+    if not names:
+        return
+    outcome = oracle.current()
+    modules = getattr(outcome, "modules", None) or {}
+    seen = [p for p in (getattr(outcome, "opened", None) or [])] + [p for p in modules.values() if isinstance(p, str)]
+    used = set(drop_unread([n[len("files/"):] for n in names], seen))
+    unused = [n for n in names if n[len("files/"):] not in used]
+    if unused:
+        progress(f"script: removing {len(unused)} bundled modules the run never imported")
+        if oracle.interesting(dict.fromkeys(unused)):
+            oracle.accept(dict.fromkeys(unused))
 
 
 def _drop_unread(oracle: Oracle, names: list[str], progress) -> None:
