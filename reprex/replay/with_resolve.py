@@ -21,7 +21,7 @@ uv (pip fallback) nothing is resolved: the specs go over the pins as before. For
 backend nothing but the specs' own releases is built on the host to resolve (wheels only).
 An exact release's answer is kept under the cache's resolved/ (released metadata doesn't
 change), so a warm `--with NAME==V` replay costs no resolution; a range is resolved each time.
-uv runs in a temp dir: a uv.toml or pyproject.toml where the user stands is not read.
+uv runs from installer.UV_CWD (/): a uv.toml or pyproject.toml where the user stands is not read.
 """
 
 from __future__ import annotations
@@ -231,7 +231,8 @@ def _resolve(bundle: Bundle, lines: list[str], specs: list[str], names: set[str]
             prefs.write_text("".join(f"{n}=={v}\n" for n, v in sorted(pinned.items()) if n not in names))
             more = [a for n in sorted(built) for a in ("--no-binary", n)]
             try:
-                proc = _compile([*args, *more, "-o", str(prefs)], timeout, "\n".join(wanted) + "\n", tmp)
+                proc = _compile([*args, *more, "-o", str(prefs)], timeout, "\n".join(wanted) + "\n",
+                                installer.UV_CWD)
             except subprocess.TimeoutExpired:
                 raise InfraError(f"--with {label}: resolving it with the bundle's pins took longer than "
                                  f"{timeout:.0f}s") from None
@@ -259,7 +260,7 @@ _NO_WHEELS = re.compile(r"Wheels are required for `([^`]+)`")
 
 def _compile(args: list[str], timeout: float, stdin: str, cwd: str) -> subprocess.CompletedProcess:
     """`uv pip compile ARGS` with the host pip's indexes (reprex.installer's translation), run in
-    `cwd` (a temp dir): a uv.toml or pyproject.toml where the user stands (a directory bundle
+    `cwd` (installer.UV_CWD): a uv.toml or pyproject.toml where the user stands (a directory bundle
     unpacked there) is not read; the user's own uv.toml (UV_CONFIG_FILE, ~/.config/uv) is."""
     argv = [installer.uv(), "pip", "compile", *installer.uv_config_args(), *args]
     return subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout,
