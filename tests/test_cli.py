@@ -104,3 +104,12 @@ def test_python_dash_m_reprex_cli_is_the_command(tmp_path):
     proc = subprocess.run([PY, "-m", "reprex.cli", "cache", "--help"], cwd=tmp_path, capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 0 and "prune" in proc.stdout and "info" in proc.stdout
+
+
+def test_replay_with_a_path_that_is_not_there_is_a_usage_error(tmp_path):
+    # uv runs from / (a bundle's uv.toml is not read): a relative path it can't find would read as
+    # "Distribution not found at: file:///nope"; say what is wrong before anything runs
+    (tmp_path / "b.zip").write_bytes(b"not read")
+    proc = reprex_cli("replay", "b.zip", "--backend", "local", "--with", "./nope", cwd=tmp_path)
+    assert proc.returncode == 2 and "--with: ./nope: no such file or directory" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr

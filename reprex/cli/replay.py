@@ -4,6 +4,7 @@ somewhere clean, and report the verdict."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 
@@ -81,6 +82,9 @@ def replay(bundles, backend, image, gpus, runs, timeout, network, expect, with_s
     from reprex.replay.base import MIN_SCRUB, parse_pass_env
     from reprex.interrupt import Interrupted, on_signals
 
+    for spec in with_specs:  # a path that isn't there: said as such, not as the installer's guess at a URL
+        if spec.startswith(("./", "../", "/", "~")) and not os.path.exists(os.path.expanduser(spec)):
+            raise click.BadParameter(f"{spec}: no such file or directory", param_hint="--with")
     try:
         passed = parse_pass_env(list(pass_env))
     except ValueError as exc:
