@@ -11,17 +11,15 @@ releases by a loopback index (2.0 removed `appengine`) and installed for real; n
 loopback is contacted. Budgets, exclusions, secrets, links and venvs are checked on real runs.
 """
 
-import base64
-import hashlib
 import json
 import os
 import subprocess
 import sys
 import textwrap
-import zipfile
 from pathlib import Path
 
 import pytest
+from bisect_index import build_wheel
 
 from reprex import installer
 from reprex.bundle import Bundle
@@ -56,27 +54,6 @@ TOOLBELT = {
 }
 
 
-def _wheel(folder: Path, name: str, version: str, source: str) -> Path:
-    info = f"{name}-{version}.dist-info"
-    files = {
-        f"{name}/__init__.py": source.encode(),
-        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
-        f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-    }
-    record = []
-    for path, data in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-        record.append(f"{path},sha256={digest},{len(data)}")
-    record.append(f"{info}/RECORD,,")
-    files[f"{info}/RECORD"] = ("\n".join(record) + "\n").encode()
-    folder.mkdir(parents=True, exist_ok=True)
-    out = folder / f"{name}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(out, "w") as zf:
-        for path, data in files.items():
-            zf.writestr(path, data)
-    return out
-
-
 def write_tree(root: Path, files: dict[str, str]) -> Path:
     for name, text in files.items():
         path = root / name
@@ -101,7 +78,7 @@ def index(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("index")
     project = root / "simple" / "oldlib3"
-    wheels = [_wheel(project, "oldlib3", v, src) for v, src in RELEASES.items()]
+    wheels = [build_wheel(project, "oldlib3", v, {"oldlib3/__init__.py": src}) for v, src in RELEASES.items()]
     (project / "index.html").write_text(
         "<html><body>\n" + "".join(f'<a href="{w.name}">{w.name}</a>\n' for w in wheels) + "</body></html>\n")
 

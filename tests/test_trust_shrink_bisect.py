@@ -11,6 +11,7 @@ never built from an sdist on the host.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -383,10 +384,8 @@ def test_bisects_resolver_ignores_a_directory_bundles_uv_config(tmp_path, cache,
         "pyproject.toml": f'[project]\nname = "x"\nversion = "0"\n[[tool.uv.index]]\nurl = "{index}"\n'.encode(),
     })).write(folder)
     monkeypatch.chdir(folder)  # `reprex bisect . --date` from inside the unzipped bundle
-    try:
+    with contextlib.suppress(BisectError):  # unresolvable is fine; asking the bundle's index is not
         resolve_as_of(["six"], dt.datetime.now(dt.timezone.utc), python="3.11", timeout=120)
-    except BisectError:
-        pass  # unresolvable is fine; asking the bundle's index is not
     assert listener.hits == [], listener.hits[:1]
 
 
@@ -409,3 +408,22 @@ def test_an_install_run_inside_a_directory_bundle_ignores_its_uv_config(tmp_path
     proc = installer.install(venv / "bin" / "python", "--no-deps", "reprex-no-such-dist-x9", timeout=120)
     assert proc.returncode != 0
     assert listener.hits == [], listener.hits[:1]
+
+
+# -- replay --with a release: what its resolution takes from the bundle ------------------------------
+
+
+def test_with_resolution_takes_no_option_or_url_line_from_a_bundle(tmp_path, cache, listener):
+    # replay.with_resolve feeds the bundle's pins to uv as preferences and roots: a crafted
+    # requirements.txt with index options and a URL pin must reach neither uv nor the listener
+    base = captured(tmp_path / "proj", {"app.py": "import six\nraise ValueError(six.__name__)\n"},
+                    tmp_path / "base.reprex.zip")
+    index = f"http://127.0.0.1:{listener.port}/simple"
+    bundle = crafted(base, tmp_path / "opts.reprex.zip", {"requirements.txt": (
+        f"--extra-index-url {index}\n-i {index}\nsix==1.16.0\n"
+        f"evil @ http://127.0.0.1:{listener.port}/evil-1.0-py3-none-any.whl\n").encode()})
+    proc = subprocess.run([PY, "-m", "reprex", "replay", str(bundle), "--backend", "local", "--with", "six==1.17.0",
+                           "--json"], capture_output=True, text=True, timeout=300)
+    one_line_or_report(proc)
+    assert listener.hits == [], listener.hits[:1]
+    assert proc.returncode == 3 and json.loads(proc.stdout)["verdict"] in ("infra-error", "env-incompatible")
